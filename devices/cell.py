@@ -1,0 +1,311 @@
+"""The RRAM cell: conductance levels, programming variation, read noise, stuck-at faults.
+
+A :class:`Device` describes one cell technology. It knows the physics and statistics of a
+single 1T1R cell and nothing about networks or arrays. All conductances are in microsiemens
+(uS); a read current in microamperes is ``G_us * V``.
+
+What the model leaves out: conductance drift and relaxation over time, read disturb,
+temperature, non-linear I-V (the cell is an ohmic conductance at the read voltage), wire
+resistance (IR drop) and sneak paths (the 1T1R access transistor suppresses them).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import numpy as np
+
+VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
+SIGMA_REFERENCES = ("level", "g_max", "range")
+
+
+def _fail(name: str, value: Any, allowed: str) -> None:
+    raise ValueError(f"Device.{name} = {value!r} is invalid; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class Device:
+    """One RRAM cell technology.
+
+    Attributes:
+        name: Short identifier, shown in listings and written into result files.
+        g_min_us: Lowest conductance (high-resistance state, HRS) in uS; > 0.
+        g_max_us: Highest conductance (low-resistance state, LRS) in uS; > g_min_us.
+        n_levels: Number of programmable conductance levels, >= 2.
+        levels_us: Explicit level conductances in uS, ascending, inside [g_min_us, g_max_us].
+            Empty (the default) means ``n_levels`` levels spaced uniformly in conductance
+            from g_min_us to g_max_us.
+        variation: Device-to-device programming variation, drawn once per cell when it is
+            programmed:
+            ``"none"``;
+            ``"gaussian"``: G = G_level + sigma * s * N(0, 1), where s is set by
+            ``sigma_reference`` (the level itself, g_max, or g_max - g_min);
+            ``"lognormal"``: G = G_level * exp(sigma * N(0, 1)) (sigma in natural-log units;
+            the median is the level, the mean sits exp(sigma^2 / 2) above it);
+            ``"table"``: G = mean_us[l] + std_us[l] * N(0, 1), a measured per-level table;
+            ``"polynomial"``: G = G_level + sigma(G_level) * N(0, 1) with sigma in uS given by
+            the polynomial ``sum_k sigma_poly_us[k] * x**k``, x = G_level / poly_g_ref_us.
+        sigma: Relative spread for ``gaussian`` (a fraction, 0.1 = 10 %) or the log-space
+            standard deviation for ``lognormal``; >= 0.
+        sigma_reference: What the Gaussian sigma is relative to: ``"level"`` (multiplicative
+            noise, sigma * G_level), ``"g_max"`` (sigma * g_max_us, the same for every level) or
+            ``"range"`` (sigma * (g_max_us - g_min_us)).
+        level_mean_us: Per-level programmed mean conductance in uS (``table`` only).
+        level_std_us: Per-level programmed standard deviation in uS (``table`` only).
+        sigma_poly_us: Polynomial coefficients, lowest order first, in uS (``polynomial``).
+        poly_g_ref_us: Normalising conductance x = G / poly_g_ref_us for the polynomial, uS.
+        read_noise: Cycle-to-cycle read noise, relative standard deviation of the conductance
+            seen by each read (a fraction: 0.01 = 1 %), drawn fresh on every read; >= 0.
+        sa0_rate: Fraction of cells stuck at g_min_us (stuck-at-0, HRS), in [0, 1].
+        sa1_rate: Fraction of cells stuck at g_max_us (stuck-at-1, LRS), in [0, 1];
+            sa0_rate + sa1_rate <= 1. Stuck cells ignore programming.
+        source: Where the numbers come from (paper, data set, or "user").
+    """
+
+    name: str = "custom"
+    g_min_us: float = 1.0
+    g_max_us: float = 100.0
+    n_levels: int = 16
+    levels_us: tuple[float, ...] = ()
+    variation: str = "none"
+    sigma: float = 0.0
+    sigma_reference: str = "level"
+    level_mean_us: tuple[float, ...] = ()
+    level_std_us: tuple[float, ...] = ()
+    sigma_poly_us: tuple[float, ...] = ()
+    poly_g_ref_us: float = 0.0
+    read_noise: float = 0.0
+    sa0_rate: float = 0.0
+    sa1_rate: float = 0.0
+    source: str = "user"
+    _levels: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        for name in ("g_min_us", "g_max_us", "sigma", "poly_g_ref_us", "read_noise",
+                     "sa0_rate", "sa1_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(
+                    value, bool) or not math.isfinite(value):
+                _fail(name, value, "a finite number")
+            object.__setattr__(self, name, float(value))
+        if not isinstance(self.name, str) or not self.name:
+            _fail("name", self.name, "a non-empty string")
+        if not self.g_min_us > 0:
+            _fail("g_min_us", self.g_min_us, "> 0 uS (a cell always leaks: R_off is finite)")
+        if not self.g_max_us > self.g_min_us:
+            _fail("g_max_us", self.g_max_us, f"> g_min_us = {self.g_min_us} uS")
+        if not isinstance(self.n_levels, (int, np.integer)) or isinstance(self.n_levels, bool) \
+                or self.n_levels < 2 or self.n_levels > 65536:
+            _fail("n_levels", self.n_levels, "an integer in [2, 65536]")
+        object.__setattr__(self, "n_levels", int(self.n_levels))
+        if self.levels_us:
+            lv = np.asarray(self.levels_us)
+            if len(lv) != self.n_levels:
+                _fail("levels_us", self.levels_us, f"exactly n_levels = {self.n_levels} values")
+            if np.any(np.diff(lv) <= 0):
+                _fail("levels_us", self.levels_us, "strictly ascending values")
+            if lv[0] < self.g_min_us or lv[-1] > self.g_max_us:
+                _fail("levels_us", self.levels_us,
+                      f"values inside [g_min_us, g_max_us] = [{self.g_min_us}, {self.g_max_us}]")
+            levels = lv
+        else:
+            levels = np.linspace(self.g_min_us, self.g_max_us, self.n_levels)
+        object.__setattr__(self, "_levels", levels)
+        if self.variation not in VARIATION_MODELS:
+            _fail("variation", self.variation, f"one of {VARIATION_MODELS}")
+        if self.sigma < 0 or (self.variation == "gaussian" and self.sigma > 10):
+            _fail("sigma", self.sigma, "[0, 10] (a fraction, not a percent)")
+        if self.sigma_reference not in SIGMA_REFERENCES:
+            _fail("sigma_reference", self.sigma_reference, f"one of {SIGMA_REFERENCES}")
+        if self.variation == "table":
+            for name in ("level_mean_us", "level_std_us"):
+                if len(getattr(self, name)) != self.n_levels:
+                    _fail(name, getattr(self, name),
+                          f"n_levels = {self.n_levels} values (required by variation='table')")
+            if any(s < 0 for s in self.level_std_us):
+                _fail("level_std_us", self.level_std_us, "values >= 0 uS")
+            if any(not (self.g_min_us <= m <= self.g_max_us) for m in self.level_mean_us):
+                _fail("level_mean_us", self.level_mean_us,
+                      f"values inside [{self.g_min_us}, {self.g_max_us}] uS")
+        if self.variation == "polynomial":
+            if not self.sigma_poly_us:
+                _fail("sigma_poly_us", self.sigma_poly_us,
+                      "at least one coefficient (required by variation='polynomial')")
+            if not self.poly_g_ref_us > 0:
+                _fail("poly_g_ref_us", self.poly_g_ref_us, "> 0 uS")
+            if np.any(self.sigma_at(levels) < 0):
+                _fail("sigma_poly_us", self.sigma_poly_us,
+                      "coefficients giving sigma >= 0 at every level")
+        if self.read_noise < 0 or self.read_noise > 1:
+            _fail("read_noise", self.read_noise, "[0, 1] (a fraction: 0.01 = 1 %)")
+        for name in ("sa0_rate", "sa1_rate"):
+            if not 0 <= getattr(self, name) <= 1:
+                _fail(name, getattr(self, name), "[0, 1] (a fraction, not a percent)")
+        if self.sa0_rate + self.sa1_rate > 1:
+            _fail("sa1_rate", self.sa1_rate, f"<= 1 - sa0_rate = {1 - self.sa0_rate}")
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_resistance(cls, r_on_ohm: float, r_off_ohm: float, **kwargs: Any) -> "Device":
+        """Build a device from its on (LRS) and off (HRS) resistance in ohms."""
+        if not (r_on_ohm > 0):
+            raise ValueError(f"r_on_ohm = {r_on_ohm!r} is invalid; allowed: > 0 ohm")
+        if not (r_off_ohm > r_on_ohm):
+            raise ValueError(f"r_off_ohm = {r_off_ohm!r} is invalid; allowed: > r_on_ohm "
+                             f"= {r_on_ohm} ohm")
+        return cls(g_min_us=1e6 / r_off_ohm, g_max_us=1e6 / r_on_ohm, **kwargs)
+
+    def replace(self, **changes: Any) -> "Device":
+        """A copy with some fields changed (validated again)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        unknown = set(changes) - set(values)
+        if unknown:
+            raise ValueError(f"unknown Device field(s) {sorted(unknown)}; "
+                             f"valid fields: {sorted(values)}")
+        values.update(changes)
+        return Device(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every parameter, by field name (tuples as lists)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.init:
+                v = getattr(self, f.name)
+                out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def levels(self) -> np.ndarray:
+        """Nominal level conductances in uS, ascending (a copy)."""
+        return self._levels.copy()
+
+    @property
+    def r_on_ohm(self) -> float:
+        return 1e6 / self.g_max_us
+
+    @property
+    def r_off_ohm(self) -> float:
+        return 1e6 / self.g_min_us
+
+    @property
+    def on_off_ratio(self) -> float:
+        return self.g_max_us / self.g_min_us
+
+    @property
+    def is_ideal(self) -> bool:
+        """True when programming is exact, reads are noiseless and no cell is stuck."""
+        return (self.variation == "none" or self._zero_spread()) and self.read_noise == 0 \
+            and self.sa0_rate == 0 and self.sa1_rate == 0
+
+    def _zero_spread(self) -> bool:
+        if self.variation in ("gaussian", "lognormal"):
+            return self.sigma == 0
+        if self.variation == "table":
+            return all(s == 0 for s in self.level_std_us) and \
+                np.allclose(self.level_mean_us, self._levels)
+        if self.variation == "polynomial":
+            return bool(np.all(self.sigma_at(self._levels) == 0))
+        return True
+
+    def sigma_at(self, g_us: np.ndarray) -> np.ndarray:
+        """Programming standard deviation in uS at nominal conductance ``g_us``."""
+        g = np.asarray(g_us, dtype=np.float64)
+        if self.variation == "gaussian":
+            ref = {"level": g, "g_max": self.g_max_us,
+                   "range": self.g_max_us - self.g_min_us}[self.sigma_reference]
+            return self.sigma * np.broadcast_to(ref, g.shape)
+        if self.variation == "polynomial":
+            x = g / self.poly_g_ref_us
+            return np.polynomial.polynomial.polyval(x, np.asarray(self.sigma_poly_us))
+        if self.variation == "table":
+            idx = self.nearest_level(g)
+            return np.asarray(self.level_std_us)[idx]
+        if self.variation == "lognormal":
+            return g * np.sqrt(np.expm1(self.sigma ** 2)) * np.exp(self.sigma ** 2 / 2)
+        return np.zeros_like(g)
+
+    def nearest_level(self, g_us: np.ndarray) -> np.ndarray:
+        """Index of the nominal level nearest to each conductance (uS)."""
+        lv = self._levels
+        g = np.asarray(g_us, dtype=np.float64)
+        idx = np.clip(np.searchsorted(lv, g), 1, len(lv) - 1)
+        left = lv[idx - 1]
+        right = lv[idx]
+        return np.where(g - left <= right - g, idx - 1, idx).astype(np.int32)
+
+    # ------------------------------------------------------------------ programming
+    def program(self, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Program cells one-shot: target level indices in, conductances (uS, float32) out.
+
+        Applies, in order: the programming variation (once per cell), clipping to
+        [g_min_us, g_max_us], and stuck-at faults (a stuck cell ignores its target). Works
+        on any shape; vectorised over cells (tens of millions per second).
+
+        Args:
+            levels: Integer level indices in [0, n_levels).
+            rng: The random generator; the same generator state gives the same cells.
+        """
+        lv = np.asarray(levels)
+        if lv.dtype.kind not in "iu":
+            raise ValueError(f"levels must be integer level indices, got dtype {lv.dtype}")
+        if lv.size and (lv.min() < 0 or lv.max() >= self.n_levels):
+            raise ValueError(f"levels must lie in [0, {self.n_levels - 1}] for device "
+                             f"{self.name!r}; got range [{lv.min()}, {lv.max()}]")
+        nominal = self._levels.astype(np.float32)[lv]
+        g = self._vary(lv, nominal, rng)
+        np.clip(g, self.g_min_us, self.g_max_us, out=g)
+        return self.apply_faults(g, rng)
+
+    def _vary(self, lv: np.ndarray, nominal: np.ndarray, rng: np.random.Generator
+              ) -> np.ndarray:
+        v = self.variation
+        if v == "none" or self._zero_spread():
+            return nominal.copy()
+        eps = rng.standard_normal(lv.shape, dtype=np.float32)
+        if v == "gaussian":
+            if self.sigma_reference == "level":
+                return nominal + np.float32(self.sigma) * nominal * eps
+            ref = self.g_max_us if self.sigma_reference == "g_max" \
+                else self.g_max_us - self.g_min_us
+            return nominal + np.float32(self.sigma * ref) * eps
+        if v == "lognormal":
+            return nominal * np.exp(np.float32(self.sigma) * eps)
+        if v == "table":
+            mean = np.asarray(self.level_mean_us, dtype=np.float32)[lv]
+            std = np.asarray(self.level_std_us, dtype=np.float32)[lv]
+            return mean + std * eps
+        # polynomial
+        sig = self.sigma_at(self._levels).astype(np.float32)[lv]
+        return nominal + sig * eps
+
+    def fault_masks(self, shape: tuple[int, ...], rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw stuck-at masks: (stuck at g_min, stuck at g_max), disjoint boolean arrays."""
+        if self.sa0_rate == 0 and self.sa1_rate == 0:
+            z = np.zeros(shape, dtype=bool)
+            return z, z.copy()
+        u = rng.random(shape, dtype=np.float32)
+        sa0 = u < self.sa0_rate
+        sa1 = (u >= self.sa0_rate) & (u < self.sa0_rate + self.sa1_rate)
+        return sa0, sa1
+
+    def apply_faults(self, g_us: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Overwrite stuck cells of ``g_us`` in place with g_min / g_max and return it."""
+        sa0, sa1 = self.fault_masks(g_us.shape, rng)
+        g_us[sa0] = self.g_min_us
+        g_us[sa1] = self.g_max_us
+        return g_us
+
+    def summary(self) -> str:
+        """One line with the key figures, for listings."""
+        var = {"none": "none", "gaussian": f"gaussian {self.sigma:g} x {self.sigma_reference}",
+               "lognormal": f"lognormal {self.sigma:g}", "table": "measured table",
+               "polynomial": "sigma(G) polynomial"}[self.variation]
+        return (f"{self.g_min_us:.4g}-{self.g_max_us:.4g} uS, {self.n_levels} levels, "
+                f"variation {var}, read noise {self.read_noise:g}, "
+                f"SA0 {self.sa0_rate:g}, SA1 {self.sa1_rate:g}")

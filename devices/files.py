@@ -1,0 +1,159 @@
+"""Device files: HDF5 (lossless, with provenance and measured tables) and TOML (by hand).
+
+HDF5 layout (``format = "xbar-sim device"``, ``format_version = 1``)::
+
+    /                     attrs: format, format_version, written_by, created_utc
+    /device               attrs: every scalar Device field (name, g_min_us, g_max_us,
+                          n_levels, variation, sigma, sigma_reference, poly_g_ref_us,
+                          read_noise, sa0_rate, sa1_rate, source)
+    /device/<field>       float64 datasets for the non-empty tuple fields (levels_us,
+                          level_mean_us, level_std_us, sigma_poly_us)
+    /provenance           attrs: free-form strings (who measured, how it was fitted, ...)
+    /measured/<name>      optional float64 datasets, one value per level or per cell, e.g.
+                          a fit's measured per-level statistics
+
+TOML layout: a ``[device]`` table with the same field names (lists for the tuple fields) and
+an optional ``[provenance]`` table of strings.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from devices.cell import Device
+from devices.presets import PRESETS, preset
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMAT = "xbar-sim device"
+FORMAT_VERSION = 1
+_TUPLE_FIELDS = ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us")
+
+
+@dataclass
+class DeviceFile:
+    """A device with what was stored beside it."""
+
+    device: Device
+    provenance: dict[str, str] = field(default_factory=dict)
+    measured: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("xbar-sim")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
+
+
+def write_atomically(path: str | Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then move the file onto ``path`` in one step.
+
+    A crash mid-write leaves any earlier file at ``path`` untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_device(device: Device, path: str | Path, provenance: dict[str, str] | None = None,
+                measured: dict[str, np.ndarray] | None = None) -> None:
+    """Write ``device`` to an HDF5 device file, atomically."""
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["written_by"] = f"xbar-sim {_package_version()}"
+            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            g = f.create_group("device")
+            for fld in fields(device):
+                if not fld.init:
+                    continue
+                value = getattr(device, fld.name)
+                if fld.name in _TUPLE_FIELDS:
+                    if value:
+                        g.create_dataset(fld.name, data=np.asarray(value, dtype=np.float64))
+                else:
+                    g.attrs[fld.name] = value
+            p = f.create_group("provenance")
+            for k, v in (provenance or {}).items():
+                p.attrs[k] = str(v)
+            m = f.create_group("measured")
+            for k, v in (measured or {}).items():
+                m.create_dataset(k, data=np.asarray(v))
+
+    write_atomically(path, write)
+
+
+def _from_mapping(values: dict[str, Any], where: str) -> Device:
+    known = {f.name for f in fields(Device) if f.init}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown device field(s) {unknown}; valid fields: "
+                         f"{sorted(known)}")
+    return Device(**values)
+
+
+def load_device_file(path: str | Path) -> DeviceFile:
+    """Read an HDF5 (.h5/.hdf5) or TOML (.toml) device file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"device file {str(path)!r} does not exist")
+    if path.suffix.lower() == ".toml":
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+        if "device" not in doc:
+            raise ValueError(f"{path}: a TOML device file needs a [device] table")
+        dev = _from_mapping(dict(doc["device"]), str(path))
+        return DeviceFile(dev, {k: str(v) for k, v in doc.get("provenance", {}).items()})
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path}: not an xbar-sim device file (attribute format = "
+                             f"{f.attrs.get('format')!r}, expected {FORMAT!r})")
+        if int(f.attrs.get("format_version", -1)) > FORMAT_VERSION:
+            raise ValueError(f"{path}: device file format_version "
+                             f"{f.attrs['format_version']} is newer than this xbar-sim "
+                             f"({FORMAT_VERSION}); upgrade xbar-sim")
+        g = f["device"]
+        values: dict[str, Any] = {}
+        for k, v in g.attrs.items():
+            values[k] = v.item() if isinstance(v, np.generic) else v
+        for k in g:
+            values[k] = tuple(float(x) for x in g[k][()])
+        provenance = {k: str(v) for k, v in f["provenance"].attrs.items()} \
+            if "provenance" in f else {}
+        measured = {k: f["measured"][k][()] for k in f["measured"]} if "measured" in f else {}
+    return DeviceFile(_from_mapping(values, str(path)), provenance, measured)
+
+
+def resolve_device(spec: str | Device) -> Device:
+    """A preset name, a device file path, or a Device, as a Device."""
+    if isinstance(spec, Device):
+        return spec
+    if spec in PRESETS:
+        return preset(spec)
+    if spec.endswith((".h5", ".hdf5", ".toml")) or os.path.sep in spec:
+        return load_device_file(spec).device
+    return preset(spec)  # raises the listing error

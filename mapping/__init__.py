@@ -1,0 +1,1 @@
+"""Networks onto crossbars: PyTorch model conversion, data sets, model zoo, recovery methods."""

@@ -1,0 +1,38 @@
+"""Shared fixtures: the real data directory and seeded generators."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    """``$XBAR_DATA`` if set, else ``../shared/data`` beside the checkout."""
+    env = os.environ.get("XBAR_DATA")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    d = shared_data_dir()
+    if not d.is_dir():
+        pytest.skip(f"shared data directory {d} is absent (set XBAR_DATA to its location)")
+    return d
+
+
+@pytest.fixture
+def mnist_dir(data_dir: Path) -> Path:
+    d = data_dir / "mnist"
+    if not (d / "t10k-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST test files are absent from {d}")
+    return d
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(12345)
