@@ -1,0 +1,1 @@
+"""One module per ``xbar`` subcommand, each with ``register(subparsers)``."""

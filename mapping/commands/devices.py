@@ -1,0 +1,29 @@
+"""``xbar devices``: list the device presets with their key figures."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from devices import PRESETS, load_device_file, preset
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("devices", help="list device presets (or describe a device file)",
+                       description="List the device presets with their key figures and sources,"
+                                   " or describe one device file.")
+    p.add_argument("file", nargs="?", help="a .h5 or .toml device file to describe")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    devs = [load_device_file(args.file).device] if args.file else [preset(n) for n in PRESETS]
+    if args.json:
+        print(json.dumps([d.to_dict() for d in devs], indent=2))
+        return 0
+    for d in devs:
+        print(f"{d.name:18s} {d.summary()}")
+        print(f"{'':18s} R_on {d.r_on_ohm / 1e3:.3g} kOhm, R_off {d.r_off_ohm / 1e3:.4g} kOhm,"
+              f" on/off {d.on_off_ratio:.3g}; source: {d.source}")
+    return 0
