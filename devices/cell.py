@@ -117,7 +117,7 @@ class Device:
         object.__setattr__(self, "_levels", levels)
         if self.variation not in VARIATION_MODELS:
             _fail("variation", self.variation, f"one of {VARIATION_MODELS}")
-        if self.sigma < 0 or (self.variation == "gaussian" and self.sigma > 10):
+        if not 0 <= self.sigma <= 10:
             _fail("sigma", self.sigma, "[0, 10] (a fraction, not a percent)")
         if self.sigma_reference not in SIGMA_REFERENCES:
             _fail("sigma_reference", self.sigma_reference, f"one of {SIGMA_REFERENCES}")
@@ -250,6 +250,11 @@ class Device:
             levels: Integer level indices in [0, n_levels).
             rng: The random generator; the same generator state gives the same cells.
         """
+        return self.program_cells(levels, rng)[0]
+
+    def program_cells(self, levels: np.ndarray, rng: np.random.Generator
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """As :meth:`program`, also returning the stuck map (0 healthy, 1 SA0, 2 SA1; int8)."""
         lv = np.asarray(levels)
         if lv.dtype.kind not in "iu":
             raise ValueError(f"levels must be integer level indices, got dtype {lv.dtype}")
@@ -259,7 +264,10 @@ class Device:
         nominal = self._levels.astype(np.float32)[lv]
         g = self._vary(lv, nominal, rng)
         np.clip(g, self.g_min_us, self.g_max_us, out=g)
-        return self.apply_faults(g, rng)
+        sa0, sa1 = self.fault_masks(g.shape, rng)
+        g[sa0] = self.g_min_us
+        g[sa1] = self.g_max_us
+        return g, sa0.astype(np.int8) + 2 * sa1.astype(np.int8)
 
     def _vary(self, lv: np.ndarray, nominal: np.ndarray, rng: np.random.Generator
               ) -> np.ndarray:
@@ -293,13 +301,6 @@ class Device:
         sa0 = u < self.sa0_rate
         sa1 = (u >= self.sa0_rate) & (u < self.sa0_rate + self.sa1_rate)
         return sa0, sa1
-
-    def apply_faults(self, g_us: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Overwrite stuck cells of ``g_us`` in place with g_min / g_max and return it."""
-        sa0, sa1 = self.fault_masks(g_us.shape, rng)
-        g_us[sa0] = self.g_min_us
-        g_us[sa1] = self.g_max_us
-        return g_us
 
     def summary(self) -> str:
         """One line with the key figures, for listings."""

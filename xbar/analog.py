@@ -1,0 +1,265 @@
+"""A weight matrix programmed onto tiled 1T1R arrays, and its analog MVM.
+
+Weight -> conductance (``weight_mapping`` of :class:`xbar.config.ArrayConfig`):
+
+* differential: a weight w in column j with scale w_max_j targets the conductance
+  ``g_min' + |w| / w_max_j * (g_top - g_min')`` on the G+ cell (w > 0) or the G- cell (w < 0),
+  the other cell at the lowest level; g_min', g_top are the lowest and highest levels. The
+  target is rounded to the nearest level. So w ~ (G+ - G-) / g_scale_j with
+  ``g_scale_j = (g_top - g_min') / w_max_j``.
+* offset: one cell per weight at ``g_ref + w / w_max_j * span``, with g_ref the level
+  ``(n_levels - 1) // 2`` and span the smaller distance from g_ref to either end level, and a
+  reference column per array whose cells sit at g_ref; w ~ (G - G_ref) / g_scale_j with
+  ``g_scale_j = span / w_max_j``.
+
+The scale policy: ``scale="column"`` (w_max_j = max_i |W_ji|, every output column uses the
+full conductance range; the per-column factor is applied digitally after the ADC) or
+``scale="layer"`` (one w_max for the whole matrix). Columns that are all zero get w_max = 1.
+
+Programming (variation, clipping, stuck-at faults) is the device's; see
+:meth:`devices.Device.program`. Faults and variation also hit the reference column and the
+idle cell of each differential pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from devices import Device
+from xbar.config import XbarConfig
+from xbar.kernel import mvm_kernel
+
+SCALES = ("column", "layer")
+_CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@dataclass
+class AnalogMatrix:
+    """A programmed weight matrix: conductances, scales and tile layout.
+
+    Attributes:
+        config: Array and converter settings.
+        device: The cell technology.
+        n_out, n_in: Weight matrix shape (out x in).
+        g_us: Programmed conductances, float32 (n_in, n_phys): the cells as they are.
+        target_levels: Intended level of each cell, int32 (n_in, n_phys).
+        stuck: 0 healthy, 1 stuck at g_min (SA0), 2 stuck at g_max (SA1); int8 (n_in, n_phys).
+        g_scale: uS per weight unit, per output column, float64 (n_out,).
+        pos_cols, neg_cols: Physical columns whose digital difference gives each output.
+        tile_of_col: ADC-range group (one physical array) of each physical column.
+        adc_range_ua: Full-scale current of each row tile and array, float64
+            (n_row_tiles, n_arrays); None until calibrated when range_mode is "calibrated".
+    """
+
+    config: XbarConfig
+    device: Device
+    n_out: int
+    n_in: int
+    g_us: np.ndarray
+    target_levels: np.ndarray
+    stuck: np.ndarray
+    g_scale: np.ndarray
+    pos_cols: np.ndarray
+    neg_cols: np.ndarray
+    tile_of_col: np.ndarray
+    adc_range_ua: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def rows(self) -> int:
+        return self.config.array.rows
+
+    @property
+    def n_row_tiles(self) -> int:
+        return _ceil_div(self.n_in, self.rows)
+
+    @property
+    def n_col_tiles(self) -> int:
+        return _ceil_div(self.n_out, self.config.array.weight_cols)
+
+    @property
+    def n_tiles(self) -> int:
+        """Tiles (array pairs in the differential scheme, arrays in the offset scheme)."""
+        return self.n_row_tiles * self.n_col_tiles
+
+    @property
+    def n_arrays(self) -> int:
+        return int(self.tile_of_col.max()) + 1
+
+    @property
+    def n_cells(self) -> int:
+        """Cells holding weights or references (not counting unused cells of tiles)."""
+        return int(self.g_us.size)
+
+    # ------------------------------------------------------------------ programming
+    @classmethod
+    def program(cls, weights: np.ndarray, device: Device, config: XbarConfig,
+                rng: np.random.Generator, scale: str = "column") -> "AnalogMatrix":
+        """Quantise ``weights`` (n_out x n_in) to the device's levels and program them once."""
+        w = np.asarray(weights, dtype=np.float64)
+        if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] == 0:
+            raise ValueError(f"weights must be a non-empty 2-D (out x in) matrix; got shape "
+                             f"{w.shape}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("weights contain NaN or infinity")
+        if scale not in SCALES:
+            raise ValueError(f"scale = {scale!r} is invalid; allowed: one of {SCALES}")
+        n_out, n_in = w.shape
+        if scale == "column":
+            w_max = np.abs(w).max(axis=1)
+        else:
+            w_max = np.full(n_out, np.abs(w).max())
+        w_max = np.where(w_max > 0, w_max, 1.0)
+        levels = device.levels
+        mapping = config.array.weight_mapping
+        wc = config.array.weight_cols
+        n_ct = _ceil_div(n_out, wc)
+        cols = np.arange(n_out)
+        if mapping == "differential":
+            g_lo, g_hi = levels[0], levels[-1]
+            g_scale = (g_hi - g_lo) / w_max
+            target = g_lo + np.abs(w.T) * g_scale           # (n_in, n_out)
+            lv_mag = device.nearest_level(target)
+            lv_pos = np.where(w.T > 0, lv_mag, 0)
+            lv_neg = np.where(w.T < 0, lv_mag, 0)
+            target_levels = np.concatenate([lv_pos, lv_neg], axis=1).astype(np.int32)
+            pos_cols, neg_cols = cols, cols + n_out
+            tile_of_col = np.concatenate([cols // wc, n_ct + cols // wc])
+        else:
+            if device.n_levels < 3:
+                raise ValueError(f"offset weight mapping needs a device with >= 3 levels "
+                                 f"(a reference level and one each side); {device.name!r} has "
+                                 f"{device.n_levels}")
+            l_ref = (device.n_levels - 1) // 2
+            g_ref = levels[l_ref]
+            span = min(g_ref - levels[0], levels[-1] - g_ref)
+            g_scale = span / w_max
+            lv_w = device.nearest_level(g_ref + w.T * g_scale)
+            lv_ref = np.full((n_in, n_ct), l_ref)
+            target_levels = np.concatenate([lv_w, lv_ref], axis=1).astype(np.int32)
+            pos_cols, neg_cols = cols, n_out + cols // wc
+            tile_of_col = np.concatenate([cols // wc, np.arange(n_ct)])
+        g, stuck = device.program_cells(target_levels, rng)
+        return cls(config=config, device=device, n_out=n_out, n_in=n_in, g_us=g,
+                   target_levels=target_levels, stuck=stuck, g_scale=g_scale,
+                   pos_cols=pos_cols, neg_cols=neg_cols, tile_of_col=tile_of_col.astype(np.int64))
+
+    def effective_weights(self) -> np.ndarray:
+        """Weights (n_out x n_in) the programmed cells represent, read without noise."""
+        g = self.g_us.astype(np.float64)
+        return ((g[:, self.pos_cols] - g[:, self.neg_cols]) / self.g_scale).T
+
+    def quantised_weights(self) -> np.ndarray:
+        """Weights the target levels represent (no variation, no faults)."""
+        lv = self.device.levels[self.target_levels]
+        return ((lv[:, self.pos_cols] - lv[:, self.neg_cols]) / self.g_scale).T
+
+    # ------------------------------------------------------------------ MVM
+    def _g_tiles(self, square: bool) -> np.ndarray:
+        rows, n_rt = self.rows, self.n_row_tiles
+        g = np.zeros((n_rt * rows, self.g_us.shape[1]), dtype=np.float32)
+        g[: self.n_in] = self.g_us
+        if square:
+            g *= g
+        return g.reshape(n_rt, rows, -1)
+
+    def _lsb(self) -> np.ndarray:
+        adc = self.config.adc
+        if adc.range_mode == "full-scale":
+            full = self.rows * self.config.array.read_voltage_v * self.device.g_max_us
+            ranges = np.full((self.n_row_tiles, self.n_arrays), full)
+        else:
+            if self.adc_range_ua is None:
+                raise ValueError("ADC range_mode is 'calibrated' but the matrix has not been "
+                                 "calibrated: call calibrate_adc(x) with representative inputs "
+                                 "first, or use range_mode='full-scale'")
+            ranges = self.adc_range_ua
+        return ranges[:, self.tile_of_col] / ((1 << adc.bits) - 1)
+
+    def _check_x(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ValueError(f"inputs must have shape (batch, {self.n_in}); got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("inputs contain NaN or infinity")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    @staticmethod
+    def _x_max(x: np.ndarray, x_max: float | None) -> float:
+        if x_max is None:
+            x_max = float(np.abs(x).max()) if x.size else 1.0
+        if not x_max > 0:
+            x_max = 1.0
+        return float(x_max)
+
+    def calibrate_adc(self, x: np.ndarray, x_max: float | None = None,
+                      signed: bool | None = None) -> np.ndarray:
+        """Set each array's ADC range to the largest noise-free bit-line current on ``x``.
+
+        Returns the ranges in uA, (n_row_tiles, n_arrays).
+        """
+        x = self._check_x(x)
+        x_max = self._x_max(x, x_max)
+        signed = bool((x < 0).any()) if signed is None else signed
+        cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
+        g_tiles = self._g_tiles(False)
+        dac = self.config.dac
+        for lo, hi in self._chunks(len(x)):
+            mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1,
+                       g_tiles, g_tiles, np.ones_like(cur_max), self.config.adc.bits, 0.0,
+                       self.config.array.read_voltage_v, np.uint64(0), lo, len(x), True,
+                       cur_max)
+        ranges = np.zeros((self.n_row_tiles, self.n_arrays))
+        np.maximum.at(ranges, (slice(None), self.tile_of_col), cur_max)
+        # An array that never conducts still needs a finite range: use its full scale.
+        full = self.rows * self.config.array.read_voltage_v * self.device.g_max_us
+        ranges[ranges <= 0] = full
+        self.adc_range_ua = ranges
+        return ranges
+
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        per = max(1, _CHUNK_ELEMS // (self.config.dac.n_slices * self.rows))
+        return [(lo, min(n, lo + per)) for lo in range(0, n, per)]
+
+    def matmul(self, x: np.ndarray, rng: np.random.Generator | None = None,
+               x_max: float | None = None, signed: bool | None = None,
+               read_noise: bool = True) -> np.ndarray:
+        """``x @ W.T`` through DAC, noisy arrays, ADC and digital accumulation.
+
+        Args:
+            x: Inputs (batch, n_in).
+            rng: Generator for the read noise (one 64-bit key drawn per call); required when
+                the device has read noise.
+            x_max: Input value at full DAC code; default max |x| of this batch.
+            signed: Run the negative-part pass; default: when any input is negative.
+            read_noise: False reads without noise (for checks), whatever the device says.
+
+        Returns:
+            float32 (batch, n_out), in the weight domain.
+        """
+        x = self._check_x(x)
+        x_max = self._x_max(x, x_max)
+        signed = bool((x < 0).any()) if signed is None else signed
+        sigma = self.device.read_noise if read_noise else 0.0
+        if sigma > 0 and rng is None:
+            raise ValueError(f"device {self.device.name!r} has read noise: pass rng")
+        key = np.uint64(rng.integers(0, 2**63, dtype=np.int64)) if sigma > 0 else np.uint64(0)
+        g_tiles = self._g_tiles(False)
+        g2_tiles = self._g_tiles(True) if sigma > 0 else g_tiles
+        lsb = self._lsb()
+        acc = np.zeros((len(x), self.g_us.shape[1]))
+        dac, adc = self.config.dac, self.config.adc
+        for lo, hi in self._chunks(len(x)):
+            mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1,
+                       g_tiles, g2_tiles, lsb, adc.bits, sigma,
+                       self.config.array.read_voltage_v, key, lo, len(x), False, acc[lo:hi])
+        v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
+        to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
+        return ((acc[:, self.pos_cols] - acc[:, self.neg_cols]) * to_weight).astype(np.float32)
+
