@@ -1,0 +1,141 @@
+"""``xbar latency``: cycle-level latency, throughput and utilisation of a mapped network.
+
+A model is a zoo name (see ``mapping.zoo``) or a FILE holding a whole ``nn.Module`` saved with
+``torch.save(model, FILE)``. Loading a file unpickles it, which runs code from the file:
+only load files you trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from xbar.config import XbarConfig
+from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, load_hardware, simulate
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "latency", help="cycle-level latency and throughput of a network on crossbars",
+        description="Simulate a network mapped onto RRAM crossbars with the SimPy cycle-level "
+                    "engine: total latency, per-layer latency and tiles, steady-state "
+                    "throughput and tile/ADC utilisation.",
+        epilog="A model FILE is unpickled with torch.load(weights_only=False), which runs "
+               "code from the file: only use files you trust.")
+    p.add_argument("--model", required=True, metavar="NAME|FILE",
+                   help="a zoo model name (lenet5, mlp, digits-cnn, vgg16) or a file holding a "
+                        "whole nn.Module saved with torch.save")
+    p.add_argument("--input-shape", metavar="C,H,W",
+                   help="input shape of one sample (required for a model file; known for zoo "
+                        "models)")
+    p.add_argument("--hw", metavar="FILE",
+                   help="hardware TOML file with [array], [dac], [adc] and [timing] sections "
+                        "(default: the built-in defaults)")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="inferences started together for the throughput run (default 1: "
+                        "throughput = 1 / latency)")
+    p.add_argument("--schedule", choices=SCHEDULES, default="layer",
+                   help="layer: one layer and one inference at a time; pipelined: layers "
+                        "overlap through line buffers (default layer)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--timeline", metavar="FILE.png", help="draw a Gantt chart of the tiles")
+    p.add_argument("--out", metavar="FILE.h5", help="write the results to an HDF5 file")
+    p.set_defaults(func=run)
+
+
+def load_model(spec: str, input_shape: str | None) -> tuple[object, tuple[int, ...], str]:
+    """Resolve ``--model`` and ``--input-shape`` into (module, shape, label)."""
+    from mapping.geometry import parse_input_shape
+
+    shape = parse_input_shape(input_shape) if input_shape is not None else None
+    path = Path(spec)
+    looks_like_file = path.suffix.lower() in (".pt", ".pth") or os.sep in spec or path.exists()
+    if looks_like_file:
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {spec!r} does not exist (or pass a zoo name: "
+                                    "lenet5, mlp, digits-cnn, vgg16)")
+        if shape is None:
+            raise ValueError(f"--input-shape C,H,W is required for the model file {spec!r}")
+        import torch
+        from torch import nn
+        try:
+            model = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise ValueError(f"cannot load model file {spec!r}: {type(exc).__name__}: {exc}"
+                             ) from None
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model file {spec!r} holds a {type(model).__name__}, not an "
+                             "nn.Module; save the whole model with torch.save(model, FILE), "
+                             "not its state_dict")
+        return model, shape, str(path)
+    from mapping import zoo
+    model = zoo.build_model(spec)
+    name = spec.strip().lower()
+    return model, shape or tuple(zoo.INPUT_SHAPES[name]), name
+
+
+def run(args: argparse.Namespace) -> int:
+    from mapping.geometry import layer_specs
+
+    if args.batch < 1:
+        raise ValueError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")
+    if args.hw:
+        xbar, timing = load_hardware(args.hw)
+    else:
+        xbar, timing = XbarConfig(), TimingConfig()
+    model, shape, label = load_model(args.model, args.input_shape)
+    specs = layer_specs(model, shape)  # type: ignore[arg-type]
+    result = simulate(specs, xbar, timing, schedule=args.schedule, batch=args.batch,
+                      timeline=bool(args.timeline or args.out))
+    if args.out:
+        from xbar.timing.results import save_latency
+        save_latency(result, args.out, model=label, input_shape=shape)
+    if args.timeline:
+        from xbar.timing.gantt import plot_timeline
+        plot_timeline(result, args.timeline)
+    if args.json:
+        doc = {"model": label, "input_shape": list(shape), **result.to_dict()}
+        doc["layers"] = [{**lt.to_dict()} for lt in result.layers]
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_report(result, label, shape))
+        for what, where in (("timeline", args.timeline), ("results", args.out)):
+            if where:
+                print(f"{what} written to {where}")
+    return 0
+
+
+def format_report(result: LatencyResult, label: str, shape: tuple[int, ...]) -> str:
+    """The human-readable report."""
+    x, t = result.xbar, result.timing
+    lines = [
+        f"model {label}, input {','.join(map(str, shape))}, schedule {result.schedule}, "
+        f"batch {result.batch}",
+        f"hardware: {x.array.rows}x{x.array.cols} {x.array.weight_mapping} arrays, "
+        f"{x.dac.input_bits}-bit inputs ({x.dac.bits_per_read} bit/read), {x.adc.bits}-bit ADC "
+        f"({x.adc.cols_per_adc} columns/ADC), clock {t.clock_ghz:g} GHz, read "
+        f"{t.read_cycles()} cycles, conversion {t.adc_cycles(x.adc.bits)} cycles",
+        "",
+        f"{'layer':<14}{'kind':<7}{'tiles':>7}{'copies':>7}{'positions':>10}{'start':>12}"
+        f"{'end':>12}{'cycles':>12}",
+    ]
+    for lt in result.layers:
+        lines.append(f"{lt.name[:13]:<14}{lt.kind:<7}{lt.tiles:>7}{lt.copies:>7}"
+                     f"{lt.positions:>10}{lt.start_cycle:>12}{lt.end_cycle:>12}{lt.cycles:>12}")
+    rate = result.throughput_inferences_per_s
+    lines += [
+        "",
+        f"total latency: {result.total_cycles} cycles = {result.latency_ns:,.1f} ns "
+        f"({result.latency_ns / 1e3:,.2f} us)",
+        f"throughput: {rate:,.1f} inferences/s "
+        + (f"(steady state over a batch of {result.batch}; batch makespan "
+           f"{result.makespan_cycles} cycles)" if result.batch > 1
+           else "(batch of 1: 1 / latency; use --batch N for the steady state)"),
+        f"utilisation: tiles {100 * result.tile_utilisation:.2f}% of {result.n_tiles}, ADCs "
+        f"{100 * result.adc_utilisation:.2f}% of {result.n_adcs}, interconnect "
+        f"{100 * result.interconnect_utilisation:.2f}%",
+        f"engine: {result.events_processed} events in {result.wall_s:.3f} s",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,119 @@
+"""The shapes of a PyTorch model's weight layers, for the timing engine.
+
+One forward pass with hooks on every ``nn.Linear`` and ``nn.Conv2d`` records, in execution
+order, what each layer multiplies: its weight-matrix size, its input feature map and its
+output positions. No weights are read. This module depends on torch, numpy and :mod:`xbar`
+only, so it can be used without the rest of :mod:`mapping`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from xbar.timing.network import LayerSpec
+
+
+def parse_input_shape(text: str | Sequence[int]) -> tuple[int, ...]:
+    """``"C,H,W"`` (or 1-3 comma-separated positive integers) as a tuple.
+
+    Raises:
+        ValueError: Not 1 to 3 positive integers.
+    """
+    parts = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        shape = tuple(int(p) for p in parts)
+    except (TypeError, ValueError):
+        shape = ()
+    if not 1 <= len(shape) <= 3 or any(s < 1 for s in shape) or (
+            not isinstance(text, str) and any(isinstance(p, bool) for p in parts)):
+        raise ValueError(f"input shape {text!r} is invalid; expected C,H,W as positive "
+                         "integers, e.g. 3,32,32 (or fewer dimensions for a model that takes "
+                         "them, e.g. 784)")
+    return shape
+
+
+def _padding(module: nn.Conv2d) -> tuple[int, int]:
+    pad = module.padding
+    if isinstance(pad, str):  # "valid" or "same"
+        if pad == "valid":
+            return (0, 0)
+        return tuple(module.dilation[i] * (module.kernel_size[i] - 1) // 2  # type: ignore
+                     for i in range(2))
+    return (int(pad[0]), int(pad[1]))
+
+
+def layer_specs(model: nn.Module, input_shape: Sequence[int],
+                example_input: torch.Tensor | None = None) -> list[LayerSpec]:
+    """The ``nn.Linear`` / ``nn.Conv2d`` layers of ``model`` as :class:`LayerSpec`, in the
+    order one forward pass runs them.
+
+    Args:
+        model: Any module; it is run once in eval mode under ``torch.no_grad`` (its mode is
+            restored afterwards).
+        input_shape: Shape of one input without the batch dimension, e.g. (3, 32, 32).
+        example_input: The batch-of-one input to run (default: uniform in [0, 1), images as
+            the zoo expects them). A layer's ``signed_inputs`` is True when the input it
+            receives in this pass has a negative value: pass an input with negative values
+            to model signed network inputs.
+
+    Raises:
+        ValueError: The model fails on that input shape, or has no Linear/Conv2d layer.
+
+    A module called more than once (shared weights) appears once per call, named
+    ``name#2``, ``name#3`` ...; each call is timed as its own layer on its own tiles.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    x = example_input if example_input is not None else torch.rand((1, *shape))
+    names = {m: n or type(m).__name__ for n, m in model.named_modules()}
+    specs: list[LayerSpec] = []
+    calls: dict[str, int] = {}
+
+    def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        inp = inputs[0]
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        if calls[name] > 1:
+            name = f"{name}#{calls[name]}"
+        signed = bool((inp < 0).any())
+        if isinstance(module, nn.Conv2d):
+            if inp.dim() == 3:
+                inp, output = inp.unsqueeze(0), output.unsqueeze(0)
+            _, c, h, w = inp.shape
+            _, _, ho, wo = output.shape
+            kh, kw = module.kernel_size
+            specs.append(LayerSpec(
+                name=name, kind="conv", n_in=(module.in_channels // module.groups) * kh * kw,
+                n_out=module.out_channels, in_chw=(int(c), int(h), int(w)),
+                out_hw=(int(ho), int(wo)), kernel=(kh, kw), stride=tuple(module.stride),
+                padding=_padding(module), dilation=tuple(module.dilation),
+                groups=module.groups, signed_inputs=signed))
+        else:
+            vectors = int(inp.numel() // inp.shape[-1] // max(1, int(inp.shape[0])))
+            if inp.dim() == 1:
+                vectors = 1
+            specs.append(LayerSpec(
+                name=name, kind="linear", n_in=module.in_features, n_out=module.out_features,
+                in_chw=(module.in_features, 1, vectors), out_hw=(1, vectors),
+                signed_inputs=signed))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Linear, nn.Conv2d))]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(x)
+    except Exception as exc:  # a user's model can fail in any way on a wrong shape
+        raise ValueError(f"the model fails on an input of shape {tuple(x.shape)} (batch of "
+                         f"one, input shape {shape}): {type(exc).__name__}: {exc}; check "
+                         "--input-shape") from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    if not specs:
+        raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto crossbars")
+    return specs
