@@ -123,13 +123,13 @@ class TimingConfig:
                 " (0: one per layer)")
         _int_in("post_op_values_per_cycle", self.post_op_values_per_cycle, 1, 1 << 20)
         _int_in("duplication", self.duplication, 1, 4096)
-        if isinstance(self.duplicate_layers, (list, str)):
-            names = [self.duplicate_layers] if isinstance(self.duplicate_layers, str) \
-                else self.duplicate_layers
-            object.__setattr__(self, "duplicate_layers", tuple(names))
-        if not isinstance(self.duplicate_layers, tuple) or not all(
-                isinstance(n, str) and n for n in self.duplicate_layers):
+        given = self.duplicate_layers
+        if isinstance(given, str):
+            given = (given,)
+        if (not isinstance(given, (list, tuple))
+                or not all(isinstance(n, str) and n for n in given)):
             _fail("duplicate_layers", self.duplicate_layers, "a list of layer names")
+        object.__setattr__(self, "duplicate_layers", tuple(given))
         _int_in("line_buffer_rows", self.line_buffer_rows, 0, 1 << 20, " (0: unbounded)")
 
     def read_cycles(self) -> int:
