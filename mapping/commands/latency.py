@@ -97,7 +97,6 @@ def run(args: argparse.Namespace) -> int:
         plot_timeline(result, args.timeline)
     if args.json:
         doc = {"model": label, "input_shape": list(shape), **result.to_dict()}
-        doc["layers"] = [{**lt.to_dict()} for lt in result.layers]
         print(json.dumps(doc, indent=2))
     else:
         print(format_report(result, label, shape))

@@ -58,8 +58,8 @@ class TimingConfig:
         overlap_read_convert: True: each column's sample-and-hold lets the array read of
             slice s+1 run while the ADCs convert slice s, so read, conversion and shift-add
             form a three-stage pipeline over the slices. False: each slice is read, converted
-            and added before the next read starts. Default True (project choice; the
-            sample-and-hold front end of ISAAC and NeuroSim).
+            and added before the next read starts. Default True (project choice: a
+            sample-and-hold per bit line; REFERENCE.md gives no figure).
         tiles_per_adc_group: Tiles (array pairs in the differential mapping) that share one
             ADC group through a multiplexer. A tile holds its group for a whole burst of
             MVMs; tiles sharing a group take turns, first come first served. Default 1
