@@ -29,7 +29,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -336,23 +336,39 @@ def _download_mnist(target: Path) -> list[str]:
     Each file is fetched into memory, decompressed and md5-checked before it is written
     (atomically), so a failed or partial download leaves nothing behind.
     """
-    failures = []
-    for stem in MNIST_FILES.values():
+    failures: list[str] = []
+    unreachable: set[str] = set()  # a mirror that fails to connect is not tried again
+    for key in ("t10k-images", "t10k-labels", "train-images", "train-labels"):
+        stem = MNIST_FILES[key]
         if _find_file(target, stem) is not None:
             continue
         for mirror in MNIST_MIRRORS:
+            if mirror in unreachable:
+                continue
             url = f"{mirror}{stem}.gz"
             try:
                 with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as resp:
                     blob = resp.read()
-                digest = hashlib.md5(gzip.decompress(blob)).hexdigest()
-                if digest != MNIST_MD5[stem]:
-                    raise ValueError(f"md5 {digest} != {MNIST_MD5[stem]}")
-                target.mkdir(parents=True, exist_ok=True)
-                _write_atomic(target / f"{stem}.gz", lambda f, b=blob: f.write(b))
-                break
-            except (OSError, EOFError, ValueError, zlib.error, urllib.error.URLError) as exc:
+            except OSError as exc:  # URLError, HTTPError and timeouts are OSErrors
                 failures.append(f"{url}: {exc}")
+                if not isinstance(exc, urllib.error.HTTPError):
+                    unreachable.add(mirror)
+                continue
+            try:
+                digest = hashlib.md5(gzip.decompress(blob)).hexdigest()
+            except (OSError, EOFError, zlib.error) as exc:
+                failures.append(f"{url}: corrupt download ({exc})")
+                continue
+            if digest != MNIST_MD5[stem]:
+                failures.append(f"{url}: md5 {digest} of the decompressed download is not the "
+                                f"official {MNIST_MD5[stem]}")
+                continue
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                write_atomic(target / f"{stem}.gz", lambda f, b=blob: f.write(b))
+            except OSError as exc:
+                failures.append(f"cannot write {target / stem}.gz: {exc}")
+            break
     return failures
 
 
@@ -382,7 +398,7 @@ def load_mnist(data_dir: str | Path | None = None, *, download: bool = True) -> 
                f"60,000-image training set) into {candidates[0]}, or point --data-dir or the "
                f"XBAR_DATA environment variable at the directory that holds them.")
         if failures:
-            msg += f" Download failed: {failures[-1]}"
+            msg += f" Download failed: {'; '.join(failures[:2])}"
         raise FileNotFoundError(msg)
     x_test, y_test = _mnist_pair(found, "t10k")
     if _has_pair(found, "train"):
@@ -521,7 +537,7 @@ def decode_cifar_tar(path: str | Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
+def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
     """Write ``path`` through ``write(fileobj)`` into a temp file, then ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -552,15 +568,11 @@ def _cifar_from_tar(path: Path) -> Dataset:
     source += "from the canonical release)"
     if arrays is None:
         arrays = decode_cifar_tar(path)
-        _write_atomic(cached, lambda f: np.savez_compressed(f, **arrays))
+        write_atomic(cached, lambda f: np.savez_compressed(f, **arrays))
     else:
         source += f", decoded arrays from cache {cached.name}"
     return _cifar_dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"],
                           arrays["y_test"], source)
-
-
-def _first(paths: Iterable[Path], test: Callable[[Path], bool]) -> Path | None:
-    return next((p for p in paths if test(p)), None)
 
 
 def load_cifar10(data_dir: str | Path | None = None) -> Dataset:
@@ -578,11 +590,11 @@ def load_cifar10(data_dir: str | Path | None = None) -> Dataset:
         return _cifar_from_tar(root)
     batch_dirs = [root / "cifar10" / "cifar-10-batches-py", root / "cifar-10-batches-py",
                   root / "cifar10", root]
-    found = _first(batch_dirs, lambda d: (d / "data_batch_1").is_file())
+    found = next((d for d in batch_dirs if (d / "data_batch_1").is_file()), None)
     if found is not None:
         return _cifar_from_batches(found)
     tars = [root / "cifar10" / _CIFAR_TAR, root / _CIFAR_TAR]
-    tar = _first(tars, Path.is_file)
+    tar = next((t for t in tars if t.is_file()), None)
     if tar is not None:
         return _cifar_from_tar(tar)
     raise FileNotFoundError(

@@ -29,7 +29,7 @@ import numpy as np
 
 from devices import Device
 from xbar.config import XbarConfig
-from xbar.kernel import mvm_kernel
+from xbar.kernel import ZIGGURAT, mvm_kernel
 
 SCALES = ("column", "layer")
 _CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
@@ -161,12 +161,16 @@ class AnalogMatrix:
         return ((lv[:, self.pos_cols] - lv[:, self.neg_cols]) / self.g_scale).T
 
     # ------------------------------------------------------------------ MVM
-    def _g_tiles(self, square: bool) -> np.ndarray:
-        rows, n_rt = self.rows, self.n_row_tiles
-        g = np.zeros((n_rt * rows, self.g_us.shape[1]), dtype=np.float32)
-        g[: self.n_in] = self.g_us
+    def _g_tiles(self, square: bool = False, stack_squares: bool = False) -> np.ndarray:
+        """Conductances (or their squares, or [G | G**2]) padded to whole row tiles."""
+        rows, n_rt, n_phys = self.rows, self.n_row_tiles, self.g_us.shape[1]
+        g = np.zeros((n_rt * rows, 2 * n_phys if stack_squares else n_phys), np.float32)
+        g[: self.n_in, :n_phys] = self.g_us
         if square:
             g *= g
+        if stack_squares:
+            g[: self.n_in, n_phys:] = self.g_us
+            g[:, n_phys:] *= g[:, n_phys:]
         return g.reshape(n_rt, rows, -1)
 
     def _lsb(self) -> np.ndarray:
@@ -208,13 +212,13 @@ class AnalogMatrix:
         x_max = self._x_max(x, x_max)
         signed = bool((x < 0).any()) if signed is None else signed
         cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
-        g_tiles = self._g_tiles(False)
+        g_tiles = self._g_tiles()
         dac = self.config.dac
         for lo, hi in self._chunks(len(x)):
             mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1,
                        g_tiles, g_tiles, np.ones_like(cur_max), self.config.adc.bits, 0.0,
                        self.config.array.read_voltage_v, np.uint64(0), lo, len(x), True,
-                       cur_max)
+                       cur_max, ZIGGURAT)
         ranges = np.zeros((self.n_row_tiles, self.n_arrays))
         np.maximum.at(ranges, (slice(None), self.tile_of_col), cur_max)
         # An array that never conducts still needs a finite range: use its full scale.
@@ -247,18 +251,19 @@ class AnalogMatrix:
         x_max = self._x_max(x, x_max)
         signed = bool((x < 0).any()) if signed is None else signed
         sigma = self.device.read_noise if read_noise else 0.0
+        dac, adc = self.config.dac, self.config.adc
         if sigma > 0 and rng is None:
             raise ValueError(f"device {self.device.name!r} has read noise: pass rng")
         key = np.uint64(rng.integers(0, 2**63, dtype=np.int64)) if sigma > 0 else np.uint64(0)
-        g_tiles = self._g_tiles(False)
-        g2_tiles = self._g_tiles(True) if sigma > 0 else g_tiles
+        serial = dac.bits_per_read == 1
+        g_tiles = self._g_tiles(stack_squares=sigma > 0 and serial)
+        g2_tiles = self._g_tiles(square=True) if sigma > 0 and not serial else g_tiles
         lsb = self._lsb()
         acc = np.zeros((len(x), self.g_us.shape[1]))
-        dac, adc = self.config.dac, self.config.adc
         for lo, hi in self._chunks(len(x)):
             mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1,
                        g_tiles, g2_tiles, lsb, adc.bits, sigma,
-                       self.config.array.read_voltage_v, key, lo, len(x), False, acc[lo:hi])
+                       self.config.array.read_voltage_v, key, lo, len(x), False, acc[lo:hi], ZIGGURAT)
         v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
         to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
         return ((acc[:, self.pos_cols] - acc[:, self.neg_cols]) * to_weight).astype(np.float32)

@@ -22,8 +22,8 @@ uS) split into row tiles of ``rows`` word lines:
 
 The array read of step 3 is a BLAS GEMM on each tile's slice matrix (``np.dot`` inside the
 kernel); steps 1, 2, 4 and 5 are parallel loops, each thread owning whole batch rows.
-Random numbers come from a counter-based generator (splitmix64 of the call's key and the
-index of (pass, slice, tile, sample, column)), so the result does not depend on how many
+Random numbers come from a counter-based generator (a ziggurat on the splitmix64 hash of the
+call's key and the index of (pass, slice, tile, sample, column)), so the result does not depend on how many
 threads run or how the batch is split into chunks.
 """
 
@@ -37,41 +37,91 @@ from numba import njit, prange
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
-_TWO_PI = 2.0 * math.pi
 _INV_2_32 = 1.0 / 4294967296.0
+
+
+def _ziggurat_tables(n: int = 128, r: float = 3.442619855899,
+                     v: float = 9.91256303526217e-3) -> np.ndarray:
+    """Marsaglia and Tsang's (2000) ziggurat for N(0, 1): rows k (int bound), w, f per layer."""
+    m1 = 2.0 ** 31
+    kn, wn, fn = np.zeros(n), np.zeros(n), np.zeros(n)
+    dn = tn = r
+    q = v / math.exp(-0.5 * dn * dn)
+    kn[0], kn[1] = (dn / q) * m1, 0.0
+    wn[0], wn[n - 1] = q / m1, dn / m1
+    fn[0], fn[n - 1] = 1.0, math.exp(-0.5 * dn * dn)
+    for i in range(n - 2, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(v / dn + math.exp(-0.5 * dn * dn)))
+        kn[i + 1] = (dn / tn) * m1
+        tn = dn
+        fn[i] = math.exp(-0.5 * dn * dn)
+        wn[i] = dn / m1
+    return np.stack([kn, wn, fn])
+
+
+ZIGGURAT = _ziggurat_tables()
+_ZIG_R = 3.442619855899
 
 
 @njit(inline="always")
 def _mix64(z: np.uint64) -> np.uint64:
-    """splitmix64 finaliser: a bijective 64-bit hash with full avalanche."""
-    z = z + _GOLDEN
+    """splitmix64 output function: a bijective 64-bit hash with full avalanche."""
     z = (z ^ (z >> np.uint64(30))) * _MIX1
     z = (z ^ (z >> np.uint64(27))) * _MIX2
     return z ^ (z >> np.uint64(31))
 
 
 @njit(inline="always")
-def normal_pair(key: np.uint64, counter: np.uint64) -> tuple[float, float]:
-    """Two independent N(0, 1) draws for (key, counter), by Box-Muller on one 64-bit hash.
+def _uniform(h: np.uint64) -> float:
+    """(0, 1) from the top 32 bits of a hash."""
+    return (np.float64(h >> np.uint64(32)) + 0.5) * _INV_2_32
 
-    Each uniform has 32 bits, so draws are bounded by |z| < 6.7 (a tail mass of 2e-11).
+
+@njit
+def _normal_slow(h: np.uint64, hz: np.int64, iz: np.int64, zig: np.ndarray) -> float:
+    """The ziggurat's rare paths (about 1.2 % of draws): wedges and the tail."""
+    while True:
+        x = hz * zig[1, iz]
+        if iz == 0:  # tail beyond r, by Marsaglia's exponential method
+            while True:
+                h = _mix64(h + _GOLDEN)
+                xt = -math.log(_uniform(h)) / _ZIG_R
+                h = _mix64(h + _GOLDEN)
+                y = -math.log(_uniform(h))
+                if y + y >= xt * xt:
+                    break
+            return _ZIG_R + xt if hz > 0 else -_ZIG_R - xt
+        h = _mix64(h + _GOLDEN)
+        if zig[2, iz] + _uniform(h) * (zig[2, iz - 1] - zig[2, iz]) < math.exp(-0.5 * x * x):
+            return x
+        h = _mix64(h + _GOLDEN)
+        hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
+        iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
+        if abs(hz) < zig[0, iz]:
+            return hz * zig[1, iz]
+
+
+@njit(inline="always")
+def normal(key: np.uint64, counter: np.uint64, zig: np.ndarray) -> float:
+    """N(0, 1) draw number ``counter`` of stream ``key``: a ziggurat on a splitmix64 hash.
+
+    Counter-based, so any thread may draw any number in any order with the same result.
+    The layer index and the value come from separate bits of the hash (Doornik's fix).
     """
-    h = _mix64(_mix64(counter) ^ key)
-    u1 = (np.float64(h >> np.uint64(32)) + 0.5) * _INV_2_32
-    u2 = (np.float64(h & np.uint64(0xFFFFFFFF)) + 0.5) * _INV_2_32
-    r = math.sqrt(-2.0 * math.log(u1))
-    return r * math.cos(_TWO_PI * u2), r * math.sin(_TWO_PI * u2)
+    h = _mix64(key + counter * _GOLDEN)
+    hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
+    iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
+    if abs(hz) < zig[0, iz]:
+        return hz * zig[1, iz]
+    return _normal_slow(h, hz, iz, zig)
 
 
 @njit(cache=True)
-def normals(key: np.uint64, n: int) -> np.ndarray:
+def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
     """``n`` draws from the kernel's generator (counters 0..n-1), for statistical tests."""
     out = np.empty(n, np.float64)
-    for c in range(0, n, 2):
-        z0, z1 = normal_pair(key, np.uint64(c))
-        out[c] = z0
-        if c + 1 < n:
-            out[c + 1] = z1
+    for c in range(n):
+        out[c] = normal(key, np.uint64(c), zig)
     return out
 
 
@@ -79,7 +129,8 @@ def normals(key: np.uint64, n: int) -> np.ndarray:
 def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray, lsb: np.ndarray,
                adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
-               batch_offset: int, batch_total: int, calibrate: bool, acc: np.ndarray) -> None:
+               batch_offset: int, batch_total: int, calibrate: bool, acc: np.ndarray,
+               zig: np.ndarray) -> None:
     """Bit-serial analog MVM of a batch over row tiles; accumulates into ``acc``.
 
     Args:
@@ -88,8 +139,11 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         input_bits, bits_per_read: DAC resolution and bits applied per read.
         n_passes: 1 (inputs >= 0) or 2 (signed: positive part, then negative part).
         g_tiles: Conductances in uS, float32 (n_row_tiles, rows, n_phys); rows past n_in in
-            the last tile are zero.
-        g2_tiles: ``g_tiles ** 2`` (same shape) when read_noise > 0, else any float32 array.
+            the last tile are zero. For noisy bit-serial reads, stacked with their squares as
+            (n_row_tiles, rows, 2 n_phys) = [G | G**2], so one GEMM gives both sums (a_i**2
+            = a_i for one-bit slices).
+        g2_tiles: ``G ** 2`` (n_row_tiles, rows, n_phys) for noisy multi-bit reads, else any
+            float32 3-D array.
         lsb: ADC step in uA per row tile and column, float64 (n_row_tiles, n_phys).
         adc_bits: ADC resolution.
         read_noise: Relative per-read conductance noise sigma.
@@ -99,9 +153,12 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         calibrate: If True, no noise or ADC: ``acc[t, c]`` is raised to the largest current
             (uA) seen in row tile t, column c (acc shaped (n_row_tiles, n_phys)).
         acc: float64 (B, n_phys) output, added to (pass 0) and subtracted from (pass 1).
+        zig: The ziggurat tables, :data:`ZIGGURAT`.
     """
     n_batch, n_in = x.shape
-    n_tiles, rows, n_phys = g_tiles.shape
+    n_tiles, rows, n_g = g_tiles.shape
+    n_phys = lsb.shape[1]
+    stacked = n_g == 2 * n_phys
     k = bits_per_read
     n_slices = (input_bits + k - 1) // k
     full_code = (1 << input_bits) - 1
@@ -109,6 +166,8 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
     v_unit = v_read / mask
     adc_top = float((1 << adc_bits) - 1)
     noisy = read_noise > 0.0 and not calibrate
+    if noisy and k == 1 and not stacked:
+        raise ValueError("bit-serial reads with noise need g_tiles stacked as [G | G**2]")
     codes = np.empty((n_batch, n_in), np.int32)
     a = np.empty((n_slices * n_batch, rows), np.float32)
     a2 = np.empty((n_slices * n_batch, rows), np.float32) if (noisy and k > 1) else a
@@ -133,14 +192,12 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                     for i in range(r_used, rows):
                         a[row, i] = np.float32(0.0)
             cur = np.dot(a, g_tiles[t])
-            if noisy:
-                if k > 1:
-                    for row in prange(n_slices * n_batch):
-                        for i in range(rows):
-                            a2[row, i] = a[row, i] * a[row, i]
+            sq = cur[:, n_phys:] if stacked else cur
+            if noisy and k > 1:
+                for row in prange(n_slices * n_batch):
+                    for i in range(rows):
+                        a2[row, i] = a[row, i] * a[row, i]
                 sq = np.dot(a2, g2_tiles[t])
-            else:
-                sq = cur
             if calibrate:
                 for c in prange(n_phys):
                     m = acc[t, c]
@@ -157,21 +214,12 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                     weight = sign * float(1 << (k * s))
                     base = np.uint64((((p * n_slices + s) * n_tiles + t) * batch_total + gb)
                                      * n_phys)
-                    for c0 in range(0, n_phys, 2):
-                        z0 = 0.0
-                        z1 = 0.0
+                    for c in range(n_phys):
+                        i_ua = v_unit * np.float64(cur[row, c])
                         if noisy:
-                            z0, z1 = normal_pair(key, base + np.uint64(c0))
-                        for c in range(c0, min(c0 + 2, n_phys)):
-                            i_ua = v_unit * np.float64(cur[row, c])
-                            if noisy:
-                                z = z0 if c == c0 else z1
-                                i_ua += read_noise * v_unit * math.sqrt(
-                                    max(np.float64(sq[row, c]), 0.0)) * z
-                            step = lsb[t, c]
-                            q = np.rint(i_ua / step)
-                            if q < 0.0:
-                                q = 0.0
-                            elif q > adc_top:
-                                q = adc_top
-                            acc[b, c] += weight * q * step
+                            i_ua += read_noise * v_unit * math.sqrt(
+                                max(np.float64(sq[row, c]), 0.0)) * normal(
+                                    key, np.uint64(base + c), zig)
+                        step = lsb[t, c]
+                        q = min(max(np.rint(i_ua / step), 0.0), adc_top)
+                        acc[b, c] += weight * q * step

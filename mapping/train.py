@@ -1,0 +1,278 @@
+"""Train the FP32 "teacher" networks of the zoo, deterministically and with a weight cache.
+
+:func:`train_model` trains a zoo model on a :class:`~mapping.datasets.Dataset` with Adam and a
+cosine learning-rate decay, seeded so that the same seed gives bit-identical weights on the
+same machine and thread count. Trained weights are cached as a state_dict under
+``cache_dir()/models``; the file name holds the model, data set, seed, epochs and a
+fingerprint of the data and the training recipe, so a change to either trains afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mapping.datasets import Dataset, cache_dir, write_atomic
+from mapping.zoo import INPUT_SHAPES, MODELS, build_model
+
+RECIPE_VERSION = 1
+"""Bump when the training loop changes, so cached weights from the old loop are not reused."""
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """Hyperparameters of one model's training run.
+
+    Attributes:
+        epochs: Passes over the training set, >= 1.
+        batch_size: Images per optimiser step, >= 1.
+        learning_rate: Adam's initial learning rate; decays to 0 along a cosine over the run.
+        weight_decay: Adam's L2 penalty (0 for none).
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"TrainRecipe.epochs = {self.epochs!r} is invalid; must be >= 1")
+        if self.batch_size < 1:
+            raise ValueError(f"TrainRecipe.batch_size = {self.batch_size!r} is invalid; "
+                             "must be >= 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"TrainRecipe.learning_rate = {self.learning_rate!r} is invalid; "
+                             "must be > 0")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainRecipe.weight_decay = {self.weight_decay!r} is invalid; "
+                             "must be >= 0")
+
+
+DEFAULT_RECIPES: dict[str, TrainRecipe] = {
+    "digits-cnn": TrainRecipe(epochs=20, batch_size=32, learning_rate=2e-3),
+    "lenet5": TrainRecipe(epochs=10, batch_size=64, learning_rate=2e-3),
+    "mlp": TrainRecipe(epochs=20, batch_size=64, learning_rate=2e-3),
+    "vgg16": TrainRecipe(epochs=30, batch_size=128, learning_rate=1e-3, weight_decay=5e-4),
+}
+"""Default recipe per zoo model (digits-cnn: seconds; lenet5 on 8,000 MNIST images: under a
+minute on two CPU cores; vgg16: hours on a CPU, and no data augmentation)."""
+
+
+@dataclass(frozen=True)
+class TrainInfo:
+    """What :func:`train_model` did.
+
+    Attributes:
+        model_name: Zoo model name.
+        dataset_name: Data set name.
+        dataset_note: The data set's note (source and split).
+        seed: Seed of initialisation and shuffling.
+        epochs: Epochs trained.
+        batch_size: Images per step.
+        learning_rate: Initial Adam learning rate.
+        test_accuracy: FP32 software accuracy on the data set's test split, in [0, 1].
+        train_seconds: Wall time of the training run that produced the weights, in s (for
+            cached weights, the time of the original run).
+        from_cache: Whether the weights were loaded from the cache instead of trained.
+        cache_path: The cache file, or None when caching was off.
+    """
+
+    model_name: str
+    dataset_name: str
+    dataset_note: str
+    seed: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    test_accuracy: float
+    train_seconds: float
+    from_cache: bool
+    cache_path: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict, for result files."""
+        return asdict(self)
+
+
+@contextmanager
+def _seeded_deterministic(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG and force deterministic kernels; restore both afterwards."""
+    was_on = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(was_on, warn_only=warn_only)
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
+             batch_size: int = 1000) -> float:
+    """Top-1 accuracy of ``model`` on images ``x`` (N,C,H,W) with labels ``y`` (N,).
+
+    The model runs in eval mode without gradients; its previous mode is restored.
+
+    Args:
+        model: A classifier returning logits (N, n_classes).
+        x: Images, float32.
+        y: Integer labels.
+        batch_size: Images per forward pass.
+
+    Returns:
+        The fraction of correctly classified images, in [0, 1].
+
+    Raises:
+        ValueError: Empty input, or x and y of different lengths.
+    """
+    xt = torch.as_tensor(x, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.int64)
+    if xt.shape[0] == 0 or xt.shape[0] != yt.shape[0]:
+        raise ValueError(f"evaluate needs as many labels as images (at least one); got "
+                         f"{xt.shape[0]} images and {yt.shape[0]} labels")
+    if batch_size < 1:
+        raise ValueError(f"batch_size = {batch_size!r} is invalid; must be >= 1")
+    device = _model_device(model)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    try:
+        with torch.no_grad():
+            for start in range(0, xt.shape[0], batch_size):
+                logits = model(xt[start:start + batch_size].to(device))
+                pred = logits.argmax(dim=1).cpu()
+                correct += int((pred == yt[start:start + batch_size]).sum())
+    finally:
+        model.train(was_training)
+    return correct / xt.shape[0]
+
+
+def _fingerprint(model: nn.Module, dataset: Dataset, recipe: TrainRecipe) -> str:
+    """12 hex digits over the data, the architecture and the recipe."""
+    h = hashlib.blake2b(digest_size=6)
+    h.update(f"{dataset.fingerprint}|{model!r}|{recipe!r}|v{RECIPE_VERSION}".encode())
+    return h.hexdigest()
+
+
+def _recipe(model_name: str, epochs: int | None) -> TrainRecipe:
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; valid names: {', '.join(MODELS)}")
+    base = DEFAULT_RECIPES[model_name]
+    if epochs is None:
+        return base
+    return TrainRecipe(epochs=int(epochs), batch_size=base.batch_size,
+                       learning_rate=base.learning_rate, weight_decay=base.weight_decay)
+
+
+def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int) -> None:
+    """Adam + cosine decay over ``recipe.epochs``; shuffling from a generator seeded by seed."""
+    device = _model_device(model)
+    x = torch.from_numpy(dataset.x_train)
+    y = torch.from_numpy(dataset.y_train)
+    n = x.shape[0]
+    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    optimiser = torch.optim.Adam(model.parameters(), lr=recipe.learning_rate,
+                                 weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+        optimiser, T_max=recipe.epochs * steps_per_epoch)
+    loss_fn = nn.CrossEntropyLoss()
+    shuffle = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in range(recipe.epochs):
+        order = torch.randperm(n, generator=shuffle)
+        for start in range(0, n, recipe.batch_size):
+            idx = order[start:start + recipe.batch_size]
+            optimiser.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx].to(device)), y[idx].to(device))
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+    model.eval()
+
+
+def _load_cached(model: nn.Module, path: Path) -> dict[str, Any] | None:
+    """Load cached weights into ``model``; None (and a warning) if the file is unusable."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(payload["state_dict"])
+        meta = payload.get("meta", {})
+        return meta if isinstance(meta, dict) else {}
+    except Exception as exc:  # any damage to a cache entry means: train again
+        warnings.warn(f"ignoring unusable cached weights {path} ({exc}); training again",
+                      RuntimeWarning, stacklevel=3)
+        return None
+
+
+def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | None = None,
+                cache: bool = True) -> tuple[nn.Module, TrainInfo]:
+    """Train (or load from the cache) the FP32 model ``model_name`` on ``dataset``.
+
+    Deterministic: the seed fixes initialisation (torch's global RNG, saved and restored
+    around the call) and shuffling (a separate seeded ``torch.Generator``), and deterministic
+    kernels are enforced while training.
+
+    Args:
+        model_name: A zoo model (:data:`mapping.zoo.MODELS`).
+        dataset: Training and test data; its input shape must be the model's.
+        seed: Random seed.
+        epochs: Epochs to train; None for the model's default (:data:`DEFAULT_RECIPES`).
+        cache: Read and write ``cache_dir()/models/<model>-<dataset>-seed<seed>-e<epochs>-
+            <fingerprint>.pt``; the fingerprint covers the data, architecture and recipe.
+
+    Returns:
+        The model (CPU, eval mode) and a :class:`TrainInfo` with its test accuracy.
+
+    Raises:
+        ValueError: Unknown model, bad epochs, or a data set of the wrong input shape.
+    """
+    recipe = _recipe(model_name, epochs)
+    expected = INPUT_SHAPES[model_name]
+    if tuple(dataset.input_shape) != expected:
+        suitable = [m for m, s in INPUT_SHAPES.items() if s == tuple(dataset.input_shape)]
+        raise ValueError(f"model {model_name!r} expects inputs of shape {expected} but data set "
+                         f"{dataset.name!r} has {tuple(dataset.input_shape)}; models for this "
+                         f"data set: {', '.join(suitable) or 'none'}")
+    with _seeded_deterministic(seed):
+        model = build_model(model_name, dataset.n_classes)
+        path = (cache_dir() / "models" / f"{model_name}-{dataset.name}-seed{seed}-"
+                f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe)}.pt")
+        meta = _load_cached(model, path) if cache and path.is_file() else None
+        from_cache = meta is not None
+        if meta is None:
+            start = time.perf_counter()
+            _fit(model, dataset, recipe, seed)
+            train_seconds = time.perf_counter() - start
+        else:
+            train_seconds = float(meta.get("train_seconds", float("nan")))
+        model.eval()
+        accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+    if cache and not from_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"state_dict": model.state_dict(),
+                   "meta": {"train_seconds": train_seconds, "test_accuracy": accuracy,
+                            "torch_version": str(torch.__version__)}}
+        write_atomic(path, lambda f: torch.save(payload, f))
+    info = TrainInfo(model_name=model_name, dataset_name=dataset.name,
+                     dataset_note=dataset.note, seed=seed, epochs=recipe.epochs,
+                     batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,
+                     test_accuracy=accuracy, train_seconds=train_seconds,
+                     from_cache=from_cache, cache_path=str(path) if cache else None)
+    return model, info
