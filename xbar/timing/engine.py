@@ -257,7 +257,7 @@ class _Run:
                         yield self.layers[-1].post_done[b - 1][-1]
                 else:
                     yield self.layers[li - 1].post_done[b][-1]
-                yield from self._transfer(li, b, plan.input_bytes))
+                yield from self._transfer(li, b, plan.input_bytes)
                 for ev in st.ready[b]:
                     ev.succeed()
                 continue
@@ -269,7 +269,7 @@ class _Run:
                     continue
                 if st.buffer is not None:
                     yield st.buffer.get(new)
-                yield from self._transfer(li, b, new * plan.input_row_bytes))
+                yield from self._transfer(li, b, new * plan.input_row_bytes)
                 arrived += new
                 while next_row < plan.rows and spec.input_rows_needed(next_row) <= arrived:
                     st.ready[b][next_row].succeed()
