@@ -1,14 +1,16 @@
 """Train the FP32 "teacher" networks of the zoo, deterministically and with a weight cache.
 
 :func:`train_model` trains a zoo model on a :class:`~mapping.datasets.Dataset` with Adam and a
-cosine learning-rate decay, seeded so that the same seed gives bit-identical weights on the
-same machine and thread count. Trained weights are cached as a state_dict under
+cosine learning-rate decay, seeded so that the same seed gives bit-identical weights (for the
+single-threaded recipes of the small models, whatever the machine's core count; same torch
+version and CPU kind assumed). Trained weights are cached as a state_dict under
 ``cache_dir()/models``; the file name holds the model, data set, seed, epochs and a
 fingerprint of the data and the training recipe, so a change to either trains afresh.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import time
@@ -39,12 +41,17 @@ class TrainRecipe:
         batch_size: Images per optimiser step, >= 1.
         learning_rate: Adam's initial learning rate; decays to 0 along a cosine over the run.
         weight_decay: Adam's L2 penalty (0 for none).
+        threads: CPU threads torch uses while training, or None for torch's default. The
+            thread count changes the summation order and so the weights: with a fixed count
+            the same seed gives the same weights on any machine. One thread suits the small
+            models (and is fastest on a busy machine); None suits vgg16.
     """
 
     epochs: int
     batch_size: int
     learning_rate: float
     weight_decay: float = 0.0
+    threads: int | None = 1
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -58,13 +65,17 @@ class TrainRecipe:
         if self.weight_decay < 0:
             raise ValueError(f"TrainRecipe.weight_decay = {self.weight_decay!r} is invalid; "
                              "must be >= 0")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"TrainRecipe.threads = {self.threads!r} is invalid; must be >= 1 "
+                             "or None")
 
 
 DEFAULT_RECIPES: dict[str, TrainRecipe] = {
     "digits-cnn": TrainRecipe(epochs=20, batch_size=32, learning_rate=2e-3),
     "lenet5": TrainRecipe(epochs=10, batch_size=64, learning_rate=2e-3),
     "mlp": TrainRecipe(epochs=20, batch_size=64, learning_rate=2e-3),
-    "vgg16": TrainRecipe(epochs=30, batch_size=128, learning_rate=1e-3, weight_decay=5e-4),
+    "vgg16": TrainRecipe(epochs=30, batch_size=128, learning_rate=1e-3, weight_decay=5e-4,
+                         threads=None),
 }
 """Default recipe per zoo model (digits-cnn: seconds; lenet5 on 8,000 MNIST images: under a
 minute on two CPU cores; vgg16: hours on a CPU, and no data augmentation)."""
@@ -107,17 +118,22 @@ class TrainInfo:
 
 
 @contextmanager
-def _seeded_deterministic(seed: int) -> Iterator[None]:
-    """Seed torch's global RNG and force deterministic kernels; restore both afterwards."""
+def _seeded_deterministic(seed: int, threads: int | None) -> Iterator[None]:
+    """Seed torch's global RNG, force deterministic kernels, fix the thread count; restore all
+    three afterwards."""
     was_on = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    n_threads = torch.get_num_threads()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
+        if threads is not None:
+            torch.set_num_threads(threads)
         try:
             yield
         finally:
             torch.use_deterministic_algorithms(was_on, warn_only=warn_only)
+            torch.set_num_threads(n_threads)
 
 
 def _model_device(model: nn.Module) -> torch.device:
@@ -178,8 +194,7 @@ def _recipe(model_name: str, epochs: int | None) -> TrainRecipe:
     base = DEFAULT_RECIPES[model_name]
     if epochs is None:
         return base
-    return TrainRecipe(epochs=int(epochs), batch_size=base.batch_size,
-                       learning_rate=base.learning_rate, weight_decay=base.weight_decay)
+    return dataclasses.replace(base, epochs=int(epochs))
 
 
 def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int) -> None:
@@ -226,8 +241,9 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
     """Train (or load from the cache) the FP32 model ``model_name`` on ``dataset``.
 
     Deterministic: the seed fixes initialisation (torch's global RNG, saved and restored
-    around the call) and shuffling (a separate seeded ``torch.Generator``), and deterministic
-    kernels are enforced while training.
+    around the call) and shuffling (a separate seeded ``torch.Generator``); deterministic
+    kernels and the recipe's thread count are enforced while training (process-wide settings,
+    restored on return, so do not train from two threads at once).
 
     Args:
         model_name: A zoo model (:data:`mapping.zoo.MODELS`).
@@ -250,7 +266,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         raise ValueError(f"model {model_name!r} expects inputs of shape {expected} but data set "
                          f"{dataset.name!r} has {tuple(dataset.input_shape)}; models for this "
                          f"data set: {', '.join(suitable) or 'none'}")
-    with _seeded_deterministic(seed):
+    with _seeded_deterministic(seed, recipe.threads):
         model = build_model(model_name, dataset.n_classes)
         path = (cache_dir() / "models" / f"{model_name}-{dataset.name}-seed{seed}-"
                 f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe)}.pt")

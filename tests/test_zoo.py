@@ -87,9 +87,12 @@ def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 
 @pytest.mark.slow
 def test_digits_cnn_trains_caches_and_is_deterministic(digits: Dataset, tmp_path: Path) -> None:
-    rng_before = torch.get_rng_state()
+    rng_before, threads_before = torch.get_rng_state(), torch.get_num_threads()
     model, info = train_model("digits-cnn", digits, seed=0)
-    assert torch.equal(torch.get_rng_state(), rng_before)  # global RNG left untouched
+    # Global state is left untouched.
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.get_num_threads() == threads_before
+    assert not torch.are_deterministic_algorithms_enabled()
     assert not info.from_cache and info.test_accuracy >= 0.95
     assert info.test_accuracy == evaluate(model, digits.x_test, digits.y_test)
     assert info.cache_path is not None
