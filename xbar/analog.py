@@ -163,7 +163,8 @@ class AnalogMatrix:
     # ------------------------------------------------------------------ MVM
     def _g_tiles(self, square: bool = False, stack_squares: bool = False) -> np.ndarray:
         """Conductances (or their squares, or [G | G**2]) padded to whole row tiles."""
-        rows, n_rt, n_phys = self.rows, self.n_row_tiles, self.g_us.shape[1]
+        n_rt, n_phys = self.n_row_tiles, self.g_us.shape[1]
+        rows = self.rows if n_rt > 1 else self.n_in  # a lone tile needs no padding rows
         g = np.zeros((n_rt * rows, 2 * n_phys if stack_squares else n_phys), np.float32)
         g[: self.n_in, :n_phys] = self.g_us
         if square:

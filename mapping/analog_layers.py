@@ -1,0 +1,126 @@
+"""Analog stand-ins for ``nn.Linear`` and ``nn.Conv2d`` that run the crossbar kernel.
+
+A layer holds one :class:`xbar.analog.AnalogMatrix` (its weights as programmed cells), a
+digital bias, and its input range (``x_max``, ``signed``) from calibration. Convolution runs
+through im2col: ``unfold`` turns each output position's receptive field into a row of
+in_channels * kh * kw values (channel-major, the order of ``weight.reshape(out, -1)``), so
+the weight matrix is (out_channels) x (in_channels * kh * kw) and every output position is
+one vector through the arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xbar.analog import AnalogMatrix
+
+
+class AnalogLayer(nn.Module):
+    """Common part: the programmed matrix, the digital bias, the input range, noise source."""
+
+    def __init__(self, matrix: AnalogMatrix, bias: np.ndarray | None, name: str) -> None:
+        super().__init__()
+        self.matrix = matrix
+        self.layer_name = name
+        self.register_buffer("bias", None if bias is None else
+                             torch.as_tensor(np.asarray(bias), dtype=torch.float32))
+        self.x_max: float | None = None
+        self.signed = False
+        self.read_rng: np.random.Generator | None = None
+        self.analog = True  # False: exact digital matmul with the programmed weights (checks)
+
+    def set_input_range(self, x_max: float, signed: bool) -> None:
+        self.x_max = float(x_max) if x_max > 0 else 1.0
+        self.signed = bool(signed)
+
+    def _mvm(self, cols: torch.Tensor) -> torch.Tensor:
+        """(n, n_in) -> (n, n_out) through the arrays (no bias)."""
+        if self.x_max is None:
+            raise RuntimeError(f"layer {self.layer_name!r} has no input range: calibrate the "
+                               "chip before running it")
+        x = cols.detach().cpu().numpy()
+        if not self.analog:
+            y = x.astype(np.float64) @ self.matrix.effective_weights().T
+            return torch.from_numpy(y.astype(np.float32))
+        y = self.matrix.matmul(x, rng=self.read_rng, x_max=self.x_max, signed=self.signed)
+        return torch.from_numpy(y)
+
+    def input_columns(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class AnalogLinear(AnalogLayer):
+    """``y = x W^T + b`` with ``x W^T`` computed by the crossbar."""
+
+    def __init__(self, matrix: AnalogMatrix, bias: np.ndarray | None, name: str) -> None:
+        super().__init__(matrix, bias, name)
+
+    def input_columns(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, x.shape[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != self.matrix.n_in:
+            raise ValueError(f"layer {self.layer_name!r} expects {self.matrix.n_in} input "
+                             f"features, got input of shape {tuple(x.shape)}")
+        y = self._mvm(self.input_columns(x)).reshape(*x.shape[:-1], self.matrix.n_out)
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        m = self.matrix
+        return f"{m.n_in} -> {m.n_out}, tiles={m.n_tiles}, device={m.device.name}"
+
+
+class AnalogConv2d(AnalogLayer):
+    """2-D convolution (groups = 1) as im2col rows through the crossbar."""
+
+    def __init__(self, matrix: AnalogMatrix, bias: np.ndarray | None, name: str,
+                 in_channels: int, kernel_size: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], dilation: tuple[int, int],
+                 padding_mode: str = "zeros") -> None:
+        super().__init__(matrix, bias, name)
+        self.in_channels = in_channels
+        self.kernel_size = tuple(kernel_size)
+        self.stride = tuple(stride)
+        self.padding = tuple(padding)
+        self.dilation = tuple(dilation)
+        self.padding_mode = padding_mode
+
+    def _padded(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        ph, pw = self.padding
+        mode = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}[
+            self.padding_mode]
+        return F.pad(x, (pw, pw, ph, ph), mode=mode), (0, 0)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        out = []
+        for size, k, s, p, d in zip((h, w), self.kernel_size, self.stride, self.padding,
+                                    self.dilation):
+            out.append((size + 2 * p - d * (k - 1) - 1) // s + 1)
+        return out[0], out[1]
+
+    def input_columns(self, x: torch.Tensor) -> torch.Tensor:
+        xp, pad = self._padded(x)
+        cols = F.unfold(xp, self.kernel_size, dilation=self.dilation, padding=pad,
+                        stride=self.stride)                       # (N, C*kh*kw, L)
+        return cols.transpose(1, 2).reshape(-1, cols.shape[1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"layer {self.layer_name!r} expects input (N, {self.in_channels},"
+                             f" H, W), got shape {tuple(x.shape)}")
+        h_out, w_out = self.output_size(x.shape[2], x.shape[3])
+        y = self._mvm(self.input_columns(x))                     # (N*L, out)
+        y = y.reshape(x.shape[0], h_out * w_out, -1).transpose(1, 2)
+        y = y.reshape(x.shape[0], -1, h_out, w_out)
+        return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+
+    def extra_repr(self) -> str:
+        m = self.matrix
+        return (f"{self.in_channels} -> {m.n_out}, kernel={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"tiles={m.n_tiles}, device={m.device.name}")

@@ -1,0 +1,280 @@
+"""A programmed chip: a network mapped onto crossbars, with its seed, saved and loaded whole.
+
+``Chip.program(model, device, config, seed)`` folds BatchNorm, programs every Linear/Conv2d
+onto arrays (conductances drawn once, faults included); ``chip.calibrate(x)`` sets each
+layer's DAC input range and each array's ADC range from a few batches of training inputs;
+``chip.predict(x)`` runs it with fresh read noise on every read.
+
+Random streams: the seed's ``SeedSequence`` spawns one stream per mapped layer for
+programming and a separate tree for reads, reset at every :meth:`Chip.evaluate`, so the same
+seed gives the same chip and the same accuracy.
+
+HDF5 layout (``format = "xbar-sim chip"``, version 1)::
+
+    /                 attrs: format, format_version, seed, scale, model (zoo name or file),
+                      model_input_shape, written_by, created_utc
+    /device           attrs: every Device field (as in device files)
+    /hardware         attrs: array.*, dac.*, adc.* settings
+    /digital/<param>  every parameter and buffer of the digital part (folded model, minus
+                      the analog layers' weights)
+    /layers/<i>       attrs: name, kind (linear|conv2d), n_in, n_out, x_max, signed, conv
+                      geometry; datasets: g_us, target_levels, stuck (0/1 SA0/2 SA1),
+                      g_scale, pos_cols, neg_cols, tile_of_col, adc_range_ua, bias
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+from pathlib import Path
+from typing import Any, Callable
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from devices import Device
+from devices.files import write_atomically
+from mapping.analog_layers import AnalogConv2d, AnalogLayer
+from mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
+from xbar.analog import AnalogMatrix
+from xbar.config import XbarConfig
+
+FORMAT = "xbar-sim chip"
+FORMAT_VERSION = 1
+_MATRIX_ARRAYS = ("g_us", "target_levels", "stuck", "g_scale", "pos_cols", "neg_cols",
+                  "tile_of_col")
+ADC_CALIBRATION_VECTORS = 4096  # input vectors per layer used to set ADC ranges
+
+
+class Chip:
+    """A network as programmed onto crossbars."""
+
+    def __init__(self, module: nn.Module, device: Device, config: XbarConfig, seed: int,
+                 scale: str = "column", model_source: str = "",
+                 input_shape: tuple[int, ...] = ()) -> None:
+        self.module = module
+        self.device = device
+        self.config = config
+        self.seed = seed
+        self.scale = scale
+        self.model_source = model_source
+        self.input_shape = tuple(input_shape)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def program(cls, model: nn.Module, device: Device, config: XbarConfig, seed: int = 0,
+                scale: str = "column", model_source: str = "",
+                input_shape: tuple[int, ...] = ()) -> "Chip":
+        """Fold BatchNorm and program every mappable layer of ``model`` once."""
+        folded, _ = fold_batchnorm(model)
+        n = len(mapped_layers(folded))
+        if n == 0:
+            raise ValueError("the model has no Linear or Conv2d layer to map onto crossbars")
+        rngs = np.random.default_rng(np.random.SeedSequence([seed, 0])).spawn(n)
+        module = to_analog(folded, device, config, rngs, scale)
+        return cls(module, device, config, seed, scale, model_source, input_shape)
+
+    @property
+    def layers(self) -> list[AnalogLayer]:
+        return analog_layers(self.module)
+
+    @property
+    def n_tiles(self) -> int:
+        return sum(layer.matrix.n_tiles for layer in self.layers)
+
+    @property
+    def n_cells(self) -> int:
+        return sum(layer.matrix.n_cells for layer in self.layers)
+
+    def reset_reads(self, stream: int = 0) -> None:
+        """Give every layer a fresh read-noise generator derived from the seed and stream."""
+        seq = np.random.SeedSequence([self.seed, 1, stream])
+        for layer, rng in zip(self.layers, np.random.default_rng(seq).spawn(len(self.layers))):
+            layer.read_rng = rng
+
+    def _capture_inputs(self, x: torch.Tensor, exact: bool) -> dict[str, torch.Tensor]:
+        """Run ``x`` and return each analog layer's input (exact digital MVMs if asked)."""
+        seen: dict[str, list[torch.Tensor]] = {}
+        hooks = []
+        for layer in self.layers:
+            def hook(mod: AnalogLayer, args: tuple, name: str = layer.layer_name) -> None:
+                seen.setdefault(name, []).append(args[0].detach())
+            hooks.append(layer.register_forward_pre_hook(hook))
+        saved = [(layer.analog, layer.x_max) for layer in self.layers]
+        try:
+            for layer in self.layers:
+                layer.analog = not exact
+                if layer.x_max is None:
+                    layer.x_max = 1.0
+            with torch.no_grad():
+                self.module(x)
+        finally:
+            for h in hooks:
+                h.remove()
+            for layer, (analog, x_max) in zip(self.layers, saved):
+                layer.analog, layer.x_max = analog, x_max
+        return {k: torch.cat(v) for k, v in seen.items()}
+
+    def calibrate(self, x: np.ndarray | torch.Tensor) -> None:
+        """Set DAC input ranges and ADC ranges from inputs ``x`` (a few training batches).
+
+        Each layer's input range is the largest |input| it sees when the network runs with
+        exact (digital) MVMs of its programmed weights; it is signed when any input is
+        negative. ADC ranges are then the largest noise-free bit-line currents per array on
+        up to ADC_CALIBRATION_VECTORS of those input vectors.
+        """
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        inputs = self._capture_inputs(x, exact=True)
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, 2]))
+        for layer in self.layers:
+            cols = layer.input_columns(inputs[layer.layer_name]).numpy()
+            layer.set_input_range(float(np.abs(cols).max()) if cols.size else 1.0,
+                                  bool((cols < 0).any()))
+            if len(cols) > ADC_CALIBRATION_VECTORS:
+                cols = cols[np.sort(rng.choice(len(cols), ADC_CALIBRATION_VECTORS, False))]
+            if self.config.adc.range_mode == "calibrated":
+                layer.matrix.calibrate_adc(cols, layer.x_max, layer.signed)
+
+    # ------------------------------------------------------------------ running
+    def predict(self, x: np.ndarray | torch.Tensor, batch_size: int = 500,
+                progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """Logits for ``x`` (N, C, H, W) through the chip, in batches."""
+        x = torch.as_tensor(np.asarray(x, dtype=np.float32))
+        if self.input_shape and tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(f"inputs have shape {tuple(x.shape[1:])} per sample but the chip "
+                             f"was mapped for {self.input_shape}")
+        out = []
+        with torch.no_grad():
+            for lo in range(0, len(x), batch_size):
+                out.append(self.module(x[lo:lo + batch_size]).numpy())
+                if progress:
+                    progress(min(lo + batch_size, len(x)), len(x))
+        return np.concatenate(out) if out else np.zeros((0,))
+
+    def evaluate(self, x: np.ndarray, y: np.ndarray, batch_size: int = 500,
+                 progress: Callable[[int, int], None] | None = None) -> float:
+        """Accuracy in [0, 1]; read noise restarts from the seed, so it is reproducible."""
+        self.reset_reads()
+        logits = self.predict(x, batch_size, progress)
+        return float(np.mean(logits.argmax(axis=1) == np.asarray(y)))
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> None:
+        """Write the chip to HDF5 atomically (see the module docstring for the layout)."""
+        digital = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+
+        def write(tmp: str) -> None:
+            with h5py.File(tmp, "w") as f:
+                f.attrs.update(format=FORMAT, format_version=FORMAT_VERSION, seed=self.seed,
+                               scale=self.scale, model=self.model_source,
+                               model_input_shape=np.asarray(self.input_shape, dtype=np.int64),
+                               created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat())
+                dev = f.create_group("device")
+                for k, v in self.device.to_dict().items():
+                    dev.attrs[k] = np.asarray(v, dtype=np.float64) if isinstance(v, list) else v
+                hw = f.create_group("hardware")
+                for section, values in self.config.to_dict().items():
+                    for k, v in values.items():
+                        hw.attrs[f"{section}.{k}"] = v
+                dg = f.create_group("digital")
+                for k, v in digital.items():
+                    dg.create_dataset(k, data=v)
+                lg = f.create_group("layers")
+                for i, layer in enumerate(self.layers):
+                    g = lg.create_group(str(i))
+                    m = layer.matrix
+                    g.attrs.update(name=layer.layer_name, n_in=m.n_in, n_out=m.n_out,
+                                   x_max=layer.x_max if layer.x_max is not None else np.nan,
+                                   signed=layer.signed,
+                                   kind="conv2d" if isinstance(layer, AnalogConv2d) else
+                                   "linear")
+                    if isinstance(layer, AnalogConv2d):
+                        g.attrs.update(in_channels=layer.in_channels,
+                                       kernel_size=layer.kernel_size, stride=layer.stride,
+                                       padding=layer.padding, dilation=layer.dilation,
+                                       padding_mode=layer.padding_mode)
+                    for name in _MATRIX_ARRAYS:
+                        g.create_dataset(name, data=getattr(m, name), compression="gzip",
+                                         compression_opts=1)
+                    if m.adc_range_ua is not None:
+                        g.create_dataset("adc_range_ua", data=m.adc_range_ua)
+                    if layer.bias is not None:
+                        g.create_dataset("bias", data=layer.bias.numpy())
+
+        write_atomically(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path, model: nn.Module) -> "Chip":
+        """Read a chip saved by :meth:`save`; ``model`` gives the architecture (weights unused).
+
+        The model must be the one the chip was programmed from (same layer names and
+        shapes); its digital parameters are taken from the file.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"chip file {str(path)!r} does not exist")
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("format") != FORMAT:
+                raise ValueError(f"{path}: not an xbar-sim chip file (format = "
+                                 f"{f.attrs.get('format')!r})")
+            values: dict[str, Any] = {}
+            for k, v in f["device"].attrs.items():
+                values[k] = tuple(float(t) for t in v) if isinstance(v, np.ndarray) else (
+                    v.item() if isinstance(v, np.generic) else v)
+            device = Device(**values)
+            doc: dict[str, dict[str, Any]] = {}
+            for k, v in f["hardware"].attrs.items():
+                section, name = k.split(".", 1)
+                doc.setdefault(section, {})[name] = v.item() if isinstance(v, np.generic) else v
+            config = XbarConfig.from_dict(doc)
+            seed = int(f.attrs["seed"])
+            chip = cls.program(model, device, config, seed, str(f.attrs["scale"]),
+                               str(f.attrs["model"]), tuple(int(v) for v in
+                                                            f.attrs["model_input_shape"]))
+            layers = chip.layers
+            if len(layers) != len(f["layers"]):
+                raise ValueError(f"{path}: the chip has {len(f['layers'])} analog layers but "
+                                 f"the model given maps to {len(layers)}")
+            state = {k: torch.as_tensor(f["digital"][k][()]) for k in f["digital"]}
+            chip.module.load_state_dict(state, strict=False)
+            for i, layer in enumerate(layers):
+                g = f["layers"][str(i)]
+                if g.attrs["name"] != layer.layer_name:
+                    raise ValueError(f"{path}: layer {i} is {g.attrs['name']!r} in the file "
+                                     f"but {layer.layer_name!r} in the model")
+                m = layer.matrix
+                if (m.n_out, m.n_in) != (int(g.attrs["n_out"]), int(g.attrs["n_in"])):
+                    raise ValueError(f"{path}: layer {layer.layer_name!r} is "
+                                     f"{g.attrs['n_out']}x{g.attrs['n_in']} in the file but "
+                                     f"{m.n_out}x{m.n_in} in the model")
+                for name in _MATRIX_ARRAYS:
+                    setattr(m, name, g[name][()])
+                m.adc_range_ua = g["adc_range_ua"][()] if "adc_range_ua" in g else None
+                x_max = float(g.attrs["x_max"])
+                if np.isfinite(x_max):
+                    layer.set_input_range(x_max, bool(g.attrs["signed"]))
+                if "bias" in g:
+                    layer.bias = torch.as_tensor(g["bias"][()])
+        return chip
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Per-layer mapping summary."""
+        out = []
+        for layer in self.layers:
+            m = layer.matrix
+            out.append({"name": layer.layer_name, "kind": type(layer).__name__,
+                        "weights": [m.n_out, m.n_in], "tiles": m.n_tiles,
+                        "row_tiles": m.n_row_tiles, "col_tiles": m.n_col_tiles,
+                        "cells": m.n_cells, "x_max": layer.x_max, "signed": layer.signed})
+        return out
+
+    def hardware_dict(self) -> dict[str, Any]:
+        return {"device": self.device.to_dict(), **self.config.to_dict()}
+
+
+def copy_chip(chip: Chip) -> Chip:
+    """An independent copy (same cells), e.g. to adapt without touching the original."""
+    return copy.deepcopy(chip)
+
