@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 from xbar.config import XbarConfig
 from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, load_hardware, simulate
@@ -47,33 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_model(spec: str, input_shape: str | None) -> tuple[object, tuple[int, ...], str]:
     """Resolve ``--model`` and ``--input-shape`` into (module, shape, label)."""
-    from mapping.geometry import parse_input_shape
+    from mapping.workflow import load_model_spec
 
-    shape = parse_input_shape(input_shape) if input_shape is not None else None
-    path = Path(spec)
-    looks_like_file = path.suffix.lower() in (".pt", ".pth") or os.sep in spec or path.exists()
-    if looks_like_file:
-        if not path.is_file():
-            raise FileNotFoundError(f"model file {spec!r} does not exist (or pass a zoo name: "
-                                    "lenet5, mlp, digits-cnn, vgg16)")
-        if shape is None:
-            raise ValueError(f"--input-shape C,H,W is required for the model file {spec!r}")
-        import torch
-        from torch import nn
-        try:
-            model = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:
-            raise ValueError(f"cannot load model file {spec!r}: {type(exc).__name__}: {exc}"
-                             ) from None
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"model file {spec!r} holds a {type(model).__name__}, not an "
-                             "nn.Module; save the whole model with torch.save(model, FILE), "
-                             "not its state_dict")
-        return model, shape, str(path)
-    from mapping import zoo
-    model = zoo.build_model(spec)
-    name = spec.strip().lower()
-    return model, shape or tuple(zoo.INPUT_SHAPES[name]), name
+    model, shape, label = load_model_spec(spec, input_shape)
+    if not shape:
+        raise ValueError(f"--input-shape C,H,W is required for the model file {spec!r}")
+    return model, shape, label
 
 
 def run(args: argparse.Namespace) -> int:

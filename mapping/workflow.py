@@ -1,0 +1,119 @@
+"""Shared steps of the commands: resolve a model, its data, its teacher; progress output."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from torch import nn
+
+from mapping.datasets import Dataset, load_dataset
+
+
+def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
+                    ) -> tuple[nn.Module, tuple[int, ...], str]:
+    """Resolve a ``--model`` value into (module, input shape, label).
+
+    ``spec`` is a zoo name or a file holding a whole ``nn.Module`` saved with
+    ``torch.save(model, FILE)``. Loading such a file unpickles it, which runs code from the
+    file (``weights_only`` loading cannot restore a module's class): only use files you trust.
+    """
+    from mapping.geometry import parse_input_shape
+
+    if isinstance(input_shape, str):
+        shape: tuple[int, ...] | None = parse_input_shape(input_shape)
+    else:
+        shape = tuple(input_shape) if input_shape is not None else None
+    path = Path(spec)
+    looks_like_file = path.suffix.lower() in (".pt", ".pth") or os.sep in spec or path.exists()
+    if looks_like_file:
+        if not path.is_file():
+            raise FileNotFoundError(f"model file {spec!r} does not exist (or pass a zoo name: "
+                                    "lenet5, mlp, digits-cnn, vgg16)")
+        import torch
+        try:
+            model = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise ValueError(f"cannot load model file {spec!r}: {type(exc).__name__}: {exc}"
+                             ) from None
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"model file {spec!r} holds a {type(model).__name__}, not an "
+                             "nn.Module; save the whole model with torch.save(model, FILE), "
+                             "not its state_dict")
+        return model.eval(), shape or (), str(path)
+    from mapping import zoo
+    name = spec.strip().lower()
+    if name not in zoo.MODELS:
+        raise ValueError(f"unknown model {spec!r}: not a file and not a zoo model; zoo models: "
+                         f"{', '.join(zoo.MODELS)}")
+    return zoo.build_model(name), shape or tuple(zoo.INPUT_SHAPES[name]), name
+
+
+@dataclass
+class Teacher:
+    """The FP32 network and what is known about it."""
+
+    model: nn.Module
+    label: str
+    dataset: Dataset
+    software_accuracy: float
+    from_cache: bool
+    train_seconds: float
+
+
+def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = None,
+                 seed: int = 0) -> Teacher:
+    """A trained FP32 model and its data: a zoo model trained (or read from the cache) on the
+    data set, or a user's model file evaluated on it."""
+    from mapping import zoo
+    from mapping.train import evaluate, train_model
+
+    name = spec.strip().lower()
+    is_zoo = name in zoo.MODELS and not Path(spec).is_file()
+    if dataset_name is None:
+        if not is_zoo:
+            raise ValueError("--dataset is required with a model file")
+        dataset_name = zoo.DEFAULT_DATASET[name]
+    dataset = load_dataset(dataset_name, data_dir)
+    if is_zoo:
+        model, info = train_model(name, dataset, seed=seed)
+        return Teacher(model, name, dataset, info.test_accuracy, info.from_cache,
+                       info.train_seconds)
+    model, _, label = load_model_spec(spec, None)
+    try:
+        accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+    except RuntimeError as exc:
+        raise ValueError(f"model {label!r} does not accept {dataset.name} inputs of shape "
+                         f"{dataset.input_shape}: {exc}") from None
+    return Teacher(model, label, dataset, accuracy, True, 0.0)
+
+
+def progress_printer(label: str, enabled: bool) -> Callable[[int, int], None] | None:
+    """A one-line progress bar on stderr when it is a terminal and ``enabled``."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    start = time.perf_counter()
+
+    def show(done: int, total: int) -> None:
+        frac = done / max(total, 1)
+        elapsed = time.perf_counter() - start
+        left = elapsed / frac - elapsed if frac > 0 else float("nan")
+        bar = "#" * int(30 * frac)
+        sys.stderr.write(f"\r{label} [{bar:<30}] {done}/{total} {elapsed:5.1f} s, "
+                         f"~{left:4.0f} s left")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return show
+
+
+def calibration_inputs(dataset: Dataset, n: int = 256, seed: int = 0) -> np.ndarray:
+    """A fixed random subset of the training images for DAC/ADC range calibration."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 3]))
+    idx = rng.choice(len(dataset.x_train), min(n, len(dataset.x_train)), replace=False)
+    return dataset.x_train[np.sort(idx)]
