@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "levels, programming variation, stuck-at faults, read noise, ADC).",
         epilog="A model FILE is a whole nn.Module saved with torch.save(model, FILE); loading "
                "it unpickles it, which runs code from the file: only use files you trust.")
-    p.add_argument("--model", required=True, metavar="NAME|FILE",
-                   help="zoo model (lenet5, mlp, digits-cnn, vgg16) or a torch.save'd module")
+    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE",
+                   help="zoo model (lenet5, mlp, digits-cnn, vgg16) or a torch.save'd module "
+                        "(default digits-cnn, on the embedded digits data)")
     p.add_argument("--dataset", metavar="NAME",
                    help="digits, mnist or cifar10 (default: the zoo model's own)")
     p.add_argument("--data-dir", metavar="DIR", help="where the data set files are "
