@@ -31,15 +31,16 @@ PUBLISHED = 0.3176
 
 
 def readings() -> list[tuple[str, dict, str]]:
+    level = {"sigma_reference": "level"}
+    rng_ = {"sigma_reference": "range"}
     return [
-        ("sigma 0.5 x range, differential (the preset)", {}, "differential"),
-        ("sigma 0.5 x level, differential", {"sigma_reference": "level"}, "differential"),
-        ("sigma 0.707 x level (variance 0.5), differential",
-         {"sigma_reference": "level", "sigma": 0.7071}, "differential"),
+        ("sigma 0.5 x level, one cell per weight (the preset)", level, "offset"),
+        ("sigma 0.5 x level, differential", level, "differential"),
+        ("sigma 0.707 x level (variance 0.5), differential", {**level, "sigma": 0.7071},
+         "differential"),
         ("lognormal sigma 0.5, differential", {"variation": "lognormal"}, "differential"),
-        ("sigma 0.5 x level, one cell per weight (offset)", {"sigma_reference": "level"},
-         "offset"),
-        ("sigma 0.5 x range, one cell per weight (offset)", {}, "offset"),
+        ("sigma 0.5 x range, differential", rng_, "differential"),
+        ("sigma 0.5 x range, one cell per weight", rng_, "offset"),
     ]
 
 

@@ -167,6 +167,33 @@ class XbarConfig:
         return XbarConfig.from_dict(doc)
 
 
+HARDWARE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # 128 x 128 differential arrays, 8-bit bit-serial DAC, 8-bit calibrated ADC.
+    "default": {},
+    # One cell per signed weight against a reference column: the mapping of a multi-level
+    # cell used alone (DAC 2020's 10-level student), everything else as "default".
+    "one-cell": {"array": {"weight_mapping": "offset"}},
+}
+
+
+def hardware_document(spec: str | Path | None) -> tuple[dict[str, Any], str]:
+    """The sections of a hardware preset name or TOML file, and a label for messages."""
+    if spec is None:
+        return {}, "default"
+    if str(spec) in HARDWARE_PRESETS:
+        return HARDWARE_PRESETS[str(spec)], str(spec)
+    if not str(spec).endswith(".toml") and not Path(spec).exists():
+        raise ValueError(f"--hw {str(spec)!r} is neither a hardware preset "
+                         f"({', '.join(HARDWARE_PRESETS)}) nor an existing .toml file")
+    return read_toml(spec), str(spec)
+
+
+def resolve_xbar_config(spec: str | Path | None) -> XbarConfig:
+    """XbarConfig from a hardware preset name, a TOML file, or None (the defaults)."""
+    doc, label = hardware_document(spec)
+    return XbarConfig.from_dict(doc, label)
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file with a clear error when it is missing or malformed."""
     path = Path(path)

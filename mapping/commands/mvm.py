@@ -10,7 +10,7 @@ import numpy as np
 
 from devices import resolve_device
 from xbar.analog import AnalogMatrix
-from xbar.config import XbarConfig
+from xbar.config import resolve_xbar_config
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "against float64 matmul.")
     p.add_argument("--device", default="charan2020-jxcdc",
                    help="device preset name or .h5/.toml device file (default %(default)s)")
-    p.add_argument("--hw", help="hardware TOML file with [array], [dac], [adc] sections")
+    p.add_argument("--hw", help="hardware preset (default, one-cell) or TOML file with "
+                   "[array], [dac], [adc] sections")
     p.add_argument("--shape", type=_shape, default=(256, 1024), metavar="OUTxIN",
                    help="weight matrix shape (default 256x1024)")
     p.add_argument("--batch", type=int, default=256, help="input vectors (default 256)")
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ValueError(f"--batch = {args.batch} is invalid; allowed: >= 1")
     device = resolve_device(args.device)
-    config = XbarConfig.from_toml(args.hw) if args.hw else XbarConfig()
+    config = resolve_xbar_config(args.hw)
     rng_weights, rng_cells, rng_inputs, rng_reads = np.random.default_rng(args.seed).spawn(4)
     n_out, n_in = args.shape
     w = rng_weights.standard_normal((n_out, n_in))

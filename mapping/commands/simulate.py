@@ -9,7 +9,7 @@ import time
 from devices import resolve_device
 from mapping.chip import Chip
 from mapping.workflow import calibration_inputs, load_teacher, progress_printer
-from xbar.config import XbarConfig
+from xbar.config import resolve_xbar_config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(default: $XBAR_DATA, else ../shared/data)")
     p.add_argument("--device", default="ideal", metavar="PRESET|FILE",
                    help="device preset (see `xbar devices`) or .h5/.toml file (default ideal)")
-    p.add_argument("--hw", metavar="FILE", help="hardware TOML ([array], [dac], [adc])")
+    p.add_argument("--hw", metavar="PRESET|FILE",
+                   help="hardware preset (default, one-cell) or TOML file with "
+                   "[array], [dac], [adc] sections")
     p.add_argument("--seed", type=int, default=0, help="chip seed: programming and read noise")
     p.add_argument("--teacher-seed", type=int, default=0, help="seed of the FP32 training")
     p.add_argument("--scale", choices=("column", "layer"), default="column",
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    config = XbarConfig.from_toml(args.hw) if args.hw else XbarConfig()
+    config = resolve_xbar_config(args.hw)
     teacher = load_teacher(args.model, args.dataset, args.data_dir, args.teacher_seed)
     data = teacher.dataset
     x_test, y_test = data.x_test, data.y_test

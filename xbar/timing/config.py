@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from xbar.config import XbarConfig, read_toml
+from xbar.config import XbarConfig, hardware_document
 
 _EPS = 1e-9
 
@@ -173,14 +173,15 @@ class TimingConfig:
 
 
 def load_hardware(path: str | Path) -> tuple[XbarConfig, TimingConfig]:
-    """Read a hardware TOML file: ``[array]``, ``[dac]``, ``[adc]`` and ``[timing]``.
+    """Read a hardware TOML file (or preset name): ``[array]``, ``[dac]``, ``[adc]``,
+    ``[timing]``.
 
     Missing sections and fields take their defaults; unknown fields in these sections are
     an error naming the file. Other sections are left to their own readers.
     """
-    doc = read_toml(path)
-    xbar = XbarConfig.from_dict(doc, str(path))
-    timing = TimingConfig.from_dict(dict(doc.get("timing", {})), str(path))
+    doc, label = hardware_document(path)
+    xbar = XbarConfig.from_dict(doc, label)
+    timing = TimingConfig.from_dict(dict(doc.get("timing", {})), label)
     return xbar, timing
 
 
