@@ -11,9 +11,14 @@ HDF5 layout (``format = "xbar-sim device"``, ``format_version = 1``)::
     /provenance           attrs: free-form strings (who measured, how it was fitted, ...)
     /measured/<name>      optional float64 datasets, one value per level or per cell, e.g.
                           a fit's measured per-level statistics
+/write_verify         optional: the write-verify (R-V-W) loop's parameters
+                          (:class:`devices.write_verify.WriteVerifyParams`); attrs: g_start_us,
+                          g_min_us, g_max_us, read_noise, source; datasets: the per-level
+                          fields (float64; max_pulses int64; inf = open window bound)
 
-TOML layout: a ``[device]`` table with the same field names (lists for the tuple fields) and
-an optional ``[provenance]`` table of strings.
+TOML layout: a ``[device]`` table with the same field names (lists for the tuple fields), an
+optional ``[provenance]`` table of strings and an optional ``[write_verify]`` table with the
+write-verify field names (``inf`` for an open window bound).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import numpy as np
 
 from devices.cell import Device
 from devices.presets import PRESETS, preset
+from devices.write_verify import WriteVerifyParams
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,11 +50,12 @@ _TUPLE_FIELDS = ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us")
 
 @dataclass
 class DeviceFile:
-    """A device with what was stored beside it."""
+    """A device with what was stored beside it (write_verify: None when the file has none)."""
 
     device: Device
     provenance: dict[str, str] = field(default_factory=dict)
     measured: dict[str, np.ndarray] = field(default_factory=dict)
+    write_verify: WriteVerifyParams | None = None
 
 
 def _package_version() -> str:
@@ -78,8 +85,20 @@ def write_atomically(path: str | Path, write: Any) -> None:
 
 
 def save_device(device: Device, path: str | Path, provenance: dict[str, str] | None = None,
-                measured: dict[str, np.ndarray] | None = None) -> None:
-    """Write ``device`` to an HDF5 device file, atomically."""
+                measured: dict[str, np.ndarray] | None = None,
+                write_verify: WriteVerifyParams | None = None) -> None:
+    """Write ``device`` to an HDF5 device file, atomically.
+
+    ``write_verify``, when given, is stored in a ``/write_verify`` group; it must have one
+    entry per device level.
+    """
+    if write_verify is not None:
+        if not isinstance(write_verify, WriteVerifyParams):
+            raise ValueError(f"write_verify must be WriteVerifyParams, got "
+                             f"{type(write_verify).__name__}")
+        if write_verify.n_levels != device.n_levels:
+            raise ValueError(f"write_verify has {write_verify.n_levels} levels but device "
+                             f"{device.name!r} has n_levels = {device.n_levels}")
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
@@ -103,8 +122,28 @@ def save_device(device: Device, path: str | Path, provenance: dict[str, str] | N
             m = f.create_group("measured")
             for k, v in (measured or {}).items():
                 m.create_dataset(k, data=np.asarray(v))
+            if write_verify is not None:
+                _write_wv_group(f.create_group("write_verify"), write_verify)
 
     write_atomically(path, write)
+
+
+def _write_wv_group(group: h5py.Group, params: WriteVerifyParams) -> None:
+    for name, value in params.to_dict().items():
+        if isinstance(value, list):
+            dtype = np.int64 if name == "max_pulses" else np.float64
+            group.create_dataset(name, data=np.asarray(value, dtype=dtype))
+        else:
+            group.attrs[name] = value
+
+
+def _read_wv_group(group: h5py.Group, where: str) -> WriteVerifyParams:
+    values: dict[str, Any] = {}
+    for k, v in group.attrs.items():
+        values[k] = v.item() if isinstance(v, np.generic) else v
+    for k in group:
+        values[k] = tuple(group[k][()].tolist())
+    return WriteVerifyParams.from_dict(values, where)
 
 
 def _from_mapping(values: dict[str, Any], where: str) -> Device:
@@ -127,7 +166,11 @@ def load_device_file(path: str | Path) -> DeviceFile:
         if "device" not in doc:
             raise ValueError(f"{path}: a TOML device file needs a [device] table")
         dev = _from_mapping(dict(doc["device"]), str(path))
-        return DeviceFile(dev, {k: str(v) for k, v in doc.get("provenance", {}).items()})
+        wv = WriteVerifyParams.from_dict(dict(doc["write_verify"]), f"{path} [write_verify]") \
+            if "write_verify" in doc else None
+        _check_wv_levels(dev, wv, path)
+        return DeviceFile(dev, {k: str(v) for k, v in doc.get("provenance", {}).items()},
+                          write_verify=wv)
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{path}: not an xbar-sim device file (attribute format = "
@@ -145,7 +188,17 @@ def load_device_file(path: str | Path) -> DeviceFile:
         provenance = {k: str(v) for k, v in f["provenance"].attrs.items()} \
             if "provenance" in f else {}
         measured = {k: f["measured"][k][()] for k in f["measured"]} if "measured" in f else {}
-    return DeviceFile(_from_mapping(values, str(path)), provenance, measured)
+        wv = _read_wv_group(f["write_verify"], f"{path} /write_verify") \
+            if "write_verify" in f else None
+    dev = _from_mapping(values, str(path))
+    _check_wv_levels(dev, wv, path)
+    return DeviceFile(dev, provenance, measured, wv)
+
+
+def _check_wv_levels(device: Device, wv: WriteVerifyParams | None, path: Path) -> None:
+    if wv is not None and wv.n_levels != device.n_levels:
+        raise ValueError(f"{path}: write_verify has {wv.n_levels} levels but the device has "
+                         f"n_levels = {device.n_levels}")
 
 
 def resolve_device(spec: str | Device) -> Device:

@@ -2,13 +2,17 @@
 
 ``PRESETS`` is the registry: name -> a zero-argument factory returning a :class:`Device`.
 Tests parametrise over it, so a new preset is tested as soon as it is registered.
+``WRITE_VERIFY_PRESETS`` holds, for the presets fitted to write-verify measurements, the
+fitted :class:`~devices.write_verify.WriteVerifyParams` under the same names.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from devices.cell import Device
+from devices.write_verify import WriteVerifyParams
 
 # NeuroSim V1.3 Param.cpp: R_on = 6 kOhm, R_off = 900 kOhm.
 _NEUROSIM_G_MIN_US = 1e6 / 900e3
@@ -89,12 +93,123 @@ def wan2022() -> Device:
                   source="Wan et al., Nature 2022; aihwkit ReRamWan2022NoiseModel")
 
 
+_RADAR_DOI = "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975"
+_RADAR_FIT = "fitted with devices.radar.fit_radar (seed 0; see docs/write_verify.md)"
+
+
+def radar_2bpc() -> Device:
+    """HfO2 1T1R RRAM, 2 bits per cell, after fixed-pulse write-verify: Le, Levy et al.
+
+    "RADAR: A Fast and Energy-Efficient Programming Technique for Multiple Bits-per-Cell RRAM
+    Arrays", IEEE Trans. Electron Devices, 2021, doi 10.1109/TED.2021.3097975; data release
+    file ``fppv-2bpc-chip1.tsv`` (32,772 cells, 4 levels). Levels are the verify windows'
+    centres in uS (open windows: the median verified conductance); programming variation is
+    the measured per-level table of final conductances (all cells, failures included); the
+    range is the lowest and highest final conductance measured. Read noise 0.1 % is assumed
+    (the data holds verify reads only). The fitted write-verify loop is
+    ``WRITE_VERIFY_PRESETS["radar-2bpc"]``. Refit with
+    ``xbar device fit --data fppv-2bpc-chip1.tsv --format radar --out DEVICE.h5``.
+    """
+    return Device(
+        name="radar-2bpc", g_min_us=0.8309759687691309, g_max_us=277.4490007119341,
+        n_levels=4,
+        levels_us=(2.5806611694564117, 112.4600993839307, 169.84978819241184,
+                   210.47429541990664),
+        variation="table",
+        level_mean_us=(15.997147734534636, 112.7809176721173, 170.0799679278654,
+                       213.12439856301216),
+        level_std_us=(34.152826931922924, 7.3635211804703475, 4.794889821440342,
+                      11.463287060539056),
+        read_noise=0.001,
+        source=f"{_RADAR_DOI}; data fppv-2bpc-chip1.tsv; {_RADAR_FIT}")
+
+
+def radar_2bpc_write_verify() -> WriteVerifyParams:
+    """The write-verify loop fitted to RADAR's ``fppv-2bpc-chip1.tsv`` (Le, Levy et al.,
+    IEEE TED 2021, doi 10.1109/TED.2021.3097975); levels as in :func:`radar_2bpc`."""
+    return WriteVerifyParams(
+        window_lo_us=(0.0, 107.41138560687433, 166.38935108153078, 200.0),
+        window_hi_us=(12.5, 117.50881316098707, 173.3102253032929, math.inf),
+        target_us=(2.5806611694564117, 112.4600993839307, 169.84978819241184,
+                   210.47429541990664),
+        step_fraction=(3.66018, 0.38538, 0.237456, 1.19587),
+        step_sigma=(0.509826, 2.3895, 1.16509, 0.050888),
+        cell_sigma=(1.15215, 0.785533, 1.2655, 1.57271),
+        stuck_fraction=(0.147068, 0.00275202, 0.00164725, 7.4888e-05),
+        stuck_g_us=(73.87415419634007, 257.9565498665214, 266.4751598517865,
+                    78.20843940753463),
+        max_pulses=(10, 1000, 1067, 1000),
+        g_start_us=50.0, g_min_us=0.8309759687691309, g_max_us=277.4490007119341,
+        read_noise=0.001,
+        source=f"{_RADAR_DOI}; data fppv-2bpc-chip1.tsv; {_RADAR_FIT}")
+
+
+def radar_3bpc() -> Device:
+    """HfO2 1T1R RRAM, 3 bits per cell, after fixed-pulse write-verify: Le, Levy et al.
+
+    "RADAR", IEEE Trans. Electron Devices, 2021, doi 10.1109/TED.2021.3097975; data release
+    file ``fppv-3bpc-chip1.tsv`` (47,353 cells, 8 levels). Built as :func:`radar_2bpc`:
+    window centres as levels (open windows: median verified conductance), the measured
+    per-level table of final conductances as programming variation, the measured range, read
+    noise 0.1 % assumed. The fitted write-verify loop is ``WRITE_VERIFY_PRESETS["radar-3bpc"]``.
+    """
+    return Device(
+        name="radar-3bpc", g_min_us=1.029790772990849, g_max_us=301.2562687663827,
+        n_levels=8,
+        levels_us=(7.545859793110786, 98.27898927033198, 128.38403572333348,
+                   152.72007110905855, 175.43494633371603, 197.4889496310546,
+                   219.5045718790842, 239.98218372268045),
+        variation="table",
+        level_mean_us=(18.380498828509907, 101.67950694601232, 130.69923287270868,
+                       154.4966058831913, 176.64655872752994, 198.46669247369,
+                       220.02620093575806, 241.39488914997767),
+        level_std_us=(43.037302193628214, 22.416421474327237, 17.335238008407178,
+                      14.31277252289137, 11.89399191854634, 8.860280331157687,
+                      6.446647531751602, 9.960274624800592),
+        read_noise=0.001,
+        source=f"{_RADAR_DOI}; data fppv-3bpc-chip1.tsv; {_RADAR_FIT}")
+
+
+def radar_3bpc_write_verify() -> WriteVerifyParams:
+    """The write-verify loop fitted to RADAR's ``fppv-3bpc-chip1.tsv`` (Le, Levy et al.,
+    IEEE TED 2021, doi 10.1109/TED.2021.3097975); levels as in :func:`radar_3bpc`."""
+    return WriteVerifyParams(
+        window_lo_us=(0.0, 96.78442459869065, 127.06638532474737, 151.75830971594638,
+                      174.5248517280491, 196.59373825352415, 218.59786954516343,
+                      238.0952380952381),
+        window_hi_us=(12.5, 99.7735539419733, 129.70168612191958, 153.68183250217075,
+                      176.34504093938298, 198.38416100858507, 220.41127421300502, math.inf),
+        target_us=(7.545859793110786, 98.27898927033198, 128.38403572333348,
+                   152.72007110905855, 175.43494633371603, 197.4889496310546,
+                   219.5045718790842, 239.98218372268045),
+        step_fraction=(2.21258, 1.7213, 1.44046, 1.54399, 1.77078, 0.0995072, 0.118958,
+                       0.199393),
+        step_sigma=(0.121306, 2.54808, 2.5436, 2.51306, 2.40867, 0.2021, 0.58502, 0.43471),
+        cell_sigma=(1.90268, 0.931004, 0.6545, 0.781514, 0.981702, 1.30638, 1.5168, 2.09508),
+        stuck_fraction=(0.0926246, 0.0244073, 0.0158598, 0.014508, 0.0147831, 0.00886506,
+                        0.00695959, 0.0308116),
+        stuck_g_us=(94.32334741486586, 233.36384176624688, 259.3407827464225,
+                    261.936855406141, 260.5210107589967, 263.52509615371946,
+                    264.2427936815749, 222.14575475375457),
+        max_pulses=(1793, 1971, 1959, 1963, 1855, 1907, 1841, 1385),
+        g_start_us=54.55447255899809, g_min_us=1.029790772990849, g_max_us=301.2562687663827,
+        read_noise=0.001,
+        source=f"{_RADAR_DOI}; data fppv-3bpc-chip1.tsv; {_RADAR_FIT}")
+
+
 PRESETS: dict[str, Callable[[], Device]] = {
     "ideal": ideal,
     "charan2020-dac": charan2020_dac,
     "charan2020-jxcdc": charan2020_jxcdc,
     "neurosim-rram": neurosim_rram,
     "wan2022": wan2022,
+    "radar-2bpc": radar_2bpc,
+    "radar-3bpc": radar_3bpc,
+}
+
+WRITE_VERIFY_PRESETS: dict[str, Callable[[], WriteVerifyParams]] = {
+    "radar-2bpc": radar_2bpc_write_verify,
+    "radar-3bpc": radar_3bpc_write_verify,
 }
 
 
@@ -105,3 +220,12 @@ def preset(name: str) -> Device:
     except KeyError:
         raise ValueError(f"unknown device preset {name!r}; presets: "
                          f"{', '.join(PRESETS)} (or give a .h5/.toml device file)") from None
+
+
+def preset_write_verify(name: str) -> WriteVerifyParams:
+    """The fitted write-verify parameters of preset ``name``; a clear error otherwise."""
+    try:
+        return WRITE_VERIFY_PRESETS[name]()
+    except KeyError:
+        raise ValueError(f"preset {name!r} has no write-verify parameters; presets with them: "
+                         f"{', '.join(WRITE_VERIFY_PRESETS)}") from None

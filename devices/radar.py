@@ -285,6 +285,8 @@ _GRID = (np.geomspace(0.05, 6.0, 7), (0.1, 0.5, 1.0, 1.6, 2.4), (0.05, 0.6, 1.2,
 #: Nelder-Mead: first simplex edge (logit units) and evaluation budget per level.
 _SIMPLEX_STEP = 0.7
 _MAX_NM_EVALUATIONS = 160
+#: Nelder-Mead runs per level, from the best grid points.
+_STARTS = 2
 #: Cells per level in the simulation reported beside the measurement (not fitted to).
 N_REPORT_CELLS = 20_000
 #: Relative tolerance each pulse statistic is scaled by in the loss (5 %).
@@ -477,21 +479,24 @@ def fit_level(params: WriteVerifyParams, level: int, measured: LevelStats,
             for cs in _GRID[2]:
                 values = (float(k), ss, cs, q0)
                 grid.append((loss(values, n_grid), values))
-    start = min(grid, key=lambda item: item[0])[1]
+    grid.sort(key=lambda item: item[0])
     from scipy.optimize import minimize
 
-    z0 = _to_unit(start)
-    simplex = np.vstack([z0] + [z0 + _SIMPLEX_STEP * np.eye(len(z0))[i]
-                                for i in range(len(z0))])
-    res = minimize(lambda z: loss(_from_unit(z), n_cells), z0, method="Nelder-Mead",
-                   options={"maxfev": _MAX_NM_EVALUATIONS, "xatol": 1e-3, "fatol": 1e-3,
-                            "initial_simplex": simplex})
-    best = _from_unit(res.x)
+    best, best_loss = grid[0][1], math.inf
+    for _, start in grid[:_STARTS]:
+        z0 = _to_unit(start)
+        simplex = np.vstack([z0] + [z0 + _SIMPLEX_STEP * np.eye(len(z0))[i]
+                                    for i in range(len(z0))])
+        res = minimize(lambda z: loss(_from_unit(z), n_cells), z0, method="Nelder-Mead",
+                       options={"maxfev": _MAX_NM_EVALUATIONS, "xatol": 0.02, "fatol": 0.01,
+                                "initial_simplex": simplex})
+        if res.fun < best_loss:
+            best, best_loss = _from_unit(res.x), float(res.fun)
     best = tuple(float(f"{v:.6g}") for v in best)
     return _with_level(params, level, best), FitLevel(loss(best, n_cells), evaluations)
 
 
-def fit_radar(data: RadarData | str | Path, seed: int = 0, n_fit_cells: int = 2048,
+def fit_radar(data: RadarData | str | Path, seed: int = 0, n_fit_cells: int = 4096,
               name: str | None = None) -> RadarFit:
     """Fit a device and write-verify parameters to a RADAR file (see the module docstring).
 

@@ -51,7 +51,8 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _CELL = np.uint64(0xD6E8FEB86659FD93)
 _SEED_SALT = np.uint64(0x5772_6974_6556_6572)  # "WriteVer"
 _INV_2_32 = 1.0 / 4294967296.0
-#: Largest |z| the normal generator can return (u is at least 2**-33 from 0 and 1): 6.36.
+#: Bound on |z| for the read shortcut: above the largest |z| the normal generator can
+#: return (its uniforms stay 2**-33 away from 0 and 1, so |z| <= 6.36).
 Z_MAX = 6.5
 
 # Acklam's rational approximation of the standard normal quantile, |relative error| < 1.2e-9.
@@ -300,6 +301,42 @@ class WriteVerifyResult:
 
 
 # --------------------------------------------------------------------------- kernel
+@njit(inline="always")
+def _program_cell(ck: np.uint64, lo: float, hi: float, target: float, step: float,
+                  step_sigma: float, cell_sigma: float, stuck_fraction: float, stuck_g: float,
+                  cap: int, g_start: float, g_min: float, g_max: float, read_noise: float
+                  ) -> tuple[float, int, bool]:
+    """One cell's loop: (final conductance, pulses, verified). ``ck``: the cell's stream."""
+    margin = Z_MAX * read_noise
+    stuck = uniform_draw(ck, np.uint64(0)) < stuck_fraction
+    if stuck:
+        g = stuck_g
+        gain = 0.0
+    else:
+        g = g_start
+        gain = step * math.exp(cell_sigma * normal_draw(ck, np.uint64(1)))
+    p = 0
+    while True:
+        if g * (1.0 + margin) < lo or g * (1.0 - margin) > hi:
+            # the read cannot land in the window: no draw needed, the side is certain
+            up = g < target
+            if stuck:
+                return g, cap, False
+        else:
+            r = g * (1.0 + read_noise * normal_draw(ck, np.uint64(2 + 2 * p)))
+            if lo <= r <= hi:
+                return g, p, True
+            up = r < lo
+        if p >= cap:
+            return g, p, False
+        p += 1
+        if stuck:
+            continue
+        d = gain * math.exp(step_sigma * normal_draw(ck, np.uint64(1 + 2 * p))) \
+            * abs(target - g)
+        g = min(max(g + d if up else g - d, g_min), g_max)
+
+
 @njit(parallel=True, cache=True)
 def write_verify_kernel(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                         target: np.ndarray, step: np.ndarray, step_sigma: np.ndarray,
@@ -308,61 +345,56 @@ def write_verify_kernel(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                         g_max: float, read_noise: float, key: np.uint64, cell_offset: int,
                         g_out: np.ndarray, pulses_out: np.ndarray, reads_out: np.ndarray,
                         verified_out: np.ndarray) -> None:
-    """The write-verify loop of every cell (see the module docstring); writes the outputs.
+    """The write-verify loop of every cell (see the module docstring), in parallel.
 
     Draw counters of cell ``i`` (index ``cell_offset + i``): 0 stuck (uniform), 1 the cell's
-    responsiveness, ``2 + 2 k`` verify read k, ``3 + 2 k`` pulse k. A read is not drawn when
-    its outcome is certain (the window lies more than :data:`Z_MAX` read-noise sigmas away),
-    which changes no result because no draw can exceed Z_MAX; a stuck cell whose reads
-    cannot pass jumps straight to the cap.
+    responsiveness, ``2 + 2 k`` verify read k (k = 0, 1, ...), ``1 + 2 k`` pulse k (k = 1,
+    2, ...). A read is not drawn when its outcome is certain (the window lies more than
+    :data:`Z_MAX` read-noise sigmas away), which changes no result because no draw can
+    exceed Z_MAX; a stuck cell whose reads cannot pass jumps straight to the cap. Each
+    thread writes only its own cells' outputs.
     """
-    n = levels.shape[0]
-    margin = Z_MAX * read_noise
-    for i in prange(n):
+    for i in prange(levels.shape[0]):
         lv = levels[i]
-        ck = _cell_key(key, np.uint64(cell_offset + i))
-        lo_l = lo[lv]
-        hi_l = hi[lv]
-        t_l = target[lv]
-        s_l = step_sigma[lv]
-        cap_l = cap[lv]
-        stuck = uniform_draw(ck, np.uint64(0)) < stuck_fraction[lv]
-        if stuck:
-            g = stuck_g[lv]
-            gain = 0.0
-        else:
-            g = g_start
-            gain = step[lv] * math.exp(cell_sigma[lv] * normal_draw(ck, np.uint64(1)))
-        p = 0
-        verified = False
-        while True:
-            if g * (1.0 + margin) < lo_l or g * (1.0 - margin) > hi_l:
-                # the read cannot land in the window: no draw needed, the side is certain
-                up = g < t_l
-                if stuck:
-                    p = cap_l
-                    break
-            else:
-                r = g * (1.0 + read_noise * normal_draw(ck, np.uint64(2 + 2 * p)))
-                if lo_l <= r <= hi_l:
-                    verified = True
-                    break
-                up = r < lo_l
-            if p >= cap_l:
-                break
-            p += 1
-            if stuck:
-                continue
-            d = gain * math.exp(s_l * normal_draw(ck, np.uint64(1 + 2 * p))) * abs(t_l - g)
-            g = min(max(g + d if up else g - d, g_min), g_max)
+        g, p, ok = _program_cell(_cell_key(key, np.uint64(cell_offset + i)), lo[lv], hi[lv],
+                                 target[lv], step[lv], step_sigma[lv], cell_sigma[lv],
+                                 stuck_fraction[lv], stuck_g[lv], cap[lv], g_start, g_min,
+                                 g_max, read_noise)
         g_out[i] = g
         pulses_out[i] = p
         reads_out[i] = p + 1
-        verified_out[i] = verified
+        verified_out[i] = ok
+
+
+@njit(cache=True)
+def write_verify_kernel_serial(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                               target: np.ndarray, step: np.ndarray, step_sigma: np.ndarray,
+                               cell_sigma: np.ndarray, stuck_fraction: np.ndarray,
+                               stuck_g: np.ndarray, cap: np.ndarray, g_start: float,
+                               g_min: float, g_max: float, read_noise: float, key: np.uint64,
+                               cell_offset: int, g_out: np.ndarray, pulses_out: np.ndarray,
+                               reads_out: np.ndarray, verified_out: np.ndarray) -> None:
+    """:func:`write_verify_kernel` on one thread, for small batches (the fit runs thousands
+    of them, where starting threads costs more than the work); identical results."""
+    for i in range(levels.shape[0]):
+        lv = levels[i]
+        g, p, ok = _program_cell(_cell_key(key, np.uint64(cell_offset + i)), lo[lv], hi[lv],
+                                 target[lv], step[lv], step_sigma[lv], cell_sigma[lv],
+                                 stuck_fraction[lv], stuck_g[lv], cap[lv], g_start, g_min,
+                                 g_max, read_noise)
+        g_out[i] = g
+        pulses_out[i] = p
+        reads_out[i] = p + 1
+        verified_out[i] = ok
+
+
+#: Below this many cells :func:`program_write_verify` runs the serial kernel by default.
+PARALLEL_MIN_CELLS = 200_000
 
 
 def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: int = 0,
-                         cell_offset: int = 0) -> WriteVerifyResult:
+                         cell_offset: int = 0, parallel: bool | None = None
+                         ) -> WriteVerifyResult:
     """Program cells to target levels by write-verify.
 
     Args:
@@ -372,6 +404,8 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
         seed: Non-negative integer; the same seed gives the same cells on any thread count.
         cell_offset: Index of the first cell, so that programming an array in chunks gives
             the same cells as programming it at once.
+        parallel: Run on all Numba threads (True), on one (False), or on all from
+            :data:`PARALLEL_MIN_CELLS` cells on (None). The results are the same.
 
     Returns:
         Final conductances (uS) and per-cell pulse and read counts.
@@ -394,12 +428,12 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
     reads = np.empty(n, np.int32)
     verified = np.empty(n, np.bool_)
     a = params.level_arrays()
-    write_verify_kernel(flat, a["window_lo_us"], a["window_hi_us"], a["target_us"],
-                        a["step_fraction"], a["step_sigma"], a["cell_sigma"],
-                        a["stuck_fraction"], a["stuck_g_us"], a["max_pulses"],
-                        params.g_start_us, params.g_min_us, params.g_max_us,
-                        params.read_noise, seed_key(seed), int(cell_offset), g, pulses, reads,
-                        verified)
+    kernel = write_verify_kernel if (n >= PARALLEL_MIN_CELLS if parallel is None
+                                     else parallel) else write_verify_kernel_serial
+    kernel(flat, a["window_lo_us"], a["window_hi_us"], a["target_us"], a["step_fraction"],
+           a["step_sigma"], a["cell_sigma"], a["stuck_fraction"], a["stuck_g_us"],
+           a["max_pulses"], params.g_start_us, params.g_min_us, params.g_max_us,
+           params.read_noise, seed_key(seed), int(cell_offset), g, pulses, reads, verified)
     shape = lv.shape
     return WriteVerifyResult(g.reshape(shape), pulses.reshape(shape), reads.reshape(shape),
                              verified.reshape(shape))

@@ -1,0 +1,89 @@
+"""``xbar device fit``: fit a device and its write-verify model to measured programming data.
+
+    xbar device fit --data FILE --format radar --out DEVICE.h5 [--json] [--seed N]
+
+reads a write-verify measurement (``radar``: the RADAR release's TSV format, see
+:mod:`devices.radar`), fits the write-verify loop's parameters per level, writes a device file
+holding the device (levels and measured programming variation), the write-verify parameters
+and the measured and simulated per-level statistics, and prints measured against simulated
+statistics per level.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = ("radar",)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("device", help="work with measured device data (fit a device model)",
+                       description="Fit device models to measured data.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION")
+    f = actions.add_parser(
+        "fit", help="fit a device and its write-verify model to a write-verify measurement",
+        description="Fit the write-verify (read-verify-write) programming model to measured "
+                    "per-cell pulse counts, per level, so that the simulated mean, median and "
+                    "90th percentile of pulses and the success rate match the data; write a "
+                    "device file and print measured against simulated statistics.")
+    f.add_argument("--data", required=True, metavar="FILE", help="the measurement file")
+    f.add_argument("--format", default="radar", metavar="FORMAT",
+                   help=f"format of the data file: {', '.join(FORMATS)} (default radar: "
+                        "tab-separated per-cell rows of the RADAR data release)")
+    f.add_argument("--out", required=True, metavar="DEVICE.h5",
+                   help="device file to write (HDF5, written atomically)")
+    f.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the fit's simulations (default 0)")
+    f.add_argument("--name", metavar="NAME", help="device name (default: the data file's stem)")
+    f.add_argument("--json", action="store_true",
+                   help="print the comparison as JSON (levels: measured and simulated per level)")
+    f.set_defaults(func=run)
+    p.set_defaults(func=lambda args: _usage(p))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    from devices.files import save_device
+    from devices.radar import fit_radar
+
+    if args.format not in FORMATS:
+        raise ValueError(f"unknown --format {args.format!r}; supported formats: "
+                         f"{', '.join(FORMATS)}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"--out {args.out!r} must end in .h5 or .hdf5 (an HDF5 device file)")
+    if args.seed < 0:
+        raise ValueError(f"--seed {args.seed} is invalid; allowed: an integer >= 0")
+    fit = fit_radar(args.data, seed=args.seed, name=args.name)
+    by_dev = sorted(zip(fit.levels, fit.simulated), key=lambda p: p[0].device_level)
+    measured: dict[str, np.ndarray] = {}
+    for key in ("n_cells", "mean_pulses", "median_pulses", "p90_pulses", "success_rate",
+                "g_mean_us", "g_std_us"):
+        measured[key] = np.array([getattr(lv.measured, key) for lv, _ in by_dev], float)
+        measured[f"simulated_{key}"] = np.array([getattr(s, key) for _, s in by_dev], float)
+    measured["window_r_lo_ohm"] = np.array([lv.r_lo_ohm for lv, _ in by_dev])
+    measured["window_r_hi_ohm"] = np.array([lv.r_hi_ohm for lv, _ in by_dev])
+    provenance = {"data": str(Path(args.data).resolve()), "format": args.format,
+                  "fit": "per-level Nelder-Mead after a coarse grid (devices.radar.fit_radar)",
+                  "seed": str(args.seed), "n_fit_cells": str(fit.n_fit_cells),
+                  "source": "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975",
+                  "per_level_order": "ascending conductance (device levels)"}
+    save_device(fit.device, out, provenance=provenance, measured=measured,
+                write_verify=fit.write_verify)
+    if args.json:
+        print(json.dumps({**fit.to_json(), "out": str(out)}, indent=2))
+        return 0
+    print(f"{Path(args.data).name}: {len(fit.levels)} levels, "
+          f"{sum(lv.measured.n_cells for lv in fit.levels)} cells; fit in {fit.seconds:.1f} s "
+          f"(seed {fit.seed}); simulated with {fit.simulated[0].n_cells} cells per level")
+    print(fit.table())
+    print(f"wrote {out}  (device {fit.device.name!r}: {fit.device.summary()})")
+    return 0
