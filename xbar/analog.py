@@ -24,8 +24,10 @@ idle cell of each differential pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from devices import Device
 from xbar.config import XbarConfig
@@ -33,6 +35,14 @@ from xbar.kernel import ZIGGURAT, mvm_kernel
 
 SCALES = ("column", "layer")
 _CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
+_THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
+_BLAS = ThreadpoolController()
+
+
+def single_threaded_blas() -> Any:
+    """Context in which BLAS runs on one thread: the kernel's threads each call it, and
+    BLAS's own spinning threads would otherwise fight them for the cores."""
+    return _BLAS.limit(limits=1, user_api="blas")
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -215,11 +225,13 @@ class AnalogMatrix:
         cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
         g_tiles = self._g_tiles()
         dac = self.config.dac
-        for lo, hi in self._chunks(len(x)):
-            mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1,
-                       g_tiles, g_tiles, np.ones_like(cur_max), self.config.adc.bits, 0.0,
-                       self.config.array.read_voltage_v, np.uint64(0), lo, len(x), True,
-                       cur_max, ZIGGURAT)
+        with single_threaded_blas():
+            for lo, hi in self._chunks(len(x)):
+                mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
+                           2 if signed else 1, g_tiles, g_tiles, np.ones_like(cur_max),
+                           self.config.adc.bits, 0.0, self.config.array.read_voltage_v,
+                           np.uint64(0), lo, len(x), self._thread_chunk(g_tiles), True,
+                           cur_max, ZIGGURAT)
         ranges = np.zeros((self.n_row_tiles, self.n_arrays))
         np.maximum.at(ranges, (slice(None), self.tile_of_col), cur_max)
         # An array that never conducts still needs a finite range: use its full scale.
@@ -227,6 +239,11 @@ class AnalogMatrix:
         ranges[ranges <= 0] = full
         self.adc_range_ua = ranges
         return ranges
+
+    def _thread_chunk(self, g_tiles: np.ndarray) -> int:
+        """Samples per thread work unit: its currents (slices x samples x columns) ~1 MB."""
+        per_sample = self.config.dac.n_slices * g_tiles.shape[2] * 4
+        return int(max(1, min(256, _THREAD_CHUNK_BYTES // per_sample)))
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
         per = max(1, _CHUNK_ELEMS // (self.config.dac.n_slices * self.rows))
@@ -261,10 +278,12 @@ class AnalogMatrix:
         g2_tiles = self._g_tiles(square=True) if sigma > 0 and not serial else g_tiles
         lsb = self._lsb()
         acc = np.zeros((len(x), self.g_us.shape[1]))
-        for lo, hi in self._chunks(len(x)):
-            mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1,
-                       g_tiles, g2_tiles, lsb, adc.bits, sigma,
-                       self.config.array.read_voltage_v, key, lo, len(x), False, acc[lo:hi], ZIGGURAT)
+        with single_threaded_blas():
+            for lo, hi in self._chunks(len(x)):
+                mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
+                           2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
+                           self.config.array.read_voltage_v, key, lo, len(x),
+                           self._thread_chunk(g_tiles), False, acc[lo:hi], ZIGGURAT)
         v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
         to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
         return ((acc[:, self.pos_cols] - acc[:, self.neg_cols]) * to_weight).astype(np.float32)

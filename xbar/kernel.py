@@ -30,9 +30,17 @@ threads run or how the batch is split into chunks.
 from __future__ import annotations
 
 import math
+import os
 
+import numba
 import numpy as np
 from numba import njit, prange
+
+# Numba's OpenMP layer spins against the OpenMP runtime torch loads and against BLAS threads:
+# on 2 cores it made 2-thread runs 5-50x slower than 1-thread runs. The work-queue layer has
+# no such fight. An explicit NUMBA_THREADING_LAYER still wins.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    numba.config.THREADING_LAYER = "workqueue"
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -129,9 +137,14 @@ def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
 def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray, lsb: np.ndarray,
                adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
-               batch_offset: int, batch_total: int, calibrate: bool, acc: np.ndarray,
-               zig: np.ndarray) -> None:
+               batch_offset: int, batch_total: int, chunk: int, calibrate: bool,
+               acc: np.ndarray, zig: np.ndarray) -> None:
     """Bit-serial analog MVM of a batch over row tiles; accumulates into ``acc``.
+
+    Threads take chunks of ``chunk`` samples; for each pass and row tile a thread builds
+    its chunk's bit-slice matrix, reads the array with one GEMM (``np.dot``: call this with
+    BLAS limited to one thread, see :func:`xbar.analog.single_threaded_blas`), and converts
+    and accumulates the currents while they are in cache.
 
     Args:
         x: Inputs, float32 (B, n_in).
@@ -149,7 +162,8 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         read_noise: Relative per-read conductance noise sigma.
         v_read: Word-line voltage of a full-scale slice, volts.
         key: Random key of this call.
-        batch_offset, batch_total: Position of this chunk in the whole batch (noise counters).
+        batch_offset, batch_total: Position of ``x`` in the whole batch (noise counters).
+        chunk: Samples per thread work unit (results do not depend on it).
         calibrate: If True, no noise or ADC: ``acc[t, c]`` is raised to the largest current
             (uA) seen in row tile t, column c (acc shaped (n_row_tiles, n_phys)).
         acc: float64 (B, n_phys) output, added to (pass 0) and subtracted from (pass 1).
@@ -168,58 +182,65 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
     noisy = read_noise > 0.0 and not calibrate
     if noisy and k == 1 and not stacked:
         raise ValueError("bit-serial reads with noise need g_tiles stacked as [G | G**2]")
-    codes = np.empty((n_batch, n_in), np.int32)
-    a = np.empty((n_slices * n_batch, rows), np.float32)
-    a2 = np.empty((n_slices * n_batch, rows), np.float32) if (noisy and k > 1) else a
-    for p in range(n_passes):
-        sign = 1.0 if p == 0 else -1.0
-        for b in prange(n_batch):
-            for i in range(n_in):
-                v = sign * x[b, i]
-                if v <= 0.0:
-                    codes[b, i] = 0
-                else:
-                    codes[b, i] = np.int32(np.rint(min(v / x_max, 1.0) * full_code))
-        for t in range(n_tiles):
-            r0 = t * rows
-            r_used = min(rows, n_in - r0)
-            for b in prange(n_batch):
+    n_chunks = (n_batch + chunk - 1) // chunk
+    peak = np.zeros((n_chunks if calibrate else 1, n_tiles, n_phys))
+    for ch in prange(n_chunks):
+        b0 = ch * chunk
+        nb = min(chunk, n_batch - b0)
+        codes = np.empty((nb, n_in), np.int32)
+        a = np.empty((n_slices * nb, rows), np.float32)
+        a2 = np.empty((n_slices * nb, rows), np.float32) if (noisy and k > 1) else a
+        for p in range(n_passes):
+            sign = 1.0 if p == 0 else -1.0
+            for b in range(nb):
+                for i in range(n_in):
+                    v = sign * x[b0 + b, i]
+                    codes[b, i] = 0 if v <= 0.0 else np.int32(
+                        np.rint(min(v / x_max, 1.0) * full_code))
+            for t in range(n_tiles):
+                r0 = t * rows
+                r_used = min(rows, n_in - r0)
                 for s in range(n_slices):
-                    row = s * n_batch + b
                     shift = s * k
-                    for i in range(r_used):
-                        a[row, i] = np.float32((codes[b, r0 + i] >> shift) & mask)
-                    for i in range(r_used, rows):
-                        a[row, i] = np.float32(0.0)
-            cur = np.dot(a, g_tiles[t])
-            sq = cur[:, n_phys:] if stacked else cur
-            if noisy and k > 1:
-                for row in prange(n_slices * n_batch):
-                    for i in range(rows):
-                        a2[row, i] = a[row, i] * a[row, i]
-                sq = np.dot(a2, g2_tiles[t])
-            if calibrate:
-                for c in prange(n_phys):
-                    m = acc[t, c]
-                    for row in range(n_slices * n_batch):
-                        i_ua = v_unit * np.float64(cur[row, c])
-                        if i_ua > m:
-                            m = i_ua
-                    acc[t, c] = m
-                continue
-            for b in prange(n_batch):
-                gb = batch_offset + b
+                    for b in range(nb):
+                        row = s * nb + b
+                        for i in range(r_used):
+                            a[row, i] = np.float32((codes[b, r0 + i] >> shift) & mask)
+                        for i in range(r_used, rows):
+                            a[row, i] = np.float32(0.0)
+                cur = np.dot(a, g_tiles[t])
+                sq = cur[:, n_phys:] if stacked else cur
+                if noisy and k > 1:
+                    for row in range(n_slices * nb):
+                        for i in range(rows):
+                            a2[row, i] = a[row, i] * a[row, i]
+                    sq = np.dot(a2, g2_tiles[t])
+                if calibrate:
+                    for row in range(n_slices * nb):
+                        for c in range(n_phys):
+                            i_ua = v_unit * np.float64(cur[row, c])
+                            if i_ua > peak[ch, t, c]:
+                                peak[ch, t, c] = i_ua
+                    continue
                 for s in range(n_slices):
-                    row = s * n_batch + b
                     weight = sign * float(1 << (k * s))
-                    base = np.uint64((((p * n_slices + s) * n_tiles + t) * batch_total + gb)
-                                     * n_phys)
-                    for c in range(n_phys):
-                        i_ua = v_unit * np.float64(cur[row, c])
-                        if noisy:
-                            i_ua += read_noise * v_unit * math.sqrt(
-                                max(np.float64(sq[row, c]), 0.0)) * normal(
-                                    key, np.uint64(base + c), zig)
-                        step = lsb[t, c]
-                        q = min(max(np.rint(i_ua / step), 0.0), adc_top)
-                        acc[b, c] += weight * q * step
+                    for b in range(nb):
+                        row = s * nb + b
+                        base = (((p * n_slices + s) * n_tiles + t) * batch_total
+                                + batch_offset + b0 + b) * n_phys
+                        for c in range(n_phys):
+                            i_ua = v_unit * np.float64(cur[row, c])
+                            if noisy:
+                                i_ua += read_noise * v_unit * math.sqrt(
+                                    max(np.float64(sq[row, c]), 0.0)) * normal(
+                                        key, np.uint64(base + c), zig)
+                            step = lsb[t, c]
+                            q = min(max(np.rint(i_ua / step), 0.0), adc_top)
+                            acc[b0 + b, c] += weight * q * step
+    if calibrate:
+        for t in range(n_tiles):
+            for c in range(n_phys):
+                m = acc[t, c]
+                for ch in range(n_chunks):
+                    m = max(m, peak[ch, t, c])
+                acc[t, c] = m
