@@ -146,13 +146,13 @@ def _check_rows(rows: np.ndarray, path: Path) -> None:
     def first_bad(mask: np.ndarray, what: str, column: str) -> None:
         if mask.any():
             k = int(np.argmax(mask))
-            raise ValueError(f"{path}:{k + 1}: {column} = {rows[k, col[column]]!r} is invalid;"
+            raise ValueError(f"{path}:{k + 1}: {column} = {rows[k, col[column]]:g} is invalid;"
                              f" allowed: {what}")
 
     finite = np.isfinite(rows)
     if not finite.all():
         k, j = (int(v) for v in np.argwhere(~finite)[0])
-        raise ValueError(f"{path}:{k + 1}: column {j + 1} ({COLUMNS[j]}) = {rows[k, j]!r} "
+        raise ValueError(f"{path}:{k + 1}: column {j + 1} ({COLUMNS[j]}) = {rows[k, j]:g} "
                          f"is not a finite number")
     for name in ("nreads", "nsets", "nresets"):
         v = rows[:, col[name]]
