@@ -31,22 +31,53 @@ class AnalogLayer(nn.Module):
         self.signed = False
         self.read_rng: np.random.Generator | None = None
         self.analog = True  # False: exact digital matmul with the programmed weights (checks)
+        # Weights the programmed cells hold, for straight-through gradients (see _mvm).
+        self.register_buffer("w_eff", torch.as_tensor(matrix.effective_weights(),
+                                                      dtype=torch.float32))
+        # Digital additions for recovery methods (mapping.adapt): a per-column gain, and a
+        # sparse SRAM array of integer words at the positions in sram_mask.
+        self.col_gain: nn.Parameter | None = None
+        self.sram_mask: torch.Tensor | None = None
+        self.sram_code: nn.Parameter | None = None
+        self.sram_step = 0.0
+        self.sram_bits = 0
 
     def set_input_range(self, x_max: float, signed: bool) -> None:
         self.x_max = float(x_max) if x_max > 0 else 1.0
         self.signed = bool(signed)
 
     def _mvm(self, cols: torch.Tensor) -> torch.Tensor:
-        """(n, n_in) -> (n, n_out) through the arrays (no bias)."""
+        """(n, n_in) -> (n, n_out) through the arrays (no bias), plus gain and SRAM.
+
+        The value is the crossbar's; under autograd the gradient is that of ``cols @
+        w_eff.T`` (straight-through: the programmed weights, noise-free), so recovery
+        methods can train digital parameters through the chip.
+        """
         if self.x_max is None:
             raise RuntimeError(f"layer {self.layer_name!r} has no input range: calibrate the "
                                "chip before running it")
         x = cols.detach().cpu().numpy()
         if not self.analog:
-            y = x.astype(np.float64) @ self.matrix.effective_weights().T
-            return torch.from_numpy(y.astype(np.float32))
-        y = self.matrix.matmul(x, rng=self.read_rng, x_max=self.x_max, signed=self.signed)
-        return torch.from_numpy(y)
+            y = torch.from_numpy((x.astype(np.float64) @ self.matrix.effective_weights().T
+                                  ).astype(np.float32))
+        else:
+            y = torch.from_numpy(self.matrix.matmul(x, rng=self.read_rng, x_max=self.x_max,
+                                                    signed=self.signed))
+        if torch.is_grad_enabled() and (cols.requires_grad or self.w_eff.requires_grad):
+            surrogate = cols @ self.w_eff.T
+            y = surrogate + (y - surrogate).detach()
+        if self.col_gain is not None:
+            y = y * self.col_gain
+        if self.sram_code is not None:
+            y = y + cols @ self.sram_weights().T
+        return y
+
+    def sram_weights(self) -> torch.Tensor:
+        """The SRAM words as weights (zero outside the mask); rounding is straight-through."""
+        code = self.sram_code
+        q = 2 ** (self.sram_bits - 1) - 1
+        rounded = code + (code.round() - code).detach()
+        return self.sram_mask * rounded.clamp(-q, q) * self.sram_step
 
     def input_columns(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -1,0 +1,180 @@
+"""Knowledge distillation with the device in the loop (Charan et al., JxCDC 2020, work 1).
+
+The student starts as the teacher with BatchNorm folded away and is trained with every
+mapped layer's weight passed, on every forward, through a differentiable model of
+programming: quantisation to the device's conductance levels (per-output-column scale, as
+the mapping does), the device's programming variation, clipping to the conductance range,
+and freshly drawn stuck-at faults. Gradients pass straight through (w_noisy = w + (noisy(w)
+- w).detach()). The loss mixes the softened teacher outputs with the labels:
+
+    L = alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)
+
+with temperature T = 2 (work 1) and alpha = 0.5 by default.
+
+Left out of the training noise: read noise and converter quantisation (the student meets
+them on the chip), and the lognormal model's skew (drawn as a Gaussian of the same
+standard deviation).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from devices import Device
+from mapping.convert import fold_batchnorm, mapped_layers
+from mapping.datasets import Dataset
+from mapping.train import _seeded_deterministic, evaluate
+from xbar.config import XbarConfig
+
+
+class DeviceNoise(nn.Module):
+    """Weight parametrization: the weights a one-shot programmed array would hold."""
+
+    def __init__(self, device: Device, mapping: str, generator: torch.Generator) -> None:
+        super().__init__()
+        self.device = device
+        self.mapping = mapping
+        self.generator = generator
+        lv = torch.as_tensor(device.levels, dtype=torch.float32)
+        self.register_buffer("levels", lv)
+        self.register_buffer("level_sigma",
+                             torch.as_tensor(device.sigma_at(device.levels), dtype=torch.float32))
+        if device.variation == "lognormal":
+            self.register_buffer("lognormal_sigma", torch.tensor(device.sigma))
+        self.active = True
+
+    def _nearest(self, g: torch.Tensor) -> torch.Tensor:
+        mids = (self.levels[1:] + self.levels[:-1]) / 2
+        return torch.bucketize(g, mids)
+
+    def _program(self, idx: torch.Tensor) -> torch.Tensor:
+        g = self.levels[idx]
+        if self.device.variation != "none":
+            eps = torch.randn(g.shape, generator=self.generator)
+            g = g + self.level_sigma[idx] * eps
+        g = g.clamp(self.device.g_min_us, self.device.g_max_us)
+        if self.device.sa0_rate or self.device.sa1_rate:
+            u = torch.rand(g.shape, generator=self.generator)
+            g = torch.where(u < self.device.sa0_rate, torch.full_like(g, self.device.g_min_us), g)
+            sa1 = (u >= self.device.sa0_rate) & (u < self.device.sa0_rate + self.device.sa1_rate)
+            g = torch.where(sa1, torch.full_like(g, self.device.g_max_us), g)
+        return g
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        if not self.active:
+            return w
+        flat = w.reshape(w.shape[0], -1).detach()
+        w_max = flat.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
+        lv = self.levels
+        with torch.no_grad():
+            if self.mapping == "differential":
+                g_scale = (lv[-1] - lv[0]) / w_max
+                idx = self._nearest(lv[0] + flat.abs() * g_scale)
+                zero = torch.zeros_like(idx)
+                g_pos = self._program(torch.where(flat > 0, idx, zero))
+                g_neg = self._program(torch.where(flat < 0, idx, zero))
+                noisy = (g_pos - g_neg) / g_scale
+            else:
+                l_ref = (len(lv) - 1) // 2
+                span = torch.minimum(lv[l_ref] - lv[0], lv[-1] - lv[l_ref])
+                g_scale = span / w_max
+                g_w = self._program(self._nearest(lv[l_ref] + flat * g_scale))
+                ref = torch.full((flat.shape[0], 1), l_ref, dtype=torch.long)
+                g_ref = self._program(ref.expand(-1, flat.shape[1]).contiguous())
+                noisy = (g_w - g_ref) / g_scale
+        return w + (noisy.reshape(w.shape) - w).detach()
+
+
+@dataclass(frozen=True)
+class KDConfig:
+    """Distillation settings.
+
+    Attributes:
+        epochs: Passes over the training set (>= 1).
+        batch_size: Images per step (>= 1).
+        learning_rate: Adam's rate, cosine-decayed to 0 (> 0).
+        temperature: Softening temperature T (> 0; work 1 uses 2).
+        alpha: Weight of the distillation term, in [0, 1]; 1 - alpha goes to the labels.
+    """
+
+    epochs: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
+    temperature: float = 2.0
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name, lo in (("epochs", 1), ("batch_size", 1)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < lo:
+                raise ValueError(f"KDConfig.{name} = {v!r} is invalid; allowed: an integer "
+                                 f">= {lo}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"KDConfig.learning_rate = {self.learning_rate!r} is invalid; "
+                             "allowed: > 0")
+        if not self.temperature > 0:
+            raise ValueError(f"KDConfig.temperature = {self.temperature!r} is invalid; "
+                             "allowed: > 0")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError(f"KDConfig.alpha = {self.alpha!r} is invalid; allowed: [0, 1]")
+
+
+def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarConfig,
+            kd: KDConfig = KDConfig(), seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+    """Train a device-aware student from ``teacher``; returns it (plain weights) and info."""
+    student, _ = fold_batchnorm(teacher)
+    teacher = teacher.eval()
+    x = torch.from_numpy(dataset.x_train)
+    y = torch.from_numpy(dataset.y_train)
+    with torch.no_grad():
+        soft = torch.cat([teacher(x[i:i + 1000]) for i in range(0, len(x), 1000)])
+    start = time.perf_counter()
+    with _seeded_deterministic(seed, 1):
+        gen = torch.Generator().manual_seed(seed + 1)
+        noises = []
+        for _, layer in mapped_layers(student):
+            noise = DeviceNoise(device, config.array.weight_mapping, gen)
+            parametrize.register_parametrization(layer, "weight", noise)
+            noises.append(noise)
+        opt = torch.optim.Adam(student.parameters(), lr=kd.learning_rate)
+        steps = kd.epochs * math.ceil(len(x) / kd.batch_size)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+        shuffle = torch.Generator().manual_seed(seed + 2)
+        t = kd.temperature
+        student.train()
+        for _ in range(kd.epochs):
+            order = torch.randperm(len(x), generator=shuffle)
+            for lo in range(0, len(x), kd.batch_size):
+                idx = order[lo:lo + kd.batch_size]
+                out = student(x[idx])
+                loss_kd = F.kl_div(F.log_softmax(out / t, 1), F.softmax(soft[idx] / t, 1),
+                                   reduction="batchmean") * t * t
+                loss = kd.alpha * loss_kd + (1 - kd.alpha) * F.cross_entropy(out, y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+        student.eval()
+        for noise in noises:
+            noise.active = False
+        clean = evaluate(student, dataset.x_test, dataset.y_test)
+        for noise in noises:
+            noise.active = True
+        with torch.no_grad():
+            noisy = evaluate(student, dataset.x_test, dataset.y_test)
+        for _, layer in mapped_layers(student):
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
+    info = {"train_s": time.perf_counter() - start, "student_fp32_accuracy": clean,
+            "student_noisy_weight_accuracy": noisy, "epochs": kd.epochs,
+            "temperature": kd.temperature, "alpha": kd.alpha}
+    return copy.deepcopy(student).eval(), info
+
