@@ -370,7 +370,7 @@ class RadarFit:
                 f"{sim.median_pulses:>5.0f} {m.p90_pulses:>6.1f} {sim.p90_pulses:>6.1f} "
                 f"{m.success_rate:>7.4f} {sim.success_rate:>7.4f} | "
                 f"{m.g_mean_us:6.1f}+-{m.g_std_us:<5.1f} / {sim.g_mean_us:6.1f}+-"
-                f"{sim.g_std_us:<5.1f}")
+                f"{sim.g_std_us:<5.1f}".rstrip())
         return "\n".join(out)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from devices import load_device_file
 from devices.presets import preset, preset_write_verify
-from devices.radar import (FITTED, RadarFit, fit_radar, measured_levels, read_radar)
+from devices.radar import FITTED, RadarFit, fit_radar, measured_levels, read_radar
 from mapping.cli import main
 
 FILES = {"radar-2bpc": "fppv-2bpc-chip1.tsv", "radar-3bpc": "fppv-3bpc-chip1.tsv"}
@@ -81,7 +81,8 @@ def test_reader_parses_crlf_rows(tmp_path):
     ("1\t2\t3\r\n", r"bad\.tsv:1: expected 11 tab-separated columns .* found 3"),
     ("1\t1\t1\t1\t5000\t0\t0\t6000\t1\t0\t0\r\n1\t1\t1\t1\tabc\t0\t0\t6000\t1\t0\t0\r\n",
      r"bad\.tsv:2: column 5 \(r_final_ohm\) = 'abc' is not a number"),
-    ("1\t1\t1\t1\t5000\t0\t0\t6000\t2\t0\t0\r\n", r"bad\.tsv:1: success = 2 is invalid; allowed: 0 or 1"),
+    ("1\t1\t1\t1\t5000\t0\t0\t6000\t2\t0\t0\r\n",
+     r"bad\.tsv:1: success = 2 is invalid; allowed: 0 or 1"),
     ("1\t1\t1\t1\t5000\t0\t7000\t6000\t1\t0\t0\r\n", r"bad\.tsv:1: r_hi_ohm = 6000 .*> r_lo"),
     ("1\t1\t-1\t1\t5000\t0\t0\t6000\t1\t0\t0\r\n", r"bad\.tsv:1: nsets = -1 .*integer >= 0"),
     ("1\t1\t0\t0\t5000\t0\t0\t6000\t1\t0\t0\r\n", r"bad\.tsv:1: nresets = 0 .*nsets \+ nresets"),
