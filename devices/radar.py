@@ -18,18 +18,18 @@ conductive); a :class:`~devices.cell.Device` numbers levels up in conductance. B
 
 The fit (:func:`fit_radar`) treats every level on its own (each cell was programmed to each
 level in a separate run) and fits four parameters per level (step_fraction, step_sigma,
-cell_sigma, stuck_fraction) by Nelder-Mead on a loss that puts the simulated mean, median and
-90th percentile of the pulse count (relative error) and the success rate (in units of its
-sampling error) on one scale, with common random numbers (a fixed seed), from a start
-computed from the data. Windows, pulse caps, targets, the stuck conductance and the start
-conductance are read off the data, not fitted.
+cell_sigma, stuck_fraction): a coarse grid, then Nelder-Mead from its two best points, on a
+loss that puts the simulated mean, median and 90th percentile of the pulse count (relative
+error) and the success rate (in units of its sampling error) on one scale, with common random
+numbers (a fixed seed). Windows, pulse caps, targets, the stuck conductance and the start
+conductance are read off the data, not fitted (:func:`base_params`).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -333,7 +333,6 @@ class RadarFit:
     seed: int
     n_fit_cells: int
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The comparison as plain JSON types (open bounds as null)."""
@@ -341,12 +340,15 @@ class RadarFit:
         def finite(v: float) -> float | None:
             return v if math.isfinite(v) else None
 
+        def stats(s: LevelStats) -> dict[str, float | None]:
+            return {k: finite(v) for k, v in s.to_dict().items()}
+
         rows = []
         for lvl, sim, fit in zip(self.levels, self.simulated, self.fit_levels):
             rows.append({"name": lvl.name, "device_level": lvl.device_level,
                          "r_lo_ohm": lvl.r_lo_ohm, "r_hi_ohm": lvl.r_hi_ohm,
                          "g_lo_us": lvl.g_lo_us, "g_hi_us": finite(lvl.g_hi_us),
-                         "measured": lvl.measured.to_dict(), "simulated": sim.to_dict(),
+                         "measured": stats(lvl.measured), "simulated": stats(sim),
                          "fit_loss": fit.loss})
         wv = {k: ([finite(x) for x in v] if isinstance(v, list) else v)
               for k, v in self.write_verify.to_dict().items()}
@@ -410,7 +412,7 @@ def base_params(levels: list[RadarLevel], g_min_us: float, g_max_us: float,
     Windows and caps come from the data; targets are window centres (open windows: the
     median verified conductance); a stuck cell sits at the median final conductance of the
     level's failed cells; cells start at the geometric mean of the two open windows' inner
-    bounds (the data records no initial state: 0.4 % or fewer of cells start inside a window).
+    bounds (the data records no initial state: at most 1.6 % of a level's cells need no pulse).
     """
     by_dev = sorted(levels, key=lambda lv: lv.device_level)
     lo = [lv.g_lo_us for lv in by_dev]
@@ -519,6 +521,9 @@ def fit_radar(data: RadarData | str | Path, seed: int = 0, n_fit_cells: int = 40
                          f"at least 2 levels")
     g_final = _conductance_us(data.r_final_ohm)
     g_ok = g_final[np.isfinite(g_final)]
+    if g_ok.size == 0:
+        raise ValueError(f"{data.path}: no row has a final resistance (r_final_ohm > 0); "
+                         f"the conductance range cannot be measured")
     g_min, g_max = float(g_ok.min()), float(g_ok.max())
     stem = Path(data.path).name
     source = (f"write-verify fit to {stem} (Le, Levy et al., RADAR, IEEE TED 2021, "
