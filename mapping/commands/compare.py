@@ -1,0 +1,103 @@
+"""``xbar compare``: RSA versus R-V-W and the other recovery methods; ``xbar demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from devices import resolve_device
+from mapping.adapt import AdaptConfig
+from mapping.compare import METHODS, CompareSettings, compare
+from mapping.kd import KDConfig
+from mapping.report import format_table, save_compare
+from mapping.workflow import load_teacher
+
+
+def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
+    p.add_argument("--model", default=defaults["model"], metavar="NAME|FILE")
+    p.add_argument("--dataset", default=defaults.get("dataset"), metavar="NAME")
+    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--device", default=defaults["device"], metavar="PRESET|FILE")
+    p.add_argument("--hw", default=defaults.get("hw"), metavar="PRESET|FILE",
+                   help="hardware preset (default, one-cell) or TOML with [array], [dac], "
+                        "[adc], [timing], [programming], [adaptation]")
+    p.add_argument("--sram-ratio", type=float, default=0.05,
+                   help="fraction of each layer's weights in SRAM (default 0.05)")
+    p.add_argument("--chips", type=int, default=defaults["chips"], help="chip instances")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=defaults["steps"], help="adaptation steps")
+    p.add_argument("--batch", type=int, default=defaults["batch"], help="adaptation batch")
+    p.add_argument("--kd-epochs", type=int, default=defaults["kd_epochs"])
+    p.add_argument("--methods", default=",".join(METHODS),
+                   help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", default=defaults.get("out"), metavar="FILE.h5",
+                   help="write results, configuration and plots to HDF5 (+ PNGs beside it)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="compare recovery methods: accuracy and time",
+                       description="Program the network onto N chip instances and compare "
+                                   "one-shot, bias-only, KD, RSA, KD+RSA, OSA, KD+OSA and "
+                                   "R-V-W in accuracy and in time on chip.")
+    _add_common(p, {"model": "digits-cnn", "device": "charan2020-jxcdc", "chips": 3,
+                    "steps": 200, "batch": 32, "kd_epochs": 10})
+    p.set_defaults(func=run)
+    d = sub.add_parser("demo", help="the embedded default comparison (digits, DAC 2020 cell)",
+                       description="`xbar compare` on the embedded digits data with the "
+                                   "charan2020-dac device mapped one cell per weight; prints "
+                                   "the table and writes results/demo.h5 with plots.")
+    _add_common(d, {"model": "digits-cnn", "dataset": "digits", "device": "charan2020-dac",
+                    "hw": "one-cell", "chips": 2, "steps": 200, "batch": 32,
+                    "kd_epochs": 30, "out": "results/demo.h5"})
+    d.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xbar.config import hardware_document, XbarConfig
+    from xbar.timing import TimingConfig
+    from xbar.timing.adaptation import AdaptationConfig
+    from xbar.timing.programming import ProgrammingConfig
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    settings = CompareSettings(
+        sram_ratio=args.sram_ratio, chips=args.chips, seed=args.seed, methods=methods,
+        adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
+        kd=KDConfig(epochs=args.kd_epochs))
+    device = resolve_device(args.device)
+    doc, label = hardware_document(args.hw)
+    xbar = XbarConfig.from_dict(doc, label)
+    timing = TimingConfig.from_dict(dict(doc.get("timing", {})), label)
+    programming = ProgrammingConfig.from_dict(dict(doc.get("programming", {})), label)
+    adaptation = AdaptationConfig.from_dict(dict(doc.get("adaptation", {})), label)
+    teacher = load_teacher(args.model, args.dataset, args.data_dir, 0)
+    start = time.perf_counter()
+    tty = sys.stderr.isatty() and not args.json
+    result = compare(teacher.model, teacher.dataset, device, xbar, settings, timing,
+                     programming, adaptation,
+                     progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
+    result.update(model=teacher.label, dataset=teacher.dataset.name,
+                  dataset_note=teacher.dataset.note, device=device.name,
+                  wall_s=time.perf_counter() - start)
+    config = {"device": device.to_dict(), "hardware": xbar.to_dict(),
+              "timing": timing.to_dict(), "programming": programming.to_dict(),
+              "adaptation": adaptation.to_dict(), "settings": result["settings"],
+              "model": teacher.label, "dataset": teacher.dataset.name}
+    pngs = save_compare(args.out, result, config) if args.out else []
+    if args.json:
+        print(json.dumps({**result, "time_s": {m: v["time_s"] for m, v in
+                                               result["methods"].items()}}, indent=2))
+        return 0
+    print(f"{teacher.label} on {teacher.dataset.summary()}")
+    print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping")
+    print(format_table(result))
+    if result["kd"]:
+        print(f"KD student trained off chip in {result['kd']['train_s']:.1f} s "
+              f"({result['kd']['epochs']} epochs, T = {result['kd']['temperature']:g}); "
+              "not counted in the times above")
+    print(f"wall time {result['wall_s']:.1f} s")
+    if args.out:
+        print(f"results written to {args.out} (plots {', '.join(map(str, pngs))})")
+    return 0

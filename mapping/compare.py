@@ -1,0 +1,210 @@
+"""RSA versus R-V-W (and the other recovery methods), in accuracy and in time.
+
+For N chip instances (seeds), each method starts from the same one-shot-programmed cells:
+
+========== ===============================================================================
+software   the FP32 teacher
+one-shot   the teacher programmed once (one pulse per cell, no verify)
+bias-only  one-shot, then only digital biases and per-column gains trained on the chip
+kd         a device-aware student (knowledge distillation) programmed once
+rsa        one-shot + random sparse SRAM words trained on the chip
+kd+rsa     kd + the same
+osa        one-shot + SRAM words at importance-sampled (Fisher) positions
+kd+osa     kd + the same
+rvw        the teacher programmed by write-verify (every cell), no training
+========== ===============================================================================
+
+Times come from the SimPy engine (:mod:`xbar.timing`): programming (one-shot or R-V-W, from
+the per-cell pulse counts the write-verify loop produced on that chip) and adaptation
+(steps x (forward + backward + SRAM writes)). Knowledge distillation runs off chip before
+programming and is reported, not added. The headline:
+``speedup = T_rvw / (T_one_shot + T_adapt(kd+rsa))``.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+from torch import nn
+
+from devices import Device
+from mapping.adapt import AdaptConfig, adapt, attach_sram, sram_words
+from mapping.chip import Chip
+from mapping.datasets import Dataset
+from mapping.geometry import layer_specs
+from mapping.kd import KDConfig, distill
+from mapping.rvw import program_rvw, rvw_params
+from mapping.workflow import calibration_inputs
+from xbar.config import XbarConfig
+from xbar.timing import TimingConfig
+from xbar.timing.adaptation import SPEEDUP_DEFINITION, AdaptationConfig, adaptation_time
+from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
+
+METHODS = ("software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa", "osa", "kd+osa", "rvw")
+FISHER_IMAGES = 256
+
+
+@dataclass
+class MethodResult:
+    """One method over the chips."""
+
+    name: str
+    accuracies: list[float] = field(default_factory=list)
+    program_s: list[float] = field(default_factory=list)
+    adapt_s: list[float] = field(default_factory=list)
+    pulses: list[int] = field(default_factory=list)
+    sram_words: int = 0
+    sram_bits: int = 0
+    wall_s: float = 0.0
+
+    def summary(self, n_weights: int, rram_cells: int) -> dict[str, Any]:
+        acc = np.asarray(self.accuracies)
+        prog = float(np.mean(self.program_s)) if self.program_s else 0.0
+        adp = float(np.mean(self.adapt_s)) if self.adapt_s else 0.0
+        return {
+            "accuracy": float(acc.mean()), "accuracy_std": float(acc.std()),
+            "accuracy_min": float(acc.min()), "accuracy_max": float(acc.max()),
+            "accuracies": [float(a) for a in acc],
+            "program_s": prog, "adapt_s": adp, "time_s": prog + adp,
+            "pulses": float(np.mean(self.pulses)) if self.pulses else 0.0,
+            "sram_words": self.sram_words, "sram_bits": self.sram_bits,
+            "sram_fraction": self.sram_words / n_weights if n_weights else 0.0,
+            "sram_bits_per_rram_cell": self.sram_bits / rram_cells if rram_cells else 0.0,
+            "wall_s": self.wall_s,
+        }
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """What to compare and how hard to try."""
+
+    sram_ratio: float = 0.05
+    chips: int = 3
+    seed: int = 0
+    methods: tuple[str, ...] = METHODS
+    adapt: AdaptConfig = AdaptConfig()
+    kd: KDConfig = KDConfig()
+
+    def __post_init__(self) -> None:
+        if not 0 < self.sram_ratio <= 1:
+            raise ValueError(f"sram_ratio = {self.sram_ratio!r} is invalid; allowed: (0, 1] "
+                             "(a fraction: 0.05 = 5 % of each layer's weights)")
+        if not isinstance(self.chips, int) or self.chips < 1:
+            raise ValueError(f"chips = {self.chips!r} is invalid; allowed: an integer >= 1")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+
+
+def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConfig,
+            settings: CompareSettings = CompareSettings(),
+            timing: TimingConfig = TimingConfig(),
+            programming: ProgrammingConfig = ProgrammingConfig(),
+            adaptation: AdaptationConfig = AdaptationConfig(),
+            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every requested method on ``settings.chips`` chip instances; a JSON-ready dict."""
+    from mapping.train import evaluate
+
+    say = progress or (lambda _: None)
+    methods = settings.methods
+    shape = tuple(dataset.input_shape)
+    specs = layer_specs(teacher, shape)
+    n_weights = sum(s.n_in * s.n_out for s in specs)
+    results = {m: MethodResult(m) for m in methods}
+    t_one = one_shot_time(specs, programming, xbar, timing).total_s
+    student, kd_info = None, {}
+    if any(m.startswith("kd") for m in methods):
+        say("distilling the device-aware student")
+        student, kd_info = distill(teacher, dataset, device, xbar, settings.kd, settings.seed)
+    x_test, y_test = dataset.x_test, dataset.y_test
+
+    def timed_adapt(chip: Chip, words: list[int], extra_passes: int = 0) -> float:
+        t = adaptation_time(specs, xbar, timing, adaptation, settings.adapt.steps,
+                            settings.adapt.batch_size, words).total_s
+        if extra_passes:  # Fisher measurement: forward + backward, no writes
+            t += adaptation_time(specs, xbar, timing, adaptation, extra_passes,
+                                 settings.adapt.batch_size, [0] * len(specs)).total_s
+        return t
+
+    def words_per_layer(chip: Chip) -> list[int]:
+        by_name = {layer.layer_name: int(layer.sram_mask.sum()) if layer.sram_mask is not None
+                   else 0 for layer in chip.layers}
+        return [by_name.get(s.name, 0) for s in specs]
+
+    if "software" in results:
+        results["software"].accuracies.append(evaluate(teacher, x_test, y_test))
+    for c in range(settings.chips):
+        seed = settings.seed + c
+        calib = calibration_inputs(dataset, seed=seed)
+
+        def fresh(model: nn.Module) -> Chip:
+            chip = Chip.program(model, device, xbar, seed, "column", "", shape)
+            chip.calibrate(calib)
+            return chip
+
+        base = fresh(teacher) if set(methods) & {"one-shot", "bias-only", "rsa", "osa"} \
+            else None
+        kd_base = fresh(student) if student is not None else None
+        for name in methods:
+            if name == "software":
+                continue
+            say(f"chip {c + 1}/{settings.chips}: {name}")
+            start = time.perf_counter()
+            r = results[name]
+            source = kd_base if name.startswith("kd") else base
+            adapt_s = 0.0
+            if name in ("one-shot", "kd"):
+                chip = source
+            elif name == "bias-only":
+                chip = copy.deepcopy(source)
+                adapt(chip, dataset, "bias", settings.adapt, seed)
+                words = [2 * s.n_out for s in specs]  # a bias and a gain per column
+                adapt_s = timed_adapt(chip, words)
+                r.sram_words = sum(words)
+            elif name in ("rsa", "kd+rsa", "osa", "kd+osa"):
+                chip = copy.deepcopy(source)
+                fisher = name.endswith("osa")
+                attach_sram(chip, settings.sram_ratio, settings.adapt.sram_bits,
+                            "fisher" if fisher else "random", dataset, seed)
+                adapt(chip, dataset, "sram", settings.adapt, seed)
+                r.sram_words = sram_words(chip)
+                fisher_steps = -(-FISHER_IMAGES // settings.adapt.batch_size) if fisher else 0
+                adapt_s = timed_adapt(chip, words_per_layer(chip), fisher_steps)
+            else:  # rvw
+                chip = Chip.program(teacher, device, xbar, seed, "column", "", shape)
+                counts = program_rvw(chip, rvw_params(device), seed)
+                chip.calibrate(calib)
+                prog = programming_time(counts, programming, xbar, timing)
+                r.program_s.append(prog.total_s)
+                r.pulses.append(prog.total_pulses)
+            if name != "rvw":
+                r.program_s.append(t_one)
+                r.pulses.append(int(sum(layer.matrix.n_cells for layer in chip.layers)))
+            r.sram_bits = r.sram_words * settings.adapt.sram_bits
+            r.adapt_s.append(adapt_s)
+            r.accuracies.append(chip.evaluate(x_test, y_test))
+            r.wall_s += time.perf_counter() - start
+    rram_cells = (base or kd_base).n_cells if (base or kd_base) is not None else 0
+    out = {m: results[m].summary(n_weights, rram_cells) for m in methods}
+    if "software" in out:
+        out["software"].update(program_s=0.0, adapt_s=0.0, time_s=0.0, pulses=0.0)
+    speedup = None
+    if "rvw" in out and "kd+rsa" in out and out["kd+rsa"]["time_s"] > 0:
+        speedup = out["rvw"]["time_s"] / out["kd+rsa"]["time_s"]
+    return {"methods": out, "speedup_rsa_vs_rvw": speedup,
+            "speedup_definition": SPEEDUP_DEFINITION + " (kd+rsa; means over chips)",
+            "n_weights": n_weights, "rram_cells": rram_cells, "kd": kd_info,
+            "settings": {"sram_ratio": settings.sram_ratio, "chips": settings.chips,
+                         "seed": settings.seed, "methods": list(methods),
+                         "adapt_steps": settings.adapt.steps,
+                         "adapt_batch": settings.adapt.batch_size,
+                         "adapt_learning_rate": settings.adapt.learning_rate,
+                         "sram_bits": settings.adapt.sram_bits,
+                         "kd_epochs": settings.kd.epochs,
+                         "kd_temperature": settings.kd.temperature,
+                         "kd_alpha": settings.kd.alpha},
+            "one_shot_program_s": t_one}

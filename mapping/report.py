@@ -1,0 +1,125 @@
+"""Results of ``xbar compare``: the table, the HDF5 file and the plots."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from devices.files import write_atomically
+
+LABELS = {"software": "software (FP32)", "one-shot": "one-shot", "bias-only": "bias-only",
+          "kd": "KD", "rsa": "RSA", "kd+rsa": "KD+RSA", "osa": "OSA", "kd+osa": "KD+OSA",
+          "rvw": "R-V-W"}
+
+
+def _time(s: float) -> str:
+    if s == 0:
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s * 1e9:.3g} ns"
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """One row per method, then the speedup and its definition."""
+    rows = [f"{'method':<16}{'accuracy':>17}{'program':>11}{'adapt':>11}{'to accuracy':>13}"
+            f"{'SRAM bits/cell':>16}{'pulses':>12}"]
+    for name, m in result["methods"].items():
+        acc = f"{100 * m['accuracy']:.2f} +- {100 * m['accuracy_std']:.2f}%"
+        rows.append(f"{LABELS[name]:<16}{acc:>17}{_time(m['program_s']):>11}"
+                    f"{_time(m['adapt_s']):>11}{_time(m['time_s']):>13}"
+                    f"{m['sram_bits_per_rram_cell']:>16.4f}{m['pulses']:>12.3g}")
+    s = result["settings"]
+    rows.append(f"({s['chips']} chips from seed {s['seed']}; SRAM {100 * s['sram_ratio']:g}% "
+                f"of weights, {s['sram_bits']}-bit words; adaptation {s['adapt_steps']} steps "
+                f"x batch {s['adapt_batch']}; accuracy mean +- std over chips)")
+    if result.get("speedup_rsa_vs_rvw") is not None:
+        rows.append(f"speedup of KD+RSA over R-V-W: {result['speedup_rsa_vs_rvw']:.3g}x")
+        rows.append(f"  {result['speedup_definition']}")
+    return "\n".join(rows)
+
+
+def plots(result: dict[str, Any]) -> dict[str, bytes]:
+    """PNG bytes: accuracy per method, and time per method (log scale)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = list(result["methods"])
+    labels = [LABELS[n] for n in names]
+    m = result["methods"]
+    out = {}
+    fig = Figure(figsize=(8, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    acc = [100 * m[n]["accuracy"] for n in names]
+    err = [100 * m[n]["accuracy_std"] for n in names]
+    ax.bar(labels, acc, yerr=err, capsize=3, color="tab:blue")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("accuracy per method (mean +- std over chips)")
+    ax.tick_params(axis="x", rotation=30)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    out["accuracy"] = buf.getvalue()
+    fig = Figure(figsize=(8, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    timed = [n for n in names if m[n]["time_s"] > 0]
+    ax.bar([LABELS[n] for n in timed], [m[n]["program_s"] for n in timed], label="program")
+    ax.bar([LABELS[n] for n in timed], [m[n]["adapt_s"] for n in timed],
+           bottom=[m[n]["program_s"] for n in timed], label="adapt")
+    ax.set_yscale("log")
+    ax.set_ylabel("time on chip (s)")
+    ax.set_title("time to reach accuracy per method")
+    ax.tick_params(axis="x", rotation=30)
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    out["time"] = buf.getvalue()
+    return out
+
+
+def save_compare(path: str | Path, result: dict[str, Any], config: dict[str, Any]) -> list[Path]:
+    """HDF5 with every figure, configuration and seeds, plus the plots (also as PNG files
+    next to it); all written atomically. Returns the PNG paths."""
+    path = Path(path)
+    images = plots(result)
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = "xbar-sim compare"
+            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            f.attrs["config_json"] = json.dumps(config)
+            f.attrs["speedup_definition"] = result["speedup_definition"]
+            if result.get("speedup_rsa_vs_rvw") is not None:
+                f.attrs["speedup_rsa_vs_rvw"] = result["speedup_rsa_vs_rvw"]
+            for k, v in result["settings"].items():
+                f.attrs[f"settings.{k}"] = v if not isinstance(v, list) else json.dumps(v)
+            g = f.create_group("methods")
+            for name, m in result["methods"].items():
+                mg = g.create_group(name)
+                mg.create_dataset("accuracies", data=np.asarray(m["accuracies"]))
+                for k, v in m.items():
+                    if k != "accuracies":
+                        mg.attrs[k] = v
+            p = f.create_group("plots")
+            for name, data in images.items():
+                p.create_dataset(f"{name}.png", data=np.frombuffer(data, dtype=np.uint8))
+            f.attrs["kd_json"] = json.dumps(result.get("kd", {}))
+
+    write_atomically(path, write)
+    written = []
+    for name, data in images.items():
+        png = path.with_name(f"{path.stem}-{name}.png")
+        write_atomically(png, lambda tmp, d=data: Path(tmp).write_bytes(d))
+        written.append(png)
+    return written
