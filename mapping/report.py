@@ -77,6 +77,9 @@ def plots(result: dict[str, Any]) -> dict[str, bytes]:
     ax.bar([LABELS[n] for n in timed], [m[n]["adapt_s"] for n in timed],
            bottom=[m[n]["program_s"] for n in timed], label="adapt")
     ax.set_yscale("log")
+    if timed:
+        totals = [m[n]["time_s"] for n in timed]
+        ax.set_ylim(min(totals) / 5, max(totals) * 3)
     ax.set_ylabel("time on chip (s)")
     ax.set_title("time to reach accuracy per method")
     ax.tick_params(axis="x", rotation=30)
