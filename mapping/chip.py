@@ -19,7 +19,10 @@ HDF5 layout (``format = "xbar-sim chip"``, version 1)::
                       the analog layers' weights)
     /layers/<i>       attrs: name, kind (linear|conv2d), n_in, n_out, x_max, signed, conv
                       geometry; datasets: g_us, target_levels, stuck (0/1 SA0/2 SA1),
-                      g_scale, pos_cols, neg_cols, tile_of_col, adc_range_ua, bias
+                      g_scale, pos_cols, neg_cols, tile_of_col, adc_range_ua, bias;
+                      after adaptation also col_gain, and the SRAM words as sram_index
+                      (flat positions in the out x in weight matrix), sram_code (integer
+                      words) with attrs sram_step (weight per code) and sram_bits
 """
 
 from __future__ import annotations
@@ -163,7 +166,9 @@ class Chip:
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:
         """Write the chip to HDF5 atomically (see the module docstring for the layout)."""
-        digital = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
+        analog_state = (".w_eff", ".sram_code", ".col_gain", ".sram_mask")
+        digital = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()
+                   if not k.endswith(analog_state)}
 
         def write(tmp: str) -> None:
             with h5py.File(tmp, "w") as f:
@@ -201,7 +206,15 @@ class Chip:
                     if m.adc_range_ua is not None:
                         g.create_dataset("adc_range_ua", data=m.adc_range_ua)
                     if layer.bias is not None:
-                        g.create_dataset("bias", data=layer.bias.numpy())
+                        g.create_dataset("bias", data=layer.bias.detach().numpy())
+                    if layer.col_gain is not None:
+                        g.create_dataset("col_gain", data=layer.col_gain.detach().numpy())
+                    if layer.sram_code is not None:
+                        idx = np.flatnonzero(layer.sram_mask.numpy().reshape(-1))
+                        codes = layer.sram_code.detach().round().reshape(-1)[idx]
+                        g.create_dataset("sram_index", data=idx.astype(np.int64))
+                        g.create_dataset("sram_code", data=codes.numpy().astype(np.int32))
+                        g.attrs.update(sram_step=layer.sram_step, sram_bits=layer.sram_bits)
 
         write_atomically(path, write)
 
@@ -257,6 +270,22 @@ class Chip:
                     layer.set_input_range(x_max, bool(g.attrs["signed"]))
                 if "bias" in g:
                     layer.bias = torch.as_tensor(g["bias"][()])
+                layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
+                if "col_gain" in g:
+                    layer.col_gain = torch.nn.Parameter(torch.as_tensor(g["col_gain"][()]),
+                                                        requires_grad=False)
+                if "sram_index" in g:
+                    shape = layer.w_eff.shape
+                    mask = torch.zeros(shape.numel())
+                    code = torch.zeros(shape.numel())
+                    idx = torch.as_tensor(g["sram_index"][()])
+                    mask[idx] = 1.0
+                    code[idx] = torch.as_tensor(g["sram_code"][()], dtype=torch.float32)
+                    layer.sram_mask = mask.reshape(shape)
+                    layer.sram_code = torch.nn.Parameter(code.reshape(shape),
+                                                         requires_grad=False)
+                    layer.sram_step = float(g.attrs["sram_step"])
+                    layer.sram_bits = int(g.attrs["sram_bits"])
         return chip
 
     def describe(self) -> list[dict[str, Any]]:
