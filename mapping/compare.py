@@ -105,8 +105,13 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
             timing: TimingConfig = TimingConfig(),
             programming: ProgrammingConfig = ProgrammingConfig(),
             adaptation: AdaptationConfig = AdaptationConfig(),
-            progress: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Run every requested method on ``settings.chips`` chip instances; a JSON-ready dict."""
+            progress: Callable[[str], None] | None = None,
+            student: nn.Module | None = None) -> dict[str, Any]:
+    """Run every requested method on ``settings.chips`` chip instances; a JSON-ready dict.
+
+    ``student``: an already distilled KD student (as :func:`mapping.kd.distill` returns for
+    this teacher, data, device and settings), to skip distilling again.
+    """
     from mapping.train import evaluate
 
     say = progress or (lambda _: None)
@@ -116,8 +121,10 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
     n_weights = sum(s.n_in * s.n_out for s in specs)
     results = {m: MethodResult(m) for m in methods}
     t_one = one_shot_time(specs, programming, xbar, timing).total_s
-    student, kd_info = None, {}
-    if any(m.startswith("kd") for m in methods):
+    kd_info: dict[str, Any] = {}
+    if student is not None or not any(m.startswith("kd") for m in methods):
+        student = student if any(m.startswith("kd") for m in methods) else None
+    else:
         say("distilling the device-aware student")
         student, kd_info = distill(teacher, dataset, device, xbar, settings.kd, settings.seed)
     x_test, y_test = dataset.x_test, dataset.y_test
