@@ -44,10 +44,12 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
+from devices.counters import GOLDEN as _GOLDEN
+from devices.counters import MIX1 as _MIX1
+from devices.counters import MIX2 as _MIX2
+from devices.counters import mix64 as _mix64
+
 # --------------------------------------------------------------------------- random numbers
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _CELL = np.uint64(0xD6E8FEB86659FD93)
 _SEED_SALT = np.uint64(0x5772_6974_6556_6572)  # "WriteVer"
 _INV_2_32 = 1.0 / 4294967296.0
@@ -65,14 +67,6 @@ _C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
 _D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
       3.754408661907416e+00)
 _P_LOW = 0.02425
-
-
-@njit(inline="always")
-def _mix64(z: np.uint64) -> np.uint64:
-    """splitmix64's output function: a bijective 64-bit hash with full avalanche."""
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
 
 
 @njit(inline="always")

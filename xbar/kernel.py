@@ -36,15 +36,17 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from devices.counters import GOLDEN as _GOLDEN
+from devices.counters import MIX1 as _MIX1
+from devices.counters import MIX2 as _MIX2
+from devices.counters import mix64 as _mix64
+
 # Numba's OpenMP layer spins against the OpenMP runtime torch loads and against BLAS threads:
 # on 2 cores it made 2-thread runs 5-50x slower than 1-thread runs. The work-queue layer has
 # no such fight. An explicit NUMBA_THREADING_LAYER still wins.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     numba.config.THREADING_LAYER = "workqueue"
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
 _INV_2_32 = 1.0 / 4294967296.0
 
 
@@ -69,14 +71,6 @@ def _ziggurat_tables(n: int = 128, r: float = 3.442619855899,
 
 ZIGGURAT = _ziggurat_tables()
 _ZIG_R = 3.442619855899
-
-
-@njit(inline="always")
-def _mix64(z: np.uint64) -> np.uint64:
-    """splitmix64 output function: a bijective 64-bit hash with full avalanche."""
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
 
 
 @njit(inline="always")
