@@ -37,8 +37,6 @@ import numpy as np
 from numba import njit, prange
 
 from devices.counters import GOLDEN as _GOLDEN
-from devices.counters import MIX1 as _MIX1
-from devices.counters import MIX2 as _MIX2
 from devices.counters import mix64 as _mix64
 
 # Numba's OpenMP layer spins against the OpenMP runtime torch loads and against BLAS threads:
