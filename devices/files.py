@@ -77,6 +77,9 @@ def write_atomically(path: str | Path, write: Any) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should be readable
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -25,7 +25,6 @@ import os
 import pickle
 import re
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zlib
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from devices.files import write_atomically
 
 DATASET_NAMES = ("digits", "mnist", "cifar10")
 """Names accepted by :func:`load_dataset`."""
@@ -538,16 +539,13 @@ def decode_cifar_tar(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def write_atomic(path: Path, write: Callable[[Any], Any]) -> None:
-    """Write ``path`` through ``write(fileobj)`` into a temp file, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    """Write ``path`` through ``write(fileobj)`` (binary) via a temp file and ``os.replace``."""
+
+    def to_file(tmp: str) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; shared data and caches should be readable
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomically(path, to_file)
 
 
 def _cifar_from_tar(path: Path) -> Dataset:
