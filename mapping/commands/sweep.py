@@ -1,0 +1,107 @@
+"""``xbar sweep``: accuracy of the recovery methods across the values of one parameter."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from mapping.compare import METHODS
+
+_DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep", help="sweep one device/array parameter against the recovery methods",
+        description="Evaluate the recovery methods on N chip instances at every value of one "
+                    "device, array/converter or SRAM parameter. Every (value, method, chip) "
+                    "point is independent and seeded from --seed; each is written to the "
+                    "HDF5 file as it finishes, and rerunning the same command skips the "
+                    "finished points. Runs on local worker processes, or on a Dask cluster "
+                    "with --scheduler.")
+    p.add_argument("--list-params", action="store_true",
+                   help="print every sweepable parameter with its unit and allowed range")
+    p.add_argument("--param", metavar="NAME", help="the parameter to sweep (--list-params)")
+    p.add_argument("--values", metavar="V1,V2,...", help="comma-separated values")
+    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE")
+    p.add_argument("--dataset", metavar="NAME")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="data set files (on every worker too); default $XBAR_DATA or "
+                        "../shared/data")
+    p.add_argument("--device", default="charan2020-jxcdc", metavar="PRESET|FILE")
+    p.add_argument("--hw", metavar="PRESET|FILE",
+                   help="hardware preset (default, one-cell) or TOML file")
+    p.add_argument("--methods", default=_DEFAULT_METHODS,
+                   help=f"comma-separated subset of {','.join(METHODS)} "
+                        f"(default {_DEFAULT_METHODS})")
+    p.add_argument("--chips", type=int, default=3, help="chip instances per point (default 3)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="chip c has seed SEED + c; KD students use SEED (default 0)")
+    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--sram-ratio", type=float, default=0.05,
+                   help="fraction of each layer's weights in SRAM (default 0.05)")
+    p.add_argument("--steps", type=int, default=200, help="adaptation steps (default 200)")
+    p.add_argument("--batch", type=int, default=32, help="adaptation batch (default 32)")
+    p.add_argument("--kd-epochs", type=int, default=10, help="distillation epochs (default 10)")
+    p.add_argument("--test-limit", type=int, metavar="N",
+                   help="evaluate on the first N test images only (quicker, noisier)")
+    p.add_argument("--out", metavar="FILE.h5", help="results file (resumed when it exists)")
+    p.add_argument("--plot", metavar="FILE.png", help="accuracy against the parameter")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="local worker processes (default: one per core)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="Numba and torch threads per worker (default: cores / workers)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on the Dask cluster whose scheduler is at ADDRESS "
+                        "(tcp://HOST:8786); needs pip install 'xbar-sim[dask]'")
+    p.add_argument("--json", action="store_true", help="print one JSON object, no progress")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from devices import resolve_device
+    from mapping.sweep import SweepSpec, format_summary, plan_sweep, run_sweep
+    from mapping.sweep_params import format_params, sweep_params
+    from xbar.config import resolve_xbar_config
+
+    if args.list_params:
+        params = sweep_params(resolve_device(args.device), resolve_xbar_config(args.hw))
+        if args.json:
+            print(json.dumps([p.to_dict() for p in params.values()], indent=2))
+        else:
+            print(f"Sweepable parameters (ranges for --device {args.device}"
+                  f"{' --hw ' + args.hw if args.hw else ''}):")
+            print(format_params(params))
+        return 0
+    missing = [flag for flag, v in (("--param", args.param), ("--values", args.values),
+                                    ("--out", args.out)) if not v]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required (see xbar sweep --help; "
+                         "--list-params shows what can be swept)")
+    spec = SweepSpec(param=args.param, values=args.values, model=args.model,
+                     dataset=args.dataset, data_dir=args.data_dir, device=args.device,
+                     hw=args.hw, methods=tuple(args.methods.split(",")), chips=args.chips,
+                     seed=args.seed, teacher_seed=args.teacher_seed,
+                     sram_ratio=args.sram_ratio, steps=args.steps, batch=args.batch,
+                     kd_epochs=args.kd_epochs, test_limit=args.test_limit)
+    plan = plan_sweep(spec)  # every value validated before any work
+    if not args.json:
+        print(f"sweep {plan.param.name} over {len(plan.points)} values x "
+              f"{len(plan.settings.methods)} methods x {plan.settings.chips} chips = "
+              f"{plan.n_points} points -> {args.out}", file=sys.stderr)
+    result = run_sweep(plan, args.out, workers=args.workers, threads=args.threads,
+                       scheduler=args.scheduler, plot=args.plot, progress=not args.json)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    r = result.results
+    print(f"{r.config['model']} on {r.config['dataset']}, device {r.config['device']['name']}"
+          f"; accuracy mean (min-max) over {r.chips} chip(s) from seed {r.seed}:")
+    print(format_summary(result))
+    print(f"{result.computed} points computed, {result.skipped} already in the file; "
+          f"{result.wall_s:.1f} s on {result.where}")
+    print(f"results: {result.out}" + (f"; plot: {result.plot}" if result.plot else ""))
+    return 0

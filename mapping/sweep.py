@@ -1,0 +1,427 @@
+"""``xbar sweep``: accuracy of every recovery method across the values of one parameter.
+
+A sweep is a grid of independent points (value, method, chip). Each point is one
+:func:`mapping.compare.compare` call with ``chips=1`` and chip seed ``seed + chip`` (the same
+for every value and method), on the device/hardware/settings that value gives. So a point's
+result never depends on which worker ran it, in which order, or how the grid was split.
+
+KD students: one per distinct (device, hardware) configuration among the values, distilled
+with the sweep's seed as a task of its own (:func:`distill_task`); its weights (a state dict)
+are then handed to that value's KD points. A student is the same whichever worker trains it
+(seeded, deterministic kernels, one thread), as :func:`mapping.kd.distill` guarantees. A
+resumed run distils again the students its unfinished KD points need (never a finished
+point).
+
+Where it runs (the same tasks, the same results):
+
+* ``workers=1``: in this process, one task after another.
+* ``workers=N``: N local worker processes (``spawn``), each limited to cores / N Numba and
+  torch threads so they do not fight over the cores.
+* ``scheduler=ADDRESS``: a Dask distributed cluster. Every worker needs xbar-sim installed
+  and the data set's files (``--data-dir`` on the worker, or ``$XBAR_DATA``); the teacher
+  is sent from here, so its training cache need not exist there. Each worker process runs
+  one sweep task at a time (torch's seed and deterministic settings are process-wide) with
+  its host's cores / worker processes threads.
+
+The results file is rewritten atomically after each point (:mod:`mapping.sweep_store`);
+re-running the same sweep skips the finished points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from devices import Device, resolve_device
+from mapping.adapt import AdaptConfig
+from mapping.compare import METHODS, CompareSettings
+from mapping.kd import KDConfig
+from mapping.sweep_params import SweepParam, SweepPoint, resolve_points
+from mapping.sweep_store import SweepResults, open_results, package_versions
+from mapping.sweep_workers import (SweepContext, TeacherPayload, _DaskBackend, _InlineBackend,
+                                   _PoolBackend, distill_task, point_task)
+
+DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
+
+
+class SweepError(ValueError):
+    """A sweep task failed; finished points are saved and a rerun continues."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to sweep, as the command line gives it.
+
+    Attributes:
+        param: The parameter (``xbar sweep --list-params``).
+        values: Comma-separated values, or a sequence.
+        model: Zoo model name or a model file (a whole ``nn.Module``).
+        dataset: Data set name (None: the zoo model's own).
+        data_dir: Where the data set's files are (None: ``$XBAR_DATA`` or ../shared/data).
+        device: Device preset, device file, or a :class:`devices.Device`.
+        hw: Hardware preset or TOML file (None: the defaults).
+        methods: Recovery methods (:data:`mapping.compare.METHODS`).
+        chips: Chip instances per (value, method), >= 1.
+        seed: Chip c has seed ``seed + c``; KD students are distilled with ``seed``.
+        teacher_seed: Seed of the zoo teacher's training.
+        sram_ratio: SRAM fraction of RSA/OSA (when not the swept parameter).
+        steps: Adaptation steps of RSA/OSA/bias-only.
+        batch: Adaptation batch size.
+        kd_epochs: Distillation epochs.
+        test_limit: Evaluate on the first N test images only (None: all).
+    """
+
+    param: str
+    values: str | tuple[Any, ...]
+    model: str = "digits-cnn"
+    dataset: str | None = None
+    data_dir: str | None = None
+    device: str | Device = "charan2020-jxcdc"
+    hw: str | None = None
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    chips: int = 3
+    seed: int = 0
+    teacher_seed: int = 0
+    sram_ratio: float = 0.05
+    steps: int = 200
+    batch: int = 32
+    kd_epochs: int = 10
+    test_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A validated sweep: every value's configuration built, nothing run yet."""
+
+    spec: SweepSpec
+    param: SweepParam
+    points: tuple[SweepPoint, ...]
+    device: Device
+    hardware: dict[str, Any]
+    timing: Any
+    programming: Any
+    adaptation: Any
+    settings: CompareSettings
+
+    @property
+    def n_points(self) -> int:
+        return len(self.points) * len(self.settings.methods) * self.settings.chips
+
+
+def plan_sweep(spec: SweepSpec) -> SweepPlan:
+    """Resolve and validate everything a sweep needs, before any work.
+
+    Raises:
+        ValueError: Unknown parameter (with the valid names), a value out of range, an
+            unknown method, device or hardware, or a bad budget; each names what to change.
+    """
+    from xbar.config import XbarConfig, hardware_document
+    from xbar.timing import TimingConfig
+    from xbar.timing.adaptation import AdaptationConfig
+    from xbar.timing.programming import ProgrammingConfig
+
+    methods = tuple(m.strip() for m in spec.methods if m.strip())
+    if not methods:
+        raise ValueError(f"--methods is empty; choose from {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"--methods repeats a method: {','.join(methods)}")
+    if spec.test_limit is not None and (not isinstance(spec.test_limit, int)
+                                        or spec.test_limit < 1):
+        raise ValueError(f"--test-limit = {spec.test_limit!r} is invalid; allowed: an integer "
+                         ">= 1 (or leave it out for the whole test set)")
+    settings = CompareSettings(sram_ratio=spec.sram_ratio, chips=spec.chips, seed=spec.seed,
+                               methods=methods,
+                               adapt=AdaptConfig(steps=spec.steps, batch_size=spec.batch),
+                               kd=KDConfig(epochs=spec.kd_epochs))
+    device = spec.device if isinstance(spec.device, Device) else resolve_device(spec.device)
+    doc, label = hardware_document(spec.hw)
+    xbar = XbarConfig.from_dict(doc, label)
+    param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
+    return SweepPlan(spec, param, points, device, xbar.to_dict(),
+                     TimingConfig.from_dict(dict(doc.get("timing", {})), label),
+                     ProgrammingConfig.from_dict(dict(doc.get("programming", {})), label),
+                     AdaptationConfig.from_dict(dict(doc.get("adaptation", {})), label),
+                     settings)
+
+
+# ---------------------------------------------------------------------- the run
+
+@dataclass
+class SweepRun:
+    """What :func:`run_sweep` did.
+
+    Attributes:
+        results: Everything the results file holds.
+        out: The results file.
+        plot: The plot written, if any.
+        skipped: Points already in the file when the run started.
+        computed: Points computed by this run.
+        wall_s: Wall time of this run, seconds.
+        where: Where the points ran.
+        warnings: Things to know (package versions differing from the file's).
+    """
+
+    results: SweepResults
+    out: Path
+    plot: Path | None
+    skipped: int
+    computed: int
+    wall_s: float
+    where: str
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary (accuracies as fractions)."""
+        from mapping.sweep_plot import published_points
+
+        r = self.results
+        return {"param": r.param, "unit": r.unit, "values": r.values, "methods": r.methods,
+                "chips": r.chips, "seed": r.seed, "model": r.config["model"],
+                "dataset": r.config["dataset"], "device": r.config["device"]["name"],
+                "out": str(self.out), "plot": str(self.plot) if self.plot else None,
+                "config_hash": r.hash, "points_total": int(r.done.size),
+                "points_done": int(r.done.sum()), "points_skipped": self.skipped,
+                "points_computed": self.computed, "wall_s": self.wall_s, "where": self.where,
+                "accuracy": r.summary(), "kd": r.kd, "versions": r.versions,
+                "published": [{"source": p.source, "method": p.method, "value": r.values[i],
+                               "accuracy": p.accuracy, "note": p.note}
+                              for p, i in published_points(r)],
+                "warnings": self.warnings}
+
+
+class _Progress:
+    """Points done, rate and time left on stderr: a bar on a terminal, else one line each."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.total, self.enabled = total, enabled and total > 0
+        self.tty = sys.stderr.isatty()
+        self.done = 0
+        self.start = time.perf_counter()
+        self.show("")
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        self.show(label)
+
+    def show(self, label: str) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.start
+        rate = self.done / elapsed * 60 if elapsed > 0 and self.done else 0.0
+        left = (self.total - self.done) / rate if rate else float("nan")
+        left_s = "?" if left != left else f"{left:.1f} min"
+        text = (f"{self.done}/{self.total} points, {rate:.2f} points/min, "
+                f"~{left_s} left")
+        if self.tty:
+            bar = "#" * int(24 * self.done / self.total)
+            sys.stderr.write(f"\rsweep [{bar:<24}] {text}  ")
+            if self.done >= self.total:
+                sys.stderr.write("\n")
+        elif label:
+            sys.stderr.write(f"sweep: {label}; {text}\n")
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """One run per results file: an OS lock, released even when the run is killed."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ValueError(f"another sweep is writing {path} (its lock file {path}.lock is "
+                             "held); wait for it to finish, or use another --out") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def default_workers() -> int:
+    """As many workers as this process may use cores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dict[str, Any]:
+    s = plan.settings
+    return {"model": label, "model_weights": weights_hash, "dataset": dataset.name,
+            "dataset_fingerprint": dataset.fingerprint, "test_limit": plan.spec.test_limit,
+            "device": plan.device.to_dict(), "hardware": plan.hardware,
+            "timing": plan.timing.to_dict(), "programming": plan.programming.to_dict(),
+            "adaptation": plan.adaptation.to_dict(),
+            "settings": {"sram_ratio": plan.spec.sram_ratio, "adapt_steps": s.adapt.steps,
+                         "adapt_batch": s.adapt.batch_size,
+                         "adapt_learning_rate": s.adapt.learning_rate,
+                         "sram_bits": s.adapt.sram_bits, "kd_epochs": s.kd.epochs,
+                         "kd_batch": s.kd.batch_size, "kd_learning_rate": s.kd.learning_rate,
+                         "kd_temperature": s.kd.temperature, "kd_alpha": s.kd.alpha,
+                         "teacher_seed": plan.spec.teacher_seed},
+            "param": plan.param.name, "values": list(v.value for v in plan.points),
+            "methods": list(s.methods), "chips": s.chips, "seed": s.seed}
+
+
+def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | None = None,
+              threads: int | None = None, scheduler: str | None = None,
+              plot: str | Path | None = None, progress: bool = False) -> SweepRun:
+    """Run (or continue) a sweep, writing each point to ``out`` as it finishes.
+
+    Args:
+        spec: What to sweep (validated first, before any work).
+        out: The HDF5 results file; if it holds this sweep, its finished points are kept.
+        workers: Local worker processes (default: one per core; 1 runs in this process).
+            Ignored with ``scheduler``.
+        threads: Numba and torch threads per worker (default: cores / workers; on a Dask
+            cluster, each host's cores / its worker processes).
+        scheduler: A Dask scheduler address (``tcp://host:8786``): run on that cluster.
+        plot: Write the plot (PNG) here at the end.
+        progress: Show progress on stderr.
+
+    Raises:
+        ValueError: Invalid sweep, a results file of another sweep, or a failed point
+            (:class:`SweepError`; the finished points stay in ``out``).
+    """
+    from mapping.sweep_plot import save_plot
+    from mapping.workflow import load_teacher
+
+    plan = spec if isinstance(spec, SweepPlan) else plan_sweep(spec)
+    spec = plan.spec
+    for flag, v in (("--workers", workers), ("--threads", threads)):
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            raise ValueError(f"{flag} = {v!r} is invalid; allowed: an integer >= 1")
+    out = Path(out)
+    start = time.perf_counter()
+    teacher = load_teacher(spec.model, spec.dataset, spec.data_dir, spec.teacher_seed)
+    payload = TeacherPayload.from_model(teacher.model)
+    config = _config(plan, teacher.label, teacher.dataset, payload.weights_hash)
+    ctx = SweepContext(teacher.dataset.name, spec.data_dir, teacher.dataset.fingerprint,
+                       spec.test_limit, plan.points, plan.timing, plan.programming,
+                       plan.adaptation, plan.settings.seed, plan.settings.adapt,
+                       plan.settings.kd)
+    methods = plan.settings.methods
+    with _exclusive(out):
+        results, warnings = open_results(out, config, plan.param.unit, plan.param.target,
+                                         package_versions(scheduler is not None))
+        todo = [(i, m, c) for i in range(len(plan.points)) for j, m in enumerate(methods)
+                for c in range(plan.settings.chips) if not results.done[i, j, c]]
+        skipped = results.done.size - len(todo)
+        # One student per distinct (device, hardware) among the values that still need one.
+        student_of: dict[int, int] = {}
+        firsts: dict[str, int] = {}
+        for i in sorted({i for i, m, _ in todo if m.startswith("kd")}):
+            p = plan.points[i]
+            key = repr((sorted(p.device.to_dict().items()), p.xbar.to_dict()))
+            student_of[i] = firsts.setdefault(key, i)
+        where, computed = "nothing left to run", 0
+        if todo:
+            backend = _backend(payload, scheduler, workers, threads,
+                               len(todo) + len(firsts))
+            where = backend.where
+            results.begin_run(where, package_versions(scheduler is not None))
+            results.save(out)
+            ok = False
+            try:
+                computed = _execute(plan, ctx, results, todo, student_of, backend, out,
+                                    progress)
+                ok = True
+            finally:
+                backend.close(cancel=not ok)
+    plot_path = save_plot(results, plot) if plot else None
+    return SweepRun(results, out, plot_path, skipped, computed,
+                    time.perf_counter() - start, where, warnings)
+
+
+def _backend(payload: TeacherPayload, scheduler: str | None, workers: int | None,
+             threads: int | None, n_tasks: int) -> Any:
+    if scheduler is not None:
+        return _DaskBackend(payload, scheduler, threads)
+    n = min(workers or default_workers(), max(1, n_tasks))
+    threads = threads or max(1, default_workers() // n)
+    return _InlineBackend(payload, threads) if n == 1 else _PoolBackend(payload, n, threads)
+
+
+def _execute(plan: SweepPlan, ctx: SweepContext, results: SweepResults,
+             todo: list[tuple[int, str, int]], student_of: dict[int, int], backend: Any,
+             out: Path, progress: bool) -> int:
+    """Submit the tasks, record each point as it finishes; returns the points computed."""
+    name = plan.param.name
+    bar = _Progress(len(todo), progress)
+    pending: dict[Any, tuple[Any, ...]] = {}
+    waiting: dict[int, list[tuple[int, str, int]]] = {}
+
+    def submit_point(i: int, m: str, c: int, student: Any) -> None:
+        fut = backend.submit(point_task, ctx, backend.teacher, i, m, c, student,
+                             backend.threads)
+        pending[fut] = ("point", i, m, c)
+
+    for i, m, c in todo:
+        if m.startswith("kd"):
+            waiting.setdefault(student_of[i], []).append((i, m, c))
+        else:
+            submit_point(i, m, c, None)
+    for i in waiting:  # distil first: KD points wait for their student
+        fut = backend.submit(distill_task, ctx, backend.teacher, i, backend.threads,
+                             priority=10)
+        pending[fut] = ("distill", i)
+    computed = 0
+    while pending:
+        for fut in backend.first_done(set(pending)):
+            job = pending.pop(fut)
+            try:
+                value = fut.result()
+            except Exception as exc:
+                what = (f"distilling the KD student for {name} = "
+                        f"{plan.points[job[1]].value!r}") if job[0] == "distill" \
+                    else f"point {name} = {plan.points[job[1]].value!r}, {job[2]}, chip {job[3]}"
+                raise SweepError(
+                    f"{what} failed on {backend.where}: {type(exc).__name__}: {exc}. The "
+                    f"{int(results.done.sum())} finished points are saved in {out}; fix the "
+                    "cause and rerun the same command to continue") from exc
+            if job[0] == "distill":
+                for i in [i for i, s in student_of.items() if s == job[1]]:
+                    results.kd[str(i)] = value[1]
+                student = backend.student_ref(fut, value)
+                for i, m, c in waiting.pop(job[1]):
+                    submit_point(i, m, c, student)
+                continue
+            _, i, m, c = job
+            results.record(i, m, c, value)
+            results.save(out)
+            computed += 1
+            bar.step(f"{name} = {plan.points[i].value!r}, {m}, chip {c}: "
+                     f"{100 * value['accuracy']:.2f} % ({value['wall_s']:.1f} s)")
+    return computed
+
+
+def format_summary(run: SweepRun) -> str:
+    """A table: one row per value, one column per method (mean, and min-max over chips)."""
+    r = run.results
+    s = r.summary()
+    head = f"{r.param:>16}" + "".join(f"{m:>26}" for m in r.methods)
+    rows = [head]
+    for i, v in enumerate(r.values):
+        cells = []
+        for m in r.methods:
+            mean, lo, hi = s[m]["mean"][i], s[m]["min"][i], s[m]["max"][i]
+            cells.append(f"{'-':>26}" if mean is None else
+                         f"{100 * mean:>9.2f} % ({100 * lo:.1f}-{100 * hi:.1f})".rjust(26))
+        rows.append(f"{str(v):>16}" + "".join(cells))
+    return "\n".join(rows)
+
+
+__all__ = ["DEFAULT_METHODS", "SweepError", "SweepPlan", "SweepRun", "SweepSpec",
+           "default_workers", "distill_task", "format_summary", "plan_sweep", "point_task",
+           "run_sweep"]
