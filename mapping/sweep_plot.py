@@ -140,8 +140,9 @@ def plot_png(results: SweepResults) -> bytes:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     cfg = results.config
-    ax.set_title(f"{cfg['model']} / {cfg['dataset']} on {cfg['device']['name']}: mean over "
-                 f"{results.chips} chip(s), shaded min-max", fontsize=10)
+    limit = f" (first {cfg['test_limit']} test images)" if cfg.get("test_limit") else ""
+    ax.set_title(f"{cfg['model']} / {cfg['dataset']}{limit} on {cfg['device']['name']}: mean "
+                 f"over {results.chips} chip(s), shaded min-max", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

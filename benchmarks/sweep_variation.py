@@ -1,0 +1,105 @@
+"""MNIST LeNet-5 on the JxCDC 2020 cell: accuracy of one-shot, KD, KD+RSA and R-V-W as the
+programming variation sigma grows from 0 to 0.6, and the wall time of a sweep on 1 versus 2
+local workers.
+
+    python benchmarks/sweep_variation.py [--values 0,0.1,0.2,0.4,0.6] [--chips 3]
+        [--test-limit 300] [--steps 20] [--kd-epochs 3] [--timing-values 0,0.3,0.6]
+        [--data-dir DIR]
+
+Part 1 is ``xbar sweep --model lenet5 --dataset mnist --device charan2020-jxcdc --param sigma
+...`` on 2 local workers, into results/sweep_variation.h5 and .png (it resumes if killed).
+Part 2 runs a smaller one-shot sweep from scratch on 1 worker (in-process, with all cores'
+threads, the default), on 1 worker with 1 thread, and on 2 worker processes (one thread
+each, the default), checks all three give the same points and prints their wall times.
+Budgets are cut (test images, adaptation steps, KD epochs) to keep the whole run near 10
+minutes on 2 cores. Writes results/sweep_variation.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from mapping.sweep import SweepSpec, format_summary, run_sweep  # noqa: E402
+from mapping.sweep_store import RESULT_METRICS, SweepResults  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--values", default="0,0.1,0.2,0.4,0.6")  # 0.1: JxCDC 2020's cell
+    ap.add_argument("--chips", type=int, default=3)
+    ap.add_argument("--test-limit", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--kd-epochs", type=int, default=3)
+    ap.add_argument("--timing-values", default="0,0.3,0.6")
+    ap.add_argument("--timing-chips", type=int, default=2)
+    ap.add_argument("--data-dir")
+    ap.add_argument("--out", default="results/sweep_variation.h5")
+    args = ap.parse_args()
+    out = Path(args.out)
+    base = SweepSpec(param="sigma", values=args.values, model="lenet5", dataset="mnist",
+                     data_dir=args.data_dir, device="charan2020-jxcdc",
+                     methods=("one-shot", "kd", "kd+rsa", "rvw"), chips=args.chips,
+                     steps=args.steps, kd_epochs=args.kd_epochs, test_limit=args.test_limit)
+    command = (f"xbar sweep --model lenet5 --dataset mnist --device charan2020-jxcdc "
+               f"--param sigma --values {args.values} --methods one-shot,kd,kd+rsa,rvw "
+               f"--chips {args.chips} --steps {args.steps} --kd-epochs {args.kd_epochs} "
+               f"--test-limit {args.test_limit} --workers 2 --out {out} "
+               f"--plot {out.with_suffix('.png')}")
+    print(f"part 1: {command}")
+    run = run_sweep(base, out, workers=2, plot=out.with_suffix(".png"), progress=True)
+    print(format_summary(run))
+    print(f"{run.computed} points computed ({run.skipped} already done) in {run.wall_s:.0f} s "
+          f"on {run.where}; plot {run.plot}\n")
+
+    timing = []
+    spec = SweepSpec(param="sigma", values=args.timing_values, model="lenet5",
+                     dataset="mnist", data_dir=args.data_dir, device="charan2020-jxcdc",
+                     methods=("one-shot",), chips=args.timing_chips,
+                     test_limit=args.test_limit)
+    n_points = len(args.timing_values.split(",")) * args.timing_chips
+    print(f"part 2: one-shot, sigma {args.timing_values}, {args.timing_chips} chips = "
+          f"{n_points} points, from scratch on 1 and on 2 local workers")
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        for workers, threads in ((1, None), (1, 1), (2, None)):
+            path = Path(tmp) / f"w{workers}-t{threads}.h5"
+            start = time.perf_counter()
+            r = run_sweep(spec, path, workers=workers, threads=threads)
+            wall = time.perf_counter() - start
+            files.append(SweepResults.load(path))
+            point_s = float(np.nansum(files[-1].metrics["wall_s"]))
+            timing.append({"workers": workers, "threads": threads or "cores / workers",
+                           "where": r.where, "points": r.computed,
+                           "wall_s": wall, "points_per_min": 60 * r.computed / wall,
+                           "sum_point_s": point_s})
+            print(f"  {workers} worker(s), threads {threads or 'cores / workers'} "
+                  f"({r.where}): {wall:.1f} s wall, "
+                  f"{60 * r.computed / wall:.2f} points/min, points took {point_s:.1f} s "
+                  "summed over workers")
+        same = all(np.array_equal(files[0].metrics[m], f.metrics[m])
+                   for f in files[1:] for m in RESULT_METRICS)
+    speedup = timing[0]["wall_s"] / timing[2]["wall_s"]
+    print(f"  speedup of 2 workers over 1: {speedup:.2f}x (over 1 worker with 1 thread: "
+          f"{timing[1]['wall_s'] / timing[2]['wall_s']:.2f}x); same results in all three: "
+          f"{same}")
+    r = run.results
+    report = {"command": command, "values": r.values, "methods": r.methods, "chips": r.chips,
+              "test_limit": args.test_limit, "steps": args.steps, "kd_epochs": args.kd_epochs,
+              "accuracy": r.summary(), "sweep_wall_s": run.wall_s, "where": run.where,
+              "points_computed": run.computed, "timing": timing, "speedup_2_over_1": speedup,
+              "same_results_1_and_2_workers": same}
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
+    print(f"written {out.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
