@@ -222,10 +222,12 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                                 + batch_offset + b0 + b) * n_phys
                         for c in range(n_phys):
                             i_ua = v_unit * np.float64(cur[row, c])
-                            if noisy:
-                                i_ua += read_noise * v_unit * math.sqrt(
-                                    max(np.float64(sq[row, c]), 0.0)) * normal(
-                                        key, np.uint64(base + c), zig)
+                            s2 = np.float64(sq[row, c]) if noisy else 0.0
+                            if s2 > 0.0:  # no driven cell, no current, no noise to draw
+                                i_ua += read_noise * v_unit * math.sqrt(s2) * normal(
+                                    key, np.uint64(base + c), zig)
+                            elif i_ua == 0.0:
+                                continue  # a zero current converts to code 0
                             step = lsb[t, c]
                             q = min(max(np.rint(i_ua / step), 0.0), adc_top)
                             acc[b0 + b, c] += weight * q * step
