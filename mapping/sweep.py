@@ -15,8 +15,8 @@ point).
 Where it runs (the same tasks, the same results):
 
 * ``workers=1``: in this process, one task after another.
-* ``workers=N``: N local worker processes (``spawn``), each limited to cores / N Numba and
-  torch threads so they do not fight over the cores.
+* ``workers=N``: N local worker processes (``spawn``), each limited to cores / N Numba
+  threads (torch: one) so they do not fight over the cores.
 * ``scheduler=ADDRESS``: a Dask distributed cluster. Every worker needs xbar-sim installed
   and the data set's files (``--data-dir`` on the worker, or ``$XBAR_DATA``); the teacher
   is sent from here, so its training cache need not exist there. Each worker process runs
@@ -284,8 +284,8 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
         out: The HDF5 results file; if it holds this sweep, its finished points are kept.
         workers: Local worker processes (default: one per core; 1 runs in this process).
             Ignored with ``scheduler``.
-        threads: Numba and torch threads per worker (default: cores / workers; on a Dask
-            cluster, each host's cores / its worker processes).
+        threads: Numba kernel threads per worker (default: cores / workers; on a Dask
+            cluster, each host's cores / its worker processes). Torch gets one thread.
         scheduler: A Dask scheduler address (``tcp://host:8786``): run on that cluster.
         plot: Write the plot (PNG) here at the end.
         progress: Show progress on stderr.

@@ -5,9 +5,12 @@ so the same code runs in this process, in local worker processes, or on a Dask c
 
 * ``_InlineBackend``: in this process, one task after another (``--workers 1``).
 * ``_PoolBackend``: N spawned local processes (``concurrent.futures``), each limited to
-  cores / N Numba and torch threads; each dies when the driver dies.
+  cores / N threads; each dies when the driver dies.
 * ``_DaskBackend``: a ``distributed.Client`` on a scheduler address; threads per worker =
   its host's cores / worker processes on that host; the teacher is scattered once.
+
+"Threads" are the Numba kernel's threads (and BLAS's); torch gets one thread in a task, see
+:func:`_limit_threads`.
 
 A process runs one sweep task at a time (a lock), because torch's seed, deterministic-kernel
 switch and thread count are process-wide.
@@ -91,6 +94,12 @@ def _init_local_worker(teacher: TeacherPayload, threads: int) -> None:
 
 
 def _limit_threads(threads: int | dict[str, int]) -> int:
+    """Give this thread's Numba kernels ``threads`` threads and torch one; returns the first.
+
+    Torch runs only the glue here (im2col, the digital layers; KD and adaptation already fix
+    one thread): measured on the shared 2-core machine, a one-shot point of the digits CNN
+    took 17 s with 2 torch (OpenMP) threads and 0.2-3 s with 1, whatever Numba had.
+    """
     import xbar.kernel  # noqa: F401  (sets Numba's threading layer before its pool starts)
     import numba
     import torch
@@ -105,19 +114,28 @@ def _limit_threads(threads: int | dict[str, int]) -> int:
         n = threads
     n = max(1, min(int(n), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(n)  # per calling thread
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
     return n
 
 
 @contextlib.contextmanager
 def _task_env(threads: int | dict[str, int]) -> Iterator[None]:
+    """One task at a time in this process, with its thread limits; restored afterwards."""
+    import xbar.kernel  # noqa: F401  (before Numba's pool starts: sets its threading layer)
+    import numba
+    import torch
     from threadpoolctl import threadpool_limits
 
     with _LOCK:
-        n = _limit_threads(threads)
-        with threadpool_limits(limits=n, user_api="blas"):
-            yield
+        before = (torch.get_num_threads(), numba.get_num_threads())
+        try:
+            n = _limit_threads(threads)
+            with threadpool_limits(limits=n, user_api="blas"):
+                yield
+        finally:
+            torch.set_num_threads(before[0])
+            numba.set_num_threads(before[1])
 
 
 def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[Any, Any]:

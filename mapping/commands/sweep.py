@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes (default: one per core)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="Numba and torch threads per worker (default: cores / workers)")
+                   help="Numba kernel threads per worker (default: cores / workers; "
+                        "torch always gets one)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on the Dask cluster whose scheduler is at ADDRESS "
                         "(tcp://HOST:8786); needs pip install 'xbar-sim[dask]'")
