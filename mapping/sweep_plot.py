@@ -138,11 +138,11 @@ def plot_png(results: SweepResults) -> bytes:
     unit = "" if results.unit in ("-", "choice") else f" ({results.unit})"
     ax.set_xlabel(f"{results.param}{unit}")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 102)  # room for a published marker near 100 %
     cfg = results.config
     limit = f" (first {cfg['test_limit']} test images)" if cfg.get("test_limit") else ""
-    ax.set_title(f"{cfg['model']} / {cfg['dataset']}{limit} on {cfg['device']['name']}: mean "
-                 f"over {results.chips} chip(s), shaded min-max", fontsize=10)
+    ax.set_title(f"{cfg['model']} / {cfg['dataset']}{limit} on {cfg['device']['name']}\n"
+                 f"mean over {results.chips} chip(s), shaded min-max", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
