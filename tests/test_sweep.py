@@ -174,6 +174,29 @@ def test_rerun_skips_and_other_config_is_refused(reference: SweepResults,
         run_sweep(dataclasses.replace(TINY, values="0.1,0.2"), out)
 
 
+def test_a_failed_point_keeps_the_finished_ones(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mapping.sweep
+
+    real = mapping.sweep.point_task
+
+    def flaky(ctx, teacher, i, method, chip, student, threads):  # type: ignore[no-untyped-def]
+        if i == 1:
+            raise FileNotFoundError("no data here")
+        return real(ctx, teacher, i, method, chip, student, threads)
+
+    spec = dataclasses.replace(TINY, methods=("one-shot",), chips=1)
+    out = tmp_path / "f.h5"
+    monkeypatch.setattr(mapping.sweep, "point_task", flaky)
+    says = r"point sigma = 0.3, one-shot, chip 0 failed .* FileNotFoundError: no data here"
+    with pytest.raises(ValueError, match=says + r". The 1 finished points are saved"):
+        run_sweep(spec, out, workers=1, threads=1)
+    assert SweepResults.load(out).done.sum() == 1
+    monkeypatch.setattr(mapping.sweep, "point_task", real)
+    again = run_sweep(spec, out, workers=1, threads=1)
+    assert (again.skipped, again.computed) == (1, 1)
+
+
 def test_plot_marks_the_published_point(reference: SweepResults, tmp_path: Path) -> None:
     from mapping.sweep_plot import published_points, save_plot
 
