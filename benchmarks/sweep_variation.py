@@ -8,9 +8,10 @@ local workers.
 
 Part 1 is ``xbar sweep --model lenet5 --dataset mnist --device charan2020-jxcdc --param sigma
 ...`` on 2 local workers, into results/sweep_variation.h5 and .png (it resumes if killed).
-Part 2 runs a smaller one-shot sweep from scratch on 1 worker (in-process, with all cores'
-threads, the default), on 1 worker with 1 thread, and on 2 worker processes (one thread
-each, the default), checks all three give the same points and prints their wall times.
+Part 2 times a smaller sweep (one-shot and R-V-W), each run a fresh ``xbar sweep`` process
+from scratch (start-up, teacher load and worker spawn included): ``--workers 1`` (in-process,
+with all cores' threads, the default), ``--workers 1 --threads 1``, and ``--workers 2`` (two
+processes of one thread each, the default); it checks all three give the same points.
 Budgets are cut (test images, adaptation steps, KD epochs) to keep the whole run near 10
 minutes on 2 cores. Writes results/sweep_variation.json.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 from mapping.sweep import SweepSpec, format_summary, run_sweep  # noqa: E402
 from mapping.sweep_store import RESULT_METRICS, SweepResults  # noqa: E402
@@ -60,43 +64,49 @@ def main() -> None:
     print(f"{run.computed} points computed ({run.skipped} already done) in {run.wall_s:.0f} s "
           f"on {run.where}; plot {run.plot}\n")
 
-    timing = []
-    spec = SweepSpec(param="sigma", values=args.timing_values, model="lenet5",
-                     dataset="mnist", data_dir=args.data_dir, device="charan2020-jxcdc",
-                     methods=("one-shot",), chips=args.timing_chips,
-                     test_limit=args.test_limit)
-    n_points = len(args.timing_values.split(",")) * args.timing_chips
-    print(f"part 2: one-shot, sigma {args.timing_values}, {args.timing_chips} chips = "
-          f"{n_points} points, from scratch on 1 and on 2 local workers")
+    timing, files = [], []
+    values = args.timing_values
+    n_points = 2 * len(values.split(",")) * args.timing_chips
+    print(f"part 2: one-shot and R-V-W, sigma {values}, {args.timing_chips} chips = "
+          f"{n_points} points, each run a fresh `xbar sweep` process from scratch")
     with tempfile.TemporaryDirectory() as tmp:
-        files = []
         for workers, threads in ((1, None), (1, 1), (2, None)):
             path = Path(tmp) / f"w{workers}-t{threads}.h5"
+            cmd = [sys.executable, "-m", "mapping.cli", "sweep", "--model", "lenet5",
+                   "--dataset", "mnist", "--device", "charan2020-jxcdc", "--param", "sigma",
+                   "--values", values, "--methods", "one-shot,rvw", "--chips",
+                   str(args.timing_chips), "--test-limit", str(args.test_limit),
+                   "--workers", str(workers), "--out", str(path), "--json"]
+            cmd += ["--threads", str(threads)] if threads else []
+            cmd += ["--data-dir", args.data_dir] if args.data_dir else []
+            load = os.getloadavg()[0]
             start = time.perf_counter()
-            r = run_sweep(spec, path, workers=workers, threads=threads)
+            done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                                  capture_output=True, text=True, check=True)
             wall = time.perf_counter() - start
+            r = json.loads(done.stdout)
             files.append(SweepResults.load(path))
             point_s = float(np.nansum(files[-1].metrics["wall_s"]))
-            timing.append({"workers": workers, "threads": threads or "cores / workers",
-                           "where": r.where, "points": r.computed,
-                           "wall_s": wall, "points_per_min": 60 * r.computed / wall,
-                           "sum_point_s": point_s})
-            print(f"  {workers} worker(s), threads {threads or 'cores / workers'} "
-                  f"({r.where}): {wall:.1f} s wall, "
-                  f"{60 * r.computed / wall:.2f} points/min, points took {point_s:.1f} s "
-                  "summed over workers")
-        same = all(np.array_equal(files[0].metrics[m], f.metrics[m])
-                   for f in files[1:] for m in RESULT_METRICS)
+            label = " ".join(cmd[cmd.index("--workers"):cmd.index("--out")] +
+                             cmd[cmd.index("--json") + 1:])
+            timing.append({"flags": label, "where": r["where"], "points": r["points_computed"],
+                           "wall_s": wall, "points_per_min": 60 * r["points_computed"] / wall,
+                           "sum_point_s": point_s, "load_average_before": load})
+            print(f"  {label:<24} {r['where']}: {wall:6.1f} s wall "
+                  f"({60 * r['points_computed'] / wall:.1f} points/min), points took "
+                  f"{point_s:.1f} s summed; load average before {load:.1f}")
+    same = all(np.array_equal(files[0].metrics[m], f.metrics[m])
+               for f in files[1:] for m in RESULT_METRICS)
     speedup = timing[0]["wall_s"] / timing[2]["wall_s"]
-    print(f"  speedup of 2 workers over 1: {speedup:.2f}x (over 1 worker with 1 thread: "
-          f"{timing[1]['wall_s'] / timing[2]['wall_s']:.2f}x); same results in all three: "
+    print(f"  2 workers over 1: {speedup:.2f}x (over 1 worker with 1 thread: "
+          f"{timing[1]['wall_s'] / timing[2]['wall_s']:.2f}x); same points in all three: "
           f"{same}")
     r = run.results
     report = {"command": command, "values": r.values, "methods": r.methods, "chips": r.chips,
               "test_limit": args.test_limit, "steps": args.steps, "kd_epochs": args.kd_epochs,
               "accuracy": r.summary(), "sweep_wall_s": run.wall_s, "where": run.where,
               "points_computed": run.computed, "timing": timing, "speedup_2_over_1": speedup,
-              "same_results_1_and_2_workers": same}
+              "same_points_in_all_timing_runs": same}
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     print(f"written {out.with_suffix('.json')}")
 
