@@ -273,6 +273,10 @@ class Device:
               ) -> np.ndarray:
         v = self.variation
         if v == "none" or self._zero_spread():
+            if self.sa0_rate or self.sa1_rate:
+                # Spend the draws a spread would, so that the stuck-at map that follows is
+                # the same with and without variation (a sweep over sigma keeps its faults).
+                rng.standard_normal(lv.shape, dtype=np.float32)
             return nominal.copy()
         eps = rng.standard_normal(lv.shape, dtype=np.float32)
         if v == "gaussian":

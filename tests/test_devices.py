@@ -153,3 +153,13 @@ def test_invalid_combinations():
         Device().program(np.array([16]), np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown Device field"):
         Device().replace(sigmaa=1)
+
+
+def test_stuck_map_does_not_depend_on_the_variation():
+    lv = np.random.default_rng(0).integers(0, 16, 5000)
+    noisy = preset("charan2020-jxcdc")
+    _, with_spread = noisy.program_cells(lv, np.random.default_rng(8))
+    _, without = noisy.replace(sigma=0.0).program_cells(lv, np.random.default_rng(8))
+    _, none = noisy.replace(variation="none").program_cells(lv, np.random.default_rng(8))
+    np.testing.assert_array_equal(with_spread, without)
+    np.testing.assert_array_equal(with_spread, none)
