@@ -7,7 +7,7 @@ kernel's MACs per second (out * in * batch / time) and its time relative to NumP
 and output-referred read noise a second GEMM of squares (so 16 GEMM-equivalents), plus one
 Gaussian draw and one ADC conversion per column, slice and row tile.
 
-    python benchmarks/kernel_speed.py [--repeats N] [--out results/kernel_speed.json]
+    python benchmarks/kernel_speed.py [--repeats N] [--no-read-noise] [--out FILE.json]
 """
 
 from __future__ import annotations
@@ -45,9 +45,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default="results/kernel_speed.json")
+    ap.add_argument("--no-read-noise", action="store_true",
+                    help="the same device with read_noise = 0 (no noise draws, no squares)")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     device = preset("wan2022")
+    if args.no_read_noise:
+        device = device.replace(read_noise=0.0)
     rows = []
     print(f"numba threads {numba.get_num_threads()}, cpus {os.cpu_count()}, device "
           f"{device.name} (read noise {device.read_noise}), 8-bit bit-serial DAC, 8-bit ADC")

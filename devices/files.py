@@ -58,7 +58,8 @@ class DeviceFile:
     write_verify: WriteVerifyParams | None = None
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed xbar-sim version, or "unknown" when run from a checkout."""
     try:
         from importlib.metadata import version
         return version("xbar-sim")
@@ -107,7 +108,7 @@ def save_device(device: Device, path: str | Path, provenance: dict[str, str] | N
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["written_by"] = f"xbar-sim {_package_version()}"
+            f.attrs["written_by"] = f"xbar-sim {package_version()}"
             f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
             g = f.create_group("device")
             for fld in fields(device):

@@ -121,22 +121,13 @@ def attach_sram(chip: Chip, fraction: float, bits: int = 8, selection: str = "ra
             chosen = np.argpartition(-keys, k - 1)[:k]
         mask = torch.zeros(n)
         mask[torch.as_tensor(chosen)] = 1.0
-        m = layer.matrix
-        w_max = float(((m.device.levels[-1] - m.device.levels[0]) / m.g_scale).max()) \
-            if m.config.array.weight_mapping == "differential" else float(
-                (1.0 / m.g_scale).max() * _offset_span(m))
+        w_max = float(layer.matrix.w_max.max())
         layer.sram_mask = mask.reshape(layer.w_eff.shape)
         layer.sram_code = nn.Parameter(torch.zeros(layer.w_eff.shape))
         layer.sram_step = w_max / (2 ** (bits - 1) - 1)
         layer.sram_bits = bits
         words += k
     return words
-
-
-def _offset_span(m: Any) -> float:
-    lv = m.device.levels
-    ref = (m.device.n_levels - 1) // 2
-    return float(min(lv[ref] - lv[0], lv[-1] - lv[ref]))
 
 
 def enable_bias_training(chip: Chip) -> None:

@@ -27,7 +27,6 @@ HDF5 layout (``format = "xbar-sim chip"``, version 1)::
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
 from pathlib import Path
 from typing import Any, Callable
@@ -298,12 +297,3 @@ class Chip:
                         "row_tiles": m.n_row_tiles, "col_tiles": m.n_col_tiles,
                         "cells": m.n_cells, "x_max": layer.x_max, "signed": layer.signed})
         return out
-
-    def hardware_dict(self) -> dict[str, Any]:
-        return {"device": self.device.to_dict(), **self.config.to_dict()}
-
-
-def copy_chip(chip: Chip) -> Chip:
-    """An independent copy (same cells), e.g. to adapt without touching the original."""
-    return copy.deepcopy(chip)
-

@@ -16,8 +16,6 @@ device's own fault rates, not from the fit.
 from __future__ import annotations
 
 import math
-from typing import Any
-
 import numpy as np
 import torch
 
@@ -91,10 +89,3 @@ def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0) -> list[La
         layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
         counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out, pulses, reads))
     return counts
-
-
-def summary(counts: list[LayerCells]) -> dict[str, Any]:
-    pulses = np.concatenate([c.pulses.reshape(-1) for c in counts])
-    return {"cells": int(pulses.size), "pulses": int(pulses.sum()),
-            "mean_pulses_per_cell": float(pulses.mean()),
-            "median_pulses_per_cell": float(np.median(pulses))}

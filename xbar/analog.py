@@ -49,6 +49,18 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+def weight_span_us(device: Device, mapping: str) -> tuple[float, float]:
+    """(conductance of a zero weight's cell, conductance step of a full-scale weight), uS."""
+    levels = device.levels
+    if mapping == "differential":
+        return float(levels[0]), float(levels[-1] - levels[0])
+    if device.n_levels < 3:
+        raise ValueError(f"offset weight mapping needs a device with >= 3 levels (a reference "
+                         f"level and one each side); {device.name!r} has {device.n_levels}")
+    g_ref = levels[(device.n_levels - 1) // 2]
+    return float(g_ref), float(min(g_ref - levels[0], levels[-1] - g_ref))
+
+
 @dataclass
 class AnalogMatrix:
     """A programmed weight matrix: conductances, scales and tile layout.
@@ -126,15 +138,14 @@ class AnalogMatrix:
         else:
             w_max = np.full(n_out, np.abs(w).max())
         w_max = np.where(w_max > 0, w_max, 1.0)
-        levels = device.levels
         mapping = config.array.weight_mapping
         wc = config.array.weight_cols
         n_ct = _ceil_div(n_out, wc)
         cols = np.arange(n_out)
+        g_zero, span = weight_span_us(device, mapping)
+        g_scale = span / w_max
         if mapping == "differential":
-            g_lo, g_hi = levels[0], levels[-1]
-            g_scale = (g_hi - g_lo) / w_max
-            target = g_lo + np.abs(w.T) * g_scale           # (n_in, n_out)
+            target = g_zero + np.abs(w.T) * g_scale         # (n_in, n_out)
             lv_mag = device.nearest_level(target)
             lv_pos = np.where(w.T > 0, lv_mag, 0)
             lv_neg = np.where(w.T < 0, lv_mag, 0)
@@ -142,15 +153,8 @@ class AnalogMatrix:
             pos_cols, neg_cols = cols, cols + n_out
             tile_of_col = np.concatenate([cols // wc, n_ct + cols // wc])
         else:
-            if device.n_levels < 3:
-                raise ValueError(f"offset weight mapping needs a device with >= 3 levels "
-                                 f"(a reference level and one each side); {device.name!r} has "
-                                 f"{device.n_levels}")
             l_ref = (device.n_levels - 1) // 2
-            g_ref = levels[l_ref]
-            span = min(g_ref - levels[0], levels[-1] - g_ref)
-            g_scale = span / w_max
-            lv_w = device.nearest_level(g_ref + w.T * g_scale)
+            lv_w = device.nearest_level(g_zero + w.T * g_scale)
             lv_ref = np.full((n_in, n_ct), l_ref)
             target_levels = np.concatenate([lv_w, lv_ref], axis=1).astype(np.int32)
             pos_cols, neg_cols = cols, n_out + cols // wc
@@ -159,6 +163,11 @@ class AnalogMatrix:
         return cls(config=config, device=device, n_out=n_out, n_in=n_in, g_us=g,
                    target_levels=target_levels, stuck=stuck, g_scale=g_scale,
                    pos_cols=pos_cols, neg_cols=neg_cols, tile_of_col=tile_of_col.astype(np.int64))
+
+    @property
+    def w_max(self) -> np.ndarray:
+        """Largest weight magnitude each output column can hold (float64, (n_out,))."""
+        return weight_span_us(self.device, self.config.array.weight_mapping)[1] / self.g_scale
 
     def effective_weights(self) -> np.ndarray:
         """Weights (n_out x n_in) the programmed cells represent, read without noise."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from devices.files import write_atomically
+from devices.files import package_version, write_atomically
 from xbar.timing.engine import LatencyResult, LayerTiming
 
 FORMAT = "xbar-sim latency"
@@ -30,14 +30,6 @@ FORMAT_VERSION = 1
 _SCALARS = ("schedule", "batch", "clock_ghz", "total_cycles", "latency_ns", "makespan_cycles",
             "throughput_inferences_per_s", "tile_utilisation", "adc_utilisation",
             "interconnect_utilisation", "n_tiles", "n_adcs", "events_processed", "wall_s")
-
-
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("xbar-sim")
-    except Exception:  # running from a checkout
-        return "unknown"
 
 
 def save_latency(result: LatencyResult, path: str | Path, model: str = "",
@@ -48,7 +40,7 @@ def save_latency(result: LatencyResult, path: str | Path, model: str = "",
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["written_by"] = f"xbar-sim {_version()}"
+            f.attrs["written_by"] = f"xbar-sim {package_version()}"
             f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
             f.attrs["model"] = model
             f.attrs["input_shape"] = np.asarray(input_shape, dtype=np.int64)
