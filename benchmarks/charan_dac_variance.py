@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devices import preset  # noqa: E402
-from mapping.chip import Chip  # noqa: E402
-from mapping.workflow import calibration_inputs, load_teacher  # noqa: E402
+from xbar.devices import preset  # noqa: E402
+from xbar.mapping.chip import Chip  # noqa: E402
+from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
 from xbar.config import ArrayConfig, XbarConfig  # noqa: E402
 
 PUBLISHED = 0.3176

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devices import preset  # noqa: E402
+from xbar.devices import preset  # noqa: E402
 from xbar.analog import AnalogMatrix  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
 

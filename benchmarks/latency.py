@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapping.geometry import layer_specs  # noqa: E402
-from mapping.zoo import INPUT_SHAPES, build_model  # noqa: E402
+from xbar.mapping.geometry import layer_specs  # noqa: E402
+from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
 from xbar.timing import TimingConfig, simulate  # noqa: E402
 

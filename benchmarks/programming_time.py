@@ -2,7 +2,7 @@
 plus random sparse adaptation (RSA), across the published range of RRAM write times.
 
 Per-cell pulse and verify-read counts come from the write-verify loop of
-:mod:`devices.write_verify` with a device preset's fitted parameters (default ``radar-3bpc``,
+:mod:`xbar.devices.write_verify` with a device preset's fitted parameters (default ``radar-3bpc``,
 fitted to RADAR's measured 3-bits-per-cell data), run on every cell of the mapped network:
 target levels are those :class:`xbar.analog.AnalogMatrix` gives the zoo model's weights
 (freshly initialised, seeded; a trained network has a different level histogram). If that
@@ -32,8 +32,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapping.geometry import layer_specs  # noqa: E402
-from mapping.zoo import INPUT_SHAPES, build_model  # noqa: E402
+from xbar.mapping.geometry import layer_specs  # noqa: E402
+from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
 from xbar.timing import TimingConfig  # noqa: E402
 from xbar.timing.adaptation import (SPEEDUP_DEFINITION, AdaptationConfig,  # noqa: E402
@@ -62,8 +62,8 @@ def write_verify_counts(model: Any, device_name: str, xbar: XbarConfig, seed: in
     mats = weight_matrices(model)
     rng = np.random.default_rng(seed)
     try:
-        from devices.presets import preset, preset_write_verify
-        from devices.write_verify import program_write_verify
+        from xbar.devices.presets import preset, preset_write_verify
+        from xbar.devices.write_verify import program_write_verify
         device, params = preset(device_name), preset_write_verify(device_name)
         out, offset, failed, failed_pulses = [], 0, 0, 0
         for name, w in mats:
@@ -74,7 +74,7 @@ def write_verify_counts(model: Any, device_name: str, xbar: XbarConfig, seed: in
             failed_pulses += int(res.pulses[~res.verified].sum(dtype=np.int64))
             out.append(LayerCells(name, w.shape[1], w.shape[0], res.pulses, res.reads))
         total = sum(int(c.pulses.sum(dtype=np.int64)) for c in out)
-        return out, (f"devices.write_verify with the {device_name!r} fit ({params.source}); "
+        return out, (f"xbar.devices.write_verify with the {device_name!r} fit ({params.source}); "
                      f"{failed / offset:.2%} of cells end unverified at the pulse cap and "
                      f"take {failed_pulses / max(total, 1):.1%} of all pulses")
     except (ImportError, AttributeError, TypeError) as exc:   # loop not (yet) usable

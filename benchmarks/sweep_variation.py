@@ -32,8 +32,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from mapping.sweep import SweepSpec, format_summary, run_sweep  # noqa: E402
-from mapping.sweep_store import RESULT_METRICS, SweepResults  # noqa: E402
+from xbar.mapping.sweep.run import SweepSpec, format_summary, run_sweep  # noqa: E402
+from xbar.mapping.sweep.store import RESULT_METRICS, SweepResults  # noqa: E402
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for workers, threads in ((1, None), (1, 1), (2, None)):
             path = Path(tmp) / f"w{workers}-t{threads}.h5"
-            cmd = [sys.executable, "-m", "mapping.cli", "sweep", "--model", "lenet5",
+            cmd = [sys.executable, "-m", "xbar", "sweep", "--model", "lenet5",
                    "--dataset", "mnist", "--device", "charan2020-jxcdc", "--param", "sigma",
                    "--values", values, "--methods", "one-shot,rvw", "--chips",
                    str(args.timing_chips), "--test-limit", str(args.test_limit),

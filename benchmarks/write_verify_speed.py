@@ -30,8 +30,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devices.presets import preset_write_verify  # noqa: E402
-from devices.write_verify import program_write_verify  # noqa: E402
+from xbar.devices.presets import preset_write_verify  # noqa: E402
+from xbar.devices.write_verify import program_write_verify  # noqa: E402
 
 PRESET_NAMES = ("radar-2bpc", "radar-3bpc")
 

@@ -1,8 +1,8 @@
 """RRAM cell physics and statistics: one cell, no networks (imports nothing from xbar/mapping)."""
 
-from devices.cell import Device
-from devices.files import DeviceFile, load_device_file, resolve_device, save_device
-from devices.presets import PRESETS, preset
+from xbar.devices.cell import Device
+from xbar.devices.files import DeviceFile, load_device_file, resolve_device, save_device
+from xbar.devices.presets import PRESETS, preset
 
 __all__ = ["Device", "DeviceFile", "PRESETS", "load_device_file", "preset", "resolve_device",
            "save_device"]

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from xbar.errors import ConfigError
 
 VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
 SIGMA_REFERENCES = ("level", "g_max", "range")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"Device.{name} = {value!r} is invalid; allowed: {allowed}")
+    raise ConfigError(f"Device.{name} = {value!r} is invalid; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,9 @@ class Device:
     def from_resistance(cls, r_on_ohm: float, r_off_ohm: float, **kwargs: Any) -> "Device":
         """Build a device from its on (LRS) and off (HRS) resistance in ohms."""
         if not (r_on_ohm > 0):
-            raise ValueError(f"r_on_ohm = {r_on_ohm!r} is invalid; allowed: > 0 ohm")
+            raise ConfigError(f"r_on_ohm = {r_on_ohm!r} is invalid; allowed: > 0 ohm")
         if not (r_off_ohm > r_on_ohm):
-            raise ValueError(f"r_off_ohm = {r_off_ohm!r} is invalid; allowed: > r_on_ohm "
+            raise ConfigError(f"r_off_ohm = {r_off_ohm!r} is invalid; allowed: > r_on_ohm "
                              f"= {r_on_ohm} ohm")
         return cls(g_min_us=1e6 / r_off_ohm, g_max_us=1e6 / r_on_ohm, **kwargs)
 
@@ -164,7 +165,7 @@ class Device:
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         unknown = set(changes) - set(values)
         if unknown:
-            raise ValueError(f"unknown Device field(s) {sorted(unknown)}; "
+            raise ConfigError(f"unknown Device field(s) {sorted(unknown)}; "
                              f"valid fields: {sorted(values)}")
         values.update(changes)
         return Device(**values)
@@ -257,9 +258,9 @@ class Device:
         """As :meth:`program`, also returning the stuck map (0 healthy, 1 SA0, 2 SA1; int8)."""
         lv = np.asarray(levels)
         if lv.dtype.kind not in "iu":
-            raise ValueError(f"levels must be integer level indices, got dtype {lv.dtype}")
+            raise ConfigError(f"levels must be integer level indices, got dtype {lv.dtype}")
         if lv.size and (lv.min() < 0 or lv.max() >= self.n_levels):
-            raise ValueError(f"levels must lie in [0, {self.n_levels - 1}] for device "
+            raise ConfigError(f"levels must lie in [0, {self.n_levels - 1}] for device "
                              f"{self.name!r}; got range [{lv.min()}, {lv.max()}]")
         nominal = self._levels.astype(np.float32)[lv]
         g = self._vary(lv, nominal, rng)

@@ -12,7 +12,7 @@ HDF5 layout (``format = "xbar-sim device"``, ``format_version = 1``)::
     /measured/<name>      optional float64 datasets, one value per level or per cell, e.g.
                           a fit's measured per-level statistics
 /write_verify         optional: the write-verify (R-V-W) loop's parameters
-                          (:class:`devices.write_verify.WriteVerifyParams`); attrs: g_start_us,
+                          (:class:`xbar.devices.write_verify.WriteVerifyParams`); attrs: g_start_us,
                           g_min_us, g_max_us, read_noise, source; datasets: the per-level
                           fields (float64; max_pulses int64; inf = open window bound)
 
@@ -26,7 +26,6 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from devices.cell import Device
-from devices.presets import PRESETS, preset
-from devices.write_verify import WriteVerifyParams
+from xbar.devices.cell import Device
+from xbar.files import package_version, write_atomically
+from xbar.devices.presets import PRESETS, preset
+from xbar.devices.write_verify import WriteVerifyParams
+from xbar.errors import FileFormatError, MissingFileError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -58,36 +59,6 @@ class DeviceFile:
     write_verify: WriteVerifyParams | None = None
 
 
-def package_version() -> str:
-    """The installed xbar-sim version, or "unknown" when run from a checkout."""
-    try:
-        from importlib.metadata import version
-        return version("xbar-sim")
-    except Exception:  # not installed (running from a checkout)
-        return "unknown"
-
-
-def write_atomically(path: str | Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the file onto ``path`` in one step.
-
-    A crash mid-write leaves any earlier file at ``path`` untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results should be readable
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_device(device: Device, path: str | Path, provenance: dict[str, str] | None = None,
                 measured: dict[str, np.ndarray] | None = None,
                 write_verify: WriteVerifyParams | None = None) -> None:
@@ -98,10 +69,10 @@ def save_device(device: Device, path: str | Path, provenance: dict[str, str] | N
     """
     if write_verify is not None:
         if not isinstance(write_verify, WriteVerifyParams):
-            raise ValueError(f"write_verify must be WriteVerifyParams, got "
+            raise FileFormatError(f"write_verify must be WriteVerifyParams, got "
                              f"{type(write_verify).__name__}")
         if write_verify.n_levels != device.n_levels:
-            raise ValueError(f"write_verify has {write_verify.n_levels} levels but device "
+            raise FileFormatError(f"write_verify has {write_verify.n_levels} levels but device "
                              f"{device.name!r} has n_levels = {device.n_levels}")
 
     def write(tmp: str) -> None:
@@ -154,7 +125,7 @@ def _from_mapping(values: dict[str, Any], where: str) -> Device:
     known = {f.name for f in fields(Device) if f.init}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown device field(s) {unknown}; valid fields: "
+        raise FileFormatError(f"{where}: unknown device field(s) {unknown}; valid fields: "
                          f"{sorted(known)}")
     return Device(**values)
 
@@ -163,12 +134,12 @@ def load_device_file(path: str | Path) -> DeviceFile:
     """Read an HDF5 (.h5/.hdf5) or TOML (.toml) device file."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"device file {str(path)!r} does not exist")
+        raise MissingFileError(f"device file {str(path)!r} does not exist")
     if path.suffix.lower() == ".toml":
         with open(path, "rb") as fh:
             doc = tomllib.load(fh)
         if "device" not in doc:
-            raise ValueError(f"{path}: a TOML device file needs a [device] table")
+            raise FileFormatError(f"{path}: a TOML device file needs a [device] table")
         dev = _from_mapping(dict(doc["device"]), str(path))
         wv = WriteVerifyParams.from_dict(dict(doc["write_verify"]), f"{path} [write_verify]") \
             if "write_verify" in doc else None
@@ -177,10 +148,10 @@ def load_device_file(path: str | Path) -> DeviceFile:
                           write_verify=wv)
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an xbar-sim device file (attribute format = "
+            raise FileFormatError(f"{path}: not an xbar-sim device file (attribute format = "
                              f"{f.attrs.get('format')!r}, expected {FORMAT!r})")
         if int(f.attrs.get("format_version", -1)) > FORMAT_VERSION:
-            raise ValueError(f"{path}: device file format_version "
+            raise FileFormatError(f"{path}: device file format_version "
                              f"{f.attrs['format_version']} is newer than this xbar-sim "
                              f"({FORMAT_VERSION}); upgrade xbar-sim")
         g = f["device"]
@@ -201,7 +172,7 @@ def load_device_file(path: str | Path) -> DeviceFile:
 
 def _check_wv_levels(device: Device, wv: WriteVerifyParams | None, path: Path) -> None:
     if wv is not None and wv.n_levels != device.n_levels:
-        raise ValueError(f"{path}: write_verify has {wv.n_levels} levels but the device has "
+        raise FileFormatError(f"{path}: write_verify has {wv.n_levels} levels but the device has "
                          f"n_levels = {device.n_levels}")
 
 

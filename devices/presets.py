@@ -3,7 +3,7 @@
 ``PRESETS`` is the registry: name -> a zero-argument factory returning a :class:`Device`.
 Tests parametrise over it, so a new preset is tested as soon as it is registered.
 ``WRITE_VERIFY_PRESETS`` holds, for the presets fitted to write-verify measurements, the
-fitted :class:`~devices.write_verify.WriteVerifyParams` under the same names.
+fitted :class:`~xbar.devices.write_verify.WriteVerifyParams` under the same names.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from devices.cell import Device
-from devices.write_verify import WriteVerifyParams
+from xbar.devices.cell import Device
+from xbar.devices.write_verify import WriteVerifyParams
+from xbar.errors import ConfigError
 
 # NeuroSim V1.3 Param.cpp: R_on = 6 kOhm, R_off = 900 kOhm.
 _NEUROSIM_G_MIN_US = 1e6 / 900e3
@@ -94,7 +95,7 @@ def wan2022() -> Device:
 
 
 _RADAR_DOI = "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975"
-_RADAR_FIT = "fitted with devices.radar.fit_radar (seed 0; see docs/write_verify.md)"
+_RADAR_FIT = "fitted with xbar.devices.radar.fit_radar (seed 0; see docs/write_verify.md)"
 
 
 def radar_2bpc() -> Device:
@@ -218,7 +219,7 @@ def preset(name: str) -> Device:
     try:
         return PRESETS[name]()
     except KeyError:
-        raise ValueError(f"unknown device preset {name!r}; presets: "
+        raise ConfigError(f"unknown device preset {name!r}; presets: "
                          f"{', '.join(PRESETS)} (or give a .h5/.toml device file)") from None
 
 
@@ -227,5 +228,5 @@ def preset_write_verify(name: str) -> WriteVerifyParams:
     try:
         return WRITE_VERIFY_PRESETS[name]()
     except KeyError:
-        raise ValueError(f"preset {name!r} has no write-verify parameters; presets with them: "
+        raise ConfigError(f"preset {name!r} has no write-verify parameters; presets with them: "
                          f"{', '.join(WRITE_VERIFY_PRESETS)}") from None

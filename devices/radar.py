@@ -13,7 +13,7 @@ to a cell are ``nsets + nresets - 1``; ``success`` is 1 where the final resistan
 the window.
 
 Level numbering. The data's levels ``L0, L1, ...`` go up in resistance (L0 is the most
-conductive); a :class:`~devices.cell.Device` numbers levels up in conductance. Both are kept:
+conductive); a :class:`~xbar.devices.cell.Device` numbers levels up in conductance. Both are kept:
 :attr:`RadarLevel.name` is the data's label, :attr:`RadarLevel.device_level` the device index.
 
 The fit (:func:`fit_radar`) treats every level on its own (each cell was programmed to each
@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from devices.cell import Device
-from devices.write_verify import WriteVerifyParams, program_write_verify
+from xbar.devices.cell import Device
+from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
+from xbar.errors import FileFormatError, MissingFileError
 
 N_COLUMNS = 11
 COLUMNS = ("addr", "nreads", "nsets", "nresets", "r_final_ohm", "i_final", "r_lo_ohm",
@@ -92,21 +93,21 @@ def read_radar(path: str | Path) -> RadarData:
     """Read a RADAR write-verify TSV file; ValueError naming file and line if malformed."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"RADAR data file {str(path)!r} does not exist")
+        raise MissingFileError(f"RADAR data file {str(path)!r} does not exist")
     if path.is_dir():
-        raise ValueError(f"{path}: is a directory, expected a RADAR .tsv file")
+        raise FileFormatError(f"{path}: is a directory, expected a RADAR .tsv file")
     raw = path.read_bytes()
     try:
         text = raw.decode("ascii")
     except UnicodeDecodeError as exc:
         line = raw[:exc.start].count(b"\n") + 1
-        raise ValueError(f"{path}:{line}: not a RADAR text file (non-ASCII byte "
+        raise FileFormatError(f"{path}:{line}: not a RADAR text file (non-ASCII byte "
                          f"0x{raw[exc.start]:02x})") from None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     if not lines:
-        raise ValueError(f"{path}: empty file, expected one row per cell with {N_COLUMNS} "
+        raise FileFormatError(f"{path}: empty file, expected one row per cell with {N_COLUMNS} "
                          f"tab-separated columns")
     rows = np.empty((len(lines), N_COLUMNS), dtype=np.float64)
     for k, line in enumerate(lines):
@@ -115,13 +116,13 @@ def read_radar(path: str | Path) -> RadarData:
             line = line[:-1]
         parts = line.split("\t")
         if len(parts) != N_COLUMNS:
-            raise ValueError(f"{where}: expected {N_COLUMNS} tab-separated columns "
+            raise FileFormatError(f"{where}: expected {N_COLUMNS} tab-separated columns "
                              f"({', '.join(COLUMNS)}), found {len(parts)}")
         try:
             rows[k] = [float(p) for p in parts]
         except ValueError:
             bad = next(i for i, p in enumerate(parts) if not _is_number(p))
-            raise ValueError(f"{where}: column {bad + 1} ({COLUMNS[bad]}) = {parts[bad]!r} "
+            raise FileFormatError(f"{where}: column {bad + 1} ({COLUMNS[bad]}) = {parts[bad]!r} "
                              f"is not a number") from None
     _check_rows(rows, path)
     c = {name: rows[:, i] for i, name in enumerate(COLUMNS)}
@@ -146,13 +147,13 @@ def _check_rows(rows: np.ndarray, path: Path) -> None:
     def first_bad(mask: np.ndarray, what: str, column: str) -> None:
         if mask.any():
             k = int(np.argmax(mask))
-            raise ValueError(f"{path}:{k + 1}: {column} = {rows[k, col[column]]:g} is invalid;"
+            raise FileFormatError(f"{path}:{k + 1}: {column} = {rows[k, col[column]]:g} is invalid;"
                              f" allowed: {what}")
 
     finite = np.isfinite(rows)
     if not finite.all():
         k, j = (int(v) for v in np.argwhere(~finite)[0])
-        raise ValueError(f"{path}:{k + 1}: column {j + 1} ({COLUMNS[j]}) = {rows[k, j]:g} "
+        raise FileFormatError(f"{path}:{k + 1}: column {j + 1} ({COLUMNS[j]}) = {rows[k, j]:g} "
                          f"is not a finite number")
     for name in ("nreads", "nsets", "nresets"):
         v = rows[:, col[name]]
@@ -514,15 +515,15 @@ def fit_radar(data: RadarData | str | Path, seed: int = 0, n_fit_cells: int = 40
         data = read_radar(data)
     if isinstance(n_fit_cells, bool) or not isinstance(n_fit_cells, (int, np.integer)) or \
             n_fit_cells < 64:
-        raise ValueError(f"n_fit_cells = {n_fit_cells!r} is invalid; allowed: an integer >= 64")
+        raise FileFormatError(f"n_fit_cells = {n_fit_cells!r} is invalid; allowed: an integer >= 64")
     levels = measured_levels(data)
     if len(levels) < 2:
-        raise ValueError(f"{data.path}: only {len(levels)} verify window(s); a device needs "
+        raise FileFormatError(f"{data.path}: only {len(levels)} verify window(s); a device needs "
                          f"at least 2 levels")
     g_final = _conductance_us(data.r_final_ohm)
     g_ok = g_final[np.isfinite(g_final)]
     if g_ok.size == 0:
-        raise ValueError(f"{data.path}: no row has a final resistance (r_final_ohm > 0); "
+        raise FileFormatError(f"{data.path}: no row has a final resistance (r_final_ohm > 0); "
                          f"the conductance range cannot be measured")
     g_min, g_max = float(g_ok.min()), float(g_ok.max())
     stem = Path(data.path).name

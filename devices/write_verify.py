@@ -22,7 +22,7 @@ The model, per cell with target level ``l`` (conductances in uS):
 
 Sources and assumptions. The loop is fixed-pulse program-and-verify (FPPV) as measured by Le,
 Levy et al., "RADAR", IEEE TED 2021 (doi 10.1109/TED.2021.3097975); its windows, caps and
-per-level parameters come from fitting that data (:mod:`devices.radar`). Step sizes that are a
+per-level parameters come from fitting that data (:mod:`xbar.devices.radar`). Step sizes that are a
 random, lognormally spread fraction of the distance to the target follow the soft-bounds
 update of IBM aihwkit's pulsed devices (step proportional to the distance to a bound) with
 multiplicative cycle-to-cycle and device-to-device spreads. What it leaves out: pulse
@@ -44,10 +44,9 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from devices.counters import GOLDEN as _GOLDEN
-from devices.counters import MIX1 as _MIX1
-from devices.counters import MIX2 as _MIX2
-from devices.counters import mix64 as _mix64
+from xbar.rng import GOLDEN, MIX1, MIX2, mix64
+from xbar.threads import configure_threads
+from xbar.errors import ConfigError
 
 # --------------------------------------------------------------------------- random numbers
 _CELL = np.uint64(0xD6E8FEB86659FD93)
@@ -72,13 +71,13 @@ _P_LOW = 0.02425
 @njit(inline="always")
 def _cell_key(key: np.uint64, cell: np.uint64) -> np.uint64:
     """The stream of one cell: a hash of the run's key and the cell index."""
-    return _mix64(key ^ (cell * _CELL))
+    return mix64(key ^ (cell * _CELL))
 
 
 @njit(inline="always")
 def uniform_draw(cell_key: np.uint64, counter: np.uint64) -> float:
     """Uniform (0, 1) draw number ``counter`` of a cell's stream (top 32 bits of a hash)."""
-    h = _mix64(cell_key + (counter + np.uint64(1)) * _GOLDEN)
+    h = mix64(cell_key + (counter + np.uint64(1)) * GOLDEN)
     return (np.float64(h >> np.uint64(32)) + 0.5) * _INV_2_32
 
 
@@ -105,11 +104,11 @@ def seed_key(seed: int) -> np.uint64:
     """The 64-bit key of a run from a non-negative integer seed."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not \
             0 <= int(seed) < 2 ** 64:
-        raise ValueError(f"seed = {seed!r} is invalid; allowed: an integer in [0, 2**64)")
+        raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer in [0, 2**64)")
     s = (int(seed) ^ int(_SEED_SALT)) & 0xFFFFFFFFFFFFFFFF
-    z = (s + int(_GOLDEN)) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * int(_MIX1)) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * int(_MIX2)) & 0xFFFFFFFFFFFFFFFF
+    z = (s + int(GOLDEN)) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * int(MIX1)) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * int(MIX2)) & 0xFFFFFFFFFFFFFFFF
     return np.uint64(z ^ (z >> 31))
 
 
@@ -129,7 +128,7 @@ _PER_LEVEL = ("window_lo_us", "window_hi_us", "target_us", "step_fraction", "ste
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"WriteVerifyParams.{name} = {value!r} is invalid; allowed: {allowed}")
+    raise ConfigError(f"WriteVerifyParams.{name} = {value!r} is invalid; allowed: {allowed}")
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ class WriteVerifyParams:
     """Parameters of the write-verify loop, per target level where they differ by level.
 
     Per-level fields are tuples with one value per level, levels in ascending conductance (the
-    order of :attr:`devices.cell.Device.levels`).
+    order of :attr:`xbar.devices.cell.Device.levels`).
 
     Attributes:
         window_lo_us: Verify window lower bound per level, uS (>= 0; 0 = open below).
@@ -254,12 +253,12 @@ class WriteVerifyParams:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{where}: unknown write-verify field(s) {unknown}; valid fields:"
+            raise ConfigError(f"{where}: unknown write-verify field(s) {unknown}; valid fields:"
                              f" {sorted(known)}")
         missing = sorted(f.name for f in fields(cls) if f.name not in values and
                          f.name not in ("read_noise", "source"))
         if missing:
-            raise ValueError(f"{where}: missing write-verify field(s) {missing}")
+            raise ConfigError(f"{where}: missing write-verify field(s) {missing}")
         return cls(**values)
 
     def replace(self, **changes: Any) -> "WriteVerifyParams":
@@ -331,15 +330,19 @@ def _program_cell(ck: np.uint64, lo: float, hi: float, target: float, step: floa
         g = min(max(g + d if up else g - d, g_min), g_max)
 
 
-@njit(parallel=True, cache=True)
-def write_verify_kernel(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                        target: np.ndarray, step: np.ndarray, step_sigma: np.ndarray,
-                        cell_sigma: np.ndarray, stuck_fraction: np.ndarray,
-                        stuck_g: np.ndarray, cap: np.ndarray, g_start: float, g_min: float,
-                        g_max: float, read_noise: float, key: np.uint64, cell_offset: int,
-                        g_out: np.ndarray, pulses_out: np.ndarray, reads_out: np.ndarray,
-                        verified_out: np.ndarray) -> None:
-    """The write-verify loop of every cell (see the module docstring), in parallel.
+def _write_verify_loop(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                       target: np.ndarray, step: np.ndarray, step_sigma: np.ndarray,
+                       cell_sigma: np.ndarray, stuck_fraction: np.ndarray,
+                       stuck_g: np.ndarray, cap: np.ndarray, g_start: float, g_min: float,
+                       g_max: float, read_noise: float, key: np.uint64, cell_offset: int,
+                       g_out: np.ndarray, pulses_out: np.ndarray, reads_out: np.ndarray,
+                       verified_out: np.ndarray) -> None:
+    """The write-verify loop of every cell (see the module docstring).
+
+    Written once and compiled twice: :data:`write_verify_kernel` runs the ``prange`` loop on
+    all Numba threads, :data:`write_verify_kernel_serial` on one (Numba treats ``prange`` as
+    ``range`` without ``parallel=True``), for small batches where starting threads costs more
+    than the work (the fit runs thousands of them); the results are identical.
 
     Draw counters of cell ``i`` (index ``cell_offset + i``): 0 stuck (uniform), 1 the cell's
     responsiveness, ``2 + 2 k`` verify read k (k = 0, 1, ...), ``1 + 2 k`` pulse k (k = 1,
@@ -360,26 +363,8 @@ def write_verify_kernel(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
         verified_out[i] = ok
 
 
-@njit(cache=True)
-def write_verify_kernel_serial(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-                               target: np.ndarray, step: np.ndarray, step_sigma: np.ndarray,
-                               cell_sigma: np.ndarray, stuck_fraction: np.ndarray,
-                               stuck_g: np.ndarray, cap: np.ndarray, g_start: float,
-                               g_min: float, g_max: float, read_noise: float, key: np.uint64,
-                               cell_offset: int, g_out: np.ndarray, pulses_out: np.ndarray,
-                               reads_out: np.ndarray, verified_out: np.ndarray) -> None:
-    """:func:`write_verify_kernel` on one thread, for small batches (the fit runs thousands
-    of them, where starting threads costs more than the work); identical results."""
-    for i in range(levels.shape[0]):
-        lv = levels[i]
-        g, p, ok = _program_cell(_cell_key(key, np.uint64(cell_offset + i)), lo[lv], hi[lv],
-                                 target[lv], step[lv], step_sigma[lv], cell_sigma[lv],
-                                 stuck_fraction[lv], stuck_g[lv], cap[lv], g_start, g_min,
-                                 g_max, read_noise)
-        g_out[i] = g
-        pulses_out[i] = p
-        reads_out[i] = p + 1
-        verified_out[i] = ok
+write_verify_kernel = njit(parallel=True, cache=True)(_write_verify_loop)
+write_verify_kernel_serial = njit(cache=True)(_write_verify_loop)
 
 
 #: Below this many cells :func:`program_write_verify` runs the serial kernel by default.
@@ -405,16 +390,16 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
         Final conductances (uS) and per-cell pulse and read counts.
     """
     if not isinstance(params, WriteVerifyParams):
-        raise ValueError(f"params must be WriteVerifyParams, got {type(params).__name__}")
+        raise ConfigError(f"params must be WriteVerifyParams, got {type(params).__name__}")
     lv = np.asarray(levels)
     if lv.dtype.kind not in "iu":
-        raise ValueError(f"levels must be integer level indices, got dtype {lv.dtype}")
+        raise ConfigError(f"levels must be integer level indices, got dtype {lv.dtype}")
     if lv.size and (lv.min() < 0 or lv.max() >= params.n_levels):
-        raise ValueError(f"levels must lie in [0, {params.n_levels - 1}]; got range "
+        raise ConfigError(f"levels must lie in [0, {params.n_levels - 1}]; got range "
                          f"[{lv.min()}, {lv.max()}]")
     if isinstance(cell_offset, bool) or not isinstance(cell_offset, (int, np.integer)) \
             or cell_offset < 0:
-        raise ValueError(f"cell_offset = {cell_offset!r} is invalid; allowed: an integer >= 0")
+        raise ConfigError(f"cell_offset = {cell_offset!r} is invalid; allowed: an integer >= 0")
     flat = np.ascontiguousarray(lv.reshape(-1), dtype=np.int64)
     n = flat.size
     g = np.empty(n, np.float32)
@@ -422,8 +407,10 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
     reads = np.empty(n, np.int32)
     verified = np.empty(n, np.bool_)
     a = params.level_arrays()
-    kernel = write_verify_kernel if (n >= PARALLEL_MIN_CELLS if parallel is None
-                                     else parallel) else write_verify_kernel_serial
+    run_parallel = n >= PARALLEL_MIN_CELLS if parallel is None else parallel
+    if run_parallel:
+        configure_threads()
+    kernel = write_verify_kernel if run_parallel else write_verify_kernel_serial
     kernel(flat, a["window_lo_us"], a["window_hi_us"], a["target_us"], a["step_fraction"],
            a["step_sigma"], a["cell_sigma"], a["stuck_fraction"], a["stuck_g_us"],
            a["max_pulses"], params.g_start_us, params.g_min_us, params.g_max_us,

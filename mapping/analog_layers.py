@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xbar.analog import AnalogMatrix
+from xbar.errors import ModelError
 
 
 class AnalogLayer(nn.Module):
@@ -34,7 +35,7 @@ class AnalogLayer(nn.Module):
         # Weights the programmed cells hold, for straight-through gradients (see _mvm).
         self.register_buffer("w_eff", torch.as_tensor(matrix.effective_weights(),
                                                       dtype=torch.float32))
-        # Digital additions for recovery methods (mapping.adapt): a per-column gain, and a
+        # Digital additions for recovery methods (xbar.mapping.recovery.sram): a per-column gain, and a
         # sparse SRAM array of integer words at the positions in sram_mask.
         self.col_gain: nn.Parameter | None = None
         self.sram_mask: torch.Tensor | None = None
@@ -54,8 +55,8 @@ class AnalogLayer(nn.Module):
         methods can train digital parameters through the chip.
         """
         if self.x_max is None:
-            raise RuntimeError(f"layer {self.layer_name!r} has no input range: calibrate the "
-                               "chip before running it")
+            raise ModelError(f"layer {self.layer_name!r} has no input range: calibrate the "
+                             "chip before running it")
         x = cols.detach().cpu().numpy()
         if not self.analog:
             y = torch.from_numpy((x.astype(np.float64) @ self.matrix.effective_weights().T
@@ -94,7 +95,7 @@ class AnalogLinear(AnalogLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.matrix.n_in:
-            raise ValueError(f"layer {self.layer_name!r} expects {self.matrix.n_in} input "
+            raise ModelError(f"layer {self.layer_name!r} expects {self.matrix.n_in} input "
                              f"features, got input of shape {tuple(x.shape)}")
         y = self._mvm(self.input_columns(x)).reshape(*x.shape[:-1], self.matrix.n_out)
         return y if self.bias is None else y + self.bias
@@ -142,7 +143,7 @@ class AnalogConv2d(AnalogLayer):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"layer {self.layer_name!r} expects input (N, {self.in_channels},"
+            raise ModelError(f"layer {self.layer_name!r} expects input (N, {self.in_channels},"
                              f" H, W), got shape {tuple(x.shape)}")
         h_out, w_out = self.output_size(x.shape[2], x.shape[3])
         y = self._mvm(self.input_columns(x))                     # (N*L, out)

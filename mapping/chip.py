@@ -36,12 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from devices import Device
-from devices.files import write_atomically
-from mapping.analog_layers import AnalogConv2d, AnalogLayer
-from mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
+from xbar.devices import Device
+from xbar.files import write_atomically
+from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
+from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
 from xbar.analog import AnalogMatrix
 from xbar.config import XbarConfig
+from xbar.errors import FileFormatError, MissingFileError
 
 FORMAT = "xbar-sim chip"
 FORMAT_VERSION = 1
@@ -73,7 +74,7 @@ class Chip:
         folded, _ = fold_batchnorm(model)
         n = len(mapped_layers(folded))
         if n == 0:
-            raise ValueError("the model has no Linear or Conv2d layer to map onto crossbars")
+            raise FileFormatError("the model has no Linear or Conv2d layer to map onto crossbars")
         rngs = np.random.default_rng(np.random.SeedSequence([seed, 0])).spawn(n)
         module = to_analog(folded, device, config, rngs, scale)
         return cls(module, device, config, seed, scale, model_source, input_shape)
@@ -145,7 +146,7 @@ class Chip:
         """Logits for ``x`` (N, C, H, W) through the chip, in batches."""
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
         if self.input_shape and tuple(x.shape[1:]) != self.input_shape:
-            raise ValueError(f"inputs have shape {tuple(x.shape[1:])} per sample but the chip "
+            raise FileFormatError(f"inputs have shape {tuple(x.shape[1:])} per sample but the chip "
                              f"was mapped for {self.input_shape}")
         out = []
         with torch.no_grad():
@@ -226,10 +227,10 @@ class Chip:
         """
         path = Path(path)
         if not path.exists():
-            raise FileNotFoundError(f"chip file {str(path)!r} does not exist")
+            raise MissingFileError(f"chip file {str(path)!r} does not exist")
         with h5py.File(path, "r") as f:
             if f.attrs.get("format") != FORMAT:
-                raise ValueError(f"{path}: not an xbar-sim chip file (format = "
+                raise FileFormatError(f"{path}: not an xbar-sim chip file (format = "
                                  f"{f.attrs.get('format')!r})")
             values: dict[str, Any] = {}
             for k, v in f["device"].attrs.items():
@@ -247,18 +248,18 @@ class Chip:
                                                             f.attrs["model_input_shape"]))
             layers = chip.layers
             if len(layers) != len(f["layers"]):
-                raise ValueError(f"{path}: the chip has {len(f['layers'])} analog layers but "
+                raise FileFormatError(f"{path}: the chip has {len(f['layers'])} analog layers but "
                                  f"the model given maps to {len(layers)}")
             state = {k: torch.as_tensor(f["digital"][k][()]) for k in f["digital"]}
             chip.module.load_state_dict(state, strict=False)
             for i, layer in enumerate(layers):
                 g = f["layers"][str(i)]
                 if g.attrs["name"] != layer.layer_name:
-                    raise ValueError(f"{path}: layer {i} is {g.attrs['name']!r} in the file "
+                    raise FileFormatError(f"{path}: layer {i} is {g.attrs['name']!r} in the file "
                                      f"but {layer.layer_name!r} in the model")
                 m = layer.matrix
                 if (m.n_out, m.n_in) != (int(g.attrs["n_out"]), int(g.attrs["n_in"])):
-                    raise ValueError(f"{path}: layer {layer.layer_name!r} is "
+                    raise FileFormatError(f"{path}: layer {layer.layer_name!r} is "
                                      f"{g.attrs['n_out']}x{g.attrs['n_in']} in the file but "
                                      f"{m.n_out}x{m.n_in} in the model")
                 for name in _MATRIX_ARRAYS:

@@ -18,10 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from devices import Device
-from mapping.analog_layers import AnalogConv2d, AnalogLayer, AnalogLinear
+from xbar.devices import Device
+from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer, AnalogLinear
 from xbar.analog import AnalogMatrix
 from xbar.config import XbarConfig
+from xbar.errors import ModelError
 
 _UNSUPPORTED = {
     nn.Conv1d: "1-D convolution is not mapped (reshape to Conv2d with a 1-wide kernel)",
@@ -44,10 +45,10 @@ def check_supported(model: nn.Module) -> None:
     for name, module in model.named_modules():
         for klass, why in _UNSUPPORTED.items():
             if isinstance(module, klass):
-                raise ValueError(f"layer {name!r} ({type(module).__name__}) cannot be mapped: "
+                raise ModelError(f"layer {name!r} ({type(module).__name__}) cannot be mapped: "
                                  f"{why}")
         if isinstance(module, nn.Conv2d) and module.groups != 1:
-            raise ValueError(f"layer {name!r} (Conv2d, groups={module.groups}) cannot be "
+            raise ModelError(f"layer {name!r} (Conv2d, groups={module.groups}) cannot be "
                              "mapped: grouped and depthwise convolutions are not supported "
                              "(each group would need its own block-diagonal arrays)")
 
@@ -145,7 +146,7 @@ def _same_padding(layer: nn.Conv2d) -> tuple[int, int]:
     for k, d, s in zip(layer.kernel_size, layer.dilation, layer.stride):
         total = d * (k - 1)
         if total % 2 or s != 1:
-            raise ValueError(f"Conv2d padding='same' with an even total padding or stride > 1"
+            raise ModelError(f"Conv2d padding='same' with an even total padding or stride > 1"
                              f" is not supported (kernel {layer.kernel_size}); give explicit "
                              "padding")
         pads.append(total // 2)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from xbar.timing.network import LayerSpec
+from xbar.errors import ModelError
 
 
 def parse_input_shape(text: str | Sequence[int]) -> tuple[int, ...]:
@@ -29,7 +30,7 @@ def parse_input_shape(text: str | Sequence[int]) -> tuple[int, ...]:
         shape = ()
     if not 1 <= len(shape) <= 3 or any(s < 1 for s in shape) or (
             not isinstance(text, str) and any(isinstance(p, bool) for p in parts)):
-        raise ValueError(f"input shape {text!r} is invalid; expected C,H,W as positive "
+        raise ModelError(f"input shape {text!r} is invalid; expected C,H,W as positive "
                          "integers, e.g. 3,32,32 (or fewer dimensions for a model that takes "
                          "them, e.g. 784)")
     return shape
@@ -107,7 +108,7 @@ def layer_specs(model: nn.Module, input_shape: Sequence[int],
         with torch.no_grad():
             model(x)
     except Exception as exc:  # a user's model can fail in any way on a wrong shape
-        raise ValueError(f"the model fails on an input of shape {tuple(x.shape)} (batch of "
+        raise ModelError(f"the model fails on an input of shape {tuple(x.shape)} (batch of "
                          f"one, input shape {shape}): {type(exc).__name__}: {exc}; check "
                          "--input-shape") from None
     finally:
@@ -115,5 +116,5 @@ def layer_specs(model: nn.Module, input_shape: Sequence[int],
             h.remove()
         model.train(was_training)
     if not specs:
-        raise ValueError("the model has no nn.Linear or nn.Conv2d layer to map onto crossbars")
+        raise ModelError("the model has no nn.Linear or nn.Conv2d layer to map onto crossbars")
     return specs

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mapping import datasets
-from mapping.datasets import (CIFAR10_CLASSES, DATASET_NAMES, Dataset, cache_dir, load_dataset,
+from xbar.mapping.data import datasets
+from xbar.mapping.data.datasets import (CIFAR10_CLASSES, DATASET_NAMES, Dataset, cache_dir, load_dataset,
                               parse_idx, read_idx)
 
 

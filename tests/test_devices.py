@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from devices import PRESETS, Device, load_device_file, preset, resolve_device, save_device
+from xbar.devices import PRESETS, Device, load_device_file, preset, resolve_device, save_device
 
 N = 100_000
 

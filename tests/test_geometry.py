@@ -1,4 +1,4 @@
-"""mapping.geometry: LayerSpecs from any torch model by one forward pass with hooks."""
+"""xbar.mapping.geometry: LayerSpecs from any torch model by one forward pass with hooks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from mapping.geometry import layer_specs, parse_input_shape
+from xbar.mapping.geometry import layer_specs, parse_input_shape
 from xbar.config import ArrayConfig, XbarConfig
 
 

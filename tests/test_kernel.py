@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from devices import Device, preset
+from xbar.devices import Device, preset
 from naive import naive_matmul
 from xbar.analog import AnalogMatrix
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig

@@ -10,10 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from devices import Device, preset
-from mapping.chip import Chip
-from mapping.cli import main
-from mapping.convert import fold_batchnorm
+from xbar.errors import ModelError
+from xbar.devices import Device, preset
+from xbar.mapping.chip import Chip
+from xbar.mapping.cli.main import main
+from xbar.mapping.convert import fold_batchnorm
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig
 
 HI_RES = XbarConfig(array=ArrayConfig(rows=32, cols=16), dac=DACConfig(input_bits=14),
@@ -155,7 +156,7 @@ def test_unsupported_layers_are_named(layer, why):
 def test_wrong_input_shape_and_uncalibrated_chip_errors():
     chip = Chip.program(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), preset("ideal"),
                         XbarConfig(), input_shape=(1, 4, 4))
-    with pytest.raises(RuntimeError, match="calibrate"):
+    with pytest.raises(ModelError, match="calibrate"):
         chip.predict(np.zeros((2, 1, 4, 4)))
     chip.calibrate(np.random.default_rng(0).random((4, 1, 4, 4)))
     with pytest.raises(ValueError, match=r"mapped for \(1, 4, 4\)"):

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from devices import load_device_file
-from devices.presets import preset, preset_write_verify
-from devices.radar import FITTED, RadarFit, fit_radar, measured_levels, read_radar
-from mapping.cli import main
+from xbar.devices import load_device_file
+from xbar.devices.presets import preset, preset_write_verify
+from xbar.devices.radar import FITTED, RadarFit, fit_radar, measured_levels, read_radar
+from xbar.mapping.cli.main import main
 
 FILES = {"radar-2bpc": "fppv-2bpc-chip1.tsv", "radar-3bpc": "fppv-3bpc-chip1.tsv"}
 

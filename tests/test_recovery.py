@@ -11,13 +11,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from devices import Device, preset
-from mapping.adapt import AdaptConfig, adapt, attach_sram, fisher_importance, sram_words
-from mapping.chip import Chip
-from mapping.cli import main
-from mapping.datasets import load_dataset
-from mapping.kd import DeviceNoise, KDConfig
-from mapping.rvw import program_rvw, rvw_params
+from xbar.devices import Device, preset
+from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, fisher_importance, sram_words
+from xbar.mapping.chip import Chip
+from xbar.mapping.cli.main import main
+from xbar.mapping.data.datasets import load_dataset
+from xbar.mapping.recovery.kd import DeviceNoise, KDConfig
+from xbar.mapping.recovery.rvw import program_rvw, rvw_params
 from xbar.analog import AnalogMatrix
 from xbar.config import ArrayConfig, XbarConfig
 

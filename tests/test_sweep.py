@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import torch
 
-from devices import Device
-from mapping.cli import main
-from mapping.sweep import SweepSpec, plan_sweep, run_sweep
-from mapping.sweep_params import sweep_params
-from mapping.sweep_store import RESULT_METRICS, SweepResults
+from xbar.devices import Device
+from xbar.mapping.cli.main import main
+from xbar.mapping.sweep.run import SweepSpec, plan_sweep, run_sweep
+from xbar.mapping.sweep.params import sweep_params
+from xbar.mapping.sweep.store import RESULT_METRICS, SweepResults
 from xbar.config import ADCConfig, ArrayConfig, DACConfig
 
 REPO = Path(__file__).resolve().parent.parent
@@ -96,7 +96,7 @@ def test_bad_sweeps_are_refused_before_any_work(
         says: str) -> None:
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("work started before validation")
-    monkeypatch.setattr("mapping.workflow.load_teacher", no_work)
+    monkeypatch.setattr("xbar.mapping.data.workflow.load_teacher", no_work)
     out = tmp_path / "never.h5"
     with pytest.raises(ValueError) as err:
         run_sweep(dataclasses.replace(TINY, param=param, values=values), out)
@@ -135,11 +135,11 @@ def test_file_layout_and_attributes(reference: SweepResults, tmp_path: Path) -> 
 
 def test_a_point_is_one_chip_of_compare(reference: SweepResults) -> None:
     """sigma 0.3, KD, chip 1 equals compare() on that device with chip seed 3 + 1."""
-    from devices import preset
-    from mapping.adapt import AdaptConfig
-    from mapping.compare import CompareSettings, compare
-    from mapping.kd import KDConfig, distill
-    from mapping.workflow import load_teacher
+    from xbar.devices import preset
+    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.compare import CompareSettings, compare
+    from xbar.mapping.recovery.kd import KDConfig, distill
+    from xbar.mapping.data.workflow import load_teacher
     from xbar.config import XbarConfig
 
     teacher = load_teacher("digits-cnn", "digits")
@@ -176,9 +176,9 @@ def test_rerun_skips_and_other_config_is_refused(reference: SweepResults,
 
 def test_a_failed_point_keeps_the_finished_ones(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mapping.sweep
+    import xbar.mapping.sweep.run
 
-    real = mapping.sweep.point_task
+    real = xbar.mapping.sweep.run.point_task
 
     def flaky(ctx, teacher, i, method, chip, student, threads):  # type: ignore[no-untyped-def]
         if i == 1:
@@ -187,18 +187,18 @@ def test_a_failed_point_keeps_the_finished_ones(
 
     spec = dataclasses.replace(TINY, methods=("one-shot",), chips=1)
     out = tmp_path / "f.h5"
-    monkeypatch.setattr(mapping.sweep, "point_task", flaky)
+    monkeypatch.setattr(xbar.mapping.sweep.run, "point_task", flaky)
     says = r"point sigma = 0.3, one-shot, chip 0 failed .* FileNotFoundError: no data here"
     with pytest.raises(ValueError, match=says + r". The 1 finished points are saved"):
         run_sweep(spec, out, workers=1, threads=1)
     assert SweepResults.load(out).done.sum() == 1
-    monkeypatch.setattr(mapping.sweep, "point_task", real)
+    monkeypatch.setattr(xbar.mapping.sweep.run, "point_task", real)
     again = run_sweep(spec, out, workers=1, threads=1)
     assert (again.skipped, again.computed) == (1, 1)
 
 
 def test_plot_marks_the_published_point(reference: SweepResults, tmp_path: Path) -> None:
-    from mapping.sweep_plot import published_points, save_plot
+    from xbar.mapping.sweep.plot import published_points, save_plot
 
     assert published_points(reference) == []  # digits: no paper figure applies
     r = reference
@@ -229,7 +229,7 @@ def test_killed_run_resumes_without_recomputing(reference: SweepResults,
                                                 tmp_path: Path) -> None:
     """Kill a 2-worker run (driver and workers) after its first points, rerun, compare."""
     out = tmp_path / "killed.h5"
-    cmd = [sys.executable, "-m", "mapping.cli", *TINY_ARGS, "--out", str(out),
+    cmd = [sys.executable, "-m", "xbar", *TINY_ARGS, "--out", str(out),
            "--workers", "2", "--threads", "1", "--json"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from mapping.cli import main
+from xbar.mapping.cli.main import main
 from xbar.timing import TimingConfig, hardware_to_toml, network_cycles_layer_schedule
 from xbar.config import XbarConfig
-from mapping.geometry import layer_specs
+from xbar.mapping.geometry import layer_specs
 
 
 def small_model() -> nn.Module:
@@ -67,7 +67,7 @@ def test_text_report_hdf5_and_timeline(model_file: Path, tmp_path: Path,
 
 
 def test_zoo_model_by_name(capsys: pytest.CaptureFixture) -> None:
-    pytest.importorskip("mapping.zoo")
+    pytest.importorskip("xbar.mapping.data.zoo")
     assert main(["latency", "--model", "lenet5", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["input_shape"] == [1, 28, 28] and len(doc["layers"]) == 5

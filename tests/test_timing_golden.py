@@ -143,7 +143,7 @@ def test_engine_equals_closed_form_on_a_torch_model() -> None:
     torch = pytest.importorskip("torch")
     from torch import nn
 
-    from mapping.geometry import layer_specs
+    from xbar.mapping.geometry import layer_specs
     model = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
                           nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 10))

@@ -8,10 +8,10 @@ import numba
 import numpy as np
 import pytest
 
-from devices import PRESETS, load_device_file, save_device
-from devices.cell import Device
-from devices.presets import WRITE_VERIFY_PRESETS, preset, preset_write_verify
-from devices.write_verify import (Z_MAX, WriteVerifyParams, cell_draws, program_write_verify,
+from xbar.devices import PRESETS, load_device_file, save_device
+from xbar.devices.cell import Device
+from xbar.devices.presets import WRITE_VERIFY_PRESETS, preset, preset_write_verify
+from xbar.devices.write_verify import (Z_MAX, WriteVerifyParams, cell_draws, program_write_verify,
                                   seed_key)
 
 M64 = 0xFFFFFFFFFFFFFFFF

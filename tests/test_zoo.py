@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from mapping.datasets import Dataset, load_dataset
-from mapping.train import DEFAULT_RECIPES, evaluate, train_model
-from mapping.zoo import DEFAULT_DATASET, INPUT_SHAPES, MODELS, build_model
+from xbar.mapping.data.datasets import Dataset, load_dataset
+from xbar.mapping.data.train import DEFAULT_RECIPES, evaluate, train_model
+from xbar.mapping.data.zoo import DEFAULT_DATASET, INPUT_SHAPES, MODELS, build_model
 
 
 def test_registries_agree() -> None:

@@ -17,7 +17,7 @@ full conductance range; the per-column factor is applied digitally after the ADC
 ``scale="layer"`` (one w_max for the whole matrix). Columns that are all zero get w_max = 1.
 
 Programming (variation, clipping, stuck-at faults) is the device's; see
-:meth:`devices.Device.program`. Faults and variation also hit the reference column and the
+:meth:`xbar.devices.Device.program`. Faults and variation also hit the reference column and the
 idle cell of each differential pair.
 """
 
@@ -27,24 +27,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
-from devices import Device
+from xbar.devices import Device
 from xbar.config import XbarConfig
 from xbar.kernel import ZIGGURAT, mvm_kernel
+from xbar.threads import configure_threads, single_threaded_blas
+from xbar.errors import ConfigError
 
 SCALES = ("column", "layer")
 _CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
-_BLAS = ThreadpoolController()
-
-
-def single_threaded_blas() -> Any:
-    """Context in which BLAS runs on one thread: the kernel's threads each call it, and
-    BLAS's own spinning threads would otherwise fight them for the cores."""
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
@@ -55,7 +47,7 @@ def weight_span_us(device: Device, mapping: str) -> tuple[float, float]:
     if mapping == "differential":
         return float(levels[0]), float(levels[-1] - levels[0])
     if device.n_levels < 3:
-        raise ValueError(f"offset weight mapping needs a device with >= 3 levels (a reference "
+        raise ConfigError(f"offset weight mapping needs a device with >= 3 levels (a reference "
                          f"level and one each side); {device.name!r} has {device.n_levels}")
     g_ref = levels[(device.n_levels - 1) // 2]
     return float(g_ref), float(min(g_ref - levels[0], levels[-1] - g_ref))
@@ -126,12 +118,12 @@ class AnalogMatrix:
         """Quantise ``weights`` (n_out x n_in) to the device's levels and program them once."""
         w = np.asarray(weights, dtype=np.float64)
         if w.ndim != 2 or w.shape[0] == 0 or w.shape[1] == 0:
-            raise ValueError(f"weights must be a non-empty 2-D (out x in) matrix; got shape "
+            raise ConfigError(f"weights must be a non-empty 2-D (out x in) matrix; got shape "
                              f"{w.shape}")
         if not np.all(np.isfinite(w)):
-            raise ValueError("weights contain NaN or infinity")
+            raise ConfigError("weights contain NaN or infinity")
         if scale not in SCALES:
-            raise ValueError(f"scale = {scale!r} is invalid; allowed: one of {SCALES}")
+            raise ConfigError(f"scale = {scale!r} is invalid; allowed: one of {SCALES}")
         n_out, n_in = w.shape
         if scale == "column":
             w_max = np.abs(w).max(axis=1)
@@ -200,7 +192,7 @@ class AnalogMatrix:
             ranges = np.full((self.n_row_tiles, self.n_arrays), full)
         else:
             if self.adc_range_ua is None:
-                raise ValueError("ADC range_mode is 'calibrated' but the matrix has not been "
+                raise ConfigError("ADC range_mode is 'calibrated' but the matrix has not been "
                                  "calibrated: call calibrate_adc(x) with representative inputs "
                                  "first, or use range_mode='full-scale'")
             ranges = self.adc_range_ua
@@ -209,9 +201,9 @@ class AnalogMatrix:
     def _check_x(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_in:
-            raise ValueError(f"inputs must have shape (batch, {self.n_in}); got {x.shape}")
+            raise ConfigError(f"inputs must have shape (batch, {self.n_in}); got {x.shape}")
         if not np.all(np.isfinite(x)):
-            raise ValueError("inputs contain NaN or infinity")
+            raise ConfigError("inputs contain NaN or infinity")
         return np.ascontiguousarray(x, dtype=np.float32)
 
     @staticmethod
@@ -234,6 +226,7 @@ class AnalogMatrix:
         cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
         g_tiles = self._g_tiles()
         dac = self.config.dac
+        configure_threads()
         with single_threaded_blas():
             for lo, hi in self._chunks(len(x)):
                 mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
@@ -280,13 +273,14 @@ class AnalogMatrix:
         sigma = self.device.read_noise if read_noise else 0.0
         dac, adc = self.config.dac, self.config.adc
         if sigma > 0 and rng is None:
-            raise ValueError(f"device {self.device.name!r} has read noise: pass rng")
+            raise ConfigError(f"device {self.device.name!r} has read noise: pass rng")
         key = np.uint64(rng.integers(0, 2**63, dtype=np.int64)) if sigma > 0 else np.uint64(0)
         serial = dac.bits_per_read == 1
         g_tiles = self._g_tiles(stack_squares=sigma > 0 and serial)
         g2_tiles = self._g_tiles(square=True) if sigma > 0 and not serial else g_tiles
         lsb = self._lsb()
         acc = np.zeros((len(x), self.g_us.shape[1]))
+        configure_threads()
         with single_threaded_blas():
             for lo, hi in self._chunks(len(x)):
                 mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,

@@ -12,6 +12,7 @@ import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from xbar.errors import ConfigError, MissingFileError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -24,7 +25,7 @@ ADC_RANGES = ("full-scale", "calibrated")
 
 def _check_int(owner: str, name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ValueError(f"{owner}.{name} = {value!r} is invalid; allowed: an integer in "
+        raise ConfigError(f"{owner}.{name} = {value!r} is invalid; allowed: an integer in "
                          f"[{lo}, {hi}]{why}")
 
 
@@ -57,10 +58,10 @@ class ArrayConfig:
         _check_int("ArrayConfig", "cols", self.cols, lo, 65536,
                    " (offset mapping needs a reference column)" if lo == 2 else "")
         if self.weight_mapping not in WEIGHT_MAPPINGS:
-            raise ValueError(f"ArrayConfig.weight_mapping = {self.weight_mapping!r} is invalid;"
+            raise ConfigError(f"ArrayConfig.weight_mapping = {self.weight_mapping!r} is invalid;"
                              f" allowed: one of {WEIGHT_MAPPINGS}")
         if not isinstance(self.read_voltage_v, (int, float)) or not 0 < self.read_voltage_v <= 5:
-            raise ValueError(f"ArrayConfig.read_voltage_v = {self.read_voltage_v!r} is invalid;"
+            raise ConfigError(f"ArrayConfig.read_voltage_v = {self.read_voltage_v!r} is invalid;"
                              " allowed: (0, 5] volts")
 
     @property
@@ -121,7 +122,7 @@ class ADCConfig:
     def __post_init__(self) -> None:
         _check_int("ADCConfig", "bits", self.bits, 1, 16)
         if self.range_mode not in ADC_RANGES:
-            raise ValueError(f"ADCConfig.range_mode = {self.range_mode!r} is invalid; "
+            raise ConfigError(f"ADCConfig.range_mode = {self.range_mode!r} is invalid; "
                              f"allowed: one of {ADC_RANGES}")
         _check_int("ADCConfig", "cols_per_adc", self.cols_per_adc, 1, 65536)
 
@@ -146,7 +147,7 @@ class XbarConfig:
             known = {f.name for f in fields(klass)}
             unknown = sorted(set(values) - known)
             if unknown:
-                raise ValueError(f"{where}: unknown field(s) {unknown} in [{section}]; valid "
+                raise ConfigError(f"{where}: unknown field(s) {unknown} in [{section}]; valid "
                                  f"fields: {sorted(known)}")
             parts[section] = klass(**values)
         return cls(**parts)
@@ -161,7 +162,7 @@ class XbarConfig:
         for key, value in changes.items():
             section, _, name = key.replace(".", "_").partition("_")
             if section not in doc or name not in doc[section]:
-                raise ValueError(f"unknown hardware field {key!r}; valid: " + ", ".join(
+                raise ConfigError(f"unknown hardware field {key!r}; valid: " + ", ".join(
                     f"{s}.{n}" for s in doc for n in doc[s]))
             doc[section][name] = value
         return XbarConfig.from_dict(doc)
@@ -183,7 +184,7 @@ def hardware_document(spec: str | Path | None) -> tuple[dict[str, Any], str]:
     if str(spec) in HARDWARE_PRESETS:
         return HARDWARE_PRESETS[str(spec)], str(spec)
     if not str(spec).endswith(".toml") and not Path(spec).exists():
-        raise ValueError(f"--hw {str(spec)!r} is neither a hardware preset "
+        raise ConfigError(f"--hw {str(spec)!r} is neither a hardware preset "
                          f"({', '.join(HARDWARE_PRESETS)}) nor an existing .toml file")
     return read_toml(spec), str(spec)
 
@@ -198,9 +199,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file with a clear error when it is missing or malformed."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"hardware file {str(path)!r} does not exist")
+        raise MissingFileError(f"hardware file {str(path)!r} does not exist")
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None

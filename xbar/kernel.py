@@ -36,8 +36,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from devices.counters import GOLDEN as _GOLDEN
-from devices.counters import mix64 as _mix64
+from xbar.rng import GOLDEN as GOLDEN
+from xbar.rng import mix64 as mix64
+from xbar.errors import ConfigError
 
 # Numba's OpenMP layer spins against the OpenMP runtime torch loads and against BLAS threads:
 # on 2 cores it made 2-thread runs 5-50x slower than 1-thread runs. The work-queue layer has
@@ -84,17 +85,17 @@ def _normal_slow(h: np.uint64, hz: np.int64, iz: np.int64, zig: np.ndarray) -> f
         x = hz * zig[1, iz]
         if iz == 0:  # tail beyond r, by Marsaglia's exponential method
             while True:
-                h = _mix64(h + _GOLDEN)
+                h = mix64(h + GOLDEN)
                 xt = -math.log(_uniform(h)) / _ZIG_R
-                h = _mix64(h + _GOLDEN)
+                h = mix64(h + GOLDEN)
                 y = -math.log(_uniform(h))
                 if y + y >= xt * xt:
                     break
             return _ZIG_R + xt if hz > 0 else -_ZIG_R - xt
-        h = _mix64(h + _GOLDEN)
+        h = mix64(h + GOLDEN)
         if zig[2, iz] + _uniform(h) * (zig[2, iz - 1] - zig[2, iz]) < math.exp(-0.5 * x * x):
             return x
-        h = _mix64(h + _GOLDEN)
+        h = mix64(h + GOLDEN)
         hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
         iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
         if abs(hz) < zig[0, iz]:
@@ -108,7 +109,7 @@ def normal(key: np.uint64, counter: np.uint64, zig: np.ndarray) -> float:
     Counter-based, so any thread may draw any number in any order with the same result.
     The layer index and the value come from separate bits of the hash (Doornik's fix).
     """
-    h = _mix64(key + counter * _GOLDEN)
+    h = mix64(key + counter * GOLDEN)
     hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
     iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
     if abs(hz) < zig[0, iz]:
@@ -173,7 +174,7 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
     adc_top = float((1 << adc_bits) - 1)
     noisy = read_noise > 0.0 and not calibrate
     if noisy and k == 1 and not stacked:
-        raise ValueError("bit-serial reads with noise need g_tiles stacked as [G | G**2]")
+        raise ConfigError("bit-serial reads with noise need g_tiles stacked as [G | G**2]")
     n_chunks = (n_batch + chunk - 1) // chunk
     peak = np.zeros((n_chunks if calibrate else 1, n_tiles, n_phys))
     for ch in prange(n_chunks):

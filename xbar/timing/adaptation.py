@@ -59,6 +59,7 @@ from xbar.timing.engine import SCHEDULES, _CountingEnvironment, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
 from xbar.timing.programming import (ProgrammingResult, check_choice, check_float, check_int,
                                      section_from_dict, toml_section)
+from xbar.errors import ConfigError
 
 BACKWARD_MODES = ("transposed-read", "digital")
 SRAM_BANKS = ("per-layer", "shared")
@@ -113,7 +114,7 @@ class AdaptationConfig:
         check_int(o, "sram_ports", self.sram_ports, 1, 1 << 20)
         check_choice(o, "sram_banks", self.sram_banks, SRAM_BANKS)
         if not isinstance(self.overlap_updates, bool):
-            raise ValueError(f"{o}.overlap_updates = {self.overlap_updates!r} is invalid; "
+            raise ConfigError(f"{o}.overlap_updates = {self.overlap_updates!r} is invalid; "
                              "allowed: true or false")
         check_choice(o, "backward", self.backward, BACKWARD_MODES)
         check_float(o, "backward_read_factor", self.backward_read_factor, 0.0, 1000.0, "")
@@ -159,7 +160,7 @@ def sram_words_per_layer(specs: Sequence[LayerSpec], fraction: float) -> list[in
     """
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or \
             not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction = {fraction!r} is invalid; allowed: a number in [0, 1] "
+        raise ConfigError(f"fraction = {fraction!r} is invalid; allowed: a number in [0, 1] "
                          "(0.05 = 5 % of each layer's weights in SRAM)")
     return [int(np.rint(fraction * s.n_in * s.n_out)) for s in specs]
 
@@ -253,7 +254,7 @@ class AdaptationResult:
 
 def _positive_int(name: str, value: Any) -> None:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} = {value!r} is invalid; allowed: an integer >= 1")
+        raise ConfigError(f"{name} = {value!r} is invalid; allowed: an integer >= 1")
 
 
 def backward_cycles_per_layer(specs: Sequence[LayerSpec], xbar: XbarConfig,
@@ -301,11 +302,11 @@ def adaptation_time(specs: Sequence[LayerSpec], xbar: XbarConfig | None = None,
     _positive_int("batch", batch)
     words = sram_words_per_layer(specs, 0.05) if sram_words is None else list(sram_words)
     if len(words) != len(specs):
-        raise ValueError(f"sram_words has {len(words)} entries; allowed: one per layer "
+        raise ConfigError(f"sram_words has {len(words)} entries; allowed: one per layer "
                          f"({len(specs)}: {', '.join(s.name for s in specs)})")
     for s, w in zip(specs, words):
         if not isinstance(w, (int, np.integer)) or isinstance(w, bool) or w < 0:
-            raise ValueError(f"sram_words for layer {s.name!r} = {w!r} is invalid; allowed: "
+            raise ConfigError(f"sram_words for layer {s.name!r} = {w!r} is invalid; allowed: "
                              "an integer >= 0")
     words = [int(w) for w in words]
     n = len(specs)

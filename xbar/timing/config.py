@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from xbar.config import XbarConfig, hardware_document
+from xbar.errors import ConfigError
 
 _EPS = 1e-9
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"TimingConfig.{name} = {value!r} is invalid; allowed: {allowed}")
+    raise ConfigError(f"TimingConfig.{name} = {value!r} is invalid; allowed: {allowed}")
 
 
 def _int_in(name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
@@ -162,7 +163,7 @@ class TimingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{where}: unknown field(s) {unknown} in [timing]; valid fields: "
+            raise ConfigError(f"{where}: unknown field(s) {unknown} in [timing]; valid fields: "
                              f"{sorted(known)}")
         return cls(**values)
 

@@ -36,6 +36,7 @@ from xbar.config import XbarConfig
 from xbar.timing.closed_form import LayerPlan, plan_network
 from xbar.timing.config import TimingConfig
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
+from xbar.errors import ConfigError
 
 SCHEDULES = ("layer", "pipelined")
 
@@ -231,7 +232,7 @@ class _Run:
                      for k in range(spec.out_hw[0]))
         need = window + max(self._arrivals(li)) - 1
         if cap < need:
-            raise ValueError(f"TimingConfig.line_buffer_rows = {cap} is too small for layer "
+            raise ConfigError(f"TimingConfig.line_buffer_rows = {cap} is too small for layer "
                              f"{spec.name!r}; allowed: 0 (unbounded) or >= {need} (its "
                              f"window of {window} input rows plus the rows that arrive "
                              "together)")
@@ -350,9 +351,9 @@ def simulate(layers: Sequence[LayerSpec], xbar: XbarConfig | None = None,
         ValueError: Unknown schedule, batch < 1, an empty network, or a line buffer too small.
     """
     if schedule not in SCHEDULES:
-        raise ValueError(f"schedule = {schedule!r} is invalid; allowed: one of {SCHEDULES}")
+        raise ConfigError(f"schedule = {schedule!r} is invalid; allowed: one of {SCHEDULES}")
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
-        raise ValueError(f"batch = {batch!r} is invalid; allowed: an integer >= 1")
+        raise ConfigError(f"batch = {batch!r} is invalid; allowed: an integer >= 1")
     layers = list(layers)
     check_chain(layers)
     xbar = xbar or XbarConfig()

@@ -1,6 +1,6 @@
 """A mapped network as the timing engine sees it: layer shapes, never weight values.
 
-:func:`mapping.geometry.layer_specs` builds the list from any PyTorch model; tests and
+:func:`xbar.mapping.geometry.layer_specs` builds the list from any PyTorch model; tests and
 scripts can write :class:`LayerSpec` by hand.
 """
 
@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from xbar.config import XbarConfig
+from xbar.errors import ConfigError
 
 LAYER_KINDS = ("linear", "conv")
 
@@ -20,7 +21,7 @@ def ceil_div(a: int, b: int) -> int:
 
 def _pos_int(name: str, field: str, value: Any, lo: int = 1) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        raise ValueError(f"LayerSpec {name!r}: {field} = {value!r} is invalid; allowed: an "
+        raise ConfigError(f"LayerSpec {name!r}: {field} = {value!r} is invalid; allowed: an "
                          f"integer >= {lo}")
 
 
@@ -67,10 +68,10 @@ class LayerSpec:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"LayerSpec.name = {self.name!r} is invalid; allowed: a "
+            raise ConfigError(f"LayerSpec.name = {self.name!r} is invalid; allowed: a "
                              "non-empty string")
         if self.kind not in LAYER_KINDS:
-            raise ValueError(f"LayerSpec {self.name!r}: kind = {self.kind!r} is invalid; "
+            raise ConfigError(f"LayerSpec {self.name!r}: kind = {self.kind!r} is invalid; "
                              f"allowed: one of {LAYER_KINDS}")
         for fld, lo in (("n_in", 1), ("n_out", 1), ("groups", 1)):
             _pos_int(self.name, fld, getattr(self, fld), lo)
@@ -78,20 +79,20 @@ class LayerSpec:
                                 ("stride", 2, 1), ("padding", 2, 0), ("dilation", 2, 1)):
             value = tuple(getattr(self, fld))
             if len(value) != length:
-                raise ValueError(f"LayerSpec {self.name!r}: {fld} = {value!r} is invalid; "
+                raise ConfigError(f"LayerSpec {self.name!r}: {fld} = {value!r} is invalid; "
                                  f"allowed: {length} integers")
             for v in value:
                 _pos_int(self.name, fld, v, lo)
             object.__setattr__(self, fld, value)
         if self.n_out % self.groups:
-            raise ValueError(f"LayerSpec {self.name!r}: n_out = {self.n_out} is not a "
+            raise ConfigError(f"LayerSpec {self.name!r}: n_out = {self.n_out} is not a "
                              f"multiple of groups = {self.groups}")
         if self.kind == "linear" and (self.out_hw[0] != 1 or self.in_chw[1] != 1):
-            raise ValueError(f"LayerSpec {self.name!r}: a linear layer has one output row and"
+            raise ConfigError(f"LayerSpec {self.name!r}: a linear layer has one output row and"
                              f" one input row; got out_hw = {self.out_hw}, in_chw = "
                              f"{self.in_chw}")
         if not isinstance(self.signed_inputs, bool):
-            raise ValueError(f"LayerSpec {self.name!r}: signed_inputs = "
+            raise ConfigError(f"LayerSpec {self.name!r}: signed_inputs = "
                              f"{self.signed_inputs!r} is invalid; allowed: true or false")
 
     @property
@@ -152,11 +153,11 @@ class LayerSpec:
 def check_chain(layers: list[LayerSpec] | tuple[LayerSpec, ...]) -> None:
     """Refuse an empty network or duplicate layer names (results are keyed by name)."""
     if not layers:
-        raise ValueError("the network has no Linear or Conv2d layer to map")
+        raise ConfigError("the network has no Linear or Conv2d layer to map")
     seen: set[str] = set()
     for spec in layers:
         if not isinstance(spec, LayerSpec):
-            raise ValueError(f"expected LayerSpec items, got {type(spec).__name__}")
+            raise ConfigError(f"expected LayerSpec items, got {type(spec).__name__}")
         if spec.name in seen:
-            raise ValueError(f"duplicate layer name {spec.name!r}")
+            raise ConfigError(f"duplicate layer name {spec.name!r}")
         seen.add(spec.name)

@@ -1,7 +1,7 @@
 """Time to program a mapped network into its RRAM arrays: write-verify (R-V-W) and one-shot.
 
 The engine sees per-cell pulse and verify-read counts (from the write-verify loop of
-:mod:`devices.write_verify`, or any other source), never conductances. Cells are laid out as
+:mod:`xbar.devices.write_verify`, or any other source), never conductances. Cells are laid out as
 the mapping lays them out (:class:`xbar.analog.AnalogMatrix`): a layer's weight matrix of
 ``n_in`` rows and ``n_out`` columns becomes a cell matrix of ``n_in`` rows and ``n_phys``
 physical columns,
@@ -57,13 +57,14 @@ from xbar.config import XbarConfig, hardware_document
 from xbar.timing.config import TimingConfig, ns_to_cycles
 from xbar.timing.engine import _CountingEnvironment
 from xbar.timing.network import LayerSpec, ceil_div
+from xbar.errors import ConfigError
 
 DRIVER_SYNCS = ("row", "independent")
 ARRAY_ORDERS = ("mapping", "longest-first")
 
 
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
-    raise ValueError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
+    raise ConfigError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
 
 
 def check_int(owner: str, name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
@@ -105,7 +106,7 @@ def section_from_dict(cls: Any, section: str, values: dict[str, Any], where: str
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown field(s) {unknown} in [{section}]; valid fields: "
+        raise ConfigError(f"{where}: unknown field(s) {unknown} in [{section}]; valid fields: "
                          f"{sorted(known)}")
     return cls(**values)
 
@@ -254,25 +255,25 @@ class LayerCells:
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"LayerCells.name = {self.name!r} is invalid; allowed: a "
+            raise ConfigError(f"LayerCells.name = {self.name!r} is invalid; allowed: a "
                              "non-empty string")
         for fld in ("n_in", "n_out"):
             check_int(f"LayerCells {self.name!r}", fld, getattr(self, fld), 1, 1 << 40)
         for fld in ("pulses", "reads"):
             arr = np.asarray(getattr(self, fld))
             if arr.dtype.kind not in "iu":
-                raise ValueError(f"LayerCells {self.name!r}: {fld} has dtype {arr.dtype}; "
+                raise ConfigError(f"LayerCells {self.name!r}: {fld} has dtype {arr.dtype}; "
                                  "allowed: an integer array (counts per cell)")
             if arr.ndim != 2 or arr.shape[0] != self.n_in:
-                raise ValueError(f"LayerCells {self.name!r}: {fld} has shape {arr.shape}; "
+                raise ConfigError(f"LayerCells {self.name!r}: {fld} has shape {arr.shape}; "
                                  f"allowed: (n_in, n_phys) = ({self.n_in}, n_phys), the "
                                  "mapping's cell matrix")
             if arr.size and int(arr.min()) < 0:
-                raise ValueError(f"LayerCells {self.name!r}: {fld} has a negative count "
+                raise ConfigError(f"LayerCells {self.name!r}: {fld} has a negative count "
                                  f"({int(arr.min())}); allowed: counts >= 0")
             object.__setattr__(self, fld, arr)
         if self.pulses.shape != self.reads.shape:
-            raise ValueError(f"LayerCells {self.name!r}: pulses {self.pulses.shape} and reads "
+            raise ConfigError(f"LayerCells {self.name!r}: pulses {self.pulses.shape} and reads "
                              f"{self.reads.shape} differ in shape; allowed: one count of each "
                              "per cell")
 
@@ -287,7 +288,7 @@ class LayerCells:
         """Refuse counts whose column count does not match ``xbar``'s weight mapping."""
         n_phys = physical_columns(self.n_out, xbar)
         if self.pulses.shape[1] != n_phys:
-            raise ValueError(
+            raise ConfigError(
                 f"LayerCells {self.name!r}: {self.pulses.shape[1]} physical columns, but "
                 f"{n_phys} expected for n_out = {self.n_out} under the "
                 f"{xbar.array.weight_mapping!r} mapping with {xbar.array.cols}-column arrays;"
@@ -529,13 +530,13 @@ def programming_time(layer_cells: Sequence[LayerCells], prog: ProgrammingConfig 
     timing = timing or TimingConfig()
     cells_list = list(layer_cells)
     if not cells_list:
-        raise ValueError("layer_cells is empty: pass one LayerCells per weight matrix")
+        raise ConfigError("layer_cells is empty: pass one LayerCells per weight matrix")
     names = [c.name for c in cells_list if isinstance(c, LayerCells)]
     if len(names) != len(cells_list):
-        raise ValueError("layer_cells must hold LayerCells items")
+        raise ConfigError("layer_cells must hold LayerCells items")
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"duplicate layer name(s) {dup} in layer_cells")
+        raise ConfigError(f"duplicate layer name(s) {dup} in layer_cells")
     t0 = time.perf_counter()
     drivers = prog.drivers(xbar)
     t_p, t_v = prog.pulse_cycles(timing), prog.verify_cycles(timing)

@@ -22,8 +22,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from devices.files import package_version, write_atomically
+from xbar.files import package_version, write_atomically
 from xbar.timing.engine import LatencyResult, LayerTiming
+from xbar.errors import OutputError
 
 FORMAT = "xbar-sim latency"
 FORMAT_VERSION = 1
@@ -77,7 +78,7 @@ def load_latency_summary(path: str | Path) -> dict[str, object]:
     """Read back the scalar figures and the per-layer table (for checks and plots)."""
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
-            raise ValueError(f"{path}: not an xbar-sim latency file (format = "
+            raise OutputError(f"{path}: not an xbar-sim latency file (format = "
                              f"{f.attrs.get('format')!r})")
         out: dict[str, object] = {}
         for k, v in f.attrs.items():

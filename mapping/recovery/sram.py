@@ -13,7 +13,7 @@
   digital gain are trained, with the same data and budget.
 
 Gradients flow through the analog layers straight-through (their programmed weights, see
-:meth:`mapping.analog_layers.AnalogLayer._mvm`). SRAM words are rounded straight-through.
+:meth:`xbar.mapping.analog_layers.AnalogLayer._mvm`). SRAM words are rounded straight-through.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mapping.chip import Chip
-from mapping.datasets import Dataset
-from mapping.train import _seeded_deterministic
+from xbar.mapping.chip import Chip
+from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.train import _seeded_deterministic
+from xbar.errors import ConfigError
 
 SELECTIONS = ("random", "fisher")
 TRAINABLE = ("sram", "bias")
@@ -58,10 +59,10 @@ class AdaptConfig:
                              ("sram_bits", 2, 16)):
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:
-                raise ValueError(f"AdaptConfig.{name} = {v!r} is invalid; allowed: an integer "
+                raise ConfigError(f"AdaptConfig.{name} = {v!r} is invalid; allowed: an integer "
                                  f"in [{lo}, {hi}]")
         if not self.learning_rate > 0:
-            raise ValueError(f"AdaptConfig.learning_rate = {self.learning_rate!r} is invalid;"
+            raise ConfigError(f"AdaptConfig.learning_rate = {self.learning_rate!r} is invalid;"
                              " allowed: > 0")
 
 
@@ -99,14 +100,14 @@ def attach_sram(chip: Chip, fraction: float, bits: int = 8, selection: str = "ra
     Returns the number of SRAM words. ``selection="fisher"`` needs ``dataset``.
     """
     if not 0 < fraction <= 1:
-        raise ValueError(f"sram fraction = {fraction!r} is invalid; allowed: (0, 1] (a "
+        raise ConfigError(f"sram fraction = {fraction!r} is invalid; allowed: (0, 1] (a "
                          "fraction: 0.05 = 5 %)")
     if selection not in SELECTIONS:
-        raise ValueError(f"selection = {selection!r} is invalid; allowed: one of {SELECTIONS}")
+        raise ConfigError(f"selection = {selection!r} is invalid; allowed: one of {SELECTIONS}")
     importance = None
     if selection == "fisher":
         if dataset is None:
-            raise ValueError("selection='fisher' needs the training data set")
+            raise ConfigError("selection='fisher' needs the training data set")
         importance = fisher_importance(chip, dataset, seed=seed)
     rngs = np.random.default_rng(np.random.SeedSequence([seed, 12])).spawn(len(chip.layers))
     words = 0
@@ -144,12 +145,12 @@ def adapt(chip: Chip, dataset: Dataset, train: str, config: AdaptConfig = AdaptC
           seed: int = 0) -> dict[str, Any]:
     """Train ``train`` ("sram" or "bias") parameters on the chip; returns a summary."""
     if train not in TRAINABLE:
-        raise ValueError(f"train = {train!r} is invalid; allowed: one of {TRAINABLE}")
+        raise ConfigError(f"train = {train!r} is invalid; allowed: one of {TRAINABLE}")
     layers = chip.layers
     if train == "sram":
         params = [layer.sram_code for layer in layers if layer.sram_code is not None]
         if not params:
-            raise ValueError("the chip has no SRAM: call attach_sram first")
+            raise ConfigError("the chip has no SRAM: call attach_sram first")
     else:
         enable_bias_training(chip)
         params = [p for layer in layers for p in (layer.bias, layer.col_gain)]

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from devices.files import write_atomically
+from xbar.files import write_atomically
+from xbar.errors import DataError, MissingFileError
 
 DATASET_NAMES = ("digits", "mnist", "cifar10")
 """Names accepted by :func:`load_dataset`."""
@@ -111,24 +112,24 @@ class Dataset:
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in self.input_shape)
         if len(shape) != 3 or min(shape) < 1:
-            raise ValueError(f"Dataset.input_shape = {self.input_shape!r} is invalid; "
+            raise DataError(f"Dataset.input_shape = {self.input_shape!r} is invalid; "
                              "expected (C, H, W) with positive sizes")
         if self.n_classes < 1:
-            raise ValueError(f"Dataset.n_classes = {self.n_classes!r} is invalid; must be >= 1")
+            raise DataError(f"Dataset.n_classes = {self.n_classes!r} is invalid; must be >= 1")
         for split in ("train", "test"):
             x = getattr(self, f"x_{split}")
             y = getattr(self, f"y_{split}")
             if x.dtype != np.float32 or x.ndim != 4 or x.shape[1:] != shape:
-                raise ValueError(f"Dataset.x_{split} has dtype {x.dtype} and shape {x.shape}; "
+                raise DataError(f"Dataset.x_{split} has dtype {x.dtype} and shape {x.shape}; "
                                  f"expected float32 of shape (N, {', '.join(map(str, shape))})")
             if y.dtype != np.int64 or y.shape != (x.shape[0],):
-                raise ValueError(f"Dataset.y_{split} has dtype {y.dtype} and shape {y.shape}; "
+                raise DataError(f"Dataset.y_{split} has dtype {y.dtype} and shape {y.shape}; "
                                  f"expected int64 of shape ({x.shape[0]},)")
             if x.size and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-                raise ValueError(f"Dataset.x_{split} values span [{x.min()}, {x.max()}]; "
+                raise DataError(f"Dataset.x_{split} values span [{x.min()}, {x.max()}]; "
                                  "expected [0, 1]")
             if y.size and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
-                raise ValueError(f"Dataset.y_{split} labels span [{y.min()}, {y.max()}]; "
+                raise DataError(f"Dataset.y_{split} labels span [{y.min()}, {y.max()}]; "
                                  f"expected [0, {self.n_classes - 1}]")
 
     @cached_property
@@ -198,7 +199,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *,
         return load_mnist(data_dir, download=download)
     if key in ("cifar10", "cifar-10"):
         return load_cifar10(data_dir)
-    raise ValueError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
 
 
 # --- digits ------------------------------------------------------------------------------------
@@ -234,7 +235,7 @@ def _read_maybe_gzip(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f"{path}: not a valid gzip file ({exc}); the file is corrupt or "
+        raise DataError(f"{path}: not a valid gzip file ({exc}); the file is corrupt or "
                          "truncated: delete it and fetch it again") from exc
 
 
@@ -253,27 +254,27 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
             header (truncated or with trailing bytes).
     """
     if len(data) < 4:
-        raise ValueError(f"{source}: only {len(data)} bytes; an IDX file starts with a 4-byte "
+        raise DataError(f"{source}: only {len(data)} bytes; an IDX file starts with a 4-byte "
                          "magic number (the file is truncated or not IDX)")
     if data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{source}: bad IDX magic number 0x{data[:4].hex()}; expected "
+        raise DataError(f"{source}: bad IDX magic number 0x{data[:4].hex()}; expected "
                          "00 00 <type> <ndim> with type 08 (uint8) for MNIST: the file is "
                          "corrupt or not an IDX file")
     dtype = np.dtype(_IDX_DTYPES[data[2]])
     ndim = data[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(data) < header:
-        raise ValueError(f"{source}: IDX header declares {ndim} dimensions but the file has "
+        raise DataError(f"{source}: IDX header declares {ndim} dimensions but the file has "
                          f"only {len(data)} bytes (corrupt or truncated)")
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     got = len(data) - header
     if got < expected:
-        raise ValueError(f"{source}: truncated: the header declares shape {dims} "
+        raise DataError(f"{source}: truncated: the header declares shape {dims} "
                          f"({expected:,} data bytes) but only {got:,} follow; fetch the file "
                          "again")
     if got > expected:
-        raise ValueError(f"{source}: {got - expected:,} unexpected trailing bytes after the "
+        raise DataError(f"{source}: {got - expected:,} unexpected trailing bytes after the "
                          f"{expected:,} data bytes of shape {dims} (corrupt file)")
     arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
     return arr.astype(dtype.newbyteorder("="))
@@ -299,11 +300,11 @@ def _read_mnist_file(path: Path, stem: str, ndim: int) -> np.ndarray:
     arr = parse_idx(data, str(path))
     digest = hashlib.md5(data).hexdigest()
     if digest != MNIST_MD5[stem]:
-        raise ValueError(f"{path}: md5 of the decompressed contents is {digest}, expected "
+        raise DataError(f"{path}: md5 of the decompressed contents is {digest}, expected "
                          f"{MNIST_MD5[stem]} for the official {stem}; the file is corrupt or "
                          "not the official MNIST file: replace it")
     if arr.ndim != ndim or arr.dtype != np.uint8:
-        raise ValueError(f"{path}: IDX shape {arr.shape} / {arr.dtype}; expected "
+        raise DataError(f"{path}: IDX shape {arr.shape} / {arr.dtype}; expected "
                          f"{ndim} dimensions of uint8")
     return arr
 
@@ -315,12 +316,12 @@ def _mnist_pair(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
         stem = MNIST_FILES[f"{split}-{kind}"]
         path = _find_file(directory, stem)
         if path is None:
-            raise FileNotFoundError(f"{directory / stem}[.gz] is missing")
+            raise MissingFileError(f"{directory / stem}[.gz] is missing")
         paths[kind] = (_read_mnist_file(path, stem, ndim), path)
     images, ipath = paths["images"]
     labels, lpath = paths["labels"]
     if images.shape[1:] != (28, 28) or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"{ipath} holds images of shape {images.shape} but {lpath} holds "
+        raise DataError(f"{ipath} holds images of shape {images.shape} but {lpath} holds "
                          f"{labels.shape[0]} labels; expected N x 28 x 28 images and N labels")
     x = (images.astype(np.float32) / 255.0)[:, None, :, :]
     return x, labels.astype(np.int64)
@@ -400,7 +401,7 @@ def load_mnist(data_dir: str | Path | None = None, *, download: bool = True) -> 
                f"XBAR_DATA environment variable at the directory that holds them.")
         if failures:
             msg += f" Download failed: {'; '.join(failures[:2])}"
-        raise FileNotFoundError(msg)
+        raise MissingFileError(msg)
     x_test, y_test = _mnist_pair(found, "t10k")
     if _has_pair(found, "train"):
         x_train, y_train = _mnist_pair(found, "train")
@@ -449,20 +450,20 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         data = np.asarray(data, dtype=np.uint8)
         labels = np.asarray(labels, dtype=np.int64)
     except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable CIFAR-10 python batch ({exc}); the file is "
+        raise DataError(f"{path}: not a readable CIFAR-10 python batch ({exc}); the file is "
                          "corrupt or truncated") from exc
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
-        raise ValueError(f"{path}: data of shape {data.shape} and {labels.size} labels; "
+        raise DataError(f"{path}: data of shape {data.shape} and {labels.size} labels; "
                          "expected N x 3072 uint8 and N labels")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{path}: labels outside 0..9")
+        raise DataError(f"{path}: labels outside 0..9")
     return data.reshape(-1, 3, 32, 32), labels
 
 
 def _cifar_from_batches(directory: Path) -> Dataset:
     missing = [n for n in _CIFAR_BATCHES if not (directory / n).is_file()]
     if missing:
-        raise FileNotFoundError(f"CIFAR-10 batches directory {directory} lacks "
+        raise MissingFileError(f"CIFAR-10 batches directory {directory} lacks "
                                 f"{', '.join(missing)}; it needs data_batch_1..5 and test_batch")
     parts = [_read_cifar_batch(directory / n) for n in _CIFAR_BATCHES]
     x_train = np.concatenate([p[0] for p in parts[:5]])
@@ -510,7 +511,7 @@ def decode_cifar_tar(path: str | Path) -> dict[str, np.ndarray]:
                     continue
                 split, cls, stem = match.groups()
                 if cls not in CIFAR10_CLASSES:
-                    raise ValueError(f"{path}: member {member.name}: unknown class {cls!r}; "
+                    raise DataError(f"{path}: member {member.name}: unknown class {cls!r}; "
                                      f"expected one of {', '.join(CIFAR10_CLASSES)}")
                 fobj = tar.extractfile(member)
                 assert fobj is not None
@@ -518,19 +519,19 @@ def decode_cifar_tar(path: str | Path) -> dict[str, np.ndarray]:
                     with Image.open(io.BytesIO(fobj.read())) as img:
                         arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
                 except OSError as exc:
-                    raise ValueError(f"{path}: member {member.name} is not a readable "
+                    raise DataError(f"{path}: member {member.name} is not a readable "
                                      f"image ({exc})") from exc
                 if arr.shape != (32, 32, 3):
-                    raise ValueError(f"{path}: member {member.name} is {arr.shape[1]}x"
+                    raise DataError(f"{path}: member {member.name} is {arr.shape[1]}x"
                                      f"{arr.shape[0]}; CIFAR-10 images are 32x32")
                 items[split].append((CIFAR10_CLASSES.index(cls), stem, arr))
     except (tarfile.TarError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable tar file ({exc}); it is corrupt or "
+        raise DataError(f"{path}: not a readable tar file ({exc}); it is corrupt or "
                          "truncated") from exc
     out: dict[str, np.ndarray] = {}
     for split, rows in items.items():
         if not rows:
-            raise ValueError(f"{path}: no images under {split}/<class>/; expected "
+            raise DataError(f"{path}: no images under {split}/<class>/; expected "
                              f"{split}/<class>/NNNN.jpg members")
         rows.sort(key=lambda r: (r[0], r[1]))
         out[f"x_{split}"] = np.stack([r[2] for r in rows]).transpose(0, 3, 1, 2).copy()
@@ -595,7 +596,7 @@ def load_cifar10(data_dir: str | Path | None = None) -> Dataset:
     tar = next((t for t in tars if t.is_file()), None)
     if tar is not None:
         return _cifar_from_tar(tar)
-    raise FileNotFoundError(
+    raise MissingFileError(
         f"CIFAR-10 not found under {root}: looked for {batch_dirs[0]} (the python version, "
         f"data_batch_1..5 and test_batch) and {tars[0]} (image-folder tar with "
         "train/<class>/NNNN.jpg and test/<class>/NNNN.jpg). Put either there, or point "

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import nn
+from xbar.errors import ConfigError
 
 __all__ = ["MODELS", "DEFAULT_DATASET", "INPUT_SHAPES", "build_model",
            "lenet5", "mlp", "digits_cnn", "vgg16"]
@@ -93,7 +94,7 @@ DEFAULT_DATASET: dict[str, str] = {
     "digits-cnn": "digits",
     "vgg16": "cifar10",
 }
-"""The data set each model is meant for (a name for :func:`mapping.datasets.load_dataset`)."""
+"""The data set each model is meant for (a name for :func:`xbar.mapping.data.datasets.load_dataset`)."""
 
 INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "lenet5": (1, 28, 28),
@@ -108,7 +109,7 @@ def build_model(name: str, n_classes: int = 10) -> nn.Module:
     """Build a freshly initialised model from the zoo.
 
     Initialisation draws from torch's global generator: seed it (``torch.manual_seed``) first
-    for reproducible weights, as :func:`mapping.train.train_model` does.
+    for reproducible weights, as :func:`xbar.mapping.data.train.train_model` does.
 
     Args:
         name: A key of :data:`MODELS`.
@@ -122,7 +123,7 @@ def build_model(name: str, n_classes: int = 10) -> nn.Module:
     """
     builder = MODELS.get(name.strip().lower())
     if builder is None:
-        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {name!r}; valid names: {', '.join(MODELS)}")
     if n_classes < 2:
-        raise ValueError(f"n_classes = {n_classes!r} is invalid; a classifier needs >= 2")
+        raise ConfigError(f"n_classes = {n_classes!r} is invalid; a classifier needs >= 2")
     return builder(n_classes)

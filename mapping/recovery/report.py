@@ -11,7 +11,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from devices.files import write_atomically
+from xbar.files import write_atomically
 
 LABELS = {"software": "software (FP32)", "one-shot": "one-shot", "bias-only": "bias-only",
           "kd": "KD", "rsa": "RSA", "kd+rsa": "KD+RSA", "osa": "OSA", "kd+osa": "KD+OSA",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from devices import PRESETS, load_device_file, preset
+from xbar.devices import PRESETS, load_device_file, preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:

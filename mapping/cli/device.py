@@ -3,7 +3,7 @@
     xbar device fit --data FILE --format radar --out DEVICE.h5 [--json] [--seed N]
 
 reads a write-verify measurement (``radar``: the RADAR release's TSV format, see
-:mod:`devices.radar`), fits the write-verify loop's parameters per level, writes a device file
+:mod:`xbar.devices.radar`), fits the write-verify loop's parameters per level, writes a device file
 holding the device (levels and measured programming variation), the write-verify parameters
 and the measured and simulated per-level statistics, and prints measured against simulated
 statistics per level.
@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from xbar.errors import ConfigError
 
 FORMATS = ("radar",)
 
@@ -51,17 +52,17 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from devices.files import save_device
-    from devices.radar import fit_radar
+    from xbar.devices.files import save_device
+    from xbar.devices.radar import fit_radar
 
     if args.format not in FORMATS:
-        raise ValueError(f"unknown --format {args.format!r}; supported formats: "
+        raise ConfigError(f"unknown --format {args.format!r}; supported formats: "
                          f"{', '.join(FORMATS)}")
     out = Path(args.out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
-        raise ValueError(f"--out {args.out!r} must end in .h5 or .hdf5 (an HDF5 device file)")
+        raise ConfigError(f"--out {args.out!r} must end in .h5 or .hdf5 (an HDF5 device file)")
     if args.seed < 0:
-        raise ValueError(f"--seed {args.seed} is invalid; allowed: an integer >= 0")
+        raise ConfigError(f"--seed {args.seed} is invalid; allowed: an integer >= 0")
     fit = fit_radar(args.data, seed=args.seed, name=args.name)
     by_dev = sorted(zip(fit.levels, fit.simulated), key=lambda p: p[0].device_level)
     measured: dict[str, np.ndarray] = {}
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     measured["window_r_lo_ohm"] = np.array([lv.r_lo_ohm for lv, _ in by_dev])
     measured["window_r_hi_ohm"] = np.array([lv.r_hi_ohm for lv, _ in by_dev])
     provenance = {"data": str(Path(args.data).resolve()), "format": args.format,
-                  "fit": "per-level Nelder-Mead after a coarse grid (devices.radar.fit_radar)",
+                  "fit": "per-level Nelder-Mead after a coarse grid (xbar.devices.radar.fit_radar)",
                   "seed": str(args.seed), "n_fit_cells": str(fit.n_fit_cells),
                   "source": "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975",
                   "per_level_order": "ascending conductance (device levels)"}

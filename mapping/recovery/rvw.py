@@ -1,7 +1,7 @@
 """Read-verify-write (R-V-W) programming of a mapped chip, and its per-cell counts.
 
 Every cell of every layer is programmed by the write-verify loop of
-:mod:`devices.write_verify` toward its target level; stuck-at cells (the device's SA0/SA1
+:mod:`xbar.devices.write_verify` toward its target level; stuck-at cells (the device's SA0/SA1
 map, drawn at one-shot programming) cannot be moved: they stay stuck and the loop spends its
 whole pulse cap on them, as the RADAR data shows for cells that never verify.
 
@@ -19,11 +19,12 @@ import math
 import numpy as np
 import torch
 
-from devices import Device
-from devices.presets import WRITE_VERIFY_PRESETS
-from devices.write_verify import WriteVerifyParams, program_write_verify
-from mapping.chip import Chip
+from xbar.devices import Device
+from xbar.devices.presets import WRITE_VERIFY_PRESETS
+from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
+from xbar.mapping.chip import Chip
 from xbar.timing.programming import LayerCells
+from xbar.errors import ConfigError
 
 
 def rvw_params(device: Device, template: str | WriteVerifyParams = "radar-3bpc"
@@ -33,7 +34,7 @@ def rvw_params(device: Device, template: str | WriteVerifyParams = "radar-3bpc"
         if device.name in WRITE_VERIFY_PRESETS:
             return WRITE_VERIFY_PRESETS[device.name]()
         if template not in WRITE_VERIFY_PRESETS:
-            raise ValueError(f"unknown write-verify template {template!r}; presets: "
+            raise ConfigError(f"unknown write-verify template {template!r}; presets: "
                              f"{', '.join(WRITE_VERIFY_PRESETS)}")
         template = WRITE_VERIFY_PRESETS[template]()
     t = template

@@ -29,11 +29,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from devices import Device
-from mapping.convert import fold_batchnorm, mapped_layers
-from mapping.datasets import Dataset
-from mapping.train import _seeded_deterministic, evaluate
+from xbar.devices import Device
+from xbar.mapping.convert import fold_batchnorm, mapped_layers
+from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.train import _seeded_deterministic, evaluate
 from xbar.config import XbarConfig
+from xbar.errors import ConfigError
 
 
 class DeviceNoise(nn.Module):
@@ -116,16 +117,16 @@ class KDConfig:
         for name, lo in (("epochs", 1), ("batch_size", 1)):
             v = getattr(self, name)
             if not isinstance(v, int) or v < lo:
-                raise ValueError(f"KDConfig.{name} = {v!r} is invalid; allowed: an integer "
+                raise ConfigError(f"KDConfig.{name} = {v!r} is invalid; allowed: an integer "
                                  f">= {lo}")
         if not self.learning_rate > 0:
-            raise ValueError(f"KDConfig.learning_rate = {self.learning_rate!r} is invalid; "
+            raise ConfigError(f"KDConfig.learning_rate = {self.learning_rate!r} is invalid; "
                              "allowed: > 0")
         if not self.temperature > 0:
-            raise ValueError(f"KDConfig.temperature = {self.temperature!r} is invalid; "
+            raise ConfigError(f"KDConfig.temperature = {self.temperature!r} is invalid; "
                              "allowed: > 0")
         if not 0 <= self.alpha <= 1:
-            raise ValueError(f"KDConfig.alpha = {self.alpha!r} is invalid; allowed: [0, 1]")
+            raise ConfigError(f"KDConfig.alpha = {self.alpha!r} is invalid; allowed: [0, 1]")
 
 
 def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarConfig,

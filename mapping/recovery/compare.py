@@ -31,18 +31,19 @@ from typing import Any, Callable
 import numpy as np
 from torch import nn
 
-from devices import Device
-from mapping.adapt import AdaptConfig, adapt, attach_sram, sram_words
-from mapping.chip import Chip
-from mapping.datasets import Dataset
-from mapping.geometry import layer_specs
-from mapping.kd import KDConfig, distill
-from mapping.rvw import program_rvw, rvw_params
-from mapping.workflow import calibration_inputs
+from xbar.devices import Device
+from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, sram_words
+from xbar.mapping.chip import Chip
+from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.geometry import layer_specs
+from xbar.mapping.recovery.kd import KDConfig, distill
+from xbar.mapping.recovery.rvw import program_rvw, rvw_params
+from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import XbarConfig
 from xbar.timing import TimingConfig
 from xbar.timing.adaptation import SPEEDUP_DEFINITION, AdaptationConfig, adaptation_time
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
+from xbar.errors import ConfigError
 
 METHODS = ("software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa", "osa", "kd+osa", "rvw")
 FISHER_IMAGES = 256
@@ -91,13 +92,13 @@ class CompareSettings:
 
     def __post_init__(self) -> None:
         if not 0 < self.sram_ratio <= 1:
-            raise ValueError(f"sram_ratio = {self.sram_ratio!r} is invalid; allowed: (0, 1] "
+            raise ConfigError(f"sram_ratio = {self.sram_ratio!r} is invalid; allowed: (0, 1] "
                              "(a fraction: 0.05 = 5 % of each layer's weights)")
         if not isinstance(self.chips, int) or self.chips < 1:
-            raise ValueError(f"chips = {self.chips!r} is invalid; allowed: an integer >= 1")
+            raise ConfigError(f"chips = {self.chips!r} is invalid; allowed: an integer >= 1")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+            raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
 
 
 def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConfig,
@@ -109,10 +110,10 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
             student: nn.Module | None = None) -> dict[str, Any]:
     """Run every requested method on ``settings.chips`` chip instances; a JSON-ready dict.
 
-    ``student``: an already distilled KD student (as :func:`mapping.kd.distill` returns for
+    ``student``: an already distilled KD student (as :func:`xbar.mapping.recovery.kd.distill` returns for
     this teacher, data, device and settings), to skip distilling again.
     """
-    from mapping.train import evaluate
+    from xbar.mapping.data.train import evaluate
 
     say = progress or (lambda _: None)
     methods = settings.methods

@@ -29,10 +29,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
-from mapping.adapt import AdaptConfig
-from mapping.compare import CompareSettings
-from mapping.kd import KDConfig
-from mapping.sweep_params import SweepPoint
+from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.compare import CompareSettings
+from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.sweep.params import SweepPoint
+from xbar.errors import ConfigError
 
 RESULT_KEYS = ("accuracy", "program_s", "adapt_s", "time_s", "pulses", "sram_words",
                "sram_bits")
@@ -142,7 +143,7 @@ def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[An
     """The teacher and data set in this process, loaded once per sweep configuration."""
     import torch
 
-    from mapping.datasets import Dataset, load_dataset
+    from xbar.mapping.data.datasets import Dataset, load_dataset
 
     teacher = teacher if teacher is not None else _INSTALLED.get("teacher")
     if teacher is None:
@@ -153,7 +154,7 @@ def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[An
         model = torch.load(io.BytesIO(teacher.data), map_location="cpu", weights_only=False)
         ds = load_dataset(ctx.dataset, ctx.data_dir, download=False)
         if ds.fingerprint != ctx.dataset_fingerprint:
-            raise ValueError(f"the {ctx.dataset} data on this worker differ from the sweep's "
+            raise ConfigError(f"the {ctx.dataset} data on this worker differ from the sweep's "
                              f"(fingerprint {ds.fingerprint}, expected "
                              f"{ctx.dataset_fingerprint}): point --data-dir or XBAR_DATA on "
                              "every worker at the same files")
@@ -171,7 +172,7 @@ def distill_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int,
     """Distil the KD student of value ``index``: its state dict (bytes) and the info."""
     import torch
 
-    from mapping.kd import distill
+    from xbar.mapping.recovery.kd import distill
 
     with _task_env(threads):
         model, ds = _worker_state(ctx, teacher)
@@ -185,15 +186,15 @@ def distill_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int,
 def point_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int, method: str,
                chip: int, student: bytes | tuple[bytes, dict[str, Any]] | None,
                threads: int | dict[str, int]) -> dict[str, float]:
-    """One (value, method, chip) point: a one-chip :func:`mapping.compare.compare`.
+    """One (value, method, chip) point: a one-chip :func:`xbar.mapping.recovery.compare.compare`.
 
     ``student``: the KD student's state dict (bytes), or :func:`distill_task`'s whole result
     (as Dask hands a future's value on); None for the other methods.
     """
     import torch
 
-    from mapping.compare import compare
-    from mapping.convert import fold_batchnorm
+    from xbar.mapping.recovery.compare import compare
+    from xbar.mapping.convert import fold_batchnorm
 
     with _task_env(threads):
         start = time.perf_counter()
@@ -304,12 +305,12 @@ class _DaskBackend(_Backend):
         try:
             from distributed import Client
         except ImportError:
-            raise ValueError("--scheduler needs Dask's distributed package: pip install "
+            raise ConfigError("--scheduler needs Dask's distributed package: pip install "
                              "'xbar-sim[dask]' (on this machine and every worker)") from None
         try:
             self.client = Client(address, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise ValueError(f"cannot reach the Dask scheduler at {address!r} ({exc}); start "
+            raise ConfigError(f"cannot reach the Dask scheduler at {address!r} ({exc}); start "
                              "one with `dask scheduler` and pass the address it prints "
                              "(tcp://HOST:8786)") from None
         try:
@@ -317,7 +318,7 @@ class _DaskBackend(_Backend):
             cores = self.client.run(os.cpu_count)
         except Exception as exc:
             self.client.close()
-            raise ValueError(f"the Dask cluster at {address!r} has no usable worker ({exc}); "
+            raise ConfigError(f"the Dask cluster at {address!r} has no usable worker ({exc}); "
                              "start workers with `dask worker ADDRESS --nthreads 1`") from None
         info = self.client.scheduler_info()["workers"]
         per_host: dict[str, int] = {}

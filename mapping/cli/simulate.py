@@ -6,10 +6,11 @@ import argparse
 import json
 import time
 
-from devices import resolve_device
-from mapping.chip import Chip
-from mapping.workflow import calibration_inputs, load_teacher, progress_printer
+from xbar.devices import resolve_device
+from xbar.mapping.chip import Chip
+from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
 from xbar.config import resolve_xbar_config
+from xbar.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -52,11 +53,11 @@ def run(args: argparse.Namespace) -> int:
     x_test, y_test = data.x_test, data.y_test
     if args.test_limit is not None:
         if args.test_limit < 1:
-            raise ValueError(f"--test-limit = {args.test_limit} is invalid; allowed: >= 1")
+            raise ConfigError(f"--test-limit = {args.test_limit} is invalid; allowed: >= 1")
         x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
     software = teacher.software_accuracy
     if args.test_limit is not None:
-        from mapping.train import evaluate
+        from xbar.mapping.data.train import evaluate
         software = evaluate(teacher.model, x_test, y_test)
     t0 = time.perf_counter()
     chip = Chip.program(teacher.model, device, config, args.seed, args.scale, teacher.label,

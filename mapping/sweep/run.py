@@ -1,14 +1,14 @@
 """``xbar sweep``: accuracy of every recovery method across the values of one parameter.
 
 A sweep is a grid of independent points (value, method, chip). Each point is one
-:func:`mapping.compare.compare` call with ``chips=1`` and chip seed ``seed + chip`` (the same
+:func:`xbar.mapping.recovery.compare.compare` call with ``chips=1`` and chip seed ``seed + chip`` (the same
 for every value and method), on the device/hardware/settings that value gives. So a point's
 result never depends on which worker ran it, in which order, or how the grid was split.
 
 KD students: one per distinct (device, hardware) configuration among the values, distilled
 with the sweep's seed as a task of its own (:func:`distill_task`); its weights (a state dict)
 are then handed to that value's KD points. A student is the same whichever worker trains it
-(seeded, deterministic kernels, one thread), as :func:`mapping.kd.distill` guarantees. A
+(seeded, deterministic kernels, one thread), as :func:`xbar.mapping.recovery.kd.distill` guarantees. A
 resumed run distils again the students its unfinished KD points need (never a finished
 point).
 
@@ -23,7 +23,7 @@ Where it runs (the same tasks, the same results):
   one sweep task at a time (torch's seed and deterministic settings are process-wide) with
   its host's cores / worker processes threads.
 
-The results file is rewritten atomically after each point (:mod:`mapping.sweep_store`);
+The results file is rewritten atomically after each point (:mod:`xbar.mapping.sweep.store`);
 re-running the same sweep skips the finished points.
 """
 
@@ -37,19 +37,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from devices import Device, resolve_device
-from mapping.adapt import AdaptConfig
-from mapping.compare import METHODS, CompareSettings
-from mapping.kd import KDConfig
-from mapping.sweep_params import SweepParam, SweepPoint, resolve_points
-from mapping.sweep_store import SweepResults, open_results, package_versions
-from mapping.sweep_workers import (SweepContext, TeacherPayload, _DaskBackend, _InlineBackend,
+from xbar.devices import Device, resolve_device
+from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.compare import METHODS, CompareSettings
+from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
+from xbar.mapping.sweep.store import SweepResults, open_results, package_versions
+from xbar.mapping.sweep.workers import (SweepContext, TeacherPayload, _DaskBackend, _InlineBackend,
                                    _PoolBackend, distill_task, point_task)
+from xbar.errors import ConfigError, XbarError
 
 DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
 
 
-class SweepError(ValueError):
+class SweepError(XbarError, ValueError):
     """A sweep task failed; finished points are saved and a rerun continues."""
 
 
@@ -63,9 +64,9 @@ class SweepSpec:
         model: Zoo model name or a model file (a whole ``nn.Module``).
         dataset: Data set name (None: the zoo model's own).
         data_dir: Where the data set's files are (None: ``$XBAR_DATA`` or ../shared/data).
-        device: Device preset, device file, or a :class:`devices.Device`.
+        device: Device preset, device file, or a :class:`xbar.devices.Device`.
         hw: Hardware preset or TOML file (None: the defaults).
-        methods: Recovery methods (:data:`mapping.compare.METHODS`).
+        methods: Recovery methods (:data:`xbar.mapping.recovery.compare.METHODS`).
         chips: Chip instances per (value, method), >= 1.
         seed: Chip c has seed ``seed + c``; KD students are distilled with ``seed``.
         teacher_seed: Seed of the zoo teacher's training.
@@ -127,12 +128,12 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
 
     methods = tuple(m.strip() for m in spec.methods if m.strip())
     if not methods:
-        raise ValueError(f"--methods is empty; choose from {', '.join(METHODS)}")
+        raise ConfigError(f"--methods is empty; choose from {', '.join(METHODS)}")
     if len(set(methods)) != len(methods):
-        raise ValueError(f"--methods repeats a method: {','.join(methods)}")
+        raise ConfigError(f"--methods repeats a method: {','.join(methods)}")
     if spec.test_limit is not None and (not isinstance(spec.test_limit, int)
                                         or spec.test_limit < 1):
-        raise ValueError(f"--test-limit = {spec.test_limit!r} is invalid; allowed: an integer "
+        raise ConfigError(f"--test-limit = {spec.test_limit!r} is invalid; allowed: an integer "
                          ">= 1 (or leave it out for the whole test set)")
     settings = CompareSettings(sram_ratio=spec.sram_ratio, chips=spec.chips, seed=spec.seed,
                                methods=methods,
@@ -177,7 +178,7 @@ class SweepRun:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (accuracies as fractions)."""
-        from mapping.sweep_plot import published_points
+        from xbar.mapping.sweep.plot import published_points
 
         r = self.results
         return {"param": r.param, "unit": r.unit, "values": r.values, "methods": r.methods,
@@ -240,7 +241,7 @@ def _exclusive(path: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            raise ValueError(f"another sweep is writing {path} (its lock file {path}.lock is "
+            raise ConfigError(f"another sweep is writing {path} (its lock file {path}.lock is "
                              "held); wait for it to finish, or use another --out") from None
         try:
             yield
@@ -294,14 +295,14 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
         ValueError: Invalid sweep, a results file of another sweep, or a failed point
             (:class:`SweepError`; the finished points stay in ``out``).
     """
-    from mapping.sweep_plot import save_plot
-    from mapping.workflow import load_teacher
+    from xbar.mapping.sweep.plot import save_plot
+    from xbar.mapping.data.workflow import load_teacher
 
     plan = spec if isinstance(spec, SweepPlan) else plan_sweep(spec)
     spec = plan.spec
     for flag, v in (("--workers", workers), ("--threads", threads)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ValueError(f"{flag} = {v!r} is invalid; allowed: an integer >= 1")
+            raise ConfigError(f"{flag} = {v!r} is invalid; allowed: an integer >= 1")
     out = Path(out)
     start = time.perf_counter()
     teacher = load_teacher(spec.model, spec.dataset, spec.data_dir, spec.teacher_seed)

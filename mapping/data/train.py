@@ -1,6 +1,6 @@
 """Train the FP32 "teacher" networks of the zoo, deterministically and with a weight cache.
 
-:func:`train_model` trains a zoo model on a :class:`~mapping.datasets.Dataset` with Adam and a
+:func:`train_model` trains a zoo model on a :class:`~xbar.mapping.data.datasets.Dataset` with Adam and a
 cosine learning-rate decay, seeded so that the same seed gives bit-identical weights (for the
 single-threaded recipes of the small models, whatever the machine's core count; same torch
 version and CPU kind assumed). Trained weights are cached as a state_dict under
@@ -25,8 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mapping.datasets import Dataset, cache_dir, write_atomic
-from mapping.zoo import INPUT_SHAPES, MODELS, build_model
+from xbar.mapping.data.datasets import Dataset, cache_dir, write_atomic
+from xbar.mapping.data.zoo import INPUT_SHAPES, MODELS, build_model
+from xbar.errors import ConfigError
 
 RECIPE_VERSION = 1
 """Bump when the training loop changes, so cached weights from the old loop are not reused."""
@@ -55,18 +56,18 @@ class TrainRecipe:
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
-            raise ValueError(f"TrainRecipe.epochs = {self.epochs!r} is invalid; must be >= 1")
+            raise ConfigError(f"TrainRecipe.epochs = {self.epochs!r} is invalid; must be >= 1")
         if self.batch_size < 1:
-            raise ValueError(f"TrainRecipe.batch_size = {self.batch_size!r} is invalid; "
+            raise ConfigError(f"TrainRecipe.batch_size = {self.batch_size!r} is invalid; "
                              "must be >= 1")
         if not self.learning_rate > 0:
-            raise ValueError(f"TrainRecipe.learning_rate = {self.learning_rate!r} is invalid; "
+            raise ConfigError(f"TrainRecipe.learning_rate = {self.learning_rate!r} is invalid; "
                              "must be > 0")
         if self.weight_decay < 0:
-            raise ValueError(f"TrainRecipe.weight_decay = {self.weight_decay!r} is invalid; "
+            raise ConfigError(f"TrainRecipe.weight_decay = {self.weight_decay!r} is invalid; "
                              "must be >= 0")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"TrainRecipe.threads = {self.threads!r} is invalid; must be >= 1 "
+            raise ConfigError(f"TrainRecipe.threads = {self.threads!r} is invalid; must be >= 1 "
                              "or None")
 
 
@@ -162,10 +163,10 @@ def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
     if xt.shape[0] == 0 or xt.shape[0] != yt.shape[0]:
-        raise ValueError(f"evaluate needs as many labels as images (at least one); got "
+        raise ConfigError(f"evaluate needs as many labels as images (at least one); got "
                          f"{xt.shape[0]} images and {yt.shape[0]} labels")
     if batch_size < 1:
-        raise ValueError(f"batch_size = {batch_size!r} is invalid; must be >= 1")
+        raise ConfigError(f"batch_size = {batch_size!r} is invalid; must be >= 1")
     device = _model_device(model)
     was_training = model.training
     model.eval()
@@ -190,7 +191,7 @@ def _fingerprint(model: nn.Module, dataset: Dataset, recipe: TrainRecipe) -> str
 
 def _recipe(model_name: str, epochs: int | None) -> TrainRecipe:
     if model_name not in MODELS:
-        raise ValueError(f"unknown model {model_name!r}; valid names: {', '.join(MODELS)}")
+        raise ConfigError(f"unknown model {model_name!r}; valid names: {', '.join(MODELS)}")
     base = DEFAULT_RECIPES[model_name]
     if epochs is None:
         return base
@@ -246,7 +247,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
     restored on return, so do not train from two threads at once).
 
     Args:
-        model_name: A zoo model (:data:`mapping.zoo.MODELS`).
+        model_name: A zoo model (:data:`xbar.mapping.data.zoo.MODELS`).
         dataset: Training and test data; its input shape must be the model's.
         seed: Random seed.
         epochs: Epochs to train; None for the model's default (:data:`DEFAULT_RECIPES`).
@@ -263,7 +264,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
     expected = INPUT_SHAPES[model_name]
     if tuple(dataset.input_shape) != expected:
         suitable = [m for m, s in INPUT_SHAPES.items() if s == tuple(dataset.input_shape)]
-        raise ValueError(f"model {model_name!r} expects inputs of shape {expected} but data set "
+        raise ConfigError(f"model {model_name!r} expects inputs of shape {expected} but data set "
                          f"{dataset.name!r} has {tuple(dataset.input_shape)}; models for this "
                          f"data set: {', '.join(suitable) or 'none'}")
     with _seeded_deterministic(seed, recipe.threads):

@@ -41,7 +41,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from devices.files import write_atomically
+from xbar.files import write_atomically
+from xbar.errors import FileFormatError
 
 FORMAT = "xbar-sim sweep"
 FORMAT_VERSION = 1
@@ -213,14 +214,14 @@ class SweepResults:
         try:
             f = h5py.File(path, "r")
         except OSError as exc:
-            raise ValueError(f"{path}: not a readable HDF5 file ({exc}); delete it or pick "
+            raise FileFormatError(f"{path}: not a readable HDF5 file ({exc}); delete it or pick "
                              "another --out") from None
         with f:
             if f.attrs.get("format") != FORMAT:
-                raise ValueError(f"{path} is not an xbar-sim sweep results file (format "
+                raise FileFormatError(f"{path} is not an xbar-sim sweep results file (format "
                                  f"{f.attrs.get('format')!r}); pick another --out")
             if int(f.attrs["format_version"]) > FORMAT_VERSION:
-                raise ValueError(f"{path} has sweep format version "
+                raise FileFormatError(f"{path} has sweep format version "
                                  f"{f.attrs['format_version']}, newer than this xbar-sim "
                                  f"reads ({FORMAT_VERSION}); upgrade xbar-sim")
             config = json.loads(f.attrs["config_json"])
@@ -258,7 +259,7 @@ def open_results(path: str | Path, config: dict[str, Any], unit: str, target: st
     if old.hash != config_hash(config):
         differ = sorted(k for k in set(old.config) | set(config)
                         if old.config.get(k) != config.get(k))
-        raise ValueError(f"{path} holds a different sweep (configuration hash {old.hash}, "
+        raise FileFormatError(f"{path} holds a different sweep (configuration hash {old.hash}, "
                          f"this command's is {config_hash(config)}; they differ in: "
                          f"{', '.join(differ)}). Its points cannot be mixed with this one's: "
                          "pass another --out, or delete the file to start over")

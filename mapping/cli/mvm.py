@@ -8,9 +8,10 @@ import time
 
 import numpy as np
 
-from devices import resolve_device
+from xbar.devices import resolve_device
 from xbar.analog import AnalogMatrix
 from xbar.config import resolve_xbar_config
+from xbar.errors import ConfigError
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -44,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
-        raise ValueError(f"--batch = {args.batch} is invalid; allowed: >= 1")
+        raise ConfigError(f"--batch = {args.batch} is invalid; allowed: >= 1")
     device = resolve_device(args.device)
     config = resolve_xbar_config(args.hw)
     rng_weights, rng_cells, rng_inputs, rng_reads = np.random.default_rng(args.seed).spawn(4)

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from devices.files import write_atomically
-from mapping.report import LABELS
-from mapping.sweep_store import SweepResults
+from xbar.files import write_atomically
+from xbar.mapping.recovery.report import LABELS
+from xbar.mapping.sweep.store import SweepResults
 
 Condition = Any  # a value (equal within 1e-9), or a (low, high) range, inclusive
 
@@ -52,7 +52,7 @@ _JXCDC_CELL = (("variation", "gaussian"), ("sigma_reference", "level"), ("n_leve
                ("sigma", 0.1), ("sa0_rate", 0.0904), ("sa1_rate", 0.0175))
 
 # From ../shared/REFERENCE.md. DAC 2020's figures are the un-recovered network (one-shot) with
-# 10 levels and "50 % variance" (read as sigma = 0.5 x level, see devices.presets); JxCDC
+# 10 levels and "50 % variance" (read as sigma = 0.5 x level, see xbar.devices.presets); JxCDC
 # 2020's are KD + RSA with the cell its student trained with, at the SRAM fractions the
 # paper gives (KD + RSA needs about 3 % on MNIST, 5 % on CIFAR-10; "up to 5 %").
 PUBLISHED: tuple[PublishedPoint, ...] = (

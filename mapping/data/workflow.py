@@ -12,7 +12,8 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from mapping.datasets import Dataset, load_dataset
+from xbar.mapping.data.datasets import Dataset, load_dataset
+from xbar.errors import ConfigError, MissingFileError
 
 
 def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
@@ -23,7 +24,7 @@ def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
     ``torch.save(model, FILE)``. Loading such a file unpickles it, which runs code from the
     file (``weights_only`` loading cannot restore a module's class): only use files you trust.
     """
-    from mapping.geometry import parse_input_shape
+    from xbar.mapping.geometry import parse_input_shape
 
     if isinstance(input_shape, str):
         shape: tuple[int, ...] | None = parse_input_shape(input_shape)
@@ -33,23 +34,23 @@ def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
     looks_like_file = path.suffix.lower() in (".pt", ".pth") or os.sep in spec or path.exists()
     if looks_like_file:
         if not path.is_file():
-            raise FileNotFoundError(f"model file {spec!r} does not exist (or pass a zoo name: "
+            raise MissingFileError(f"model file {spec!r} does not exist (or pass a zoo name: "
                                     "lenet5, mlp, digits-cnn, vgg16)")
         import torch
         try:
             model = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise ValueError(f"cannot load model file {spec!r}: {type(exc).__name__}: {exc}"
+            raise ConfigError(f"cannot load model file {spec!r}: {type(exc).__name__}: {exc}"
                              ) from None
         if not isinstance(model, nn.Module):
-            raise ValueError(f"model file {spec!r} holds a {type(model).__name__}, not an "
+            raise ConfigError(f"model file {spec!r} holds a {type(model).__name__}, not an "
                              "nn.Module; save the whole model with torch.save(model, FILE), "
                              "not its state_dict")
         return model.eval(), shape or (), str(path)
-    from mapping import zoo
+    from xbar.mapping.data import zoo
     name = spec.strip().lower()
     if name not in zoo.MODELS:
-        raise ValueError(f"unknown model {spec!r}: not a file and not a zoo model; zoo models: "
+        raise ConfigError(f"unknown model {spec!r}: not a file and not a zoo model; zoo models: "
                          f"{', '.join(zoo.MODELS)}")
     return zoo.build_model(name), shape or tuple(zoo.INPUT_SHAPES[name]), name
 
@@ -70,14 +71,14 @@ def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = Non
                  seed: int = 0) -> Teacher:
     """A trained FP32 model and its data: a zoo model trained (or read from the cache) on the
     data set, or a user's model file evaluated on it."""
-    from mapping import zoo
-    from mapping.train import evaluate, train_model
+    from xbar.mapping.data import zoo
+    from xbar.mapping.data.train import evaluate, train_model
 
     name = spec.strip().lower()
     is_zoo = name in zoo.MODELS and not Path(spec).is_file()
     if dataset_name is None:
         if not is_zoo:
-            raise ValueError("--dataset is required with a model file")
+            raise ConfigError("--dataset is required with a model file")
         dataset_name = zoo.DEFAULT_DATASET[name]
     dataset = load_dataset(dataset_name, data_dir)
     if is_zoo:
@@ -88,7 +89,7 @@ def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = Non
     try:
         accuracy = evaluate(model, dataset.x_test, dataset.y_test)
     except RuntimeError as exc:
-        raise ValueError(f"model {label!r} does not accept {dataset.name} inputs of shape "
+        raise ConfigError(f"model {label!r} does not accept {dataset.name} inputs of shape "
                          f"{dataset.input_shape}: {exc}") from None
     return Teacher(model, label, dataset, accuracy, True, 0.0)
 

@@ -7,12 +7,12 @@ import json
 import sys
 import time
 
-from devices import resolve_device
-from mapping.adapt import AdaptConfig
-from mapping.compare import METHODS, CompareSettings, compare
-from mapping.kd import KDConfig
-from mapping.report import format_table, save_compare
-from mapping.workflow import load_teacher
+from xbar.devices import resolve_device
+from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare
+from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.recovery.report import format_table, save_compare
+from xbar.mapping.data.workflow import load_teacher
 
 
 def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:

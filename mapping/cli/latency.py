@@ -1,6 +1,6 @@
 """``xbar latency``: cycle-level latency, throughput and utilisation of a mapped network.
 
-A model is a zoo name (see ``mapping.zoo``) or a FILE holding a whole ``nn.Module`` saved with
+A model is a zoo name (see ``xbar.mapping.data.zoo``) or a FILE holding a whole ``nn.Module`` saved with
 ``torch.save(model, FILE)``. Loading a file unpickles it, which runs code from the file:
 only load files you trust.
 """
@@ -12,6 +12,7 @@ import json
 
 from xbar.config import XbarConfig
 from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, load_hardware, simulate
+from xbar.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,19 +46,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_model(spec: str, input_shape: str | None) -> tuple[object, tuple[int, ...], str]:
     """Resolve ``--model`` and ``--input-shape`` into (module, shape, label)."""
-    from mapping.workflow import load_model_spec
+    from xbar.mapping.data.workflow import load_model_spec
 
     model, shape, label = load_model_spec(spec, input_shape)
     if not shape:
-        raise ValueError(f"--input-shape C,H,W is required for the model file {spec!r}")
+        raise ConfigError(f"--input-shape C,H,W is required for the model file {spec!r}")
     return model, shape, label
 
 
 def run(args: argparse.Namespace) -> int:
-    from mapping.geometry import layer_specs
+    from xbar.mapping.geometry import layer_specs
 
     if args.batch < 1:
-        raise ValueError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")
+        raise ConfigError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")
     if args.hw:
         xbar, timing = load_hardware(args.hw)
     else:

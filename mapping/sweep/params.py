@@ -18,9 +18,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from devices import Device
-from mapping.compare import CompareSettings
+from xbar.devices import Device
+from xbar.mapping.recovery.compare import CompareSettings
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig
+from xbar.errors import ConfigError
 
 # Device fields that are not physical parameters (labels) or hold a whole table per value.
 _DEVICE_SKIP = ("name", "source")
@@ -171,7 +172,7 @@ def _canonical(name: str, params: dict[str, SweepParam]) -> str:
     for section, _ in _HARDWARE_SECTIONS:  # XbarConfig.replace also takes adc_bits
         if name.startswith(section + "_") and f"{section}.{name[len(section) + 1:]}" in params:
             return f"{section}.{name[len(section) + 1:]}"
-    raise ValueError(f"unknown sweep parameter {name!r}; valid names: {', '.join(params)} "
+    raise ConfigError(f"unknown sweep parameter {name!r}; valid names: {', '.join(params)} "
                      "(`xbar sweep --list-params` shows units and ranges)")
 
 
@@ -180,7 +181,7 @@ def parse_values(text: str | list[Any] | tuple[Any, ...], param: SweepParam) -> 
     raw = [v.strip() for v in text.split(",")] if isinstance(text, str) else list(text)
     raw = [v for v in raw if not (isinstance(v, str) and v == "")]
     if not raw:
-        raise ValueError(f"--values is empty; give comma-separated values of {param.name}, "
+        raise ConfigError(f"--values is empty; give comma-separated values of {param.name}, "
                          "e.g. --values 0,0.1,0.2")
     values: list[Any] = []
     for v in raw:
@@ -199,11 +200,11 @@ def parse_values(text: str | list[Any] | tuple[Any, ...], param: SweepParam) -> 
                 values.append(str(v))
         except (TypeError, ValueError):
             kind = "an integer" if param.type_name == "int" else "a finite number"
-            raise ValueError(f"--values: {v!r} is not {kind}, as {param.name} needs "
+            raise ConfigError(f"--values: {v!r} is not {kind}, as {param.name} needs "
                              f"(allowed: {param.allowed})") from None
     dup = sorted({str(v) for v in values if values.count(v) > 1})
     if dup:
-        raise ValueError(f"--values repeats {', '.join(dup)}; give each value once")
+        raise ConfigError(f"--values repeats {', '.join(dup)}; give each value once")
     return tuple(values)
 
 
@@ -230,7 +231,7 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
     param = params[_canonical(name, params)]
     needs = _NEEDS_VARIATION.get(param.name)
     if needs and device.variation not in needs:
-        raise ValueError(f"device {device.name!r} has variation {device.variation!r}, which "
+        raise ConfigError(f"device {device.name!r} has variation {device.variation!r}, which "
                          f"does not read {param.name} (only {' / '.join(needs)} do): sweeping it "
                          "would change nothing; pick another --device or --param")
     points = []
@@ -244,7 +245,7 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
                 CompareSettings(sram_ratio=v)
                 point = SweepPoint(v, device, xbar, v)
         except ValueError as exc:
-            raise ValueError(f"--values: {param.name} = {v!r} is refused: {exc}") from None
+            raise ConfigError(f"--values: {param.name} = {v!r} is refused: {exc}") from None
         points.append(point)
     return param, tuple(points)
 

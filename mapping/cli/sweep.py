@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from mapping.compare import METHODS
+from xbar.mapping.recovery.compare import METHODS
+from xbar.errors import ConfigError
 
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
@@ -61,9 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from devices import resolve_device
-    from mapping.sweep import SweepSpec, format_summary, plan_sweep, run_sweep
-    from mapping.sweep_params import format_params, sweep_params
+    from xbar.devices import resolve_device
+    from xbar.mapping.sweep.run import SweepSpec, format_summary, plan_sweep, run_sweep
+    from xbar.mapping.sweep.params import format_params, sweep_params
     from xbar.config import resolve_xbar_config
 
     if args.list_params:
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     missing = [flag for flag, v in (("--param", args.param), ("--values", args.values),
                                     ("--out", args.out)) if not v]
     if missing:
-        raise ValueError(f"{', '.join(missing)} required (see xbar sweep --help; "
+        raise ConfigError(f"{', '.join(missing)} required (see xbar sweep --help; "
                          "--list-params shows what can be swept)")
     spec = SweepSpec(param=args.param, values=args.values, model=args.model,
                      dataset=args.dataset, data_dir=args.data_dir, device=args.device,

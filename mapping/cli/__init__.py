@@ -1,0 +1,1 @@
+"""The ``xbar`` command line: :mod:`.main` and one module per subcommand."""

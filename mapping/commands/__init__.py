@@ -1,1 +1,0 @@
-"""One module per ``xbar`` subcommand, each with ``register(subparsers)``."""

@@ -1,0 +1,1 @@
+"""Parameter sweeps: plan, parameters, workers, results store, plot."""
