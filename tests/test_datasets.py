@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from xbar.mapping.data import datasets
+from xbar.mapping.data import mnist
 from xbar.mapping.data.datasets import (CIFAR10_CLASSES, DATASET_NAMES, Dataset, cache_dir, load_dataset,
                               parse_idx, read_idx)
 
@@ -144,7 +144,7 @@ def test_failed_download_reports_and_leaves_nothing(tmp_path: Path,
     def offline(url: str, timeout: float) -> None:
         raise urllib.error.URLError("network unreachable")
 
-    monkeypatch.setattr(datasets.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(mnist.urllib.request, "urlopen", offline)
     with pytest.raises(FileNotFoundError, match="Download failed.*network unreachable"):
         load_dataset("mnist", tmp_path)
     assert not (tmp_path / "mnist").exists()
@@ -170,7 +170,7 @@ def test_official_split_with_all_four_files(tmp_path: Path,
                 (d / stem).write_bytes(data)
         if split == "train":
             train_images = images
-    monkeypatch.setattr(datasets, "MNIST_MD5", md5)
+    monkeypatch.setattr(mnist, "MNIST_MD5", md5)
     monkeypatch.setenv("XBAR_DATA", str(tmp_path))
     ds = load_dataset("mnist")
     assert ds.x_train.shape == (30, 1, 28, 28) and ds.x_test.shape == (12, 1, 28, 28)

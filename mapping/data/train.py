@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from xbar.mapping.data.datasets import Dataset, cache_dir, write_atomic
+from xbar.files import write_atomically
+from xbar.mapping.data.datasets import Dataset, cache_dir
 from xbar.mapping.data.zoo import INPUT_SHAPES, MODELS, build_model
 from xbar.errors import ConfigError
 
@@ -119,7 +120,7 @@ class TrainInfo:
 
 
 @contextmanager
-def _seeded_deterministic(seed: int, threads: int | None) -> Iterator[None]:
+def seeded_deterministic(seed: int, threads: int | None) -> Iterator[None]:
     """Seed torch's global RNG, force deterministic kernels, fix the thread count; restore all
     three afterwards."""
     was_on = torch.are_deterministic_algorithms_enabled()
@@ -267,7 +268,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         raise ConfigError(f"model {model_name!r} expects inputs of shape {expected} but data set "
                          f"{dataset.name!r} has {tuple(dataset.input_shape)}; models for this "
                          f"data set: {', '.join(suitable) or 'none'}")
-    with _seeded_deterministic(seed, recipe.threads):
+    with seeded_deterministic(seed, recipe.threads):
         model = build_model(model_name, dataset.n_classes)
         path = (cache_dir() / "models" / f"{model_name}-{dataset.name}-seed{seed}-"
                 f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe)}.pt")
@@ -286,7 +287,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         payload = {"state_dict": model.state_dict(),
                    "meta": {"train_seconds": train_seconds, "test_accuracy": accuracy,
                             "torch_version": str(torch.__version__)}}
-        write_atomic(path, lambda f: torch.save(payload, f))
+        write_atomically(path, lambda tmp: torch.save(payload, tmp))
     info = TrainInfo(model_name=model_name, dataset_name=dataset.name,
                      dataset_note=dataset.note, seed=seed, epochs=recipe.epochs,
                      batch_size=recipe.batch_size, learning_rate=recipe.learning_rate,

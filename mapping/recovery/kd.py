@@ -32,7 +32,7 @@ from torch.nn.utils import parametrize
 from xbar.devices import Device
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.datasets import Dataset
-from xbar.mapping.data.train import _seeded_deterministic, evaluate
+from xbar.mapping.data.train import seeded_deterministic, evaluate
 from xbar.config import XbarConfig
 from xbar.errors import ConfigError
 
@@ -139,7 +139,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
     with torch.no_grad():
         soft = torch.cat([teacher(x[i:i + 1000]) for i in range(0, len(x), 1000)])
     start = time.perf_counter()
-    with _seeded_deterministic(seed, 1):
+    with seeded_deterministic(seed, 1):
         gen = torch.Generator().manual_seed(seed + 1)
         noises = []
         for _, layer in mapped_layers(student):

@@ -30,7 +30,7 @@ from torch import nn
 
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
-from xbar.mapping.data.train import _seeded_deterministic
+from xbar.mapping.data.train import seeded_deterministic
 from xbar.errors import ConfigError
 
 SELECTIONS = ("random", "fisher")
@@ -163,7 +163,7 @@ def adapt(chip: Chip, dataset: Dataset, train: str, config: AdaptConfig = AdaptC
     y_all = torch.from_numpy(dataset.y_train)
     chip.reset_reads(stream=1)
     losses = []
-    with _seeded_deterministic(seed, 1):
+    with seeded_deterministic(seed, 1):
         opt = torch.optim.Adam(params, lr=config.learning_rate if train == "sram"
                                else config.learning_rate * 0.02)
         order_gen = torch.Generator().manual_seed(seed + 5)
