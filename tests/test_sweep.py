@@ -176,9 +176,9 @@ def test_rerun_skips_and_other_config_is_refused(reference: SweepResults,
 
 def test_a_failed_point_keeps_the_finished_ones(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import xbar.mapping.sweep.run
+    import xbar.mapping.sweep.schedule
 
-    real = xbar.mapping.sweep.run.point_task
+    real = xbar.mapping.sweep.schedule.point_task
 
     def flaky(ctx, teacher, i, method, chip, student, threads):  # type: ignore[no-untyped-def]
         if i == 1:
@@ -187,12 +187,12 @@ def test_a_failed_point_keeps_the_finished_ones(
 
     spec = dataclasses.replace(TINY, methods=("one-shot",), chips=1)
     out = tmp_path / "f.h5"
-    monkeypatch.setattr(xbar.mapping.sweep.run, "point_task", flaky)
+    monkeypatch.setattr(xbar.mapping.sweep.schedule, "point_task", flaky)
     says = r"point sigma = 0.3, one-shot, chip 0 failed .* FileNotFoundError: no data here"
     with pytest.raises(ValueError, match=says + r". The 1 finished points are saved"):
         run_sweep(spec, out, workers=1, threads=1)
     assert SweepResults.load(out).done.sum() == 1
-    monkeypatch.setattr(xbar.mapping.sweep.run, "point_task", real)
+    monkeypatch.setattr(xbar.mapping.sweep.schedule, "point_task", real)
     again = run_sweep(spec, out, workers=1, threads=1)
     assert (again.skipped, again.computed) == (1, 1)
 

@@ -30,8 +30,6 @@ re-running the same sweep skips the finished points.
 from __future__ import annotations
 
 import contextlib
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,15 +41,12 @@ from xbar.mapping.recovery.compare import METHODS, CompareSettings
 from xbar.mapping.recovery.kd import KDConfig
 from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
 from xbar.mapping.sweep.store import SweepResults, open_results, package_versions
-from xbar.mapping.sweep.workers import (SweepContext, TeacherPayload, _DaskBackend, _InlineBackend,
-                                   _PoolBackend, distill_task, point_task)
-from xbar.errors import ConfigError, XbarError
+from xbar.mapping.sweep.backends import default_workers, make_backend
+from xbar.mapping.sweep.schedule import SweepError, execute_points
+from xbar.mapping.sweep.workers import SweepContext, TeacherPayload, distill_task, point_task
+from xbar.errors import ConfigError
 
 DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
-
-
-class SweepError(XbarError, ValueError):
-    """A sweep task failed; finished points are saved and a rerun continues."""
 
 
 @dataclass(frozen=True)
@@ -195,39 +190,6 @@ class SweepRun:
                 "warnings": self.warnings}
 
 
-class _Progress:
-    """Points done, rate and time left on stderr: a bar on a terminal, else one line each."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.enabled = total, enabled and total > 0
-        self.tty = sys.stderr.isatty()
-        self.done = 0
-        self.start = time.perf_counter()
-        self.show("")
-
-    def step(self, label: str) -> None:
-        self.done += 1
-        self.show(label)
-
-    def show(self, label: str) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.start
-        rate = self.done / elapsed * 60 if elapsed > 0 and self.done else 0.0
-        left = (self.total - self.done) / rate if rate else float("nan")
-        left_s = "?" if left != left else f"{left:.1f} min"
-        text = (f"{self.done}/{self.total} points, {rate:.2f} points/min, "
-                f"~{left_s} left")
-        if self.tty:
-            bar = "#" * int(24 * self.done / self.total)
-            sys.stderr.write(f"\rsweep [{bar:<24}] {text}  ")
-            if self.done >= self.total:
-                sys.stderr.write("\n")
-        elif label:
-            sys.stderr.write(f"sweep: {label}; {text}\n")
-        sys.stderr.flush()
-
-
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """One run per results file: an OS lock, released even when the run is killed."""
@@ -247,14 +209,6 @@ def _exclusive(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def default_workers() -> int:
-    """As many workers as this process may use cores."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dict[str, Any]:
@@ -328,83 +282,21 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
             student_of[i] = firsts.setdefault(key, i)
         where, computed = "nothing left to run", 0
         if todo:
-            backend = _backend(payload, scheduler, workers, threads,
-                               len(todo) + len(firsts))
+            backend = make_backend(payload, scheduler, workers, threads,
+                                   len(todo) + len(firsts))
             where = backend.where
             results.begin_run(where, package_versions(scheduler is not None))
             results.save(out)
             ok = False
             try:
-                computed = _execute(plan, ctx, results, todo, student_of, backend, out,
-                                    progress)
+                computed = execute_points(plan, ctx, results, todo, student_of, backend,
+                                          out, progress)
                 ok = True
             finally:
                 backend.close(cancel=not ok)
     plot_path = save_plot(results, plot) if plot else None
     return SweepRun(results, out, plot_path, skipped, computed,
                     time.perf_counter() - start, where, warnings)
-
-
-def _backend(payload: TeacherPayload, scheduler: str | None, workers: int | None,
-             threads: int | None, n_tasks: int) -> Any:
-    if scheduler is not None:
-        return _DaskBackend(payload, scheduler, threads)
-    n = min(workers or default_workers(), max(1, n_tasks))
-    threads = threads or max(1, default_workers() // n)
-    return _InlineBackend(payload, threads) if n == 1 else _PoolBackend(payload, n, threads)
-
-
-def _execute(plan: SweepPlan, ctx: SweepContext, results: SweepResults,
-             todo: list[tuple[int, str, int]], student_of: dict[int, int], backend: Any,
-             out: Path, progress: bool) -> int:
-    """Submit the tasks, record each point as it finishes; returns the points computed."""
-    name = plan.param.name
-    bar = _Progress(len(todo), progress)
-    pending: dict[Any, tuple[Any, ...]] = {}
-    waiting: dict[int, list[tuple[int, str, int]]] = {}
-
-    def submit_point(i: int, m: str, c: int, student: Any) -> None:
-        fut = backend.submit(point_task, ctx, backend.teacher, i, m, c, student,
-                             backend.threads)
-        pending[fut] = ("point", i, m, c)
-
-    for i, m, c in todo:
-        if m.startswith("kd"):
-            waiting.setdefault(student_of[i], []).append((i, m, c))
-        else:
-            submit_point(i, m, c, None)
-    for i in waiting:  # distil first: KD points wait for their student
-        fut = backend.submit(distill_task, ctx, backend.teacher, i, backend.threads,
-                             priority=10)
-        pending[fut] = ("distill", i)
-    computed = 0
-    while pending:
-        for fut in backend.first_done(set(pending)):
-            job = pending.pop(fut)
-            try:
-                value = fut.result()
-            except Exception as exc:
-                what = (f"distilling the KD student for {name} = "
-                        f"{plan.points[job[1]].value!r}") if job[0] == "distill" \
-                    else f"point {name} = {plan.points[job[1]].value!r}, {job[2]}, chip {job[3]}"
-                raise SweepError(
-                    f"{what} failed on {backend.where}: {type(exc).__name__}: {exc}. The "
-                    f"{int(results.done.sum())} finished points are saved in {out}; fix the "
-                    "cause and rerun the same command to continue") from exc
-            if job[0] == "distill":
-                for i in [i for i, s in student_of.items() if s == job[1]]:
-                    results.kd[str(i)] = value[1]
-                student = backend.student_ref(fut, value)
-                for i, m, c in waiting.pop(job[1]):
-                    submit_point(i, m, c, student)
-                continue
-            _, i, m, c = job
-            results.record(i, m, c, value)
-            results.save(out)
-            computed += 1
-            bar.step(f"{name} = {plan.points[i].value!r}, {m}, chip {c}: "
-                     f"{100 * value['accuracy']:.2f} % ({value['wall_s']:.1f} s)")
-    return computed
 
 
 def format_summary(run: SweepRun) -> str:
