@@ -55,11 +55,13 @@ import simpy
 
 from xbar.config import XbarConfig, hardware_document
 from xbar.timing.config import TimingConfig, ns_to_cycles
-from xbar.timing.engine import SCHEDULES, _CountingEnvironment, simulate
+from xbar.timing.engine import SCHEDULES, CountingEnvironment, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
-from xbar.timing.programming import (ProgrammingResult, check_choice, check_float, check_int,
-                                     section_from_dict, toml_section)
+from xbar.timing.programming import (check_choice, check_float, check_int, section_from_dict,
+                                     toml_section)
 from xbar.errors import ConfigError
+# Speedup accounting lives in xbar.timing.speedup; its names stay importable from here.
+from xbar.timing.speedup import SPEEDUP_DEFINITION, Speedup, rsa_speedup  # noqa: F401
 
 BACKWARD_MODES = ("transposed-read", "digital")
 SRAM_BANKS = ("per-layer", "shared")
@@ -318,7 +320,7 @@ def adaptation_time(specs: Sequence[LayerSpec], xbar: XbarConfig | None = None,
     t_w = adapt.write_cycles(timing)
     upd = [ceil_div(w, adapt.sram_ports) * t_w for w in words]
 
-    env = _CountingEnvironment()
+    env = CountingEnvironment()
     shared = adapt.sram_banks == "shared"
     banks = ([simpy.Resource(env, capacity=1)] * n if shared
              else [simpy.Resource(env, capacity=1) for _ in range(n)])
@@ -377,39 +379,3 @@ def adaptation_time(specs: Sequence[LayerSpec], xbar: XbarConfig | None = None,
         sram_bank_utilisation=steps * sum(upd) / (n_banks * total) if total else 0.0,
         layers=layers, events_processed=env.events_processed,
         wall_s=time.perf_counter() - t0, adapt=adapt, xbar=xbar, timing=timing)
-
-
-@dataclass(frozen=True)
-class Speedup:
-    """RSA against R-V-W in time, every term exposed.
-
-    ``speedup = rvw_s / (one_shot_s + adaptation_s)``: the time to program every cell with
-    write-verify, over the time to program every cell once (one pulse, no verify) and then
-    run the adaptation budget on the chip. Neither side counts training data transfer or
-    the (equal) time to load the chip's configuration.
-    """
-
-    rvw_s: float
-    one_shot_s: float
-    adaptation_s: float
-    rsa_s: float
-    speedup: float
-    definition: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-SPEEDUP_DEFINITION = ("speedup = T_rvw / (T_one_shot + T_adapt); T_rvw: write-verify of every "
-                      "cell; T_one_shot: one pulse per cell, no verify; T_adapt: steps x "
-                      "(forward + backward + SRAM writes not hidden)")
-
-
-def rsa_speedup(rvw: ProgrammingResult, one_shot: ProgrammingResult,
-                adaptation: AdaptationResult) -> Speedup:
-    """The speedup of one-shot programming plus adaptation over R-V-W (see :class:`Speedup`)."""
-    rsa = one_shot.total_s + adaptation.total_s
-    return Speedup(rvw_s=rvw.total_s, one_shot_s=one_shot.total_s,
-                   adaptation_s=adaptation.total_s, rsa_s=rsa,
-                   speedup=rvw.total_s / rsa if rsa > 0 else float("inf"),
-                   definition=SPEEDUP_DEFINITION)

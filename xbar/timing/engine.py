@@ -41,8 +41,8 @@ from xbar.errors import ConfigError
 SCHEDULES = ("layer", "pipelined")
 
 
-class _CountingEnvironment(simpy.Environment):
-    """A SimPy environment that counts the events it processes."""
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes (``events_processed``)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -51,6 +51,10 @@ class _CountingEnvironment(simpy.Environment):
     def step(self) -> None:
         self.events_processed += 1
         super().step()
+
+
+# The old private name, until xbar/timing/programming.py imports CountingEnvironment.
+_CountingEnvironment = CountingEnvironment
 
 
 @dataclass(frozen=True)
@@ -179,7 +183,7 @@ class _Run:
 
     def __init__(self, plans: list[LayerPlan], xbar: XbarConfig, timing: TimingConfig,
                  schedule: str, batch: int, record: bool) -> None:
-        self.env = _CountingEnvironment()
+        self.env = CountingEnvironment()
         self.plans, self.xbar, self.timing = plans, xbar, timing
         self.schedule, self.batch, self.record = schedule, batch, record
         self.bus = simpy.Resource(self.env, capacity=1)
