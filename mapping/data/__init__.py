@@ -1,0 +1,1 @@
+"""Data sets, the model zoo and deterministic training."""
