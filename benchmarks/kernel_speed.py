@@ -24,6 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from xbar.threads import configure_threads
 from xbar.devices import preset  # noqa: E402
 from xbar.analog import AnalogMatrix  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
@@ -48,6 +49,7 @@ def main() -> None:
     ap.add_argument("--no-read-noise", action="store_true",
                     help="the same device with read_noise = 0 (no noise draws, no squares)")
     args = ap.parse_args()
+    configure_threads()  # before Numba starts its pool (see xbar.threads)
     rng = np.random.default_rng(0)
     device = preset("wan2022")
     if args.no_read_noise:

@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from xbar.threads import configure_threads
 from xbar.devices.presets import preset_write_verify  # noqa: E402
 from xbar.devices.write_verify import program_write_verify  # noqa: E402
 
@@ -53,6 +54,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/write_verify_speed.json")
     args = ap.parse_args()
+    configure_threads()  # before Numba starts its pool (see xbar.threads)
     rng = np.random.default_rng(args.seed)
     rows = []
     print(f"numba threads {numba.get_num_threads()}, cpus {os.cpu_count()}, "

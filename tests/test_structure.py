@@ -38,11 +38,7 @@ MAPPING_IMPORT_EXEMPT = {
 }
 """Modules outside mapping/ allowed to import xbar.mapping, with the reason."""
 
-NUMBA_CONFIG_EXEMPT = {
-    "xbar/kernel.py": "sets the threading layer on import for callers that start Numba's pool "
-                      "before xbar.threads.configure_threads() (benchmarks/kernel_speed.py "
-                      "calls numba.get_num_threads() first); to go once they call it",
-}
+NUMBA_CONFIG_EXEMPT: dict[str, str] = {}
 """Modules allowed to set ``numba.config`` on import, with the reason."""
 
 

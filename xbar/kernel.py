@@ -30,21 +30,12 @@ threads run or how the batch is split into chunks.
 from __future__ import annotations
 
 import math
-import os
 
-import numba
 import numpy as np
 from numba import njit, prange
 
-from xbar.rng import GOLDEN as GOLDEN
-from xbar.rng import mix64 as mix64
 from xbar.errors import ConfigError
-
-# Numba's OpenMP layer spins against the OpenMP runtime torch loads and against BLAS threads:
-# on 2 cores it made 2-thread runs 5-50x slower than 1-thread runs. The work-queue layer has
-# no such fight. An explicit NUMBA_THREADING_LAYER still wins.
-if "NUMBA_THREADING_LAYER" not in os.environ:
-    numba.config.THREADING_LAYER = "workqueue"
+from xbar.rng import GOLDEN, mix64
 
 _INV_2_32 = 1.0 / 4294967296.0
 
