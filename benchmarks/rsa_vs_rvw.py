@@ -38,7 +38,7 @@ from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.recovery.kd import KDConfig, distill  # noqa: E402
 from xbar.mapping.recovery.rvw import program_rvw, rvw_params  # noqa: E402
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
-from xbar.config import resolve_xbar_config  # noqa: E402
+from xbar.config import load_hardware  # noqa: E402
 from xbar.timing import TimingConfig  # noqa: E402
 from xbar.timing.adaptation import adaptation_time  # noqa: E402
 from xbar.timing.programming import (ProgrammingConfig, one_shot_time,  # noqa: E402
@@ -74,7 +74,7 @@ def main() -> None:
         return chip.evaluate(data.x_test, data.y_test)
 
     # 1. the collapse
-    dac = [acc(program(teacher.model, preset("charan2020-dac"), resolve_xbar_config("one-cell"),
+    dac = [acc(program(teacher.model, preset("charan2020-dac"), load_hardware("one-cell").xbar,
                        s)) for s in chips]
     out["one_shot_dac2020"] = dac
     print(f"one-shot, charan2020-dac --hw one-cell: {100 * np.mean(dac):.2f}% +- "
@@ -82,7 +82,7 @@ def main() -> None:
 
     # 2. recovery on the JxCDC cell
     device = preset("charan2020-jxcdc")
-    hw = resolve_xbar_config("default")
+    hw = load_hardware("default").xbar
     student, kd_info = distill(teacher.model, data, device, hw, KDConfig(epochs=5), seed=0)
     print(f"KD student: {kd_info['train_s']:.1f} s off chip, FP32 "
           f"{100 * kd_info['student_fp32_accuracy']:.2f}%")

@@ -11,12 +11,12 @@ resistance (IR drop) and sneak paths (the 1T1R access transistor suppresses them
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 from xbar.errors import ConfigError
+from xbar.params import INF, param, validate
 
 VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
 SIGMA_REFERENCES = ("level", "g_max", "range")
@@ -65,44 +65,55 @@ class Device:
         source: Where the numbers come from (paper, data set, or "user").
     """
 
-    name: str = "custom"
-    g_min_us: float = 1.0
-    g_max_us: float = 100.0
-    n_levels: int = 16
-    levels_us: tuple[float, ...] = ()
-    variation: str = "none"
-    sigma: float = 0.0
-    sigma_reference: str = "level"
-    level_mean_us: tuple[float, ...] = ()
-    level_std_us: tuple[float, ...] = ()
-    sigma_poly_us: tuple[float, ...] = ()
-    poly_g_ref_us: float = 0.0
-    read_noise: float = 0.0
-    sa0_rate: float = 0.0
-    sa1_rate: float = 0.0
-    source: str = "user"
+    name: str = param("custom", doc="Short identifier, shown in listings and result files.")
+    g_min_us: float = param(1.0, unit="uS", range=(0, INF, True, True),
+                            note="a cell always leaks: R_off is finite",
+                            doc="Lowest conductance (high-resistance state, HRS).")
+    g_max_us: float = param(100.0, unit="uS", range=(0, INF, True, True),
+                            note="and > g_min_us",
+                            doc="Highest conductance (low-resistance state, LRS).")
+    n_levels: int = param(16, unit="levels", range=(2, 65536),
+                          doc="Number of programmable conductance levels.")
+    levels_us: tuple[float, ...] = param(
+        (), kind=tuple, item=float, unit="uS",
+        note="n_levels ascending values inside [g_min_us, g_max_us]",
+        doc="Explicit level conductances; empty: n_levels uniformly spaced levels.")
+    variation: str = param("none", choices=VARIATION_MODELS,
+                           doc="Programming variation model, drawn once per programmed cell.")
+    sigma: float = param(0.0, unit="fraction", range=(0, 10), note="a fraction, not a percent",
+                         doc="Relative spread (gaussian) or log-space sigma (lognormal).")
+    sigma_reference: str = param("level", choices=SIGMA_REFERENCES,
+                                 doc="What the gaussian sigma is relative to.")
+    level_mean_us: tuple[float, ...] = param(
+        (), kind=tuple, item=float, unit="uS", note="n_levels values; variation = table",
+        doc="Per-level programmed mean conductance (variation = table).")
+    level_std_us: tuple[float, ...] = param(
+        (), kind=tuple, item=float, unit="uS", note="n_levels values >= 0; variation = table",
+        doc="Per-level programmed standard deviation (variation = table).")
+    sigma_poly_us: tuple[float, ...] = param(
+        (), kind=tuple, item=float, unit="uS",
+        note="lowest order first; variation = polynomial",
+        doc="Coefficients of sigma(G) in uS (variation = polynomial).")
+    poly_g_ref_us: float = param(0.0, unit="uS", range=(0, INF),
+                                 note="> 0 when variation = polynomial",
+                                 doc="Normalising conductance x = G / poly_g_ref_us.")
+    read_noise: float = param(0.0, unit="fraction", range=(0, 1),
+                              note="a fraction: 0.01 = 1 %",
+                              doc="Read noise: relative sigma of the conductance on every read.")
+    sa0_rate: float = param(0.0, unit="fraction", range=(0, 1),
+                            note="a fraction, not a percent",
+                            doc="Fraction of cells stuck at g_min_us (stuck-at-0, HRS).")
+    sa1_rate: float = param(0.0, unit="fraction", range=(0, 1),
+                            note="a fraction, not a percent; sa0_rate + sa1_rate <= 1",
+                            doc="Fraction of cells stuck at g_max_us (stuck-at-1, LRS).")
+    source: str = param("user", nonempty=False,
+                        doc="Where the numbers come from (paper, data set, or user).")
     _levels: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us"):
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        for name in ("g_min_us", "g_max_us", "sigma", "poly_g_ref_us", "read_noise",
-                     "sa0_rate", "sa1_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(
-                    value, bool) or not math.isfinite(value):
-                _fail(name, value, "a finite number")
-            object.__setattr__(self, name, float(value))
-        if not isinstance(self.name, str) or not self.name:
-            _fail("name", self.name, "a non-empty string")
-        if not self.g_min_us > 0:
-            _fail("g_min_us", self.g_min_us, "> 0 uS (a cell always leaks: R_off is finite)")
+        validate(self)  # every field against its declaration: type, finiteness, range
         if not self.g_max_us > self.g_min_us:
             _fail("g_max_us", self.g_max_us, f"> g_min_us = {self.g_min_us} uS")
-        if not isinstance(self.n_levels, (int, np.integer)) or isinstance(self.n_levels, bool) \
-                or self.n_levels < 2 or self.n_levels > 65536:
-            _fail("n_levels", self.n_levels, "an integer in [2, 65536]")
-        object.__setattr__(self, "n_levels", int(self.n_levels))
         if self.levels_us:
             lv = np.asarray(self.levels_us)
             if len(lv) != self.n_levels:
@@ -116,12 +127,6 @@ class Device:
         else:
             levels = np.linspace(self.g_min_us, self.g_max_us, self.n_levels)
         object.__setattr__(self, "_levels", levels)
-        if self.variation not in VARIATION_MODELS:
-            _fail("variation", self.variation, f"one of {VARIATION_MODELS}")
-        if not 0 <= self.sigma <= 10:
-            _fail("sigma", self.sigma, "[0, 10] (a fraction, not a percent)")
-        if self.sigma_reference not in SIGMA_REFERENCES:
-            _fail("sigma_reference", self.sigma_reference, f"one of {SIGMA_REFERENCES}")
         if self.variation == "table":
             for name in ("level_mean_us", "level_std_us"):
                 if len(getattr(self, name)) != self.n_levels:
@@ -141,11 +146,6 @@ class Device:
             if np.any(self.sigma_at(levels) < 0):
                 _fail("sigma_poly_us", self.sigma_poly_us,
                       "coefficients giving sigma >= 0 at every level")
-        if self.read_noise < 0 or self.read_noise > 1:
-            _fail("read_noise", self.read_noise, "[0, 1] (a fraction: 0.01 = 1 %)")
-        for name in ("sa0_rate", "sa1_rate"):
-            if not 0 <= getattr(self, name) <= 1:
-                _fail(name, getattr(self, name), "[0, 1] (a fraction, not a percent)")
         if self.sa0_rate + self.sa1_rate > 1:
             _fail("sa1_rate", self.sa1_rate, f"<= 1 - sa0_rate = {1 - self.sa0_rate}")
 

@@ -41,7 +41,7 @@ class AnalogLayer(nn.Module):
         self.sram_mask: torch.Tensor | None = None
         self.sram_code: nn.Parameter | None = None
         self.sram_step = 0.0
-        self.sram_bits = 0
+        self.sram_word_bits = 0
 
     def set_input_range(self, x_max: float, signed: bool) -> None:
         self.x_max = float(x_max) if x_max > 0 else 1.0
@@ -76,7 +76,7 @@ class AnalogLayer(nn.Module):
     def sram_weights(self) -> torch.Tensor:
         """The SRAM words as weights (zero outside the mask); rounding is straight-through."""
         code = self.sram_code
-        q = 2 ** (self.sram_bits - 1) - 1
+        q = 2 ** (self.sram_word_bits - 1) - 1
         rounded = code + (code.round() - code).detach()
         return self.sram_mask * rounded.clamp(-q, q) * self.sram_step
 

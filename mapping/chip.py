@@ -22,7 +22,7 @@ HDF5 layout (``format = "xbar-sim chip"``, version 1)::
                       g_scale, pos_cols, neg_cols, tile_of_col, adc_range_ua, bias;
                       after adaptation also col_gain, and the SRAM words as sram_index
                       (flat positions in the out x in weight matrix), sram_code (integer
-                      words) with attrs sram_step (weight per code) and sram_bits
+                      words) with attrs sram_step (weight per code) and sram_word_bits
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ class Chip:
                         codes = layer.sram_code.detach().round().reshape(-1)[idx]
                         g.create_dataset("sram_index", data=idx.astype(np.int64))
                         g.create_dataset("sram_code", data=codes.numpy().astype(np.int32))
-                        g.attrs.update(sram_step=layer.sram_step, sram_bits=layer.sram_bits)
+                        g.attrs.update(sram_step=layer.sram_step,
+                                       sram_word_bits=layer.sram_word_bits)
 
         write_atomically(path, write)
 
@@ -285,7 +286,12 @@ class Chip:
                     layer.sram_code = torch.nn.Parameter(code.reshape(shape),
                                                          requires_grad=False)
                     layer.sram_step = float(g.attrs["sram_step"])
-                    layer.sram_bits = int(g.attrs["sram_bits"])
+                    # Files before the rename call it sram_bits (bits per word as well).
+                    bits = g.attrs.get("sram_word_bits", g.attrs.get("sram_bits"))
+                    if bits is None:
+                        raise FileFormatError(f"{path}: layer group {g.name} has SRAM words "
+                                              "but no sram_word_bits attribute")
+                    layer.sram_word_bits = int(bits)
         return chip
 
     def describe(self) -> list[dict[str, Any]]:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from xbar.config import ADCConfig, ArrayConfig, XbarConfig
-from xbar.timing import TimingConfig, hardware_to_toml, load_hardware
+from xbar.config import ADCConfig, ArrayConfig, XbarConfig, load_hardware
+from xbar.timing import TimingConfig, hardware_to_toml
 from xbar.timing.config import ns_to_cycles
 
 
@@ -60,13 +60,15 @@ def test_hardware_file_round_trips(tmp_path: Path) -> None:
                           duplication=2, duplicate_layers=("a", "b"), line_buffer_rows=7)
     path = tmp_path / "hw.toml"
     path.write_text(hardware_to_toml(xbar, timing))
-    assert load_hardware(path) == (xbar, timing)
+    hw = load_hardware(path)
+    assert (hw.xbar, hw.timing) == (xbar, timing)
 
 
 def test_hardware_file_partial_sections_take_defaults(tmp_path: Path) -> None:
     path = tmp_path / "hw.toml"
-    path.write_text("[adc]\nbits = 4\n[timing]\nclock_ghz = 0.5\n[device]\nname = 'x'\n")
-    xbar, timing = load_hardware(path)
+    path.write_text("[adc]\nbits = 4\n[timing]\nclock_ghz = 0.5\n")
+    hw = load_hardware(path)
+    xbar, timing = hw.xbar, hw.timing
     assert xbar.adc.bits == 4 and xbar.array == ArrayConfig()
     assert timing == TimingConfig(clock_ghz=0.5)
 

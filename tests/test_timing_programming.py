@@ -9,15 +9,14 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from xbar.config import ArrayConfig, XbarConfig
+from xbar.config import ArrayConfig, XbarConfig, load_hardware
 from xbar.timing import LayerSpec, TimingConfig, simulate
 from xbar.timing.adaptation import (AdaptationConfig, adaptation_time,
-                                    backward_cycles_per_layer, load_adaptation_config,
-                                    rsa_speedup, sram_words_per_layer)
+                                    backward_cycles_per_layer, rsa_speedup,
+                                    sram_words_per_layer)
 from xbar.timing.programming import (LayerCells, ProgrammingConfig, cells_one_shot,
                                      column_layout, list_schedule_cycles,
-                                     load_programming_config, one_shot_time, physical_columns,
-                                     programming_time)
+                                     one_shot_time, physical_columns, programming_time)
 
 T = TimingConfig()
 FAST = ProgrammingConfig(t_pulse_ns=10.0, t_verify_ns=1.0)   # t_p = 10, t_v = 1 cycles
@@ -380,17 +379,15 @@ def test_toml_round_trip(tmp_path) -> None:
     adapt = AdaptationConfig(sram_ports=4, overlap_updates=False, backward="digital")
     path = tmp_path / "hw.toml"
     path.write_text("[array]\nrows = 64\n\n" + prog.to_toml() + "\n" + adapt.to_toml())
-    assert load_programming_config(path) == prog
-    assert load_adaptation_config(path) == adapt
-    assert load_programming_config(None) == ProgrammingConfig()
-    assert load_adaptation_config("default") == AdaptationConfig()
-    from xbar.timing import load_hardware
-    x, _ = load_hardware(path)                     # the existing reader ignores the sections
-    assert x.array.rows == 64
+    hw = load_hardware(path)
+    assert (hw.programming, hw.adaptation) == (prog, adapt)
+    assert load_hardware(None).programming == ProgrammingConfig()
+    assert load_hardware("default").adaptation == AdaptationConfig()
+    assert hw.array.rows == 64
     path.write_text("[programming]\nt_pulse_us = 3\n")
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['t_pulse_us'\] in "
                                          r"\[programming\]; valid fields"):
-        load_programming_config(path)
+        load_hardware(path)
     path.write_text("[adaptation]\nsram_ports = 0\n")
     with pytest.raises(ValueError, match="AdaptationConfig.sram_ports = 0"):
-        load_adaptation_config(path)
+        load_hardware(path)

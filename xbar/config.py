@@ -1,36 +1,47 @@
-"""Frozen configuration of the analog array and its converters.
+"""The hardware configuration: one frozen root, its sections, presets and the one loader.
 
 Grouped as CrossSim groups ``XbarParameters(device, array, adc, dac)``: one dataclass per
-concept, validated on construction, round-tripping through a TOML hardware file (sections
-``[array]``, ``[dac]``, ``[adc]``) and written as HDF5 attributes into result files.
-The device itself lives in :mod:`devices`; the timing parameters in :mod:`xbar.timing`.
+concept, each field declared once with its unit, range and meaning (:mod:`xbar.params`),
+validated on construction, round-tripping through a TOML hardware file and written as
+attributes into result files.
+
+* :class:`XbarConfig` (``[array]``, ``[dac]``, ``[adc]``): what the analog model computes
+  with, the functional part.
+* :class:`HardwareConfig`: the root, ``XbarConfig``'s three sections plus the timing sections
+  ``[timing]``, ``[programming]`` and ``[adaptation]`` (:mod:`xbar.timing_config`).
+* :func:`load_hardware`: the one reader of presets (``default``, ``one-cell``) and TOML files.
+
+The device itself lives in :mod:`xbar.devices` (a device file is refused here, with a hint to
+pass it as ``--device``).
 """
 
 from __future__ import annotations
 
+import difflib
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xbar.errors import ConfigError, MissingFileError
+
+from xbar.errors import ConfigError, FileFormatError, MissingFileError
+from xbar.params import Params, markdown_table, param, param_rows
+from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+__all__ = ["ADCConfig", "ArrayConfig", "DACConfig", "HARDWARE_PRESETS", "HARDWARE_SECTIONS",
+           "HardwareConfig", "XbarConfig", "load_hardware", "parameter_sections",
+           "parameters_markdown", "read_toml"]
+
 WEIGHT_MAPPINGS = ("differential", "offset")
 ADC_RANGES = ("full-scale", "calibrated")
 
 
-def _check_int(owner: str, name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"{owner}.{name} = {value!r} is invalid; allowed: an integer in "
-                         f"[{lo}, {hi}]{why}")
-
-
 @dataclass(frozen=True)
-class ArrayConfig:
+class ArrayConfig(Params):
     """One crossbar array (a 1T1R tile).
 
     Attributes:
@@ -47,22 +58,22 @@ class ArrayConfig:
             (NeuroSim V1.3: 0.5 V).
     """
 
-    rows: int = 128
-    cols: int = 128
-    weight_mapping: str = "differential"
-    read_voltage_v: float = 0.5
+    SECTION = "array"
 
-    def __post_init__(self) -> None:
-        _check_int("ArrayConfig", "rows", self.rows, 1, 65536)
-        lo = 2 if self.weight_mapping == "offset" else 1
-        _check_int("ArrayConfig", "cols", self.cols, lo, 65536,
-                   " (offset mapping needs a reference column)" if lo == 2 else "")
-        if self.weight_mapping not in WEIGHT_MAPPINGS:
-            raise ConfigError(f"ArrayConfig.weight_mapping = {self.weight_mapping!r} is invalid;"
-                             f" allowed: one of {WEIGHT_MAPPINGS}")
-        if not isinstance(self.read_voltage_v, (int, float)) or not 0 < self.read_voltage_v <= 5:
-            raise ConfigError(f"ArrayConfig.read_voltage_v = {self.read_voltage_v!r} is invalid;"
-                             " allowed: (0, 5] volts")
+    rows: int = param(128, unit="word lines", range=(1, 65536),
+                      doc="Word lines (inputs) per array.")
+    cols: int = param(128, unit="bit lines", range=(1, 65536),
+                      doc="Bit lines (outputs) per array; offset mapping needs >= 2.")
+    weight_mapping: str = param("differential", choices=WEIGHT_MAPPINGS,
+                                doc="A weight as a cell pair (G+ - G-) or one cell against "
+                                    "a reference column.")
+    read_voltage_v: float = param(0.5, unit="V", range=(0, 5, True, False),
+                                  doc="Word-line read voltage of a full-scale input slice.")
+
+    def check(self) -> None:
+        if self.weight_mapping == "offset" and self.cols < 2:
+            raise ConfigError(f"ArrayConfig.cols = {self.cols!r} is invalid; allowed: an "
+                              "integer in [2, 65536] (offset mapping needs a reference column)")
 
     @property
     def weight_cols(self) -> int:
@@ -71,7 +82,7 @@ class ArrayConfig:
 
 
 @dataclass(frozen=True)
-class DACConfig:
+class DACConfig(Params):
     """Input digital-to-analog conversion.
 
     Attributes:
@@ -85,13 +96,18 @@ class DACConfig:
     a ReLU) runs one pass.
     """
 
-    input_bits: int = 8
-    bits_per_read: int = 1
+    SECTION = "dac"
 
-    def __post_init__(self) -> None:
-        _check_int("DACConfig", "input_bits", self.input_bits, 1, 16)
-        _check_int("DACConfig", "bits_per_read", self.bits_per_read, 1, self.input_bits,
-                   " (at most input_bits)")
+    input_bits: int = param(8, unit="bits", range=(1, 16),
+                            doc="Magnitude bits of each input.")
+    bits_per_read: int = param(1, unit="bits", range=(1, 16), note="at most input_bits",
+                               doc="Input bits per array read (1: bit-serial).")
+
+    def check(self) -> None:
+        if self.bits_per_read > self.input_bits:
+            raise ConfigError(f"DACConfig.bits_per_read = {self.bits_per_read!r} is invalid; "
+                              f"allowed: an integer in [1, {self.input_bits}] (at most "
+                              "input_bits)")
 
     @property
     def n_slices(self) -> int:
@@ -100,7 +116,7 @@ class DACConfig:
 
 
 @dataclass(frozen=True)
-class ADCConfig:
+class ADCConfig(Params):
     """Column analog-to-digital conversion.
 
     Attributes:
@@ -115,46 +131,51 @@ class ADCConfig:
             functional model digitises every column).
     """
 
-    bits: int = 8
-    range_mode: str = "calibrated"
-    cols_per_adc: int = 8
+    SECTION = "adc"
 
-    def __post_init__(self) -> None:
-        _check_int("ADCConfig", "bits", self.bits, 1, 16)
-        if self.range_mode not in ADC_RANGES:
-            raise ConfigError(f"ADCConfig.range_mode = {self.range_mode!r} is invalid; "
-                             f"allowed: one of {ADC_RANGES}")
-        _check_int("ADCConfig", "cols_per_adc", self.cols_per_adc, 1, 65536)
+    bits: int = param(8, unit="bits", range=(1, 16), doc="ADC resolution.")
+    range_mode: str = param("calibrated", choices=ADC_RANGES,
+                            doc="ADC range: the array's full scale or calibrated per tile.")
+    cols_per_adc: int = param(8, unit="bit lines", range=(1, 65536),
+                              doc="Bit lines sharing one ADC (timing only).")
+
+
+_XBAR_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
+    ("array", ArrayConfig), ("dac", DACConfig), ("adc", ADCConfig))
+_TIMING_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
+    ("timing", TimingConfig), ("programming", ProgrammingConfig),
+    ("adaptation", AdaptationConfig))
+HARDWARE_SECTIONS = tuple(name for name, _ in _XBAR_SECTIONS + _TIMING_SECTIONS)
+# Sections of a device file (xbar.devices.files): given as --hw, it is refused with a hint.
+_DEVICE_SECTIONS = ("device", "provenance", "write_verify", "measured")
 
 
 @dataclass(frozen=True)
 class XbarConfig:
-    """The analog array and its converters."""
+    """The analog array and its converters: what the functional model computes with."""
 
     array: ArrayConfig = field(default_factory=ArrayConfig)
     dac: DACConfig = field(default_factory=DACConfig)
     adc: ADCConfig = field(default_factory=ADCConfig)
 
+    def __post_init__(self) -> None:
+        _check_parts(self, _XBAR_SECTIONS)
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {"array": asdict(self.array), "dac": asdict(self.dac), "adc": asdict(self.adc)}
+        return {"array": self.array.to_dict(), "dac": self.dac.to_dict(),
+                "adc": self.adc.to_dict()}
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any], where: str = "hardware config") -> "XbarConfig":
-        """Build from ``{"array": {...}, "dac": {...}, "adc": {...}}``; other keys ignored."""
-        parts: dict[str, Any] = {}
-        for section, klass in (("array", ArrayConfig), ("dac", DACConfig), ("adc", ADCConfig)):
-            values = dict(doc.get(section, {}))
-            known = {f.name for f in fields(klass)}
-            unknown = sorted(set(values) - known)
-            if unknown:
-                raise ConfigError(f"{where}: unknown field(s) {unknown} in [{section}]; valid "
-                                 f"fields: {sorted(known)}")
-            parts[section] = klass(**values)
-        return cls(**parts)
+        """Build from ``{"array": {...}, "dac": {...}, "adc": {...}}``; other keys (the
+        timing sections of a result file's hardware record) are left to their readers."""
+        return cls(**{name: klass.from_dict(doc.get(name, {}), where)
+                      for name, klass in _XBAR_SECTIONS})
 
     @classmethod
     def from_toml(cls, path: str | Path) -> "XbarConfig":
-        return cls.from_dict(read_toml(path), str(path))
+        """The ``[array]``, ``[dac]``, ``[adc]`` of a hardware file (see :func:`load_hardware`)."""
+        return load_hardware(Path(path)).xbar
 
     def replace(self, **changes: Any) -> "XbarConfig":
         """A copy with fields changed, addressed as ``"adc.bits"`` or ``adc_bits``."""
@@ -168,6 +189,102 @@ class XbarConfig:
         return XbarConfig.from_dict(doc)
 
 
+@dataclass(frozen=True)
+class HardwareConfig:
+    """The whole chip: the analog array and converters, and when things happen.
+
+    Attributes:
+        array, dac, adc: The functional part (:attr:`xbar` gives them as one
+            :class:`XbarConfig`, what the analog model takes).
+        timing: Clock, read pulse, ADC rate, digital units (:class:`TimingConfig`).
+        programming: Programming pulses and write drivers (:class:`ProgrammingConfig`).
+        adaptation: SRAM words and the backward pass of on-chip adaptation
+            (:class:`AdaptationConfig`).
+    """
+
+    array: ArrayConfig = field(default_factory=ArrayConfig)
+    dac: DACConfig = field(default_factory=DACConfig)
+    adc: ADCConfig = field(default_factory=ADCConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
+    adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
+
+    def __post_init__(self) -> None:
+        _check_parts(self, _XBAR_SECTIONS + _TIMING_SECTIONS)
+
+    @property
+    def xbar(self) -> XbarConfig:
+        """The functional part: array, DAC and ADC."""
+        return XbarConfig(self.array, self.dac, self.adc)
+
+    @classmethod
+    def from_parts(cls, xbar: XbarConfig | None = None, **sections: Any) -> "HardwareConfig":
+        """From an :class:`XbarConfig` and any of ``timing``, ``programming``, ``adaptation``."""
+        xbar = xbar or XbarConfig()
+        return cls(xbar.array, xbar.dac, xbar.adc, **sections)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Every section by name, every field by name (JSON-, TOML- and HDF5-ready)."""
+        return {name: getattr(self, name).to_dict() for name in HARDWARE_SECTIONS}
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str = "hardware config") -> "HardwareConfig":
+        """Build from a dict of sections (a parsed TOML file); missing sections and fields
+        take their defaults.
+
+        Raises:
+            ConfigError: A section that is not a table, an unknown section (the message lists
+                the valid ones), an unknown field, or an invalid value; each names ``where``.
+            FileFormatError: A device file's sections (``[device]``): pass it as ``--device``.
+        """
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{where}: a hardware configuration is a set of sections "
+                              f"({_sections_text()}), not {doc!r}")
+        device = [k for k in doc if k in _DEVICE_SECTIONS]
+        if device:
+            raise FileFormatError(
+                f"{where} has a [{device[0]}] section: this is a device file; pass it as "
+                f"--device, not --hw (a hardware file holds {_sections_text()})")
+        for key, value in doc.items():
+            if key in HARDWARE_SECTIONS:
+                continue
+            close = difflib.get_close_matches(str(key), HARDWARE_SECTIONS, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            what = f"section [{key}]" if isinstance(value, dict) else \
+                f"top-level key {key!r} = {value!r} (every field belongs in a section)"
+            raise ConfigError(f"{where}: unknown {what}{hint}; valid sections: "
+                              f"{_sections_text()}")
+        parts = {name: klass.from_dict(doc.get(name, {}), where)
+                 for name, klass in _XBAR_SECTIONS + _TIMING_SECTIONS}
+        return cls(**parts)
+
+    def to_toml(self) -> str:
+        """The TOML text of a hardware file that :func:`load_hardware` reads back unchanged."""
+        return "\n".join(getattr(self, name).to_toml() for name in HARDWARE_SECTIONS)
+
+    def replace(self, **sections: Any) -> "HardwareConfig":
+        """A copy with whole sections replaced: ``hw.replace(timing=TimingConfig(...))``."""
+        unknown = sorted(set(sections) - set(HARDWARE_SECTIONS))
+        if unknown:
+            raise ConfigError(f"unknown hardware section(s) {unknown}; valid sections: "
+                              f"{_sections_text()}")
+        values = {name: getattr(self, name) for name in HARDWARE_SECTIONS}
+        values.update(sections)
+        return HardwareConfig(**values)
+
+
+def _sections_text() -> str:
+    return ", ".join(f"[{s}]" for s in HARDWARE_SECTIONS)
+
+
+def _check_parts(obj: Any, sections: tuple[tuple[str, type], ...]) -> None:
+    for name, klass in sections:
+        value = getattr(obj, name)
+        if not isinstance(value, klass):
+            raise ConfigError(f"{type(obj).__name__}.{name} = {value!r} is invalid; allowed: "
+                              f"a {klass.__name__}")
+
+
 HARDWARE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # 128 x 128 differential arrays, 8-bit bit-serial DAC, 8-bit calibrated ADC.
     "default": {},
@@ -176,32 +293,87 @@ HARDWARE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "one-cell": {"array": {"weight_mapping": "offset"}},
 }
 
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
-def hardware_document(spec: str | Path | None) -> tuple[dict[str, Any], str]:
-    """The sections of a hardware preset name or TOML file, and a label for messages."""
+
+def load_hardware(spec: str | Path | HardwareConfig | None = None) -> HardwareConfig:
+    """The hardware configuration of a preset name, a TOML file, or None (the defaults).
+
+    A file holds any of the sections ``[array]``, ``[dac]``, ``[adc]``, ``[timing]``,
+    ``[programming]``, ``[adaptation]``; missing sections and fields take their defaults.
+
+    Raises:
+        MissingFileError: A ``.toml`` path that does not exist.
+        FileFormatError: Not TOML, a directory, or a device file (TOML with ``[device]``,
+            or HDF5): the message says to pass it as ``--device``.
+        ConfigError: Neither a preset nor a file; a section that is not a table; an unknown
+            section or field; an invalid value. Every message names the file.
+    """
     if spec is None:
-        return {}, "default"
-    if str(spec) in HARDWARE_PRESETS:
-        return HARDWARE_PRESETS[str(spec)], str(spec)
-    if not str(spec).endswith(".toml") and not Path(spec).exists():
-        raise ConfigError(f"--hw {str(spec)!r} is neither a hardware preset "
-                         f"({', '.join(HARDWARE_PRESETS)}) nor an existing .toml file")
-    return read_toml(spec), str(spec)
+        return HardwareConfig()
+    if isinstance(spec, HardwareConfig):
+        return spec
+    text = str(spec)
+    if isinstance(spec, str) and text in HARDWARE_PRESETS:
+        return HardwareConfig.from_dict(HARDWARE_PRESETS[text], f"hardware preset {text!r}")
+    path = Path(spec)
+    if not path.exists() and path.suffix.lower() != ".toml":
+        raise ConfigError(f"--hw {text!r} is neither a hardware preset "
+                          f"({', '.join(HARDWARE_PRESETS)}) nor an existing .toml file")
+    return HardwareConfig.from_dict(read_toml(path), text)
 
 
-def resolve_xbar_config(spec: str | Path | None) -> XbarConfig:
-    """XbarConfig from a hardware preset name, a TOML file, or None (the defaults)."""
-    doc, label = hardware_document(spec)
-    return XbarConfig.from_dict(doc, label)
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file with a clear error when it is missing or malformed."""
+def read_toml(path: str | Path, what: str = "hardware file") -> dict[str, Any]:
+    """Parse a TOML file, with a clear error when it is missing, a directory, an HDF5 file
+    or not valid TOML."""
     path = Path(path)
     if not path.exists():
-        raise MissingFileError(f"hardware file {str(path)!r} does not exist")
+        raise MissingFileError(f"{what} {str(path)!r} does not exist")
+    if path.is_dir():
+        raise FileFormatError(f"{what} {str(path)!r} is a directory; give a .toml file")
+    with open(path, "rb") as fh:
+        data = fh.read()
+    if data.startswith(_HDF5_SIGNATURE):
+        from xbar.files import hdf5_kind
+        kind = hdf5_kind(path)
+        if kind == "xbar-sim device":
+            raise FileFormatError(f"{path} is a device file (HDF5); pass it as --device, not "
+                                  f"as a {what} (a .toml file with {_sections_text()})")
+        desc = f"of kind {kind!r}" if kind else "not written by xbar-sim"
+        raise FileFormatError(f"{path} is an HDF5 file ({desc}), not a {what}; give a .toml "
+                              f"file with {_sections_text()}")
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise FileFormatError(f"{path}: not a text file, so not a TOML {what}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise FileFormatError(f"{path}: not valid TOML: {exc}") from None
+
+
+# ----------------------------------------------------------------------------- tables
+def parameter_sections() -> list[tuple[str, type]]:
+    """Every configuration class with declared parameters, as ``(section, class)``: the
+    device and the six hardware sections."""
+    from xbar.devices.cell import Device
+
+    return [("device", Device), *_XBAR_SECTIONS, *_TIMING_SECTIONS]
+
+
+def parameters_markdown() -> str:
+    """``docs/parameters.md``: every parameter's type, unit, default, range and meaning, read
+    from the same declarations as validation and ``xbar sweep --list-params``."""
+    head = ("# Parameters\n\n"
+            "Every parameter of a device file (`[device]`) and of a hardware file (`[array]`, "
+            "`[dac]`, `[adc]`, `[timing]`, `[programming]`, `[adaptation]`), with its unit, "
+            "default, allowed values and meaning. Generated from the field declarations "
+            "(`xbar.params.param`) that validation and `xbar sweep --list-params` read; do "
+            "not edit by hand, regenerate with\n\n"
+            "```\npython -c \"from xbar.config import parameters_markdown as m; "
+            "print(m(), end='')\" > docs/parameters.md\n```\n\n"
+            "Rules that tie fields together are checked too: `g_max_us > g_min_us`; "
+            "`levels_us`, `level_mean_us`, `level_std_us` hold `n_levels` values inside "
+            "[g_min_us, g_max_us]; `sa0_rate + sa1_rate <= 1`; the offset mapping needs "
+            "`cols >= 2`; `bits_per_read <= input_bits`; `drivers_per_array <= cols`; "
+            "`duplicate_layers` must name conv layers of the simulated network.\n\n")
+    return head + markdown_table(param_rows(parameter_sections()))
+

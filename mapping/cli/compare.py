@@ -56,10 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xbar.config import hardware_document, XbarConfig
-    from xbar.timing import TimingConfig
-    from xbar.timing.adaptation import AdaptationConfig
-    from xbar.timing.programming import ProgrammingConfig
+    from xbar.config import load_hardware
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     settings = CompareSettings(
@@ -67,11 +64,8 @@ def run(args: argparse.Namespace) -> int:
         adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
         kd=KDConfig(epochs=args.kd_epochs))
     device = resolve_device(args.device)
-    doc, label = hardware_document(args.hw)
-    xbar = XbarConfig.from_dict(doc, label)
-    timing = TimingConfig.from_dict(dict(doc.get("timing", {})), label)
-    programming = ProgrammingConfig.from_dict(dict(doc.get("programming", {})), label)
-    adaptation = AdaptationConfig.from_dict(dict(doc.get("adaptation", {})), label)
+    hw = load_hardware(args.hw)
+    xbar, timing, programming, adaptation = hw.xbar, hw.timing, hw.programming, hw.adaptation
     teacher = load_teacher(args.model, args.dataset, args.data_dir, 0)
     start = time.perf_counter()
     tty = sys.stderr.isatty() and not args.json

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from xbar.config import XbarConfig
-from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, load_hardware, simulate
+from xbar.config import XbarConfig, load_hardware
+from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, simulate
 from xbar.errors import ConfigError
 
 
@@ -59,12 +59,15 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")
-    if args.hw:
-        xbar, timing = load_hardware(args.hw)
-    else:
-        xbar, timing = XbarConfig(), TimingConfig()
+    hw = load_hardware(args.hw)
+    xbar, timing = hw.xbar, hw.timing
     model, shape, label = load_model(args.model, args.input_shape)
     specs = layer_specs(model, shape)  # type: ignore[arg-type]
+    try:  # names in [timing] duplicate_layers must be conv layers of this network
+        timing.check_layer_names(specs)
+    except ConfigError as exc:
+        raise ConfigError(f"--hw {args.hw}, section [timing]: {exc}" if args.hw else str(exc)
+                          ) from None
     result = simulate(specs, xbar, timing, schedule=args.schedule, batch=args.batch,
                       timeline=bool(args.timeline or args.out))
     if args.out:

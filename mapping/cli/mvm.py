@@ -10,7 +10,7 @@ import numpy as np
 
 from xbar.devices import resolve_device
 from xbar.analog import AnalogMatrix
-from xbar.config import resolve_xbar_config
+from xbar.config import load_hardware
 from xbar.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ConfigError(f"--batch = {args.batch} is invalid; allowed: >= 1")
     device = resolve_device(args.device)
-    config = resolve_xbar_config(args.hw)
+    config = load_hardware(args.hw).xbar
     rng_weights, rng_cells, rng_inputs, rng_reads = np.random.default_rng(args.seed).spawn(4)
     n_out, n_in = args.shape
     w = rng_weights.standard_normal((n_out, n_in))

@@ -9,7 +9,7 @@ import time
 from xbar.devices import resolve_device
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
-from xbar.config import resolve_xbar_config
+from xbar.config import load_hardware
 from xbar.errors import ConfigError
 
 
@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
-    config = resolve_xbar_config(args.hw)
+    config = load_hardware(args.hw).xbar
     teacher = load_teacher(args.model, args.dataset, args.data_dir, args.teacher_seed)
     data = teacher.dataset
     x_test, y_test = data.x_test, data.y_test

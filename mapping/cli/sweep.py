@@ -65,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     from xbar.devices import resolve_device
     from xbar.mapping.sweep.run import SweepSpec, format_summary, plan_sweep, run_sweep
     from xbar.mapping.sweep.params import format_params, sweep_params
-    from xbar.config import resolve_xbar_config
+    from xbar.config import load_hardware
 
     if args.list_params:
-        params = sweep_params(resolve_device(args.device), resolve_xbar_config(args.hw))
+        params = sweep_params(resolve_device(args.device), load_hardware(args.hw).xbar)
         if args.json:
             print(json.dumps([p.to_dict() for p in params.values()], indent=2))
         else:

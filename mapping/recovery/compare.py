@@ -176,7 +176,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
             elif name in ("rsa", "kd+rsa", "osa", "kd+osa"):
                 chip = copy.deepcopy(source)
                 fisher = name.endswith("osa")
-                attach_sram(chip, settings.sram_ratio, settings.adapt.sram_bits,
+                attach_sram(chip, settings.sram_ratio, adaptation.sram_word_bits,
                             "fisher" if fisher else "random", dataset, seed)
                 adapt(chip, dataset, "sram", settings.adapt, seed)
                 r.sram_words = sram_words(chip)
@@ -192,7 +192,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
             if name != "rvw":
                 r.program_s.append(t_one)
                 r.pulses.append(int(sum(layer.matrix.n_cells for layer in chip.layers)))
-            r.sram_bits = r.sram_words * settings.adapt.sram_bits
+            r.sram_bits = r.sram_words * adaptation.sram_word_bits
             r.adapt_s.append(adapt_s)
             r.accuracies.append(chip.evaluate(x_test, y_test))
             r.wall_s += time.perf_counter() - start
@@ -211,7 +211,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
                          "adapt_steps": settings.adapt.steps,
                          "adapt_batch": settings.adapt.batch_size,
                          "adapt_learning_rate": settings.adapt.learning_rate,
-                         "sram_bits": settings.adapt.sram_bits,
+                         "sram_word_bits": adaptation.sram_word_bits,
                          "kd_epochs": settings.kd.epochs,
                          "kd_temperature": settings.kd.temperature,
                          "kd_alpha": settings.kd.alpha},

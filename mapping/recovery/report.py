@@ -38,7 +38,8 @@ def format_table(result: dict[str, Any]) -> str:
                     f"{m['sram_bits_per_rram_cell']:>16.4f}{m['pulses']:>12.3g}")
     s = result["settings"]
     rows.append(f"({s['chips']} chips from seed {s['seed']}; SRAM {100 * s['sram_ratio']:g}% "
-                f"of weights, {s['sram_bits']}-bit words; adaptation {s['adapt_steps']} steps "
+                f"of weights, {s.get('sram_word_bits', s.get('sram_bits'))}-bit words; "
+                f"adaptation {s['adapt_steps']} steps "
                 f"x batch {s['adapt_batch']}; accuracy mean +- std over chips)")
     if result.get("speedup_rsa_vs_rvw") is not None:
         rows.append(f"speedup of KD+RSA over R-V-W: {result['speedup_rsa_vs_rvw']:.3g}x")

@@ -32,6 +32,7 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.data.train import seeded_deterministic
 from xbar.errors import ConfigError
+from xbar.params import check_int
 
 SELECTIONS = ("random", "fisher")
 TRAINABLE = ("sram", "bias")
@@ -46,17 +47,17 @@ class AdaptConfig:
         batch_size: Training images per step (>= 1).
         learning_rate: Adam's rate. For SRAM words it is in units of one word step (LSB);
             for biases and gains, in their own units.
-        sram_bits: Bits per SRAM word, signed (2-16; work 1 uses 8).
+
+    The bits of an SRAM word are hardware: ``[adaptation] sram_word_bits``
+    (:class:`xbar.timing_config.AdaptationConfig`), passed to :func:`attach_sram`.
     """
 
     steps: int = 200
     batch_size: int = 32
     learning_rate: float = 0.5
-    sram_bits: int = 8
 
     def __post_init__(self) -> None:
-        for name, lo, hi in (("steps", 1, 10**7), ("batch_size", 1, 10**6),
-                             ("sram_bits", 2, 16)):
+        for name, lo, hi in (("steps", 1, 10**7), ("batch_size", 1, 10**6)):
             v = getattr(self, name)
             if not isinstance(v, int) or not lo <= v <= hi:
                 raise ConfigError(f"AdaptConfig.{name} = {v!r} is invalid; allowed: an integer "
@@ -93,12 +94,15 @@ def fisher_importance(chip: Chip, dataset: Dataset, n_images: int = 256, batch_s
     return [(t / len(idx)).numpy() for t in total]
 
 
-def attach_sram(chip: Chip, fraction: float, bits: int = 8, selection: str = "random",
-                dataset: Dataset | None = None, seed: int = 0) -> int:
-    """Give every analog layer an SRAM array at ``fraction`` of its weight positions.
+def attach_sram(chip: Chip, fraction: float, sram_word_bits: int = 8,
+                selection: str = "random", dataset: Dataset | None = None, seed: int = 0) -> int:
+    """Give every analog layer an SRAM array at ``fraction`` of its weight positions, one
+    signed word of ``sram_word_bits`` bits each (the hardware's ``[adaptation]
+    sram_word_bits``).
 
     Returns the number of SRAM words. ``selection="fisher"`` needs ``dataset``.
     """
+    bits = check_int("attach_sram", "sram_word_bits", sram_word_bits, 2, 16, "signed words")
     if not 0 < fraction <= 1:
         raise ConfigError(f"sram fraction = {fraction!r} is invalid; allowed: (0, 1] (a "
                          "fraction: 0.05 = 5 %)")
@@ -126,7 +130,7 @@ def attach_sram(chip: Chip, fraction: float, bits: int = 8, selection: str = "ra
         layer.sram_mask = mask.reshape(layer.w_eff.shape)
         layer.sram_code = nn.Parameter(torch.zeros(layer.w_eff.shape))
         layer.sram_step = w_max / (2 ** (bits - 1) - 1)
-        layer.sram_bits = bits
+        layer.sram_word_bits = bits
         words += k
     return words
 

@@ -1,39 +1,41 @@
 """What ``xbar sweep`` can sweep: every scalar Device field, every array/converter field, and
-the SRAM fraction, with units and allowed ranges read off the dataclasses themselves.
+the SRAM fraction, with units, allowed ranges and descriptions read from their declarations.
 
-Nothing here is a hand-typed list of ranges: the description of a field is its entry in the
-owning dataclass's ``Attributes:`` docstring section, its type is the field's annotation, its
-unit comes from the field name's suffix (``_us``, ``_v``) or the docstring ("a fraction"), and
-its allowed range is the ``allowed: ...`` part of the ``ValueError`` its own ``__post_init__``
-raises for an out-of-range probe value. A swept value is accepted only if the Device or
-XbarConfig (or CompareSettings) built with it validates.
+Each field's unit, range and one-line meaning is declared once with
+:func:`xbar.params.param` (the same declaration validation reads); nothing here parses
+docstrings or error messages. A swept value is accepted only if the Device or XbarConfig (or
+CompareSettings) built with it validates, so rules that tie fields together
+(``g_max_us > g_min_us``, ``dac.bits_per_read <= dac.input_bits``) are enforced too.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import math
-import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from xbar.devices import Device
 from xbar.mapping.recovery.compare import CompareSettings
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig
 from xbar.errors import ConfigError
+from xbar.params import ParamSpec, param_rows
 
-# Device fields that are not physical parameters (labels) or hold a whole table per value.
+# Device fields that are labels, not physical parameters (tuple fields hold a whole table
+# per value and are not sweepable either).
 _DEVICE_SKIP = ("name", "source")
 _HARDWARE_SECTIONS: tuple[tuple[str, type], ...] = (
     ("array", ArrayConfig), ("dac", DACConfig), ("adc", ADCConfig))
-_UNIT_SUFFIXES = (("_us", "uS"), ("_ua", "uA"), ("_v", "V"), ("_ohm", "Ohm"), ("_ns", "ns"),
-                  ("_s", "s"))
 # Only these variation models read the field; sweeping it on another device changes nothing.
 _NEEDS_VARIATION = {"sigma": ("gaussian", "lognormal"), "sigma_reference": ("gaussian",),
                     "poly_g_ref_us": ("polynomial",), "sigma_poly_us": ("polynomial",)}
 
 SRAM_RATIO = "sram_ratio"
+# CompareSettings.sram_ratio (a recovery setting, not a hardware field), declared here.
+SRAM_RATIO_SPEC = ParamSpec(
+    float, unit="fraction", range=(0, 1, True, False),
+    note="a fraction: 0.05 = 5 % of each layer's weights",
+    doc="Fraction of each layer's weights given an SRAM word (RSA, OSA and their KD forms).")
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,8 @@ class SweepParam:
         target: ``"device"``, ``"hardware"`` or ``"settings"``.
         type_name: ``"float"``, ``"int"`` or ``"str"``.
         unit: Unit, or ``"-"`` for a dimensionless number, ``"choice"`` for a string.
-        allowed: The allowed range as the validation states it.
-        description: The field's documentation, first sentence.
+        allowed: The allowed values, as validation states them.
+        description: The field's one-line meaning.
     """
 
     name: str
@@ -61,108 +63,26 @@ class SweepParam:
         return dataclasses.asdict(self)
 
 
-def _attribute_docs(klass: type) -> dict[str, str]:
-    """``name -> text`` from a Google-style ``Attributes:`` docstring section."""
-    doc = inspect.getdoc(klass) or ""
-    out: dict[str, str] = {}
-    current: str | None = None
-    in_section = False
-    for line in doc.splitlines():
-        if line.strip() == "Attributes:":
-            in_section = True
-            continue
-        if not in_section:
-            continue
-        if line and not line.startswith(" "):
-            break  # the section ended
-        m = re.match(r"^ {4}([A-Za-z_][\w, ]*):\s*(.*)$", line)
-        if m:
-            current = m.group(1)
-            for name in current.split(","):  # "n_out, n_in: ..." documents two fields
-                out[name.strip()] = m.group(2).strip()
-        elif current is not None and line.strip():
-            for name in current.split(","):
-                out[name.strip()] += " " + line.strip()
-    return out
-
-
-def _describe(text: str, owner: str, name: str) -> str:
-    """The first sentence of a field's documentation, short enough for one line."""
-    m = re.match(r"(.+?\.)(\s|$)", text)
-    sentence = (m.group(1) if m else text).strip()
-    sentence = sentence.split(": ``", 1)[0]  # a list of choices follows
-    if not sentence or sentence.startswith("``"):
-        return f"one of the choices; each is described in {owner}.{name}'s docstring"
-    return sentence if len(sentence) <= 110 else sentence[:107].rstrip() + "..."
-
-
-def _unit(name: str, type_name: str, doc: str) -> str:
-    if type_name == "str":
-        return "choice"
-    for suffix, unit in _UNIT_SUFFIXES:
-        if name.endswith(suffix):
-            return unit
-    if "fraction" in doc.lower():
-        return "fraction"
-    if "bits" in name:
-        return "bits"
-    return "-"
-
-
-def _allowed(name: str, type_name: str, build: Callable[[Any], Any]) -> str:
-    """The ``allowed: ...`` texts validation gives for probe values; none -> any value."""
-    probes: tuple[Any, ...] = ("\x00?",) if type_name == "str" else (-1, 10 ** 9) \
-        if type_name == "int" else (-1.0, 1e300)
-    found: list[str] = []
-    leaf = name.rpartition(".")[2]
-    for probe in probes:
-        try:
-            build(probe)
-        except ValueError as exc:
-            msg = str(exc)
-            if re.match(rf"^(\w+\.)?{re.escape(leaf)} = ", msg) and "allowed: " in msg:
-                text = msg.split("allowed: ", 1)[1].strip()
-                if text not in found:
-                    found.append(text)
-    if found:
-        return "; ".join(found)
-    return "any string" if type_name == "str" else f"any finite {type_name}"
-
-
 def sweep_params(device: Device | None = None, xbar: XbarConfig | None = None
                  ) -> dict[str, SweepParam]:
-    """Every sweepable parameter, by name; ranges relative to ``device`` and ``xbar``.
+    """Every sweepable parameter, by name, from the field declarations.
 
-    Ranges that depend on another field (``g_max_us > g_min_us``, ``dac.bits_per_read <=
-    dac.input_bits``) are stated for the given base configuration (the defaults when None).
+    ``device`` and ``xbar`` are accepted for the callers that state the base configuration;
+    the ranges are those of the declarations (rules tying two fields together are noted in
+    the allowed text and enforced when a value is built).
     """
-    device = device if device is not None else Device()
-    xbar = xbar if xbar is not None else XbarConfig()
     params: dict[str, SweepParam] = {}
-    docs = _attribute_docs(Device)
-    for f in dataclasses.fields(Device):
-        if not f.init or f.name in _DEVICE_SKIP or str(f.type) not in ("float", "int", "str"):
-            continue  # tuple fields hold a whole table, not one value
-        type_name = str(f.type)
-        doc = docs.get(f.name, "")
-        params[f.name] = SweepParam(
-            f.name, "device", type_name, _unit(f.name, type_name, doc),
-            _allowed(f.name, type_name, lambda v, n=f.name: device.replace(**{n: v})),
-            _describe(doc, "Device", f.name))
-    for section, klass in _HARDWARE_SECTIONS:
-        docs = _attribute_docs(klass)
-        for f in dataclasses.fields(klass):
-            name = f"{section}.{f.name}"
-            type_name = str(f.type)
-            doc = docs.get(f.name, "")
-            params[name] = SweepParam(
-                name, "hardware", type_name, _unit(f.name, type_name, doc),
-                _allowed(name, type_name, lambda v, n=name: xbar.replace(**{n: v})),
-                _describe(doc, klass.__name__, f.name))
-    params[SRAM_RATIO] = SweepParam(
-        SRAM_RATIO, "settings", "float", "fraction",
-        _allowed(SRAM_RATIO, "float", lambda v: CompareSettings(sram_ratio=v)),
-        "Fraction of each layer's weights given an SRAM word (RSA, OSA and their KD forms).")
+    for row in param_rows([("device", Device)]):
+        if row.name in _DEVICE_SKIP or row.type_name not in ("float", "int", "str"):
+            continue
+        params[row.name] = SweepParam(row.name, "device", row.type_name, row.unit,
+                                      row.allowed, row.description)
+    for row in param_rows(_HARDWARE_SECTIONS):
+        name = f"{row.section}.{row.name}"
+        params[name] = SweepParam(name, "hardware", row.type_name, row.unit, row.allowed,
+                                  row.description)
+    params[SRAM_RATIO] = SweepParam(SRAM_RATIO, "settings", "float", SRAM_RATIO_SPEC.unit,
+                                    SRAM_RATIO_SPEC.allowed(), SRAM_RATIO_SPEC.doc)
     return params
 
 
@@ -251,11 +171,13 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
 
 
 def format_params(params: dict[str, SweepParam]) -> str:
-    """The ``--list-params`` table."""
-    rows = [f"{'name':<22}{'type':<7}{'unit':<10}allowed",
-            f"{'':<22}{'':<7}{'':<10}description"]
+    """The ``--list-params`` table: name, type, unit and allowed values, then the meaning."""
+    wn = max([len("name")] + [len(p.name) for p in params.values()]) + 2
+    wu = max([len("unit")] + [len(p.unit) for p in params.values()]) + 2
+    rows = [f"{'name':<{wn}}{'type':<7}{'unit':<{wu}}allowed",
+            f"{'':<{wn + 7 + wu}}description"]
     for p in params.values():
-        rows.append(f"{p.name:<22}{p.type_name:<7}{p.unit:<10}{p.allowed}")
+        rows.append(f"{p.name:<{wn}}{p.type_name:<7}{p.unit:<{wu}}{p.allowed}")
         if p.description:
-            rows.append(f"{'':<39}{p.description}")
+            rows.append(f"{'':<{wn + 7 + wu}}{p.description}")
     return "\n".join(rows)

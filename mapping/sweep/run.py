@@ -116,10 +116,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
         ValueError: Unknown parameter (with the valid names), a value out of range, an
             unknown method, device or hardware, or a bad budget; each names what to change.
     """
-    from xbar.config import XbarConfig, hardware_document
-    from xbar.timing import TimingConfig
-    from xbar.timing.adaptation import AdaptationConfig
-    from xbar.timing.programming import ProgrammingConfig
+    from xbar.config import load_hardware
 
     methods = tuple(m.strip() for m in spec.methods if m.strip())
     if not methods:
@@ -135,14 +132,11 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                                adapt=AdaptConfig(steps=spec.steps, batch_size=spec.batch),
                                kd=KDConfig(epochs=spec.kd_epochs))
     device = spec.device if isinstance(spec.device, Device) else resolve_device(spec.device)
-    doc, label = hardware_document(spec.hw)
-    xbar = XbarConfig.from_dict(doc, label)
+    hw = load_hardware(spec.hw)
+    xbar = hw.xbar
     param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
-    return SweepPlan(spec, param, points, device, xbar.to_dict(),
-                     TimingConfig.from_dict(dict(doc.get("timing", {})), label),
-                     ProgrammingConfig.from_dict(dict(doc.get("programming", {})), label),
-                     AdaptationConfig.from_dict(dict(doc.get("adaptation", {})), label),
-                     settings)
+    return SweepPlan(spec, param, points, device, xbar.to_dict(), hw.timing, hw.programming,
+                     hw.adaptation, settings)
 
 
 # ---------------------------------------------------------------------- the run
@@ -221,7 +215,8 @@ def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dic
             "settings": {"sram_ratio": plan.spec.sram_ratio, "adapt_steps": s.adapt.steps,
                          "adapt_batch": s.adapt.batch_size,
                          "adapt_learning_rate": s.adapt.learning_rate,
-                         "sram_bits": s.adapt.sram_bits, "kd_epochs": s.kd.epochs,
+                         "sram_word_bits": plan.adaptation.sram_word_bits,
+                         "kd_epochs": s.kd.epochs,
                          "kd_batch": s.kd.batch_size, "kd_learning_rate": s.kd.learning_rate,
                          "kd_temperature": s.kd.temperature, "kd_alpha": s.kd.alpha,
                          "teacher_seed": plan.spec.teacher_seed},

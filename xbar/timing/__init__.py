@@ -9,11 +9,11 @@ from xbar.timing.closed_form import (LayerPlan, TilePlan, burst_cycles,
                                      layer_cycles_layer_schedule,
                                      network_cycles_layer_schedule, plan_layer, plan_network,
                                      tile_mvm_cycles)
-from xbar.timing.config import TimingConfig, hardware_to_toml, load_hardware
+from xbar.timing.config import TimingConfig, hardware_to_toml
 from xbar.timing.engine import SCHEDULES, LatencyResult, LayerTiming, Timeline, simulate
 from xbar.timing.network import LayerSpec
 
 __all__ = ["LayerPlan", "LayerSpec", "LayerTiming", "LatencyResult", "SCHEDULES", "TilePlan",
            "Timeline", "TimingConfig", "burst_cycles", "hardware_to_toml",
-           "layer_cycles_layer_schedule", "load_hardware", "network_cycles_layer_schedule",
+           "layer_cycles_layer_schedule", "network_cycles_layer_schedule",
            "plan_layer", "plan_network", "simulate", "tile_mvm_cycles"]

@@ -47,110 +47,20 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import simpy
 
-from xbar.config import XbarConfig, hardware_document
+from xbar.config import XbarConfig
 from xbar.timing.config import TimingConfig, ns_to_cycles
-from xbar.timing.engine import SCHEDULES, CountingEnvironment, simulate
+from xbar.timing.engine import CountingEnvironment, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
-from xbar.timing.programming import (check_choice, check_float, check_int, section_from_dict,
-                                     toml_section)
 from xbar.errors import ConfigError
 # Speedup accounting lives in xbar.timing.speedup; its names stay importable from here.
 from xbar.timing.speedup import SPEEDUP_DEFINITION, Speedup, rsa_speedup  # noqa: F401
-
-BACKWARD_MODES = ("transposed-read", "digital")
-SRAM_BANKS = ("per-layer", "shared")
-
-
-@dataclass(frozen=True)
-class AdaptationConfig:
-    """How the chip runs sparse adaptation (``[adaptation]`` in a hardware TOML file).
-
-    Attributes:
-        t_sram_write_ns: One SRAM word write, in ns. Default 1 ns ("about 1 ns per SRAM
-            write", Charan et al., JxCDC 2020, work 1 in REFERENCE.md); rounded up to whole
-            cycles.
-        sram_word_bits: Bits per SRAM word; one word holds one adapted weight. Default 8
-            (the n-bit words of RSA, issue 5; work 1). Timing does not depend on it; it sizes
-            the SRAM (reported in bits).
-        sram_ports: Write ports per SRAM bank: words written per write time. Default 1.
-        sram_banks: ``"per-layer"`` (default): each layer's SRAM weights sit in their own
-            bank beside its arrays, so layers write in parallel (project choice: RSA adds
-            the SRAM result to each array's output). ``"shared"``: one bank for the chip.
-        overlap_updates: True (default): a layer's SRAM writes start as soon as its weight
-            gradients are done, during the rest of the backward pass. False: after it.
-        backward: How the output gradient reaches a layer's input: ``"transposed-read"``
-            (default: the RRAM arrays read transposed, timed as a forward pass of the layer
-            with signed inputs) or ``"digital"`` (MACs on a digital unit).
-        backward_read_factor: Transposed-read pass time / forward pass time, in (0, 1000].
-            Default 1.0 (project choice: the same reads and conversions, rows and columns
-            swapped on square arrays).
-        digital_macs_per_cycle: MACs per cycle of the digital unit when ``backward =
-            "digital"``. Default 128 (project choice).
-        grad_macs_per_cycle: MACs per cycle of each layer's SRAM weight-gradient unit.
-            Default 128 (project choice; REFERENCE.md gives no figure).
-        forward_schedule: Schedule of the forward passes: ``"layer"`` (default) or
-            ``"pipelined"`` (see :func:`xbar.timing.simulate`).
-    """
-
-    t_sram_write_ns: float = 1.0
-    sram_word_bits: int = 8
-    sram_ports: int = 1
-    sram_banks: str = "per-layer"
-    overlap_updates: bool = True
-    backward: str = "transposed-read"
-    backward_read_factor: float = 1.0
-    digital_macs_per_cycle: int = 128
-    grad_macs_per_cycle: int = 128
-    forward_schedule: str = "layer"
-
-    def __post_init__(self) -> None:
-        o = "AdaptationConfig"
-        check_float(o, "t_sram_write_ns", self.t_sram_write_ns, 0.0, 1e6, "ns")
-        check_int(o, "sram_word_bits", self.sram_word_bits, 1, 64)
-        check_int(o, "sram_ports", self.sram_ports, 1, 1 << 20)
-        check_choice(o, "sram_banks", self.sram_banks, SRAM_BANKS)
-        if not isinstance(self.overlap_updates, bool):
-            raise ConfigError(f"{o}.overlap_updates = {self.overlap_updates!r} is invalid; "
-                             "allowed: true or false")
-        check_choice(o, "backward", self.backward, BACKWARD_MODES)
-        check_float(o, "backward_read_factor", self.backward_read_factor, 0.0, 1000.0, "")
-        check_int(o, "digital_macs_per_cycle", self.digital_macs_per_cycle, 1, 1 << 30)
-        check_int(o, "grad_macs_per_cycle", self.grad_macs_per_cycle, 1, 1 << 30)
-        check_choice(o, "forward_schedule", self.forward_schedule, SCHEDULES)
-
-    def write_cycles(self, timing: TimingConfig) -> int:
-        """Cycles of one SRAM word write."""
-        return ns_to_cycles(self.t_sram_write_ns, timing.clock_ghz)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "[adaptation]"
-                  ) -> "AdaptationConfig":
-        """Build from the fields of an ``[adaptation]`` table; unknown fields are an error."""
-        return section_from_dict(cls, "adaptation", values, where)
-
-    def replace(self, **changes: Any) -> "AdaptationConfig":
-        doc = self.to_dict()
-        doc.update(changes)
-        return AdaptationConfig.from_dict(doc, "AdaptationConfig.replace")
-
-    def to_toml(self) -> str:
-        """The ``[adaptation]`` table that :func:`load_adaptation_config` reads back."""
-        return toml_section("adaptation", self.to_dict())
-
-
-def load_adaptation_config(path: str | Path | None) -> AdaptationConfig:
-    """The ``[adaptation]`` section of a hardware TOML file or preset (defaults if absent)."""
-    doc, label = hardware_document(path)
-    return AdaptationConfig.from_dict(dict(doc.get("adaptation", {})), label)
+# The [adaptation] section is declared with the other timing sections (one root config).
+from xbar.timing_config import AdaptationConfig
 
 
 def sram_words_per_layer(specs: Sequence[LayerSpec], fraction: float) -> list[int]:

@@ -38,7 +38,7 @@ from xbar.timing.config import TimingConfig
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
 from xbar.errors import ConfigError
 
-SCHEDULES = ("layer", "pipelined")
+from xbar.timing_config import SCHEDULES  # noqa: E402  (declared with the configs)
 
 
 class CountingEnvironment(simpy.Environment):
@@ -362,6 +362,7 @@ def simulate(layers: Sequence[LayerSpec], xbar: XbarConfig | None = None,
     check_chain(layers)
     xbar = xbar or XbarConfig()
     timing = timing or TimingConfig()
+    timing.check_layer_names(layers)
     plans = plan_network(layers, xbar, timing)
     t0 = time.perf_counter()
     single = _Run(plans, xbar, timing, schedule, 1, timeline and batch == 1)

@@ -46,165 +46,20 @@ import heapq
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import simpy
 
-from xbar.config import XbarConfig, hardware_document
+from xbar.config import XbarConfig
 from xbar.timing.config import TimingConfig, ns_to_cycles
 from xbar.timing.engine import _CountingEnvironment
 from xbar.timing.network import LayerSpec, ceil_div
 from xbar.errors import ConfigError
-
-DRIVER_SYNCS = ("row", "independent")
-ARRAY_ORDERS = ("mapping", "longest-first")
-
-
-def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
-
-
-def check_int(owner: str, name: str, value: Any, lo: int, hi: int, why: str = "") -> None:
-    """Raise ``ValueError`` naming ``owner.name`` unless ``value`` is an int in [lo, hi]."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or \
-            not lo <= value <= hi:
-        _fail(owner, name, value, f"an integer in [{lo}, {hi}]{why}")
-
-
-def check_float(owner: str, name: str, value: Any, lo: float, hi: float, unit: str) -> None:
-    """Raise ``ValueError`` naming ``owner.name`` unless ``lo < value <= hi``."""
-    if (not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool)
-            or not math.isfinite(value) or not lo < value <= hi):
-        _fail(owner, name, value, f"a number in ({lo:g}, {hi:g}] {unit}".rstrip())
-
-
-def check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` naming ``owner.name`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        _fail(owner, name, value, f"one of {choices}")
-
-
-def toml_section(section: str, values: dict[str, Any]) -> str:
-    """A TOML table of plain scalars (what the configs of this package hold)."""
-    lines = [f"[{section}]"]
-    for key, value in values.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, (int, float)):
-            text = repr(value)
-        else:
-            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{key} = {text}")
-    return "\n".join(lines) + "\n"
-
-
-def section_from_dict(cls: Any, section: str, values: dict[str, Any], where: str) -> Any:
-    """Build ``cls`` from one TOML table; unknown fields are an error naming the file."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{where}: unknown field(s) {unknown} in [{section}]; valid fields: "
-                         f"{sorted(known)}")
-    return cls(**values)
-
-
-@dataclass(frozen=True)
-class ProgrammingConfig:
-    """How the chip programs its RRAM cells (``[programming]`` in a hardware TOML file).
-
-    Durations are rounded up to whole cycles of :attr:`TimingConfig.clock_ghz`.
-
-    Attributes:
-        t_pulse_ns: One SET or RESET programming pulse on one cell, driver settling included,
-            in ns. Default 6500 ns: the low end of the "RRAM write time per cell, 6.5 us to
-            4.5 ms" of Charan et al., JxCDC 2020 (work 1 in REFERENCE.md), read as the time of
-            one write (one pulse) of one cell; the benchmark sweeps the whole range. MNSIM
-            2.0's ``SimConfig.ini`` has a 10 ns write pulse at 3 V, a far faster device.
-        t_verify_ns: One verify read of one cell, in ns. Default 10 ns, the read pulse of
-            DNN+NeuroSim V1.3 ``Param.cpp`` (as ``TimingConfig.t_read_ns``).
-        drivers_per_array: Write drivers per array (each array of a differential pair has its
-            own); driver ``d`` serves bit lines ``d, d + D, ...``. 0 (the default) means one
-            per bit line (``XbarConfig.array.cols``), the most parallel choice; at most
-            ``cols``.
-        arrays_at_once: Arrays the chip may program at the same time (a chip-level budget of
-            write power and programming-voltage supplies); 0 means no limit. Default 1
-            (project choice: programming current of a whole array's drivers at 3 V is in the
-            tens of mA, so the conservative default is one array at a time; REFERENCE.md
-            gives no figure).
-        driver_sync: ``"row"`` (default): the drivers of an array work on one selected row at
-            a time and the next row starts when the slowest is done (a 1T1R array selects one
-            word line at a time; project choice). ``"independent"``: each driver walks its
-            own cells at its own pace (optimistic bound).
-        array_order: Order in which arrays queue for the ``arrays_at_once`` slots:
-            ``"mapping"`` (default: layer, row tile, column tile, G+ then G-) or
-            ``"longest-first"`` (the longest-processing-time rule, a shorter makespan when
-            slots are few).
-    """
-
-    t_pulse_ns: float = 6500.0
-    t_verify_ns: float = 10.0
-    drivers_per_array: int = 0
-    arrays_at_once: int = 1
-    driver_sync: str = "row"
-    array_order: str = "mapping"
-
-    def __post_init__(self) -> None:
-        o = "ProgrammingConfig"
-        check_float(o, "t_pulse_ns", self.t_pulse_ns, 0.0, 1e9, "ns")
-        check_float(o, "t_verify_ns", self.t_verify_ns, 0.0, 1e9, "ns")
-        check_int(o, "drivers_per_array", self.drivers_per_array, 0, 65536,
-                  " (0: one per bit line)")
-        check_int(o, "arrays_at_once", self.arrays_at_once, 0, 1 << 30, " (0: no limit)")
-        check_choice(o, "driver_sync", self.driver_sync, DRIVER_SYNCS)
-        check_choice(o, "array_order", self.array_order, ARRAY_ORDERS)
-
-    def pulse_cycles(self, timing: TimingConfig) -> int:
-        """Cycles of one programming pulse."""
-        return ns_to_cycles(self.t_pulse_ns, timing.clock_ghz)
-
-    def verify_cycles(self, timing: TimingConfig) -> int:
-        """Cycles of one verify read."""
-        return ns_to_cycles(self.t_verify_ns, timing.clock_ghz)
-
-    def drivers(self, xbar: XbarConfig) -> int:
-        """Write drivers per array on ``xbar``'s arrays (checks the field against them)."""
-        cols = xbar.array.cols
-        if self.drivers_per_array > cols:
-            _fail("ProgrammingConfig", "drivers_per_array", self.drivers_per_array,
-                  f"an integer in [0, {cols}] (arrays have {cols} bit lines; 0: one per "
-                  "bit line)")
-        return self.drivers_per_array or cols
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any], where: str = "[programming]"
-                  ) -> "ProgrammingConfig":
-        """Build from the fields of a ``[programming]`` table; unknown fields are an error."""
-        return section_from_dict(cls, "programming", values, where)
-
-    def replace(self, **changes: Any) -> "ProgrammingConfig":
-        doc = self.to_dict()
-        doc.update(changes)
-        return ProgrammingConfig.from_dict(doc, "ProgrammingConfig.replace")
-
-    def to_toml(self) -> str:
-        """The ``[programming]`` table that :func:`load_programming_config` reads back."""
-        return toml_section("programming", self.to_dict())
-
-
-def load_programming_config(path: str | Path | None) -> ProgrammingConfig:
-    """The ``[programming]`` section of a hardware TOML file or preset (defaults if absent).
-
-    Raises:
-        ValueError: An unknown field or an invalid value, naming the file.
-    """
-    doc, label = hardware_document(path)
-    return ProgrammingConfig.from_dict(dict(doc.get("programming", {})), label)
+from xbar.params import check_int
+# The [programming] section is declared with the other timing sections (one root config).
+from xbar.timing_config import ProgrammingConfig
 
 
 # --------------------------------------------------------------------------- cell layout
