@@ -35,8 +35,8 @@ _PUBLIC: dict[str, str] = {
     # hardware configuration
     "HardwareConfig": "xbar.config", "XbarConfig": "xbar.config", "ArrayConfig": "xbar.config",
     "DACConfig": "xbar.config", "ADCConfig": "xbar.config", "load_hardware": "xbar.config",
-    "TimingConfig": "xbar.timing.config", "ProgrammingConfig": "xbar.timing.programming",
-    "AdaptationConfig": "xbar.timing.adaptation",
+    "TimingConfig": "xbar.timing_config", "ProgrammingConfig": "xbar.timing_config",
+    "AdaptationConfig": "xbar.timing_config",
     # analog model
     "AnalogMatrix": "xbar.analog", "weight_layout": "xbar.layout",
     # networks onto chips
