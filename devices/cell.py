@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 from xbar.errors import ConfigError
-from xbar.params import INF, param, validate
+from xbar.params import INF, fail, param, validate
 
 VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
 SIGMA_REFERENCES = ("level", "g_max", "range")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"Device.{name} = {value!r} is invalid; allowed: {allowed}")
+    fail("Device", name, value, allowed)
 
 
 @dataclass(frozen=True)

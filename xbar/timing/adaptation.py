@@ -53,7 +53,7 @@ import numpy as np
 import simpy
 
 from xbar.config import XbarConfig
-from xbar.timing.config import TimingConfig, ns_to_cycles
+from xbar.timing.config import TimingConfig
 from xbar.timing.engine import CountingEnvironment, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
 from xbar.errors import ConfigError
