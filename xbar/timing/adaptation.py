@@ -116,7 +116,8 @@ class AdaptationResult:
         write_tail_cycles: SRAM writes not hidden behind the backward pass
             (step - forward - backward).
         sram_write_cycles: Sum over layers of U_l (the write work, hidden or not).
-        sram_words, sram_bits: SRAM size over the network.
+        sram_words, sram_bits: SRAM size over the network, in words and in bits (sram_bits =
+            sram_words x ``sram_word_bits``, the bits of one word).
         sram_bank_utilisation: Busy bank-cycles / (banks x total cycles).
         layers: Per-layer figures of the first step.
     """
