@@ -11,6 +11,7 @@ resistance (IR drop) and sneak paths (the 1T1R access transistor suppresses them
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -230,14 +231,24 @@ class Device:
             return g * np.sqrt(np.expm1(self.sigma ** 2)) * np.exp(self.sigma ** 2 / 2)
         return np.zeros_like(g)
 
-    def nearest_level(self, g_us: np.ndarray) -> np.ndarray:
-        """Index of the nominal level nearest to each conductance (uS)."""
-        lv = self._levels
-        g = np.asarray(g_us, dtype=np.float64)
-        idx = np.clip(np.searchsorted(lv, g), 1, len(lv) - 1)
+    def nearest_level(self, g_us: Any) -> Any:
+        """Index of the nominal level nearest to each conductance (uS); a tie goes down.
+
+        NumPy in, int32 NumPy out; a torch tensor in, an int64 tensor on its device out (the
+        same arithmetic, in float64, so both give the same indices).
+        """
+        if _is_numpy(g_us):
+            lv = self._levels
+            g = np.asarray(g_us, dtype=np.float64)
+        else:
+            g = g_us.double().contiguous()
+            lv = _like(self._levels, g)
+        xp = array_namespace(g)
+        idx = xp.searchsorted(lv, g).clip(1, len(self._levels) - 1)
         left = lv[idx - 1]
         right = lv[idx]
-        return np.where(g - left <= right - g, idx - 1, idx).astype(np.int32)
+        out = xp.where(g - left <= right - g, idx - 1, idx)
+        return out.astype(np.int32) if xp is np else out
 
     # ------------------------------------------------------------------ programming
     def program(self, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -253,59 +264,113 @@ class Device:
         """
         return self.program_cells(levels, rng)[0]
 
-    def program_cells(self, levels: np.ndarray, rng: np.random.Generator
-                      ) -> tuple[np.ndarray, np.ndarray]:
-        """As :meth:`program`, also returning the stuck map (0 healthy, 1 SA0, 2 SA1; int8)."""
-        lv = np.asarray(levels)
-        if lv.dtype.kind not in "iu":
-            raise ConfigError(f"levels must be integer level indices, got dtype {lv.dtype}")
-        if lv.size and (lv.min() < 0 or lv.max() >= self.n_levels):
-            raise ConfigError(f"levels must lie in [0, {self.n_levels - 1}] for device "
-                             f"{self.name!r}; got range [{lv.min()}, {lv.max()}]")
-        nominal = self._levels.astype(np.float32)[lv]
-        g = self._vary(lv, nominal, rng)
-        np.clip(g, self.g_min_us, self.g_max_us, out=g)
-        sa0, sa1 = self.fault_masks(g.shape, rng)
-        g[sa0] = self.g_min_us
-        g[sa1] = self.g_max_us
-        return g, sa0.astype(np.int8) + 2 * sa1.astype(np.int8)
+    def program_cells(self, levels: Any, rng: Any) -> tuple[Any, Any]:
+        """As :meth:`program`, also returning the stuck map (0 healthy, 1 SA0, 2 SA1; int8).
 
-    def _vary(self, lv: np.ndarray, nominal: np.ndarray, rng: np.random.Generator
-              ) -> np.ndarray:
+        ``levels`` and ``rng`` are NumPy (an integer array and a ``np.random.Generator``) or
+        torch (an integer tensor and a ``torch.Generator``, for a training-time model of
+        programming such as KD's): the draws come from that generator and the cells are
+        made by the same formula, :meth:`conductances`.
+        """
+        lv = self._check_levels(levels)
+        eps, u = self.draw(lv.shape, rng, getattr(lv, "device", None))
+        g, sa0, sa1 = self.conductances(lv, eps, u)
+        if _is_numpy(g):
+            return g, sa0.astype(np.int8) + 2 * sa1.astype(np.int8)
+        return g, sa0.char() + 2 * sa1.char()   # torch: int8 as well
+
+    def _check_levels(self, levels: Any) -> Any:
+        if _is_numpy(levels):
+            lv = np.asarray(levels)
+            integer = lv.dtype.kind in "iu"
+        else:
+            lv = levels
+            integer = not (lv.dtype.is_floating_point or lv.dtype.is_complex
+                           or lv.dtype == _torch().bool)
+        if not integer:
+            raise ConfigError(f"levels must be integer level indices, got dtype {lv.dtype}")
+        if lv.shape.numel() if not _is_numpy(lv) else lv.size:
+            lo, hi = int(lv.min()), int(lv.max())
+            if lo < 0 or hi >= self.n_levels:
+                raise ConfigError(f"levels must lie in [0, {self.n_levels - 1}] for device "
+                                  f"{self.name!r}; got range [{lo}, {hi}]")
+        return lv
+
+    def draw(self, shape: tuple[int, ...], rng: Any, device: Any = None
+             ) -> tuple[Any, Any]:
+        """The random numbers programming ``shape`` cells consumes, in the order it draws
+        them: standard normals (float32; None when there is neither a spread nor a fault to
+        draw) and uniforms in [0, 1) for the stuck-at faults (float32; None without faults).
+
+        The normals are drawn whenever faults are, even without a spread, so that the
+        stuck-at map that follows is the same with and without variation (a sweep over sigma
+        keeps its faults). ``rng``: a ``np.random.Generator`` or a ``torch.Generator`` (its
+        draws are moved to ``device``).
+        """
+        faults = bool(self.sa0_rate or self.sa1_rate)
+        normals = faults or not (self.variation == "none" or self._zero_spread())
+        if isinstance(rng, np.random.Generator):
+            eps = rng.standard_normal(shape, dtype=np.float32) if normals else None
+            u = rng.random(shape, dtype=np.float32) if faults else None
+            return eps, u
+        torch = _torch()
+        if not isinstance(rng, torch.Generator):
+            raise ConfigError(f"rng must be a numpy.random.Generator or a torch.Generator; "
+                              f"got {type(rng).__name__}")
+        kw = {"generator": rng, "dtype": torch.float32, "device": rng.device}
+        to = rng.device if device is None else device
+        eps = torch.randn(shape, **kw).to(to) if normals else None
+        u = torch.rand(shape, **kw).to(to) if faults else None
+        return eps, u
+
+    def level_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per level, float32: the conductance programming aims at (the nominal level, or the
+        measured mean of a ``table`` device) and the spread around it. For the additive
+        models a cell is ``centre + spread * N(0, 1)`` (spread in uS); for ``lognormal`` it is
+        ``centre * exp(sigma * N(0, 1))`` and the spread column holds sigma."""
+        nominal = self._levels.astype(np.float32)
         v = self.variation
         if v == "none" or self._zero_spread():
-            if self.sa0_rate or self.sa1_rate:
-                # Spend the draws a spread would, so that the stuck-at map that follows is
-                # the same with and without variation (a sweep over sigma keeps its faults).
-                rng.standard_normal(lv.shape, dtype=np.float32)
-            return nominal.copy()
-        eps = rng.standard_normal(lv.shape, dtype=np.float32)
+            return nominal, np.zeros_like(nominal)
         if v == "gaussian":
             if self.sigma_reference == "level":
-                return nominal + np.float32(self.sigma) * nominal * eps
+                return nominal, np.float32(self.sigma) * nominal
             ref = self.g_max_us if self.sigma_reference == "g_max" \
                 else self.g_max_us - self.g_min_us
-            return nominal + np.float32(self.sigma * ref) * eps
+            return nominal, np.full_like(nominal, np.float32(self.sigma * ref))
         if v == "lognormal":
-            return nominal * np.exp(np.float32(self.sigma) * eps)
+            return nominal, np.full_like(nominal, np.float32(self.sigma))
         if v == "table":
-            mean = np.asarray(self.level_mean_us, dtype=np.float32)[lv]
-            std = np.asarray(self.level_std_us, dtype=np.float32)[lv]
-            return mean + std * eps
-        # polynomial
-        sig = self.sigma_at(self._levels).astype(np.float32)[lv]
-        return nominal + sig * eps
+            return (np.asarray(self.level_mean_us, dtype=np.float32),
+                    np.asarray(self.level_std_us, dtype=np.float32))
+        return nominal, self.sigma_at(self._levels).astype(np.float32)   # polynomial
 
-    def fault_masks(self, shape: tuple[int, ...], rng: np.random.Generator
-                    ) -> tuple[np.ndarray, np.ndarray]:
-        """Draw stuck-at masks: (stuck at g_min, stuck at g_max), disjoint boolean arrays."""
-        if self.sa0_rate == 0 and self.sa1_rate == 0:
-            z = np.zeros(shape, dtype=bool)
-            return z, z.copy()
-        u = rng.random(shape, dtype=np.float32)
-        sa0 = u < self.sa0_rate
-        sa1 = (u >= self.sa0_rate) & (u < self.sa0_rate + self.sa1_rate)
-        return sa0, sa1
+    def conductances(self, levels: Any, eps: Any, u: Any) -> tuple[Any, Any, Any]:
+        """The programmed cells from their target levels and the draws of :meth:`draw`.
+
+        The one formula of one-shot programming, for NumPy arrays and torch tensors alike:
+        variation around the level's centre (:meth:`level_statistics`), clipping to
+        [g_min_us, g_max_us], then stuck-at faults (``u < sa0_rate``: g_min;
+        ``sa0_rate <= u < sa0_rate + sa1_rate``: g_max). Returns (g, sa0 mask, sa1 mask).
+        """
+        centre_np, spread_np = self.level_statistics()
+        centre = _like(centre_np, levels)
+        if self.variation == "none" or self._zero_spread():
+            g = centre[levels]
+        elif self.variation == "lognormal":
+            g = centre[levels] * array_namespace(eps).exp(_scalar(spread_np[0], eps) * eps)
+        else:
+            g = centre[levels] + _like(spread_np, levels)[levels] * eps
+        g = g.clip(self.g_min_us, self.g_max_us)
+        if u is None:
+            sa0 = _zeros_bool(g)
+            sa1 = _zeros_bool(g)
+        else:
+            sa0 = u < self.sa0_rate
+            sa1 = (u >= self.sa0_rate) & (u < self.sa0_rate + self.sa1_rate)
+            g[sa0] = self.g_min_us
+            g[sa1] = self.g_max_us
+        return g, sa0, sa1
 
     def summary(self) -> str:
         """One line with the key figures, for listings."""
@@ -315,3 +380,36 @@ class Device:
         return (f"{self.g_min_us:.4g}-{self.g_max_us:.4g} uS, {self.n_levels} levels, "
                 f"variation {var}, read noise {self.read_noise:g}, "
                 f"SA0 {self.sa0_rate:g}, SA1 {self.sa1_rate:g}")
+
+
+# --------------------------------------------------------------------------- array modules
+def _is_numpy(x: Any) -> bool:
+    """True unless ``x`` is a torch tensor (lists and scalars count as NumPy)."""
+    torch = sys.modules.get("torch")
+    return torch is None or not isinstance(x, torch.Tensor)
+
+
+def _torch() -> Any:
+    import torch  # only reached with a torch tensor or generator in hand: already imported
+    return torch
+
+
+def array_namespace(x: Any) -> Any:
+    """The module whose functions apply to ``x``: ``torch`` for a tensor, else ``numpy``."""
+    return np if _is_numpy(x) else sys.modules["torch"]
+
+
+def _like(table: np.ndarray, ref: Any) -> Any:
+    """``table`` as an array of ``ref``'s kind (a tensor on ``ref``'s device for torch)."""
+    return table if _is_numpy(ref) else _torch().as_tensor(table, device=ref.device)
+
+
+def _scalar(value: np.floating, ref: Any) -> Any:
+    """A float32 scalar for NumPy; the same value as a Python float for torch."""
+    return value if _is_numpy(ref) else float(value)
+
+
+def _zeros_bool(ref: Any) -> Any:
+    if _is_numpy(ref):
+        return np.zeros(ref.shape, dtype=bool)
+    return _torch().zeros(ref.shape, dtype=_torch().bool, device=ref.device)

@@ -1,24 +1,11 @@
 """A weight matrix programmed onto tiled 1T1R arrays, and its analog MVM.
 
-Weight -> conductance (``weight_mapping`` of :class:`xbar.config.ArrayConfig`):
-
-* differential: a weight w in column j with scale w_max_j targets the conductance
-  ``g_min' + |w| / w_max_j * (g_top - g_min')`` on the G+ cell (w > 0) or the G- cell (w < 0),
-  the other cell at the lowest level; g_min', g_top are the lowest and highest levels. The
-  target is rounded to the nearest level. So w ~ (G+ - G-) / g_scale_j with
-  ``g_scale_j = (g_top - g_min') / w_max_j``.
-* offset: one cell per weight at ``g_ref + w / w_max_j * span``, with g_ref the level
-  ``(n_levels - 1) // 2`` and span the smaller distance from g_ref to either end level, and a
-  reference column per array whose cells sit at g_ref; w ~ (G - G_ref) / g_scale_j with
-  ``g_scale_j = span / w_max_j``.
-
-The scale policy: ``scale="column"`` (w_max_j = max_i |W_ji|, every output column uses the
-full conductance range; the per-column factor is applied digitally after the ADC) or
-``scale="layer"`` (one w_max for the whole matrix). Columns that are all zero get w_max = 1.
-
-Programming (variation, clipping, stuck-at faults) is the device's; see
-:meth:`xbar.devices.Device.program`. Faults and variation also hit the reference column and the
-idle cell of each differential pair.
+Where each weight's cells are, how a weight becomes level indices and cells become effective
+weights, is the weight layout's (:mod:`xbar.layout`, chosen by ``weight_mapping`` of
+:class:`xbar.config.ArrayConfig`: differential pairs, or one cell against a reference column
+per array). Programming (variation, clipping, stuck-at faults) is the device's; see
+:meth:`xbar.devices.Device.program`. Faults and variation also hit the reference column and
+the idle cell of each differential pair.
 """
 
 from __future__ import annotations
@@ -31,26 +18,12 @@ import numpy as np
 from xbar.devices import Device
 from xbar.config import XbarConfig
 from xbar.kernel import ZIGGURAT, mvm_kernel
+from xbar.layout import SCALES, WeightLayout, weight_layout
 from xbar.threads import configure_threads, single_threaded_blas
 from xbar.errors import ConfigError
 
-SCALES = ("column", "layer")
 _CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def weight_span_us(device: Device, mapping: str) -> tuple[float, float]:
-    """(conductance of a zero weight's cell, conductance step of a full-scale weight), uS."""
-    levels = device.levels
-    if mapping == "differential":
-        return float(levels[0]), float(levels[-1] - levels[0])
-    if device.n_levels < 3:
-        raise ConfigError(f"offset weight mapping needs a device with >= 3 levels (a reference "
-                         f"level and one each side); {device.name!r} has {device.n_levels}")
-    g_ref = levels[(device.n_levels - 1) // 2]
-    return float(g_ref), float(min(g_ref - levels[0], levels[-1] - g_ref))
 
 
 @dataclass
@@ -91,11 +64,11 @@ class AnalogMatrix:
 
     @property
     def n_row_tiles(self) -> int:
-        return _ceil_div(self.n_in, self.rows)
+        return self.layout.row_tiles(self.n_in)
 
     @property
     def n_col_tiles(self) -> int:
-        return _ceil_div(self.n_out, self.config.array.weight_cols)
+        return self.layout.col_tiles(self.n_out)
 
     @property
     def n_tiles(self) -> int:
@@ -124,52 +97,33 @@ class AnalogMatrix:
             raise ConfigError("weights contain NaN or infinity")
         if scale not in SCALES:
             raise ConfigError(f"scale = {scale!r} is invalid; allowed: one of {SCALES}")
+        layout = weight_layout(config.array)
         n_out, n_in = w.shape
-        if scale == "column":
-            w_max = np.abs(w).max(axis=1)
-        else:
-            w_max = np.full(n_out, np.abs(w).max())
-        w_max = np.where(w_max > 0, w_max, 1.0)
-        mapping = config.array.weight_mapping
-        wc = config.array.weight_cols
-        n_ct = _ceil_div(n_out, wc)
-        cols = np.arange(n_out)
-        g_zero, span = weight_span_us(device, mapping)
-        g_scale = span / w_max
-        if mapping == "differential":
-            target = g_zero + np.abs(w.T) * g_scale         # (n_in, n_out)
-            lv_mag = device.nearest_level(target)
-            lv_pos = np.where(w.T > 0, lv_mag, 0)
-            lv_neg = np.where(w.T < 0, lv_mag, 0)
-            target_levels = np.concatenate([lv_pos, lv_neg], axis=1).astype(np.int32)
-            pos_cols, neg_cols = cols, cols + n_out
-            tile_of_col = np.concatenate([cols // wc, n_ct + cols // wc])
-        else:
-            l_ref = (device.n_levels - 1) // 2
-            lv_w = device.nearest_level(g_zero + w.T * g_scale)
-            lv_ref = np.full((n_in, n_ct), l_ref)
-            target_levels = np.concatenate([lv_w, lv_ref], axis=1).astype(np.int32)
-            pos_cols, neg_cols = cols, n_out + cols // wc
-            tile_of_col = np.concatenate([cols // wc, np.arange(n_ct)])
-        g, stuck = device.program_cells(target_levels, rng)
-        return cls(config=config, device=device, n_out=n_out, n_in=n_in, g_us=g,
-                   target_levels=target_levels, stuck=stuck, g_scale=g_scale,
-                   pos_cols=pos_cols, neg_cols=neg_cols, tile_of_col=tile_of_col.astype(np.int64))
+        cells = layout.program(w, device, rng, scale)
+        cm = layout.columns(n_out)
+        return cls(config=config, device=device, n_out=n_out, n_in=n_in, g_us=cells.g_us,
+                   target_levels=cells.target_levels, stuck=cells.stuck,
+                   g_scale=cells.g_scale, pos_cols=cm.pos_cols, neg_cols=cm.neg_cols,
+                   tile_of_col=cm.array)
+
+    @property
+    def layout(self) -> WeightLayout:
+        """Where the cells of each weight are (:mod:`xbar.layout`)."""
+        return weight_layout(self.config.array)
 
     @property
     def w_max(self) -> np.ndarray:
         """Largest weight magnitude each output column can hold (float64, (n_out,))."""
-        return weight_span_us(self.device, self.config.array.weight_mapping)[1] / self.g_scale
+        return self.layout.w_max(self.device, self.g_scale)
 
     def effective_weights(self) -> np.ndarray:
         """Weights (n_out x n_in) the programmed cells represent, read without noise."""
-        g = self.g_us.astype(np.float64)
-        return ((g[:, self.pos_cols] - g[:, self.neg_cols]) / self.g_scale).T
+        return self.layout.effective_weights(self.g_us, self.g_scale)
 
     def quantised_weights(self) -> np.ndarray:
         """Weights the target levels represent (no variation, no faults)."""
-        lv = self.device.levels[self.target_levels]
-        return ((lv[:, self.pos_cols] - lv[:, self.neg_cols]) / self.g_scale).T
+        return self.layout.effective_weights(self.device.levels[self.target_levels],
+                                             self.g_scale)
 
     # ------------------------------------------------------------------ MVM
     def _g_tiles(self, square: bool = False, stack_squares: bool = False) -> np.ndarray:

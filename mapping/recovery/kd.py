@@ -1,19 +1,23 @@
 """Knowledge distillation with the device in the loop (Charan et al., JxCDC 2020, work 1).
 
 The student starts as the teacher with BatchNorm folded away and is trained with every
-mapped layer's weight passed, on every forward, through a differentiable model of
-programming: quantisation to the device's conductance levels (per-output-column scale, as
-the mapping does), the device's programming variation, clipping to the conductance range,
-and freshly drawn stuck-at faults. Gradients pass straight through (w_noisy = w + (noisy(w)
-- w).detach()). The loss mixes the softened teacher outputs with the labels:
+mapped layer's weight passed, on every forward, through the chip's one-shot programming:
+the weight layout's quantisation to the device's levels (per-output-column scale) and cell
+placement (:mod:`xbar.layout`: differential pairs, or one cell per weight against the
+reference column its array shares), then the device's own programming of every cell
+(:meth:`xbar.devices.Device.program_cells`: variation with the device's model, measured
+table means included, clipping, stuck-at faults), drawn afresh with a torch generator, and
+read back as effective weights by the layout. It is the code ``Chip.program`` runs, on
+tensors, so the student trains on the chip's weights in distribution. Gradients pass
+straight through (w_noisy = w + (noisy(w) - w).detach()). The loss mixes the softened
+teacher outputs with the labels:
 
     L = alpha * T^2 * KL(softmax(t / T) || softmax(s / T)) + (1 - alpha) * CE(s, y)
 
 with temperature T = 2 (work 1) and alpha = 0.5 by default.
 
 Left out of the training noise: read noise and converter quantisation (the student meets
-them on the chip), and the lognormal model's skew (drawn as a Gaussian of the same
-standard deviation).
+them on the chip).
 """
 
 from __future__ import annotations
@@ -33,65 +37,43 @@ from xbar.devices import Device
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.data.train import seeded_deterministic, evaluate
-from xbar.config import XbarConfig
+from xbar.config import ArrayConfig, XbarConfig
+from xbar.layout import weight_layout
 from xbar.errors import ConfigError
 
 
 class DeviceNoise(nn.Module):
-    """Weight parametrization: the weights a one-shot programmed array would hold."""
+    """Weight parametrization: the weights a one-shot programmed array would hold.
 
-    def __init__(self, device: Device, mapping: str, generator: torch.Generator) -> None:
+    Args:
+        device: The cell technology.
+        array: The arrays' configuration (its weight mapping and columns place the cells);
+            a mapping name alone (``"differential"``, ``"offset"``) means default-sized
+            arrays of that mapping.
+        generator: The torch generator of the programming draws (on the weights' device or
+            the CPU).
+        scale: The scale policy, as :meth:`xbar.analog.AnalogMatrix.program`'s.
+    """
+
+    def __init__(self, device: Device, array: ArrayConfig | str, generator: torch.Generator,
+                 scale: str = "column") -> None:
         super().__init__()
+        if isinstance(array, str):
+            array = ArrayConfig(weight_mapping=array)
         self.device = device
-        self.mapping = mapping
+        self.layout = weight_layout(array)
+        self.layout.span_us(device)  # refuse a device the mapping cannot use, up front
         self.generator = generator
-        lv = torch.as_tensor(device.levels, dtype=torch.float32)
-        self.register_buffer("levels", lv)
-        self.register_buffer("level_sigma",
-                             torch.as_tensor(device.sigma_at(device.levels), dtype=torch.float32))
-        if device.variation == "lognormal":
-            self.register_buffer("lognormal_sigma", torch.tensor(device.sigma))
+        self.scale = scale
         self.active = True
-
-    def _nearest(self, g: torch.Tensor) -> torch.Tensor:
-        mids = (self.levels[1:] + self.levels[:-1]) / 2
-        return torch.bucketize(g, mids)
-
-    def _program(self, idx: torch.Tensor) -> torch.Tensor:
-        g = self.levels[idx]
-        if self.device.variation != "none":
-            eps = torch.randn(g.shape, generator=self.generator)
-            g = g + self.level_sigma[idx] * eps
-        g = g.clamp(self.device.g_min_us, self.device.g_max_us)
-        if self.device.sa0_rate or self.device.sa1_rate:
-            u = torch.rand(g.shape, generator=self.generator)
-            g = torch.where(u < self.device.sa0_rate, torch.full_like(g, self.device.g_min_us), g)
-            sa1 = (u >= self.device.sa0_rate) & (u < self.device.sa0_rate + self.device.sa1_rate)
-            g = torch.where(sa1, torch.full_like(g, self.device.g_max_us), g)
-        return g
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         if not self.active:
             return w
-        flat = w.reshape(w.shape[0], -1).detach()
-        w_max = flat.abs().amax(dim=1, keepdim=True).clamp_min(1e-12)
-        lv = self.levels
         with torch.no_grad():
-            if self.mapping == "differential":
-                g_scale = (lv[-1] - lv[0]) / w_max
-                idx = self._nearest(lv[0] + flat.abs() * g_scale)
-                zero = torch.zeros_like(idx)
-                g_pos = self._program(torch.where(flat > 0, idx, zero))
-                g_neg = self._program(torch.where(flat < 0, idx, zero))
-                noisy = (g_pos - g_neg) / g_scale
-            else:
-                l_ref = (len(lv) - 1) // 2
-                span = torch.minimum(lv[l_ref] - lv[0], lv[-1] - lv[l_ref])
-                g_scale = span / w_max
-                g_w = self._program(self._nearest(lv[l_ref] + flat * g_scale))
-                ref = torch.full((flat.shape[0], 1), l_ref, dtype=torch.long)
-                g_ref = self._program(ref.expand(-1, flat.shape[1]).contiguous())
-                noisy = (g_w - g_ref) / g_scale
+            flat = w.detach().reshape(w.shape[0], -1)
+            cells = self.layout.program(flat, self.device, self.generator, self.scale)
+            noisy = self.layout.effective_weights(cells.g_us, cells.g_scale).to(w.dtype)
         return w + (noisy.reshape(w.shape) - w).detach()
 
 
@@ -143,7 +125,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
         gen = torch.Generator().manual_seed(seed + 1)
         noises = []
         for _, layer in mapped_layers(student):
-            noise = DeviceNoise(device, config.array.weight_mapping, gen)
+            noise = DeviceNoise(device, config.array, gen)
             parametrize.register_parametrization(layer, "weight", noise)
             noises.append(noise)
         opt = torch.optim.Adam(student.parameters(), lr=kd.learning_rate)

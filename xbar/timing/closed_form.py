@@ -7,8 +7,9 @@ assert equality, cycle for cycle). Notation, all in whole clock cycles:
 * ``t_a = ceil((adc.bits + 2) / adc_gsps * clock_ghz)``: one ADC conversion.
 * ``c = min(adc.cols_per_adc, u)``: conversions per ADC per slice, where ``u`` is the number
   of bit lines in use in the array (weight columns, plus the reference column of the offset
-  mapping, packed from column 0); ADC ``i`` serves columns ``i * cols_per_adc ...``, so the
-  first ADC, the busiest, converts ``min(cols_per_adc, u)`` of them.
+  mapping, packed from column 0: :meth:`xbar.layout.WeightLayout.used_columns`); ADC ``i``
+  serves columns ``i * cols_per_adc ...``, so the first ADC, the busiest, converts
+  ``min(cols_per_adc, u)`` of them.
 * ``t_s = shift_add_cycles``.
 * ``S = passes * ceil(input_bits / bits_per_read)``: slices per MVM (passes = 2 for signed
   inputs).
@@ -48,6 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from xbar.config import XbarConfig
+from xbar.layout import weight_layout
 from xbar.timing.config import TimingConfig
 from xbar.timing.network import LayerSpec, ceil_div
 
@@ -151,9 +153,8 @@ def plan_layer(spec: LayerSpec, xbar: XbarConfig, timing: TimingConfig) -> Layer
     rows, n = spec.out_hw
     copies = min(timing.duplicates(spec.name, spec.kind), n)
     r_tiles, c_tiles = spec.row_tiles(xbar), spec.col_tiles(xbar)
-    wc = xbar.array.weight_cols
+    layout = weight_layout(xbar.array)
     out_per_group = spec.n_out // spec.groups
-    extra = 1 if xbar.array.weight_mapping == "offset" else 0
     slices = slices_per_mvm(xbar, spec.signed_inputs)
     t_r, t_a = timing.read_cycles(), timing.adc_cycles(xbar.adc.bits)
     g = timing.tiles_per_adc_group
@@ -163,7 +164,7 @@ def plan_layer(spec: LayerSpec, xbar: XbarConfig, timing: TimingConfig) -> Layer
         for grp in range(spec.groups):
             for rt in range(r_tiles):
                 for ct in range(c_tiles):
-                    used = min(wc, out_per_group - ct * wc) + extra
+                    used = layout.used_columns(out_per_group, ct)
                     conv = min(xbar.adc.cols_per_adc, used)
                     idx = len(tiles)
                     tiles.append(TilePlan(
@@ -177,7 +178,7 @@ def plan_layer(spec: LayerSpec, xbar: XbarConfig, timing: TimingConfig) -> Layer
     group_sums = [0] * n_groups
     for t in tiles:
         group_sums[t.adc_group] += t.burst_cycles
-    arrays = 2 if xbar.array.weight_mapping == "differential" else 1
+    arrays = layout.arrays_per_tile
     act = activation_bytes(xbar)
     c_in, _, w_in = spec.in_chw
     in_bytes = spec.in_elements * act

@@ -2,7 +2,8 @@
 
 The engine sees per-cell pulse and verify-read counts (from the write-verify loop of
 :mod:`xbar.devices.write_verify`, or any other source), never conductances. Cells are laid out as
-the mapping lays them out (:class:`xbar.analog.AnalogMatrix`): a layer's weight matrix of
+the weight layout lays them out (:mod:`xbar.layout`, as :class:`xbar.analog.AnalogMatrix`
+holds them): a layer's weight matrix of
 ``n_in`` rows and ``n_out`` columns becomes a cell matrix of ``n_in`` rows and ``n_phys``
 physical columns,
 
@@ -55,8 +56,9 @@ import simpy
 from xbar.config import XbarConfig
 from xbar.timing.config import TimingConfig, ns_to_cycles
 from xbar.timing.engine import _CountingEnvironment
-from xbar.timing.network import LayerSpec, ceil_div
+from xbar.timing.network import LayerSpec
 from xbar.errors import ConfigError
+from xbar.layout import weight_layout
 from xbar.params import check_int
 # The [programming] section is declared with the other timing sections (one root config).
 from xbar.timing_config import ProgrammingConfig
@@ -64,26 +66,18 @@ from xbar.timing_config import ProgrammingConfig
 
 # --------------------------------------------------------------------------- cell layout
 def physical_columns(n_out: int, xbar: XbarConfig) -> int:
-    """Physical columns of a layer's cell matrix: 2 n_out (differential) or n_out + n_ct."""
-    if xbar.array.weight_mapping == "differential":
-        return 2 * n_out
-    return n_out + ceil_div(n_out, xbar.array.weight_cols)
+    """Physical columns of a layer's cell matrix: 2 n_out (differential) or n_out + n_ct
+    (:meth:`xbar.layout.WeightLayout.physical_columns`)."""
+    return weight_layout(xbar.array).physical_columns(n_out)
 
 
 def column_layout(n_out: int, xbar: XbarConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """Where each physical column of a layer lives: (array column index, bit line in that
     array, number of array columns). Array column ``a`` of row tile ``rt`` is one array; the
-    indices are those of :attr:`xbar.analog.AnalogMatrix.tile_of_col`."""
-    wc = xbar.array.weight_cols
-    n_ct = ceil_div(n_out, wc)
-    cols = np.arange(n_out, dtype=np.int64)
-    if xbar.array.weight_mapping == "differential":
-        array = np.concatenate([cols // wc, n_ct + cols // wc])
-        line = np.concatenate([cols % wc, cols % wc])
-        return array, line, 2 * n_ct
-    ct = np.arange(n_ct, dtype=np.int64)
-    used = np.minimum(wc, n_out - ct * wc)            # the reference sits right after them
-    return np.concatenate([cols // wc, ct]), np.concatenate([cols % wc, used]), n_ct
+    indices are those of :attr:`xbar.analog.AnalogMatrix.tile_of_col`
+    (:meth:`xbar.layout.WeightLayout.columns`)."""
+    cm = weight_layout(xbar.array).columns(n_out)
+    return cm.array, cm.line, cm.n_arrays
 
 
 @dataclass(frozen=True)
@@ -135,13 +129,13 @@ class LayerCells:
     @classmethod
     def one_shot(cls, name: str, n_in: int, n_out: int, xbar: XbarConfig) -> "LayerCells":
         """One pulse and no verify read per cell (no memory: broadcast arrays)."""
-        shape = (n_in, physical_columns(n_out, xbar))
+        shape = weight_layout(xbar.array).cell_shape(n_in, n_out)
         return cls(name, n_in, n_out, np.broadcast_to(np.int8(1), shape),
                    np.broadcast_to(np.int8(0), shape))
 
     def check_layout(self, xbar: XbarConfig) -> None:
         """Refuse counts whose column count does not match ``xbar``'s weight mapping."""
-        n_phys = physical_columns(self.n_out, xbar)
+        n_phys = weight_layout(xbar.array).physical_columns(self.n_out)
         if self.pulses.shape[1] != n_phys:
             raise ConfigError(
                 f"LayerCells {self.name!r}: {self.pulses.shape[1]} physical columns, but "
@@ -197,7 +191,8 @@ def array_loads(cells: LayerCells, xbar: XbarConfig, drivers: int, t_pulse: int,
         sync: ``"row"`` or ``"independent"``.
     """
     cells.check_layout(xbar)
-    array, line, n_acols = column_layout(cells.n_out, xbar)
+    cm = weight_layout(xbar.array).columns(cells.n_out)
+    array, line, n_acols = cm.array, cm.line, cm.n_arrays
     key = array * drivers + line % drivers
     order = np.argsort(key, kind="stable")
     key = key[order]
@@ -224,19 +219,6 @@ def array_loads(cells: LayerCells, xbar: XbarConfig, drivers: int, t_pulse: int,
     assert cyc.shape == (len(r_start), n_acols)
     return ArrayLoads(cycles=cyc, busy_cycles=per_array(t), pulses=per_array(p),
                       reads=per_array(r), cells=np.outer(rows_in_tile, cols_in_array))
-
-
-def _tile_order(n_rt: int, n_acols: int, xbar: XbarConfig) -> np.ndarray:
-    """Flat (row tile, array column) indices in mapping order: row tile, column tile, then
-    G+ before G- (the differential pair's arrays one after the other)."""
-    rt = np.arange(n_rt)[:, None]
-    if xbar.array.weight_mapping == "differential":
-        n_ct = n_acols // 2
-        ct = np.arange(n_ct)
-        acol = np.stack([ct, n_ct + ct], axis=1).reshape(-1)
-    else:
-        acol = np.arange(n_acols)
-    return (rt * n_acols + acol[None, :]).reshape(-1)
 
 
 # --------------------------------------------------------------------------- results
@@ -394,11 +376,12 @@ def programming_time(layer_cells: Sequence[LayerCells], prog: ProgrammingConfig 
         raise ConfigError(f"duplicate layer name(s) {dup} in layer_cells")
     t0 = time.perf_counter()
     drivers = prog.drivers(xbar)
+    layout = weight_layout(xbar.array)
     t_p, t_v = prog.pulse_cycles(timing), prog.verify_cycles(timing)
     parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
     for li, c in enumerate(cells_list):
         loads = array_loads(c, xbar, drivers, t_p, t_v, prog.driver_sync)
-        order = _tile_order(*loads.cycles.shape, xbar)
+        order = layout.tile_order(loads.cycles.shape[0], c.n_out)
         for acc, arr in zip(parts, (loads.cycles, loads.busy_cycles, loads.pulses,
                                     loads.reads, loads.cells)):
             acc.append(arr.reshape(-1)[order])
