@@ -1,8 +1,9 @@
 """RRAM cell physics and statistics: one cell, no networks (imports nothing from xbar/mapping)."""
 
 from xbar.devices.cell import Device
-from xbar.devices.files import DeviceFile, load_device_file, resolve_device, save_device
+from xbar.devices.files import (DeviceFile, load_device_file, resolve_device,
+                                resolve_device_file, save_device)
 from xbar.devices.presets import PRESETS, preset
 
 __all__ = ["Device", "DeviceFile", "PRESETS", "load_device_file", "preset", "resolve_device",
-           "save_device"]
+           "resolve_device_file", "save_device"]

@@ -28,16 +28,16 @@ import os
 import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import h5py
 import numpy as np
 
 from xbar.devices.cell import Device
 from xbar.files import package_version, write_atomically
-from xbar.devices.presets import PRESETS, preset
+from xbar.devices.presets import PRESETS, preset, preset_loop
 from xbar.devices.write_verify import WriteVerifyParams
-from xbar.errors import FileFormatError, MissingFileError
+from xbar.errors import ConfigError, FileFormatError, MissingFileError, XbarError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,75 +113,213 @@ def _write_wv_group(group: h5py.Group, params: WriteVerifyParams) -> None:
 
 
 def _read_wv_group(group: h5py.Group, where: str) -> WriteVerifyParams:
-    values: dict[str, Any] = {}
-    for k, v in group.attrs.items():
-        values[k] = v.item() if isinstance(v, np.generic) else v
+    values: dict[str, Any] = {k: _scalar(v) for k, v in group.attrs.items()}
     for k in group:
-        values[k] = tuple(group[k][()].tolist())
-    return WriteVerifyParams.from_dict(values, where)
+        values[k] = _vector(group[k], f"{where}/{k}")
+    known = [f.name for f in fields(WriteVerifyParams)]
+    missing = [name for name in known if name not in values]
+    if missing:  # save_device writes every field; a file lacking one is damaged
+        raise FileFormatError(f"{where}: missing write-verify field(s) {missing}; a device "
+                              f"file's /write_verify group holds all of {known}")
+    return _build(lambda: WriteVerifyParams.from_dict(values, where), where)
 
 
-def _from_mapping(values: dict[str, Any], where: str) -> Device:
-    known = {f.name for f in fields(Device) if f.init}
-    unknown = sorted(set(values) - known)
+def _scalar(v: Any) -> Any:
+    """An HDF5 attribute as a Python value (numpy scalars unwrapped, bytes decoded)."""
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _vector(node: Any, where: str) -> tuple[Any, ...]:
+    """A 1-D numeric HDF5 dataset as a tuple of Python numbers; a clear error otherwise."""
+    if not isinstance(node, h5py.Dataset):
+        raise FileFormatError(f"{where}: expected a 1-D numeric dataset, found a group")
+    if node.ndim != 1 or node.dtype.kind not in "iuf":
+        raise FileFormatError(f"{where}: expected a 1-D numeric dataset, found shape "
+                              f"{node.shape} of dtype {node.dtype}")
+    return tuple(node[()].tolist())
+
+
+def _build(make: Callable[[], Any], where: str) -> Any:
+    """``make()``, with an invalid value reported against the file (``where``)."""
+    try:
+        return make()
+    except XbarError as exc:
+        text = str(exc)
+        raise FileFormatError(text if text.startswith(where) else f"{where}: {text}") from None
+    except (TypeError, ValueError) as exc:  # a value of a type the field cannot take
+        raise FileFormatError(f"{where}: {exc}") from None
+
+
+def _from_mapping(values: Any, where: str, required: Sequence[str], why: str) -> Device:
+    """A Device from its fields: unknown fields refused, every ``required`` one present."""
+    if not isinstance(values, dict):
+        raise FileFormatError(f"{where}: [device] = {values!r} is not a table; write it as a "
+                              "section: [device] followed by 'field = value' lines")
+    known = [f.name for f in fields(Device) if f.init]
+    unknown = sorted(set(values) - set(known))
     if unknown:
         raise FileFormatError(f"{where}: unknown device field(s) {unknown}; valid fields: "
-                         f"{sorted(known)}")
-    return Device(**values)
+                              f"{sorted(known)}")
+    missing = [name for name in required if name not in values]
+    if missing:
+        raise FileFormatError(f"{where}: missing device field(s) {missing}; required: "
+                              f"{', '.join(required)} ({why})")
+    return _build(lambda: Device(**values), where)
+
+
+def device_from_attrs(group: h5py.Group, where: str) -> Device:
+    """The Device stored in ``group`` (a device file's or a chip file's ``/device``).
+
+    Every scalar field must be an attribute (a file lacking one is damaged: its default is
+    never used in its place); tuple fields are attributes or 1-D datasets, absent when empty.
+    """
+    values: dict[str, Any] = {k: _scalar(v) for k, v in group.attrs.items()}
+    for k, v in list(values.items()):
+        if isinstance(v, np.ndarray):  # a tuple field stored as an attribute (chip files)
+            if v.ndim != 1 or v.dtype.kind not in "iuf":
+                raise FileFormatError(f"{where}: attribute {k} has shape {v.shape} and dtype "
+                                      f"{v.dtype}; allowed: a 1-D list of numbers")
+            values[k] = tuple(v.tolist())
+    for k in group:
+        values[k] = _vector(group[k], f"{where}/{k}")
+    required = [f.name for f in fields(Device) if f.init and f.name not in _TUPLE_FIELDS]
+    return _from_mapping(values, where, required, "every scalar Device field is stored, so "
+                         "no default stands in for a lost value")
+
+
+_TOML_SECTIONS = ("device", "provenance", "write_verify")
+_TOML_REQUIRED = ("name", "g_min_us", "g_max_us", "n_levels")
+
+
+def _load_toml(path: Path) -> DeviceFile:
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"{path}: not valid TOML ({exc})") from None
+    unknown = sorted(set(doc) - set(_TOML_SECTIONS))
+    if unknown:
+        raise FileFormatError(f"{path}: unknown section(s) or key(s) {unknown}; a TOML device "
+                              f"file has the tables [{'], ['.join(_TOML_SECTIONS)}] only")
+    if "device" not in doc:
+        raise FileFormatError(f"{path}: a TOML device file needs a [device] table")
+    dev = _from_mapping(doc["device"], f"{path} [device]", _TOML_REQUIRED,
+                        "the other fields default to an ideal cell: no variation, read "
+                        "noise or faults")
+    provenance = doc.get("provenance", {})
+    if not isinstance(provenance, dict) or any(isinstance(v, (dict, list))
+                                               for v in provenance.values()):
+        raise FileFormatError(f"{path} [provenance]: {provenance!r} is invalid; allowed: a "
+                              "table of key = \"text\" lines")
+    wv = None
+    if "write_verify" in doc:
+        where = f"{path} [write_verify]"
+        table = doc["write_verify"]
+        if not isinstance(table, dict):
+            raise FileFormatError(f"{where}: {table!r} is not a table")
+        wv = _build(lambda: WriteVerifyParams.from_dict(dict(table), where), where)
+    _check_wv_levels(dev, wv, path)
+    return DeviceFile(dev, {k: str(v) for k, v in provenance.items()}, write_verify=wv)
+
+
+def _load_hdf5(path: Path) -> DeviceFile:
+    if path.stat().st_size == 0:
+        raise FileFormatError(f"{path}: the file is empty (0 bytes); expected an xbar-sim "
+                              "device file (HDF5 .h5/.hdf5, or TOML .toml)")
+    if not h5py.is_hdf5(path):
+        raise FileFormatError(f"{path}: not an HDF5 file; a device file is HDF5 (.h5/.hdf5, "
+                              "written by save_device or `xbar device fit`) or TOML (.toml)")
+    try:
+        with h5py.File(path, "r") as f:
+            kind = _scalar(f.attrs.get("format"))
+            if kind != FORMAT:
+                raise FileFormatError(f"{path}: not an xbar-sim device file (attribute format "
+                                      f"= {kind!r}, expected {FORMAT!r})")
+            version = _scalar(f.attrs.get("format_version"))
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise FileFormatError(f"{path}: format_version = {version!r} is invalid; "
+                                      f"allowed: an integer from 1 to {FORMAT_VERSION}")
+            if version > FORMAT_VERSION:
+                raise FileFormatError(f"{path}: device file format_version {version} is newer "
+                                      f"than this xbar-sim reads ({FORMAT_VERSION}); upgrade "
+                                      "xbar-sim")
+            if not isinstance(f.get("device"), h5py.Group):
+                raise FileFormatError(f"{path}: no /device group; an xbar-sim device file "
+                                      "holds the device's fields as attributes of /device")
+            dev = device_from_attrs(f["device"], f"{path} /device")
+            provenance = {k: str(_scalar(v)) for k, v in f["provenance"].attrs.items()} \
+                if "provenance" in f else {}
+            measured = {}
+            for k in f["measured"] if "measured" in f else ():
+                node = f["measured"][k]
+                if not isinstance(node, h5py.Dataset):
+                    raise FileFormatError(f"{path} /measured/{k}: expected a dataset, found "
+                                          "a group")
+                measured[k] = node[()]
+            wv = _read_wv_group(f["write_verify"], f"{path} /write_verify") \
+                if "write_verify" in f else None
+    except XbarError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise FileFormatError(f"{path}: cannot be read as an HDF5 device file (damaged or "
+                              f"truncated?): {exc}") from None
+    _check_wv_levels(dev, wv, path)
+    return DeviceFile(dev, provenance, measured, wv)
 
 
 def load_device_file(path: str | Path) -> DeviceFile:
-    """Read an HDF5 (.h5/.hdf5) or TOML (.toml) device file."""
+    """Read an HDF5 (.h5/.hdf5) or TOML (.toml) device file, defensively.
+
+    Raises:
+        MissingFileError: No such file.
+        FileFormatError: A directory; an empty, damaged or foreign file; a wrong format or
+            format_version; a missing group or field; an unknown field or section; an invalid
+            value (wrong type, NaN or infinity, out of range). Each names the file, the
+            field, the value and what is allowed.
+    """
     path = Path(path)
     if not path.exists():
         raise MissingFileError(f"device file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise FileFormatError(f"device file {str(path)!r} is a directory; give a .h5/.hdf5 or "
+                              ".toml file")
     if path.suffix.lower() == ".toml":
-        with open(path, "rb") as fh:
-            doc = tomllib.load(fh)
-        if "device" not in doc:
-            raise FileFormatError(f"{path}: a TOML device file needs a [device] table")
-        dev = _from_mapping(dict(doc["device"]), str(path))
-        wv = WriteVerifyParams.from_dict(dict(doc["write_verify"]), f"{path} [write_verify]") \
-            if "write_verify" in doc else None
-        _check_wv_levels(dev, wv, path)
-        return DeviceFile(dev, {k: str(v) for k, v in doc.get("provenance", {}).items()},
-                          write_verify=wv)
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT:
-            raise FileFormatError(f"{path}: not an xbar-sim device file (attribute format = "
-                             f"{f.attrs.get('format')!r}, expected {FORMAT!r})")
-        if int(f.attrs.get("format_version", -1)) > FORMAT_VERSION:
-            raise FileFormatError(f"{path}: device file format_version "
-                             f"{f.attrs['format_version']} is newer than this xbar-sim "
-                             f"({FORMAT_VERSION}); upgrade xbar-sim")
-        g = f["device"]
-        values: dict[str, Any] = {}
-        for k, v in g.attrs.items():
-            values[k] = v.item() if isinstance(v, np.generic) else v
-        for k in g:
-            values[k] = tuple(float(x) for x in g[k][()])
-        provenance = {k: str(v) for k, v in f["provenance"].attrs.items()} \
-            if "provenance" in f else {}
-        measured = {k: f["measured"][k][()] for k in f["measured"]} if "measured" in f else {}
-        wv = _read_wv_group(f["write_verify"], f"{path} /write_verify") \
-            if "write_verify" in f else None
-    dev = _from_mapping(values, str(path))
-    _check_wv_levels(dev, wv, path)
-    return DeviceFile(dev, provenance, measured, wv)
+        return _load_toml(path)
+    return _load_hdf5(path)
 
 
 def _check_wv_levels(device: Device, wv: WriteVerifyParams | None, path: Path) -> None:
     if wv is not None and wv.n_levels != device.n_levels:
         raise FileFormatError(f"{path}: write_verify has {wv.n_levels} levels but the device has "
-                         f"n_levels = {device.n_levels}")
+                              f"n_levels = {device.n_levels}")
 
 
-def resolve_device(spec: str | Device) -> Device:
-    """A preset name, a device file path, or a Device, as a Device."""
-    if isinstance(spec, Device):
+def resolve_device_file(spec: str | Device | DeviceFile) -> DeviceFile:
+    """A preset name, a device file path, a Device or a DeviceFile, as a DeviceFile.
+
+    The write-verify (R-V-W) loop travels with the device: a file's own ``/write_verify``
+    group (or ``[write_verify]`` table), a preset's fitted loop (its entry in
+    :data:`xbar.devices.presets.WRITE_VERIFY_PRESETS`, found by the preset name asked for),
+    none for a bare Device. Never by the device's ``name`` field: a file named like a preset
+    does not get the preset's loop.
+    """
+    if isinstance(spec, DeviceFile):
         return spec
+    if isinstance(spec, Device):
+        return DeviceFile(spec)
+    if not isinstance(spec, str):
+        raise ConfigError(f"device = {spec!r} is invalid; allowed: a preset name, a .h5/.toml "
+                          "device file, or a Device")
     if spec in PRESETS:
-        return preset(spec)
+        return DeviceFile(preset(spec), {"preset": spec}, write_verify=preset_loop(spec))
     if spec.endswith((".h5", ".hdf5", ".toml")) or os.path.sep in spec:
-        return load_device_file(spec).device
-    return preset(spec)  # raises the listing error
+        return load_device_file(spec)
+    return DeviceFile(preset(spec))  # raises the listing error
+
+
+def resolve_device(spec: str | Device | DeviceFile) -> Device:
+    """A preset name, a device file path, a Device or a DeviceFile, as a Device (the cell
+    alone; :func:`resolve_device_file` keeps the write-verify loop with it)."""
+    return resolve_device_file(spec).device

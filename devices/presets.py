@@ -3,7 +3,10 @@
 ``PRESETS`` is the registry: name -> a zero-argument factory returning a :class:`Device`.
 Tests parametrise over it, so a new preset is tested as soon as it is registered.
 ``WRITE_VERIFY_PRESETS`` holds, for the presets fitted to write-verify measurements, the
-fitted :class:`~xbar.devices.write_verify.WriteVerifyParams` under the same names.
+fitted :class:`~xbar.devices.write_verify.WriteVerifyParams` under the same names: asking for
+such a preset (``--device radar-3bpc``, :func:`xbar.devices.resolve_device_file`) brings its
+loop with it, as a device file brings its ``/write_verify`` group. A loop is never looked up
+by a Device's ``name`` field.
 """
 
 from __future__ import annotations
@@ -221,6 +224,12 @@ def preset(name: str) -> Device:
     except KeyError:
         raise ConfigError(f"unknown device preset {name!r}; presets: "
                          f"{', '.join(PRESETS)} (or give a .h5/.toml device file)") from None
+
+
+def preset_loop(name: str) -> WriteVerifyParams | None:
+    """The fitted write-verify loop of preset ``name``, or None for a preset without one."""
+    factory = WRITE_VERIFY_PRESETS.get(name)
+    return factory() if factory is not None else None
 
 
 def preset_write_verify(name: str) -> WriteVerifyParams:

@@ -37,17 +37,15 @@ import torch
 from torch import nn
 
 from xbar.devices import Device
-from xbar.files import write_atomically
+from xbar.files import check_overwrite, write_atomically
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
+from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX_ARRAYS,
+                                    check_layer_groups, load_digital, open_chip_file,
+                                    read_header, restore_layer)
 from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
-from xbar.analog import AnalogMatrix
 from xbar.config import XbarConfig
 from xbar.errors import FileFormatError, MissingFileError
 
-FORMAT = "xbar-sim chip"
-FORMAT_VERSION = 1
-_MATRIX_ARRAYS = ("g_us", "target_levels", "stuck", "g_scale", "pos_cols", "neg_cols",
-                  "tile_of_col")
 ADC_CALIBRATION_VECTORS = 4096  # input vectors per layer used to set ADC ranges
 
 
@@ -165,10 +163,15 @@ class Chip:
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> None:
-        """Write the chip to HDF5 atomically (see the module docstring for the layout)."""
-        analog_state = (".w_eff", ".sram_code", ".col_gain", ".sram_mask")
+        """Write the chip to HDF5 atomically (see the module docstring for the layout).
+
+        Raises:
+            OutputError: ``path`` exists and is not a chip file (a sweep's or a comparison's
+                results, say): it is never overwritten.
+        """
+        check_overwrite(path, FORMAT, "chip file")
         digital = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()
-                   if not k.endswith(analog_state)}
+                   if not k.endswith(ANALOG_STATE)}
 
         def write(tmp: str) -> None:
             with h5py.File(tmp, "w") as f:
@@ -200,7 +203,7 @@ class Chip:
                                        kernel_size=layer.kernel_size, stride=layer.stride,
                                        padding=layer.padding, dilation=layer.dilation,
                                        padding_mode=layer.padding_mode)
-                    for name in _MATRIX_ARRAYS:
+                    for name in MATRIX_ARRAYS:
                         g.create_dataset(name, data=getattr(m, name), compression="gzip",
                                          compression_opts=1)
                     if m.adc_range_ua is not None:
@@ -224,74 +227,27 @@ class Chip:
         """Read a chip saved by :meth:`save`; ``model`` gives the architecture (weights unused).
 
         The model must be the one the chip was programmed from (same layer names and
-        shapes); its digital parameters are taken from the file.
+        shapes); its digital parameters are taken from the file. Every field is checked
+        (:mod:`xbar.mapping.chip_file`): format and version, shapes and column layout against
+        the model, ranges (conductances inside the device's range, level indices, stuck codes
+        0/1/2 with stuck cells at g_min/g_max), finiteness.
+
+        Raises:
+            MissingFileError: No such file.
+            FileFormatError: Anything wrong, naming the file, the layer and what.
         """
         path = Path(path)
         if not path.exists():
             raise MissingFileError(f"chip file {str(path)!r} does not exist")
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("format") != FORMAT:
-                raise FileFormatError(f"{path}: not an xbar-sim chip file (format = "
-                                 f"{f.attrs.get('format')!r})")
-            values: dict[str, Any] = {}
-            for k, v in f["device"].attrs.items():
-                values[k] = tuple(float(t) for t in v) if isinstance(v, np.ndarray) else (
-                    v.item() if isinstance(v, np.generic) else v)
-            device = Device(**values)
-            doc: dict[str, dict[str, Any]] = {}
-            for k, v in f["hardware"].attrs.items():
-                section, name = k.split(".", 1)
-                doc.setdefault(section, {})[name] = v.item() if isinstance(v, np.generic) else v
-            config = XbarConfig.from_dict(doc)
-            seed = int(f.attrs["seed"])
-            chip = cls.program(model, device, config, seed, str(f.attrs["scale"]),
-                               str(f.attrs["model"]), tuple(int(v) for v in
-                                                            f.attrs["model_input_shape"]))
+        with open_chip_file(path) as f:
+            h = read_header(f, path)
+            chip = cls.program(model, h.device, h.config, h.seed, h.scale, h.model,
+                               h.input_shape)
             layers = chip.layers
-            if len(layers) != len(f["layers"]):
-                raise FileFormatError(f"{path}: the chip has {len(f['layers'])} analog layers but "
-                                 f"the model given maps to {len(layers)}")
-            state = {k: torch.as_tensor(f["digital"][k][()]) for k in f["digital"]}
-            chip.module.load_state_dict(state, strict=False)
+            check_layer_groups(f, path, layers)
             for i, layer in enumerate(layers):
-                g = f["layers"][str(i)]
-                if g.attrs["name"] != layer.layer_name:
-                    raise FileFormatError(f"{path}: layer {i} is {g.attrs['name']!r} in the file "
-                                     f"but {layer.layer_name!r} in the model")
-                m = layer.matrix
-                if (m.n_out, m.n_in) != (int(g.attrs["n_out"]), int(g.attrs["n_in"])):
-                    raise FileFormatError(f"{path}: layer {layer.layer_name!r} is "
-                                     f"{g.attrs['n_out']}x{g.attrs['n_in']} in the file but "
-                                     f"{m.n_out}x{m.n_in} in the model")
-                for name in _MATRIX_ARRAYS:
-                    setattr(m, name, g[name][()])
-                m.adc_range_ua = g["adc_range_ua"][()] if "adc_range_ua" in g else None
-                x_max = float(g.attrs["x_max"])
-                if np.isfinite(x_max):
-                    layer.set_input_range(x_max, bool(g.attrs["signed"]))
-                if "bias" in g:
-                    layer.bias = torch.as_tensor(g["bias"][()])
-                layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
-                if "col_gain" in g:
-                    layer.col_gain = torch.nn.Parameter(torch.as_tensor(g["col_gain"][()]),
-                                                        requires_grad=False)
-                if "sram_index" in g:
-                    shape = layer.w_eff.shape
-                    mask = torch.zeros(shape.numel())
-                    code = torch.zeros(shape.numel())
-                    idx = torch.as_tensor(g["sram_index"][()])
-                    mask[idx] = 1.0
-                    code[idx] = torch.as_tensor(g["sram_code"][()], dtype=torch.float32)
-                    layer.sram_mask = mask.reshape(shape)
-                    layer.sram_code = torch.nn.Parameter(code.reshape(shape),
-                                                         requires_grad=False)
-                    layer.sram_step = float(g.attrs["sram_step"])
-                    # Files before the rename call it sram_bits (bits per word as well).
-                    bits = g.attrs.get("sram_word_bits", g.attrs.get("sram_bits"))
-                    if bits is None:
-                        raise FileFormatError(f"{path}: layer group {g.name} has SRAM words "
-                                              "but no sram_word_bits attribute")
-                    layer.sram_word_bits = int(bits)
+                restore_layer(f["layers"][str(i)], layer, h.device, f"{path} layer {i}")
+            load_digital(f, path, chip.module)
         return chip
 
     def describe(self) -> list[dict[str, Any]]:

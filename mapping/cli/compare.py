@@ -7,7 +7,7 @@ import json
 import sys
 import time
 
-from xbar.devices import resolve_device
+from xbar.devices import resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare
 from xbar.mapping.recovery.kd import KDConfig
@@ -63,13 +63,14 @@ def run(args: argparse.Namespace) -> int:
         sram_ratio=args.sram_ratio, chips=args.chips, seed=args.seed, methods=methods,
         adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
         kd=KDConfig(epochs=args.kd_epochs))
-    device = resolve_device(args.device)
+    device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
+    device = device_file.device
     hw = load_hardware(args.hw)
     xbar, timing, programming, adaptation = hw.xbar, hw.timing, hw.programming, hw.adaptation
     teacher = load_teacher(args.model, args.dataset, args.data_dir, 0)
     start = time.perf_counter()
     tty = sys.stderr.isatty() and not args.json
-    result = compare(teacher.model, teacher.dataset, device, xbar, settings, timing,
+    result = compare(teacher.model, teacher.dataset, device_file, xbar, settings, timing,
                      programming, adaptation,
                      progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
     result.update(model=teacher.label, dataset=teacher.dataset.name,

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 from torch import nn
 
-from xbar.devices import Device
+from xbar.devices import Device, DeviceFile
 from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, sram_words
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
@@ -101,7 +101,7 @@ class CompareSettings:
             raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
 
 
-def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConfig,
+def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, xbar: XbarConfig,
             settings: CompareSettings = CompareSettings(),
             timing: TimingConfig = TimingConfig(),
             programming: ProgrammingConfig = ProgrammingConfig(),
@@ -112,8 +112,13 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
 
     ``student``: an already distilled KD student (as :func:`xbar.mapping.recovery.kd.distill` returns for
     this teacher, data, device and settings), to skip distilling again.
+    ``device``: a DeviceFile carries its write-verify loop to R-V-W (a bare Device gets the
+    transfer rule, :func:`xbar.mapping.recovery.rvw.rvw_params`).
     """
     from xbar.mapping.data.train import evaluate
+
+    rvw_loop = rvw_params(device) if "rvw" in settings.methods else None
+    device = device.device if isinstance(device, DeviceFile) else device
 
     say = progress or (lambda _: None)
     methods = settings.methods
@@ -184,7 +189,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
                 adapt_s = timed_adapt(chip, words_per_layer(chip), fisher_steps)
             else:  # rvw
                 chip = Chip.program(teacher, device, xbar, seed, "column", "", shape)
-                counts = program_rvw(chip, rvw_params(device), seed)
+                counts = program_rvw(chip, rvw_loop, seed)
                 chip.calibrate(calib)
                 prog = programming_time(counts, programming, xbar, timing)
                 r.program_s.append(prog.total_s)
@@ -206,6 +211,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device, xbar: XbarConf
     return {"methods": out, "speedup_rsa_vs_rvw": speedup,
             "speedup_definition": SPEEDUP_DEFINITION + " (kd+rsa; means over chips)",
             "n_weights": n_weights, "rram_cells": rram_cells, "kd": kd_info,
+            "rvw_loop": rvw_loop.source if rvw_loop is not None else None,
             "settings": {"sram_ratio": settings.sram_ratio, "chips": settings.chips,
                          "seed": settings.seed, "methods": list(methods),
                          "adapt_steps": settings.adapt.steps,

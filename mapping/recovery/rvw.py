@@ -5,12 +5,16 @@ Every cell of every layer is programmed by the write-verify loop of
 map, drawn at one-shot programming) cannot be moved: they stay stuck and the loop spends its
 whole pulse cap on them, as the RADAR data shows for cells that never verify.
 
-For a device without a fitted loop of its own, :func:`rvw_params` transfers the loop fitted
-to measured data (the RADAR 3-bits-per-cell preset by default) onto the device's levels:
-the verify window's half-width is the same fraction of the level spacing as in the fit
-(median over the fit's closed windows), pulses aim at the level itself, and the step and
-spread parameters are the fit's medians over its inner levels. Stuck cells come from the
-device's own fault rates, not from the fit.
+Which loop programs the cells: the one that travels with the device
+(:class:`xbar.devices.DeviceFile`'s ``write_verify``: a device file's ``/write_verify`` group,
+or a fitted preset's loop when the preset is asked for by name, see
+:func:`xbar.devices.resolve_device_file`). A device without one, whatever it is called, gets
+the transfer rule of :func:`rvw_params`: the loop fitted to measured data (the RADAR
+3-bits-per-cell preset by default) moved onto the device's levels: the verify window's
+half-width is the same fraction of the level spacing as in the fit (median over the fit's
+closed windows), pulses aim at the level itself, and the step and spread parameters are the
+fit's medians over its inner levels. Stuck cells come from the device's own fault rates, not
+from the fit.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 import numpy as np
 import torch
 
-from xbar.devices import Device
+from xbar.devices import Device, DeviceFile
 from xbar.devices.presets import WRITE_VERIFY_PRESETS
 from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
 from xbar.mapping.chip import Chip
@@ -27,12 +31,30 @@ from xbar.timing.programming import LayerCells
 from xbar.errors import ConfigError
 
 
-def rvw_params(device: Device, template: str | WriteVerifyParams = "radar-3bpc"
+def rvw_params(device: Device | DeviceFile, template: str | WriteVerifyParams = "radar-3bpc"
                ) -> WriteVerifyParams:
-    """Write-verify parameters for ``device``: its own fit if it has one, else transferred."""
+    """The write-verify loop for ``device``: the one it carries, else the transfer rule.
+
+    Args:
+        device: A :class:`DeviceFile` (its ``write_verify`` loop is used when it has one) or
+            a bare :class:`Device` (no loop of its own: the transfer rule). The device's
+            ``name`` plays no part.
+        template: The fitted loop the transfer rule starts from: a preset name of
+            :data:`xbar.devices.presets.WRITE_VERIFY_PRESETS` or the parameters themselves.
+
+    Raises:
+        ConfigError: An unknown template, or a carried loop whose number of levels is not
+            the device's.
+    """
+    own = device.write_verify if isinstance(device, DeviceFile) else None
+    device = device.device if isinstance(device, DeviceFile) else device
+    if own is not None:
+        if own.n_levels != device.n_levels:
+            raise ConfigError(f"the write-verify loop carried by device {device.name!r} has "
+                              f"{own.n_levels} levels but the device has n_levels = "
+                              f"{device.n_levels}; give a loop with one entry per level")
+        return own
     if isinstance(template, str):
-        if device.name in WRITE_VERIFY_PRESETS:
-            return WRITE_VERIFY_PRESETS[device.name]()
         if template not in WRITE_VERIFY_PRESETS:
             raise ConfigError(f"unknown write-verify template {template!r}; presets: "
                              f"{', '.join(WRITE_VERIFY_PRESETS)}")
@@ -68,6 +90,21 @@ def rvw_params(device: Device, template: str | WriteVerifyParams = "radar-3bpc"
                f"(window half-width {rel_half:.3g} of the level spacing)")
 
 
+_LOOP_FIELDS = ("n_levels", "levels_us", "g_min_us", "g_max_us")
+
+
+def with_loop(device: Device, base: DeviceFile | None) -> Device | DeviceFile:
+    """``device`` (a variant of ``base.device``, e.g. one value of a sweep) with ``base``'s
+    write-verify loop when it keeps the levels and range the loop was fitted for
+    (n_levels, levels_us, g_min_us, g_max_us unchanged); else ``device`` alone, which gets
+    the transfer rule: a loop fitted for other levels would aim at the wrong conductances."""
+    if base is None or base.write_verify is None:
+        return device
+    if any(getattr(device, f) != getattr(base.device, f) for f in _LOOP_FIELDS):
+        return device
+    return DeviceFile(device, write_verify=base.write_verify)
+
+
 def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0) -> list[LayerCells]:
     """Reprogram every cell of ``chip`` by write-verify; returns per-layer counts."""
     counts = []
@@ -80,6 +117,7 @@ def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0) -> list[La
         g = res.g_us.astype(np.float32)
         pulses = res.pulses.astype(np.int64)
         reads = res.reads.astype(np.int64)
+        np.clip(g, m.device.g_min_us, m.device.g_max_us, out=g)  # as one-shot programming
         stuck0, stuck1 = m.stuck == 1, m.stuck == 2
         g[stuck0] = m.device.g_min_us
         g[stuck1] = m.device.g_max_us

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from xbar.devices import Device, resolve_device
+from xbar.devices import Device, DeviceFile, resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import METHODS, CompareSettings
 from xbar.mapping.recovery.kd import KDConfig
@@ -59,7 +59,8 @@ class SweepSpec:
         model: Zoo model name or a model file (a whole ``nn.Module``).
         dataset: Data set name (None: the zoo model's own).
         data_dir: Where the data set's files are (None: ``$XBAR_DATA`` or ../shared/data).
-        device: Device preset, device file, or a :class:`xbar.devices.Device`.
+        device: Device preset, device file, a :class:`xbar.devices.Device`, or a
+            :class:`xbar.devices.DeviceFile` (whose write-verify loop R-V-W uses).
         hw: Hardware preset or TOML file (None: the defaults).
         methods: Recovery methods (:data:`xbar.mapping.recovery.compare.METHODS`).
         chips: Chip instances per (value, method), >= 1.
@@ -77,7 +78,7 @@ class SweepSpec:
     model: str = "digits-cnn"
     dataset: str | None = None
     data_dir: str | None = None
-    device: str | Device = "charan2020-jxcdc"
+    device: str | Device | DeviceFile = "charan2020-jxcdc"
     hw: str | None = None
     methods: tuple[str, ...] = DEFAULT_METHODS
     chips: int = 3
@@ -103,6 +104,7 @@ class SweepPlan:
     programming: Any
     adaptation: Any
     settings: CompareSettings
+    write_verify: Any = None  # the device's own R-V-W loop (WriteVerifyParams), if it has one
 
     @property
     def n_points(self) -> int:
@@ -131,12 +133,13 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                                methods=methods,
                                adapt=AdaptConfig(steps=spec.steps, batch_size=spec.batch),
                                kd=KDConfig(epochs=spec.kd_epochs))
-    device = spec.device if isinstance(spec.device, Device) else resolve_device(spec.device)
+    device_file = resolve_device_file(spec.device)  # the device with its write-verify loop
+    device = device_file.device
     hw = load_hardware(spec.hw)
     xbar = hw.xbar
     param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
     return SweepPlan(spec, param, points, device, xbar.to_dict(), hw.timing, hw.programming,
-                     hw.adaptation, settings)
+                     hw.adaptation, settings, device_file.write_verify)
 
 
 # ---------------------------------------------------------------------- the run
@@ -210,6 +213,7 @@ def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dic
     return {"model": label, "model_weights": weights_hash, "dataset": dataset.name,
             "dataset_fingerprint": dataset.fingerprint, "test_limit": plan.spec.test_limit,
             "device": plan.device.to_dict(), "hardware": plan.hardware,
+            **({"write_verify": plan.write_verify.to_dict()} if plan.write_verify else {}),
             "timing": plan.timing.to_dict(), "programming": plan.programming.to_dict(),
             "adaptation": plan.adaptation.to_dict(),
             "settings": {"sram_ratio": plan.spec.sram_ratio, "adapt_steps": s.adapt.steps,
@@ -260,7 +264,8 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
     ctx = SweepContext(teacher.dataset.name, spec.data_dir, teacher.dataset.fingerprint,
                        spec.test_limit, plan.points, plan.timing, plan.programming,
                        plan.adaptation, plan.settings.seed, plan.settings.adapt,
-                       plan.settings.kd)
+                       plan.settings.kd, DeviceFile(plan.device,
+                                                    write_verify=plan.write_verify))
     methods = plan.settings.methods
     with _exclusive(out):
         results, warnings = open_results(out, config, plan.param.unit, plan.param.target,

@@ -25,6 +25,7 @@ from typing import Any, Iterator
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import CompareSettings
 from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.recovery.rvw import with_loop
 from xbar.mapping.sweep.params import SweepPoint
 from xbar.errors import ConfigError
 from xbar.threads import configure_threads
@@ -68,6 +69,7 @@ class SweepContext:
     seed: int
     adapt: AdaptConfig
     kd: KDConfig
+    device_file: Any = None  # the base DeviceFile: its write-verify loop goes to R-V-W points
 
 
 _LOCK = threading.Lock()  # one sweep task at a time per process (torch state is global)
@@ -204,7 +206,8 @@ def point_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int, me
             kd_model.eval()
         settings = CompareSettings(sram_ratio=point.sram_ratio, chips=1, seed=ctx.seed + chip,
                                    methods=(method,), adapt=ctx.adapt, kd=ctx.kd)
-        out = compare(model, ds, point.device, point.xbar, settings, ctx.timing,
+        device = with_loop(point.device, ctx.device_file)  # the fitted loop, where it fits
+        out = compare(model, ds, device, point.xbar, settings, ctx.timing,
                       ctx.programming, ctx.adaptation, student=kd_model)["methods"][method]
         result = {k: float(out[k]) for k in RESULT_KEYS}
         result["wall_s"] = time.perf_counter() - start
