@@ -150,11 +150,11 @@ class ParamSpec:
                     isinstance(v, str) and (v or not self.nonempty) for v in items):
                 fail(owner, name, value, self.allowed())
             return tuple(str(v) for v in items)
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)):
+        if not (isinstance(value, (list, tuple))
+                or isinstance(value, np.ndarray) and value.ndim == 1):
             fail(owner, name, value, self.allowed())
         out = []
-        for v in np.asarray(value, dtype=object).reshape(-1) if isinstance(
-                value, np.ndarray) else value:
+        for v in value:
             if not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(
                     v, (bool, np.bool_)) or not math.isfinite(v):
                 fail(owner, name, value, self.allowed())
@@ -215,9 +215,12 @@ def validate(obj: Any, owner: str | None = None) -> None:
 
 def check_int(owner: str, name: str, value: Any, lo: float, hi: float = INF,
               note: str = "") -> int:
-    """``value`` as an int in [lo, hi], or :func:`fail`."""
-    return ParamSpec(int, range=(lo, hi, False, False), note=note.strip(" ()")).check(
-        owner, name, value)
+    """``value`` as an int in [lo, hi], or :func:`fail` (``note``: a hint such as
+    ``"0: no limit"``, shown in parentheses)."""
+    note = note.strip()
+    if note.startswith("(") and note.endswith(")"):
+        note = note[1:-1]
+    return ParamSpec(int, range=(lo, hi, False, False), note=note).check(owner, name, value)
 
 
 def check_float(owner: str, name: str, value: Any, lo: float, hi: float = INF, unit: str = "-",
