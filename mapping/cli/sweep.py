@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps([p.to_dict() for p in params.values()], indent=2))
         else:
-            print(f"Sweepable parameters (ranges for --device {args.device}"
-                  f"{' --hw ' + args.hw if args.hw else ''}):")
+            print(f"Sweepable parameters (a swept value is also checked against --device "
+                  f"{args.device}{' --hw ' + args.hw if args.hw else ''}):")
             print(format_params(params))
         return 0
     missing = [flag for flag, v in (("--param", args.param), ("--values", args.values),
