@@ -313,8 +313,8 @@ class Device:
             eps = rng.standard_normal(shape, dtype=np.float32) if normals else None
             u = rng.random(shape, dtype=np.float32) if faults else None
             return eps, u
-        torch = _torch()
-        if not isinstance(rng, torch.Generator):
+        torch = sys.modules.get("torch")   # a torch.Generator means torch is imported
+        if torch is None or not isinstance(rng, torch.Generator):
             raise ConfigError(f"rng must be a numpy.random.Generator or a torch.Generator; "
                               f"got {type(rng).__name__}")
         kw = {"generator": rng, "dtype": torch.float32, "device": rng.device}
