@@ -44,7 +44,7 @@ from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX
                                     read_header, restore_layer)
 from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
 from xbar.config import XbarConfig
-from xbar.errors import FileFormatError, MissingFileError
+from xbar.errors import FileFormatError, MissingFileError, ModelError
 
 ADC_CALIBRATION_VECTORS = 4096  # input vectors per layer used to set ADC ranges
 
@@ -159,6 +159,10 @@ class Chip:
         """Accuracy in [0, 1]; read noise restarts from the seed, so it is reproducible."""
         self.reset_reads()
         logits = self.predict(x, batch_size, progress)
+        if not np.isfinite(logits).all():  # never score NaN/inf: argmax would pick one
+            bad = int((~np.isfinite(logits).all(axis=1)).sum())
+            raise ModelError(f"the chip returns NaN or infinite outputs for {bad} of "
+                             f"{len(logits)} images; refusing to score it")
         return float(np.mean(logits.argmax(axis=1) == np.asarray(y)))
 
     # ------------------------------------------------------------------ files

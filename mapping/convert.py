@@ -40,14 +40,18 @@ _UNSUPPORTED = {
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
-def check_supported(model: nn.Module) -> None:
-    """Raise ValueError naming the first layer that cannot be mapped, and why."""
+def check_supported(model: nn.Module, grouped_conv: bool = False) -> None:
+    """Raise ValueError naming the first layer that cannot be mapped, and why.
+
+    ``grouped_conv``: accept grouped convolutions (the timing model maps each group on its
+    own tiles; the functional model does not).
+    """
     for name, module in model.named_modules():
         for klass, why in _UNSUPPORTED.items():
             if isinstance(module, klass):
                 raise ModelError(f"layer {name!r} ({type(module).__name__}) cannot be mapped: "
                                  f"{why}")
-        if isinstance(module, nn.Conv2d) and module.groups != 1:
+        if isinstance(module, nn.Conv2d) and module.groups != 1 and not grouped_conv:
             raise ModelError(f"layer {name!r} (Conv2d, groups={module.groups}) cannot be "
                              "mapped: grouped and depthwise convolutions are not supported "
                              "(each group would need its own block-diagonal arrays)")

@@ -2,8 +2,8 @@
 
 One forward pass with hooks on every ``nn.Linear`` and ``nn.Conv2d`` records, in execution
 order, what each layer multiplies: its weight-matrix size, its input feature map and its
-output positions. No weights are read. This module depends on torch, numpy and :mod:`xbar`
-only, so it can be used without the rest of :mod:`mapping`.
+output positions. No weights are read. A layer with weights that no crossbar model maps
+(recurrent, embedding, 1-D/3-D or transposed convolution ...) is refused, never left out.
 """
 
 from __future__ import annotations
@@ -61,11 +61,17 @@ def layer_specs(model: nn.Module, input_shape: Sequence[int],
             to model signed network inputs.
 
     Raises:
-        ValueError: The model fails on that input shape, or has no Linear/Conv2d layer.
+        ValueError: The model has a layer with weights that cannot be mapped (a 1-D/3-D or
+            transposed convolution, a recurrent layer, an embedding, attention: the same
+            refusal as ``xbar simulate``, naming the layer), fails on that input shape, or
+            has no Linear/Conv2d layer.
 
     A module called more than once (shared weights) appears once per call, named
     ``name#2``, ``name#3`` ...; each call is timed as its own layer on its own tiles.
     """
+    from xbar.mapping.convert import check_supported
+
+    check_supported(model, grouped_conv=True)  # never time a network with layers left out
     shape = tuple(int(s) for s in input_shape)
     x = example_input if example_input is not None else torch.rand((1, *shape))
     names = {m: n or type(m).__name__ for n, m in model.named_modules()}

@@ -29,7 +29,9 @@ def machine_memory_bytes() -> int | None:
 
 
 def format_bytes(n: float) -> str:
-    """``n`` bytes as GiB (or MiB below 1 GiB), three significant digits."""
+    """``n`` bytes as GiB (or MiB below 1 GiB): three significant digits, whole GiB above 100."""
+    if n >= 100 * 2**30:
+        return f"{n / 2**30:,.0f} GiB"
     if n >= 2**30:
         return f"{n / 2**30:.3g} GiB"
     return f"{n / 2**20:.3g} MiB"

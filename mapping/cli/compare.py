@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from pathlib import Path
 
 from xbar.devices import resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare
 from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.report import format_table, save_compare
+from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
+from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
+                                     parse_methods, seed_arg)
+
+# Memory per (chip, method) kept until the end: accuracies, times and pulses in lists.
+_BYTES_PER_CHIP_METHOD = 200
 
 
 def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
@@ -25,11 +30,15 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
                         "[adc], [timing], [programming], [adaptation]")
     p.add_argument("--sram-ratio", type=float, default=0.05,
                    help="fraction of each layer's weights in SRAM (default 0.05)")
-    p.add_argument("--chips", type=int, default=defaults["chips"], help="chip instances")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=defaults["steps"], help="adaptation steps")
-    p.add_argument("--batch", type=int, default=defaults["batch"], help="adaptation batch")
-    p.add_argument("--kd-epochs", type=int, default=defaults["kd_epochs"])
+    p.add_argument("--chips", type=count_arg, default=defaults["chips"],
+                   help="chip instances")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="chip c has seed SEED + c (0 to 2**32 - 1; default 0)")
+    p.add_argument("--steps", type=count_arg, default=defaults["steps"],
+                   help="adaptation steps")
+    p.add_argument("--batch", type=count_arg, default=defaults["batch"],
+                   help="adaptation batch")
+    p.add_argument("--kd-epochs", type=count_arg, default=defaults["kd_epochs"])
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -57,12 +66,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xbar.config import load_hardware
+    from xbar.resources import check_memory
 
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    methods = parse_methods(args.methods, METHODS)
+    if args.out:
+        out = Path(args.out)
+        check_output(out, "--out", COMPARE_FORMAT)
+        for name in ("accuracy", "time"):
+            check_image_output(out.with_name(f"{out.stem}-{name}.png"), f"--out's {name} plot")
     settings = CompareSettings(
         sram_ratio=args.sram_ratio, chips=args.chips, seed=args.seed, methods=methods,
         adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
         kd=KDConfig(epochs=args.kd_epochs))
+    check_memory(args.chips * len(methods) * _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}",
+                 f"results of {args.chips} chips x {len(methods)} methods")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
     device = device_file.device
     hw = load_hardware(args.hw)
@@ -82,8 +99,8 @@ def run(args: argparse.Namespace) -> int:
               "model": teacher.label, "dataset": teacher.dataset.name}
     pngs = save_compare(args.out, result, config) if args.out else []
     if args.json:
-        print(json.dumps({**result, "time_s": {m: v["time_s"] for m, v in
-                                               result["methods"].items()}}, indent=2))
+        print(dumps_json({**result, "time_s": {m: v["time_s"] for m, v in
+                                               result["methods"].items()}}))
         return 0
     print(f"{teacher.label} on {teacher.dataset.summary()}")
     print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping")

@@ -12,11 +12,11 @@ statistics per level.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from xbar.errors import ConfigError
+from xbar.mapping.cli.common import check_output, dumps_json, seed_arg
 
 FORMATS = ("radar",)
 
@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "tab-separated per-cell rows of the RADAR data release)")
     f.add_argument("--out", required=True, metavar="DEVICE.h5",
                    help="device file to write (HDF5, written atomically)")
-    f.add_argument("--seed", type=int, default=0, metavar="N",
-                   help="seed of the fit's simulations (default 0)")
+    f.add_argument("--seed", type=seed_arg, default=0, metavar="N",
+                   help="seed of the fit's simulations (0 to 2**32 - 1; default 0)")
     f.add_argument("--name", metavar="NAME", help="device name (default: the data file's stem)")
     f.add_argument("--json", action="store_true",
                    help="print the comparison as JSON (levels: measured and simulated per level)")
@@ -52,7 +52,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xbar.devices.files import save_device
+    from xbar.devices.files import FORMAT as DEVICE_FORMAT, save_device
     from xbar.devices.radar import fit_radar
 
     if args.format not in FORMATS:
@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix.lower() not in (".h5", ".hdf5"):
         raise ConfigError(f"--out {args.out!r} must end in .h5 or .hdf5 (an HDF5 device file)")
-    if args.seed < 0:
-        raise ConfigError(f"--seed {args.seed} is invalid; allowed: an integer >= 0")
+    check_output(out, "--out", DEVICE_FORMAT)
     fit = fit_radar(args.data, seed=args.seed, name=args.name)
     by_dev = sorted(zip(fit.levels, fit.simulated), key=lambda p: p[0].device_level)
     measured: dict[str, np.ndarray] = {}
@@ -80,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     save_device(fit.device, out, provenance=provenance, measured=measured,
                 write_verify=fit.write_verify)
     if args.json:
-        print(json.dumps({**fit.to_json(), "out": str(out)}, indent=2))
+        print(dumps_json({**fit.to_json(), "out": str(out)}))
         return 0
     print(f"{Path(args.data).name}: {len(fit.levels)} levels, "
           f"{sum(lv.measured.n_cells for lv in fit.levels)} cells; fit in {fit.seconds:.1f} s "

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from xbar.devices import PRESETS, load_device_file, preset
+from xbar.mapping.cli.common import dumps_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     devs = [load_device_file(args.file).device] if args.file else [preset(n) for n in PRESETS]
     if args.json:
-        print(json.dumps([d.to_dict() for d in devs], indent=2))
+        print(dumps_json([d.to_dict() for d in devs]))
         return 0
     for d in devs:
         print(f"{d.name:18s} {d.summary()}")

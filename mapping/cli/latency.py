@@ -1,18 +1,25 @@
 """``xbar latency``: cycle-level latency, throughput and utilisation of a mapped network.
 
-A model is a zoo name (see ``xbar.mapping.data.zoo``) or a FILE holding a whole ``nn.Module`` saved with
-``torch.save(model, FILE)``. Loading a file unpickles it, which runs code from the file:
+A model is a zoo name (see ``xbar.mapping.data.zoo``) or a FILE holding a whole ``nn.Module``
+saved with ``torch.save(model, FILE)``. Loading a file unpickles it, which runs code from the file:
 only load files you trust.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 
 from xbar.config import XbarConfig, load_hardware
 from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, simulate
 from xbar.errors import ConfigError
+from xbar.mapping.cli.common import check_image_output, check_output, count_arg, dumps_json
+from xbar.timing.network import LayerSpec
+
+# Memory of the event engine per row event (the event, its callbacks and list slot) and per
+# recorded tile burst (a tuple of four ints), from the peak RSS of lenet5 at --batch 1 and
+# 3000 on CPython 3.11 / SimPy 4 (about 51 kB per inference, 58 kB with the timeline).
+_EVENT_BYTES = 300
+_BURST_BYTES = 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hw", metavar="FILE",
                    help="hardware TOML file with [array], [dac], [adc] and [timing] sections "
                         "(default: the built-in defaults)")
-    p.add_argument("--batch", type=int, default=1, metavar="N",
+    p.add_argument("--batch", type=count_arg, default=1, metavar="N",
                    help="inferences started together for the throughput run (default 1: "
                         "throughput = 1 / latency)")
     p.add_argument("--schedule", choices=SCHEDULES, default="layer",
@@ -59,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")
+    from xbar.files import check_distinct
+    from xbar.timing.results import FORMAT as LATENCY_FORMAT
+
+    check_distinct(**{"--out": args.out, "--timeline": args.timeline})
+    if args.out:
+        check_output(args.out, "--out", LATENCY_FORMAT)
+    if args.timeline:
+        check_image_output(args.timeline, "--timeline")
     hw = load_hardware(args.hw)
     xbar, timing = hw.xbar, hw.timing
     model, shape, label = load_model(args.model, args.input_shape)
@@ -68,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise ConfigError(f"--hw {args.hw}, section [timing]: {exc}" if args.hw else str(exc)
                           ) from None
+    check_engine_memory(specs, xbar, timing, args.batch, bool(args.timeline or args.out))
     result = simulate(specs, xbar, timing, schedule=args.schedule, batch=args.batch,
                       timeline=bool(args.timeline or args.out))
     if args.out:
@@ -78,13 +94,32 @@ def run(args: argparse.Namespace) -> int:
         plot_timeline(result, args.timeline)
     if args.json:
         doc = {"model": label, "input_shape": list(shape), **result.to_dict()}
-        print(json.dumps(doc, indent=2))
+        print(dumps_json(doc))
     else:
         print(format_report(result, label, shape))
         for what, where in (("timeline", args.timeline), ("results", args.out)):
             if where:
                 print(f"{what} written to {where}")
     return 0
+
+
+def check_engine_memory(specs: list[LayerSpec], xbar: XbarConfig, timing: TimingConfig,
+                        batch: int, timeline: bool) -> None:
+    """Refuse a ``--batch`` whose event engine would not fit in this machine's memory.
+
+    The engine allocates, per inference, about four events per output row of every layer,
+    and with a timeline (``--timeline``/``--out``) one record per tile burst.
+    """
+    from xbar.resources import check_memory
+    from xbar.timing.closed_form import plan_network
+
+    plans = plan_network(specs, xbar, timing)
+    rows = sum(p.rows for p in plans)
+    bursts = sum(p.rows * p.n_tiles for p in plans) if timeline else 0
+    per_inference = rows * 4 * _EVENT_BYTES + bursts * _BURST_BYTES + 400 * len(plans)
+    check_memory(per_inference * (batch + 1), f"--batch {batch}",
+                 f"{per_inference:,} bytes of engine state per inference"
+                 + (" with the timeline that --out/--timeline record" if timeline else ""))
 
 
 def format_report(result: LatencyResult, label: str, shape: tuple[int, ...]) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -12,6 +11,7 @@ from xbar.devices import resolve_device
 from xbar.analog import AnalogMatrix
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
+from xbar.mapping.cli.common import count_arg, dumps_json, seed_arg
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -37,8 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "[array], [dac], [adc] sections")
     p.add_argument("--shape", type=_shape, default=(256, 1024), metavar="OUTxIN",
                    help="weight matrix shape (default 256x1024)")
-    p.add_argument("--batch", type=int, default=256, help="input vectors (default 256)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=count_arg, default=256, help="input vectors (default 256)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed (0 to 2**32 - 1; default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -46,10 +46,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ConfigError(f"--batch = {args.batch} is invalid; allowed: >= 1")
+    from xbar.resources import check_memory
+
+    n_out, n_in = args.shape
+    # Per input vector: float32 and float64 inputs, the DAC slices, the outputs and the two
+    # float64 references; per weight: the conductances, targets and effective weights of
+    # both cells of a pair.
+    check_memory(args.batch * (12 * n_in + 8 * n_in + 32 * n_out) + 48 * n_out * n_in,
+                 f"--batch {args.batch} with --shape {n_out}x{n_in}",
+                 "inputs, outputs and programmed cells")
     device = resolve_device(args.device)
     config = load_hardware(args.hw).xbar
     rng_weights, rng_cells, rng_inputs, rng_reads = np.random.default_rng(args.seed).spawn(4)
-    n_out, n_in = args.shape
     w = rng_weights.standard_normal((n_out, n_in))
     x = rng_inputs.random((args.batch, n_in)).astype(np.float32)
     t0 = time.perf_counter()
@@ -73,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         "program_s": t1 - t0, "mvm_s": t2 - t1, "hardware": config.to_dict(),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(dumps_json(result))
         return 0
     a, d, c = config.array, config.dac, config.adc
     print(f"device   {device.name}: {device.summary()}")

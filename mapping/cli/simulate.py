@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from xbar.devices import resolve_device
@@ -11,6 +10,7 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
+from xbar.mapping.cli.common import check_output, count_arg, dumps_json, seed_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,11 +34,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hw", metavar="PRESET|FILE",
                    help="hardware preset (default, one-cell) or TOML file with "
                    "[array], [dac], [adc] sections")
-    p.add_argument("--seed", type=int, default=0, help="chip seed: programming and read noise")
-    p.add_argument("--teacher-seed", type=int, default=0, help="seed of the FP32 training")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="chip seed: programming and read noise (0 to 2**32 - 1)")
+    p.add_argument("--teacher-seed", type=seed_arg, default=0,
+                   help="seed of the FP32 training (0 to 2**32 - 1)")
     p.add_argument("--scale", choices=("column", "layer"), default="column",
                    help="weight-to-conductance scale per output column or per layer")
-    p.add_argument("--test-limit", type=int, metavar="N",
+    p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate only the first N test images")
     p.add_argument("--save-chip", metavar="FILE.h5", help="write the programmed chip to HDF5")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -46,6 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xbar.mapping.chip import FORMAT as CHIP_FORMAT
+
+    if args.test_limit is not None and args.test_limit < 1:
+        raise ConfigError(f"--test-limit = {args.test_limit} is invalid; allowed: >= 1")
+    if args.save_chip:
+        check_output(args.save_chip, "--save-chip", CHIP_FORMAT)
     device = resolve_device(args.device)
     config = load_hardware(args.hw).xbar
     teacher = load_teacher(args.model, args.dataset, args.data_dir, args.teacher_seed)
@@ -79,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         "layers": chip.describe(),
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(dumps_json(result))
         return 0
     a, d, c = config.array, config.dac, config.adc
     print(f"model      {teacher.label} on {data.summary()}")

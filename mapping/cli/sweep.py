@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from xbar.mapping.recovery.compare import METHODS
 from xbar.errors import ConfigError
+from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
+                                     parse_methods, seed_arg)
 
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
@@ -36,22 +37,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default=_DEFAULT_METHODS,
                    help=f"comma-separated subset of {','.join(METHODS)} "
                         f"(default {_DEFAULT_METHODS})")
-    p.add_argument("--chips", type=int, default=3, help="chip instances per point (default 3)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="chip c has seed SEED + c; KD students use SEED (default 0)")
-    p.add_argument("--teacher-seed", type=int, default=0)
+    p.add_argument("--chips", type=count_arg, default=3,
+                   help="chip instances per point (default 3)")
+    p.add_argument("--seed", type=seed_arg, default=0,
+                   help="chip c has seed SEED + c; KD students use SEED (0 to 2**32 - 1; "
+                        "default 0)")
+    p.add_argument("--teacher-seed", type=seed_arg, default=0,
+                   help="seed of the zoo teacher's training (0 to 2**32 - 1; default 0)")
     p.add_argument("--sram-ratio", type=float, default=0.05,
                    help="fraction of each layer's weights in SRAM (default 0.05)")
-    p.add_argument("--steps", type=int, default=200, help="adaptation steps (default 200)")
-    p.add_argument("--batch", type=int, default=32, help="adaptation batch (default 32)")
-    p.add_argument("--kd-epochs", type=int, default=10, help="distillation epochs (default 10)")
-    p.add_argument("--test-limit", type=int, metavar="N",
+    p.add_argument("--steps", type=count_arg, default=200,
+                   help="adaptation steps (default 200)")
+    p.add_argument("--batch", type=count_arg, default=32,
+                   help="adaptation batch (default 32)")
+    p.add_argument("--kd-epochs", type=count_arg, default=10,
+                   help="distillation epochs (default 10)")
+    p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate on the first N test images only (quicker, noisier)")
     p.add_argument("--out", metavar="FILE.h5", help="results file (resumed when it exists)")
     p.add_argument("--plot", metavar="FILE.png", help="accuracy against the parameter")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--workers", type=count_arg, metavar="N",
                    help="local worker processes (default: one per core)")
-    p.add_argument("--threads", type=int, metavar="N",
+    p.add_argument("--threads", type=count_arg, metavar="N",
                    help="Numba kernel threads per worker (default: cores / workers; "
                         "torch always gets one)")
     p.add_argument("--scheduler", metavar="ADDRESS",
@@ -70,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.list_params:
         params = sweep_params(resolve_device(args.device), load_hardware(args.hw).xbar)
         if args.json:
-            print(json.dumps([p.to_dict() for p in params.values()], indent=2))
+            print(dumps_json([p.to_dict() for p in params.values()]))
         else:
             print(f"Sweepable parameters (a swept value is also checked against --device "
                   f"{args.device}{' --hw ' + args.hw if args.hw else ''}):")
@@ -81,9 +88,17 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         raise ConfigError(f"{', '.join(missing)} required (see xbar sweep --help; "
                          "--list-params shows what can be swept)")
+    from xbar.files import check_distinct
+    from xbar.mapping.sweep.store import FORMAT as SWEEP_FORMAT
+
+    methods = parse_methods(args.methods, METHODS)
+    check_distinct(**{"--out": args.out, "--plot": args.plot})
+    check_output(args.out, "--out", SWEEP_FORMAT)
+    if args.plot:
+        check_image_output(args.plot, "--plot")
     spec = SweepSpec(param=args.param, values=args.values, model=args.model,
                      dataset=args.dataset, data_dir=args.data_dir, device=args.device,
-                     hw=args.hw, methods=tuple(args.methods.split(",")), chips=args.chips,
+                     hw=args.hw, methods=methods, chips=args.chips,
                      seed=args.seed, teacher_seed=args.teacher_seed,
                      sram_ratio=args.sram_ratio, steps=args.steps, batch=args.batch,
                      kd_epochs=args.kd_epochs, test_limit=args.test_limit)
@@ -95,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_sweep(plan, args.out, workers=args.workers, threads=args.threads,
                        scheduler=args.scheduler, plot=args.plot, progress=not args.json)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(dumps_json(result.to_dict()))
         return 0
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)

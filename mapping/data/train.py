@@ -28,7 +28,7 @@ from torch import nn
 from xbar.files import write_atomically
 from xbar.mapping.data.datasets import Dataset, cache_dir
 from xbar.mapping.data.zoo import INPUT_SHAPES, MODELS, build_model
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, ModelError
 
 RECIPE_VERSION = 1
 """Bump when the training loop changes, so cached weights from the old loop are not reused."""
@@ -160,6 +160,8 @@ def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
 
     Raises:
         ValueError: Empty input, or x and y of different lengths.
+        ModelError: The model returns something other than one logits tensor (N, classes)
+            (a tuple, say), or NaN or infinite logits: such a model is refused, not scored.
     """
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.int64)
@@ -175,12 +177,33 @@ def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
     try:
         with torch.no_grad():
             for start in range(0, xt.shape[0], batch_size):
-                logits = model(xt[start:start + batch_size].to(device))
+                batch = xt[start:start + batch_size]
+                logits = check_logits(model(batch.to(device)), len(batch), start)
                 pred = logits.argmax(dim=1).cpu()
                 correct += int((pred == yt[start:start + batch_size]).sum())
     finally:
         model.train(was_training)
     return correct / xt.shape[0]
+
+
+def check_logits(logits: Any, n: int, first: int = 0) -> torch.Tensor:
+    """``logits`` if it is a finite (n, classes) tensor; else a :class:`ModelError` saying
+    what the model returned (``first``: index of the batch's first image, for the message)."""
+    if not isinstance(logits, torch.Tensor):
+        raise ModelError(f"the model returns a {type(logits).__name__}, not a tensor of logits "
+                         f"(N, classes); make its forward return the logits only (for a model "
+                         "with several outputs, wrap it in a module that returns the class "
+                         "scores)")
+    if logits.dim() != 2 or logits.shape[0] != n or logits.shape[1] < 1:
+        raise ModelError(f"the model returns a tensor of shape {tuple(logits.shape)} for {n} "
+                         f"images; expected logits of shape ({n}, classes)")
+    finite = torch.isfinite(logits)
+    if not bool(finite.all()):
+        bad = int((~finite.all(dim=1)).sum())
+        raise ModelError(f"the model returns NaN or infinite logits for {bad} of {n} images "
+                         f"(images {first} to {first + n - 1}); refusing to score it: check "
+                         "its weights and its forward")
+    return logits
 
 
 def _fingerprint(model: nn.Module, dataset: Dataset, recipe: TrainRecipe) -> str:

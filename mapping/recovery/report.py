@@ -13,6 +13,8 @@ import numpy as np
 
 from xbar.files import write_atomically
 
+FORMAT = "xbar-sim compare"
+FORMAT_VERSION = 1
 LABELS = {"software": "software (FP32)", "one-shot": "one-shot", "bias-only": "bias-only",
           "kd": "KD", "rsa": "RSA", "kd+rsa": "KD+RSA", "osa": "OSA", "kd+osa": "KD+OSA",
           "rvw": "R-V-W"}
@@ -100,7 +102,8 @@ def save_compare(path: str | Path, result: dict[str, Any], config: dict[str, Any
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "xbar-sim compare"
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
             f.attrs["config_json"] = json.dumps(config)
             f.attrs["speedup_definition"] = result["speedup_definition"]

@@ -29,24 +29,29 @@ re-running the same sweep skips the finished points.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from xbar.devices import Device, DeviceFile, resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import METHODS, CompareSettings
 from xbar.mapping.recovery.kd import KDConfig
 from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
+from xbar.mapping.sweep.lock import exclusive
 from xbar.mapping.sweep.store import SweepResults, open_results, package_versions
 from xbar.mapping.sweep.backends import default_workers, make_backend
 from xbar.mapping.sweep.schedule import SweepError, execute_points
 from xbar.mapping.sweep.workers import SweepContext, TeacherPayload, distill_task, point_task
 from xbar.errors import ConfigError
+from xbar.resources import check_memory
 
 DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
+# Memory per (value, method, chip) point while a sweep runs: its eight metrics and flags in
+# the results arrays (and their copy in the file being written), its entry in the task list
+# and its submitted task (future and arguments), rounded up.
+_BYTES_PER_POINT = 1200
 
 
 @dataclass(frozen=True)
@@ -120,9 +125,10 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     """
     from xbar.config import load_hardware
 
-    methods = tuple(m.strip() for m in spec.methods if m.strip())
-    if not methods:
-        raise ConfigError(f"--methods is empty; choose from {', '.join(METHODS)}")
+    methods = tuple(m.strip() for m in spec.methods)
+    if not methods or "" in methods:
+        raise ConfigError(f"--methods {','.join(spec.methods)!r} is empty or has an empty "
+                          f"entry; choose distinct methods from {', '.join(METHODS)}")
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods repeats a method: {','.join(methods)}")
     if spec.test_limit is not None and (not isinstance(spec.test_limit, int)
@@ -138,6 +144,10 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     hw = load_hardware(spec.hw)
     xbar = hw.xbar
     param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
+    n_points = len(points) * len(methods) * spec.chips
+    check_memory(n_points * _BYTES_PER_POINT, f"--chips {spec.chips} ({len(points)} values x "
+                 f"{len(methods)} methods x {spec.chips} chips = {n_points} points)",
+                 f"about {_BYTES_PER_POINT} bytes of results and task state per point")
     return SweepPlan(spec, param, points, device, xbar.to_dict(), hw.timing, hw.programming,
                      hw.adaptation, settings, device_file.write_verify)
 
@@ -185,27 +195,6 @@ class SweepRun:
                                "accuracy": p.accuracy, "note": p.note}
                               for p, i in published_points(r)],
                 "warnings": self.warnings}
-
-
-@contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
-    """One run per results file: an OS lock, released even when the run is killed."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no lock
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(f"{path}.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise ConfigError(f"another sweep is writing {path} (its lock file {path}.lock is "
-                             "held); wait for it to finish, or use another --out") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dict[str, Any]:
@@ -267,9 +256,10 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
                        plan.settings.kd, DeviceFile(plan.device,
                                                     write_verify=plan.write_verify))
     methods = plan.settings.methods
-    with _exclusive(out):
+    with exclusive(out) as lock_notes:
         results, warnings = open_results(out, config, plan.param.unit, plan.param.target,
                                          package_versions(scheduler is not None))
+        warnings = lock_notes + warnings
         todo = [(i, m, c) for i in range(len(plan.points)) for j, m in enumerate(methods)
                 for c in range(plan.settings.chips) if not results.done[i, j, c]]
         skipped = results.done.size - len(todo)
