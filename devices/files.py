@@ -240,7 +240,8 @@ def _load_hdf5(path: Path) -> DeviceFile:
             version = _scalar(f.attrs.get("format_version"))
             if isinstance(version, bool) or not isinstance(version, int) or version < 1:
                 raise FileFormatError(f"{path}: format_version = {version!r} is invalid; "
-                                      f"allowed: an integer from 1 to {FORMAT_VERSION}")
+                                      f"allowed: an integer from 1 to {FORMAT_VERSION} (the "
+                                      "versions this xbar-sim reads)")
             if version > FORMAT_VERSION:
                 raise FileFormatError(f"{path}: device file format_version {version} is newer "
                                       f"than this xbar-sim reads ({FORMAT_VERSION}); upgrade "

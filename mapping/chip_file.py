@@ -212,7 +212,8 @@ def _bad(where: str, name: str, mask: np.ndarray, values: np.ndarray, allowed: s
     if np.any(mask):
         first = tuple(int(i) for i in np.argwhere(mask)[0])
         raise FileFormatError(f"{where}: {int(mask.sum())} value(s) of {name} out of range, "
-                              f"e.g. {name}{list(first)} = {values[first]!r}; allowed: {allowed}")
+                              f"e.g. {name}{list(first)} = {values[first].item()!r}; allowed: "
+                              f"{allowed}")
 
 
 def restore_layer(g: h5py.Group, layer: AnalogLayer, device: Device, where: str) -> None:
