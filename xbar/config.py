@@ -291,7 +291,18 @@ HARDWARE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # One cell per signed weight against a reference column: the mapping of a multi-level
     # cell used alone (DAC 2020's 10-level student), everything else as "default".
     "one-cell": {"array": {"weight_mapping": "offset"}},
+    # The project's full-chip accounting, named: "default" itself. R-V-W with one write
+    # driver per bit line (row-synchronous), one array programmed at a time, 10 ns verify;
+    # adaptation with on-chip forward and backward passes.
+    "full-chip": {},
+    # The papers' accounting of R-V-W as "cell-by-cell compensation" (work 1): one cell at a
+    # time in each array (every array at once), every pulse followed by a verify read through
+    # the column's shared ADC (array read + one conversion); adaptation as "default".
+    "cell-by-cell": {"programming": {"drivers_per_array": 1, "arrays_at_once": 0,
+                                     "verify_read": "adc"}},
 }
+"""Hardware presets by name; ``full-chip`` and ``cell-by-cell`` are the two R-V-W
+accountings every printed speedup names (docs/programming_time.md)."""
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 

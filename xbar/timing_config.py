@@ -29,6 +29,7 @@ __all__ = ["ARRAY_ORDERS", "AdaptationConfig", "BACKWARD_MODES", "DRIVER_SYNCS",
            "ProgrammingConfig", "SCHEDULES", "SRAM_BANKS", "TimingConfig", "ns_to_cycles"]
 
 SCHEDULES = ("layer", "pipelined")
+VERIFY_READS = ("direct", "adc")
 DRIVER_SYNCS = ("row", "independent")
 ARRAY_ORDERS = ("mapping", "longest-first")
 BACKWARD_MODES = ("transposed-read", "digital")
@@ -186,8 +187,17 @@ class ProgrammingConfig(Params):
             4.5 ms" of Charan et al., JxCDC 2020 (work 1 in REFERENCE.md), read as the time of
             one write (one pulse) of one cell; the benchmark sweeps the whole range. MNSIM
             2.0's ``SimConfig.ini`` has a 10 ns write pulse at 3 V, a far faster device.
-        t_verify_ns: One verify read of one cell, in ns. Default 10 ns, the read pulse of
-            DNN+NeuroSim V1.3 ``Param.cpp`` (as ``TimingConfig.t_read_ns``).
+        t_verify_ns: One verify read of one cell, in ns, with ``verify_read = "direct"``.
+            Default 10 ns, the read pulse of DNN+NeuroSim V1.3 ``Param.cpp`` (as
+            ``TimingConfig.t_read_ns``).
+        verify_read: How a verify read is sensed. ``"direct"`` (default): each write driver
+            has its own sense circuit and a verify takes ``t_verify_ns``. ``"adc"``: the verify
+            is an array read of the cell (``TimingConfig.t_read_ns``) digitised by the
+            column's shared ADC (one conversion, ``(adc.bits + 2) / adc_gsps``); the ``D``
+            drivers of an array verify together and share its ``ceil(cols / cols_per_adc)``
+            ADCs, so a verify takes ``t_read + ceil(D / adcs) * t_conversion`` (in whole
+            cycles). This is how the papers' "cell-by-cell" R-V-W reads back through the
+            inference periphery (work 1); the ``cell-by-cell`` hardware preset uses it.
         drivers_per_array: Write drivers per array (each array of a differential pair has its
             own); driver ``d`` serves bit lines ``d, d + D, ...``. 0 (the default) means one
             per bit line (``XbarConfig.array.cols``), the most parallel choice; at most
@@ -213,6 +223,9 @@ class ProgrammingConfig(Params):
                               doc="One SET/RESET programming pulse on one cell.")
     t_verify_ns: float = param(10.0, unit="ns", range=(0, 1e9, True, False),
                                doc="One verify read of one cell.")
+    verify_read: str = param("direct", choices=VERIFY_READS,
+                             doc="direct: own sense circuit (t_verify_ns); adc: array read "
+                                 "plus a conversion on the column's shared ADC.")
     drivers_per_array: int = param(
         0, unit="drivers", range=(0, 65536), note="0: one per bit line",
         doc="Write drivers per array; driver d serves bit lines d, d + D, ...")
@@ -227,9 +240,16 @@ class ProgrammingConfig(Params):
         """Cycles of one programming pulse."""
         return ns_to_cycles(self.t_pulse_ns, timing.clock_ghz)
 
-    def verify_cycles(self, timing: TimingConfig) -> int:
-        """Cycles of one verify read."""
-        return ns_to_cycles(self.t_verify_ns, timing.clock_ghz)
+    def verify_cycles(self, timing: TimingConfig, xbar: XbarConfig | None = None) -> int:
+        """Cycles of one verify read (``xbar`` is needed for ``verify_read = "adc"``)."""
+        if self.verify_read == "direct":
+            return ns_to_cycles(self.t_verify_ns, timing.clock_ghz)
+        if xbar is None:
+            raise ConfigError("ProgrammingConfig.verify_cycles: verify_read = 'adc' needs the "
+                              "array and ADC configuration (xbar)")
+        adcs = -(-xbar.array.cols // xbar.adc.cols_per_adc)
+        turns = -(-self.drivers(xbar) // adcs)
+        return timing.read_cycles() + turns * timing.adc_cycles(xbar.adc.bits)
 
     def drivers(self, xbar: XbarConfig) -> int:
         """Write drivers per array on ``xbar``'s arrays (checks the field against them)."""

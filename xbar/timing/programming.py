@@ -377,7 +377,7 @@ def programming_time(layer_cells: Sequence[LayerCells], prog: ProgrammingConfig 
     t0 = time.perf_counter()
     drivers = prog.drivers(xbar)
     layout = weight_layout(xbar.array)
-    t_p, t_v = prog.pulse_cycles(timing), prog.verify_cycles(timing)
+    t_p, t_v = prog.pulse_cycles(timing), prog.verify_cycles(timing, xbar)
     parts: tuple[list[np.ndarray], ...] = ([], [], [], [], [], [])
     for li, c in enumerate(cells_list):
         loads = array_loads(c, xbar, drivers, t_p, t_v, prog.driver_sync)
