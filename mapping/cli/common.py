@@ -77,14 +77,6 @@ def parse_methods(text: str, allowed: Sequence[str], option: str = "--methods"
     return tuple(names)
 
 
-def check_seed(value: int, option: str = "--seed") -> int:
-    """The range check of :func:`seed_arg`, for seeds given other than on the command line."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
-        raise ConfigError(f"{option} {value!r} is invalid; allowed: an integer 0 <= seed <= "
-                          f"{SEED_MAX} (2**32 - 1)")
-    return value
-
-
 def check_output(path: str | Path, option: str, kind: str) -> Path:
     """Before any work: ``path`` can be written and is not a file of another kind.
 
