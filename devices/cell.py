@@ -20,7 +20,7 @@ from xbar.errors import ConfigError
 from xbar.params import INF, fail, param, validate
 
 VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
-SIGMA_REFERENCES = ("level", "g_max", "range")
+SIGMA_REFERENCES = ("level", "g_max", "range", "spacing")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -43,7 +43,8 @@ class Device:
             programmed:
             ``"none"``;
             ``"gaussian"``: G = G_level + sigma * s * N(0, 1), where s is set by
-            ``sigma_reference`` (the level itself, g_max, or g_max - g_min);
+            ``sigma_reference`` (the level itself, g_max, g_max - g_min, or the level
+            spacing);
             ``"lognormal"``: G = G_level * exp(sigma * N(0, 1)) (sigma in natural-log units;
             the median is the level, the mean sits exp(sigma^2 / 2) above it);
             ``"table"``: G = mean_us[l] + std_us[l] * N(0, 1), a measured per-level table;
@@ -52,8 +53,11 @@ class Device:
         sigma: Relative spread for ``gaussian`` (a fraction, 0.1 = 10 %) or the log-space
             standard deviation for ``lognormal``; >= 0.
         sigma_reference: What the Gaussian sigma is relative to: ``"level"`` (multiplicative
-            noise, sigma * G_level), ``"g_max"`` (sigma * g_max_us, the same for every level) or
-            ``"range"`` (sigma * (g_max_us - g_min_us)).
+            noise, sigma * G_level), ``"g_max"`` (sigma * g_max_us, the same for every level),
+            ``"range"`` (sigma * (g_max_us - g_min_us)) or ``"spacing"`` (sigma times the
+            spacing between adjacent levels, the same for every level: (g_max_us - g_min_us)
+            / (n_levels - 1) for uniform levels, the mean spacing of ``levels_us`` otherwise,
+            i.e. (levels_us[-1] - levels_us[0]) / (n_levels - 1)).
         level_mean_us: Per-level programmed mean conductance in uS (``table`` only).
         level_std_us: Per-level programmed standard deviation in uS (``table`` only).
         sigma_poly_us: Polynomial coefficients, lowest order first, in uS (``polynomial``).
@@ -84,7 +88,8 @@ class Device:
     sigma: float = param(0.0, unit="fraction", range=(0, 10), note="a fraction, not a percent",
                          doc="Relative spread (gaussian) or log-space sigma (lognormal).")
     sigma_reference: str = param("level", choices=SIGMA_REFERENCES,
-                                 doc="What the gaussian sigma is relative to.")
+                                 doc="What the gaussian sigma is relative to (spacing: the "
+                                     "mean spacing of adjacent levels).")
     level_mean_us: tuple[float, ...] = param(
         (), kind=tuple, item=float, unit="uS", note="n_levels values; variation = table",
         doc="Per-level programmed mean conductance (variation = table).")
@@ -218,8 +223,7 @@ class Device:
         """Programming standard deviation in uS at nominal conductance ``g_us``."""
         g = np.asarray(g_us, dtype=np.float64)
         if self.variation == "gaussian":
-            ref = {"level": g, "g_max": self.g_max_us,
-                   "range": self.g_max_us - self.g_min_us}[self.sigma_reference]
+            ref = g if self.sigma_reference == "level" else self._sigma_scale_us()
             return self.sigma * np.broadcast_to(ref, g.shape)
         if self.variation == "polynomial":
             x = g / self.poly_g_ref_us
@@ -230,6 +234,14 @@ class Device:
         if self.variation == "lognormal":
             return g * np.sqrt(np.expm1(self.sigma ** 2)) * np.exp(self.sigma ** 2 / 2)
         return np.zeros_like(g)
+
+    def _sigma_scale_us(self) -> float:
+        """The uS a gaussian sigma of 1 means for the level-independent references."""
+        if self.sigma_reference == "g_max":
+            return self.g_max_us
+        if self.sigma_reference == "spacing":   # mean spacing of adjacent levels
+            return float(self._levels[-1] - self._levels[0]) / (self.n_levels - 1)
+        return self.g_max_us - self.g_min_us   # range
 
     def nearest_level(self, g_us: Any) -> Any:
         """Index of the nominal level nearest to each conductance (uS); a tie goes down.
@@ -335,9 +347,7 @@ class Device:
         if v == "gaussian":
             if self.sigma_reference == "level":
                 return nominal, np.float32(self.sigma) * nominal
-            ref = self.g_max_us if self.sigma_reference == "g_max" \
-                else self.g_max_us - self.g_min_us
-            return nominal, np.full_like(nominal, np.float32(self.sigma * ref))
+            return nominal, np.full_like(nominal, np.float32(self.sigma * self._sigma_scale_us()))
         if v == "lognormal":
             return nominal, np.full_like(nominal, np.float32(self.sigma))
         if v == "table":
