@@ -36,8 +36,9 @@ from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
 from xbar.timing import TimingConfig  # noqa: E402
-from xbar.timing.adaptation import (SPEEDUP_DEFINITION, AdaptationConfig,  # noqa: E402
-                                    adaptation_time, sram_words_per_layer)
+from xbar.timing.adaptation import (AdaptationConfig, adaptation_time,  # noqa: E402
+                                    sram_words_per_layer)
+from xbar.timing.speedup import SPEEDUP_DEFINITION  # noqa: E402
 from xbar.timing.programming import (LayerCells, ProgrammingConfig,  # noqa: E402
                                      one_shot_time, programming_time)
 

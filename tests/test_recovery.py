@@ -16,7 +16,7 @@ from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, fisher_i
 from xbar.mapping.chip import Chip
 from xbar.mapping.cli.main import main
 from xbar.mapping.data.datasets import load_dataset
-from xbar.mapping.recovery.kd import DeviceNoise, KDConfig
+from xbar.mapping.recovery.kd import DeviceNoise
 from xbar.mapping.recovery.rvw import program_rvw, rvw_params
 from xbar.analog import AnalogMatrix
 from xbar.config import ArrayConfig, XbarConfig

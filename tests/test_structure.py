@@ -23,10 +23,7 @@ MAX_LINES = 450
 LINE_EXEMPT: dict[str, str] = {}
 """Modules allowed over :data:`MAX_LINES`, with the reason."""
 
-PRIVATE_IMPORT_EXEMPT = {
-    ("xbar/timing/programming.py", "_CountingEnvironment"):
-        "being edited by two helpers; engine.CountingEnvironment is the public name",
-}
+PRIVATE_IMPORT_EXEMPT: dict[tuple[str, str], str] = {}
 """(module, private name) pairs allowed to cross a module boundary, with the reason."""
 
 DEVICES_MAY_IMPORT = ("xbar.errors", "xbar.files", "xbar.rng", "xbar.threads", "xbar.params",
@@ -246,14 +243,12 @@ def test_split_modules_keep_their_old_import_paths() -> None:
     from xbar.devices import fit, radar
     from xbar.mapping.data import base, cifar, datasets, mnist
     from xbar.mapping.sweep import backends, run, schedule
-    from xbar.timing import adaptation, speedup
 
     pairs = [(radar, fit, ("fit_radar", "RadarFit", "FITTED", "base_params", "FIT_READ_NOISE")),
              (datasets, base, ("Dataset", "cache_dir", "data_root")),
              (datasets, mnist, ("load_mnist", "parse_idx", "read_idx", "MNIST_FILES")),
              (datasets, cifar, ("load_cifar10", "decode_cifar_tar", "CIFAR10_CLASSES")),
-             (run, schedule, ("SweepError",)), (run, backends, ("default_workers",)),
-             (adaptation, speedup, ("rsa_speedup", "Speedup", "SPEEDUP_DEFINITION"))]
+             (run, schedule, ("SweepError",)), (run, backends, ("default_workers",))]
     for facade, home, names in pairs:
         for name in names:
             assert getattr(facade, name) is getattr(home, name), (facade.__name__, name)

@@ -12,8 +12,8 @@ import pytest
 from xbar.config import ArrayConfig, XbarConfig, load_hardware
 from xbar.timing import LayerSpec, TimingConfig, simulate
 from xbar.timing.adaptation import (AdaptationConfig, adaptation_time,
-                                    backward_cycles_per_layer, rsa_speedup,
-                                    sram_words_per_layer)
+                                    backward_cycles_per_layer, sram_words_per_layer)
+from xbar.timing.speedup import rsa_speedup
 from xbar.timing.programming import (LayerCells, ProgrammingConfig, cells_one_shot,
                                      column_layout, list_schedule_cycles,
                                      one_shot_time, physical_columns, programming_time)

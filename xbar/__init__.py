@@ -54,7 +54,7 @@ _PUBLIC: dict[str, str] = {
     "LayerSpec": "xbar.timing.network", "simulate_latency": "xbar.timing.engine",
     "LatencyResult": "xbar.timing.engine", "programming_time": "xbar.timing.programming",
     "one_shot_time": "xbar.timing.programming", "adaptation_time": "xbar.timing.adaptation",
-    "rsa_speedup": "xbar.timing.adaptation",
+    "rsa_speedup": "xbar.timing.speedup",
 }
 _RENAMED = {"simulate_latency": "simulate"}
 

@@ -11,7 +11,6 @@ the idle cell of each differential pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 

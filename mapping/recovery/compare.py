@@ -41,7 +41,8 @@ from xbar.mapping.recovery.rvw import program_rvw, rvw_params
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import XbarConfig
 from xbar.timing import TimingConfig
-from xbar.timing.adaptation import SPEEDUP_DEFINITION, AdaptationConfig, adaptation_time
+from xbar.timing.adaptation import AdaptationConfig, adaptation_time
+from xbar.timing.speedup import SPEEDUP_DEFINITION
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
 from xbar.errors import ConfigError
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import math
 import os
 import socket
 from dataclasses import dataclass, field
@@ -268,8 +267,3 @@ def open_results(path: str | Path, config: dict[str, Any], unit: str, target: st
                 if name in versions and versions[name] != v]
     return old, warnings
 
-
-def nan_to_none(values: list[float]) -> list[float | None]:
-    """JSON-safe: NaN becomes null."""
-    return [None if (v is None or (isinstance(v, float) and math.isnan(v))) else v
-            for v in values]

@@ -57,8 +57,6 @@ from xbar.timing.config import TimingConfig
 from xbar.timing.engine import CountingEnvironment, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
 from xbar.errors import ConfigError
-# Speedup accounting lives in xbar.timing.speedup; its names stay importable from here.
-from xbar.timing.speedup import SPEEDUP_DEFINITION, Speedup, rsa_speedup  # noqa: F401
 # The [adaptation] section is declared with the other timing sections (one root config).
 from xbar.timing_config import AdaptationConfig
 

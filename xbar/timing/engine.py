@@ -54,7 +54,6 @@ class CountingEnvironment(simpy.Environment):
 
 
 # The old private name, until xbar/timing/programming.py imports CountingEnvironment.
-_CountingEnvironment = CountingEnvironment
 
 
 @dataclass(frozen=True)
@@ -253,7 +252,7 @@ class _Run:
             yield self.env.timeout(cycles)
 
     def _feeder(self, li: int) -> Generator[Any, Any, None]:
-        st, plan, env = self.layers[li], self.plans[li], self.env
+        st, plan = self.layers[li], self.plans[li]
         spec = plan.spec
         for b in range(self.batch):
             if self.schedule == "layer":

@@ -118,10 +118,6 @@ class LayerSpec:
         """Tiles across the outputs of one group."""
         return ceil_div(self.n_out // self.groups, xbar.array.weight_cols)
 
-    def base_tiles(self, xbar: XbarConfig) -> int:
-        """Tiles of one copy: groups * row tiles * column tiles."""
-        return self.groups * self.row_tiles(xbar) * self.col_tiles(xbar)
-
     def input_rows_needed(self, out_row: int) -> int:
         """Input rows (from the top) that output row ``out_row`` needs: its line-buffer
         window ends at row out_row * sh - top + dh * (kh - 1)."""

@@ -44,7 +44,6 @@ One-shot programming is the same with one pulse and no verify read per cell: an 
 from __future__ import annotations
 
 import heapq
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -54,8 +53,8 @@ import numpy as np
 import simpy
 
 from xbar.config import XbarConfig
-from xbar.timing.config import TimingConfig, ns_to_cycles
-from xbar.timing.engine import _CountingEnvironment
+from xbar.timing.config import TimingConfig
+from xbar.timing.engine import CountingEnvironment
 from xbar.timing.network import LayerSpec
 from xbar.errors import ConfigError
 from xbar.layout import weight_layout
@@ -309,7 +308,7 @@ class ProgrammingResult:
 def _schedule(durations: np.ndarray, slots: int) -> tuple[np.ndarray, int, int]:
     """Run the arrays through the SimPy engine: one process and one timeout per array,
     holding one of ``slots`` slots (0: unlimited). Returns starts, makespan and events."""
-    env = _CountingEnvironment()
+    env = CountingEnvironment()
     pool = simpy.Resource(env, capacity=slots) if slots else None
     starts = np.zeros(len(durations), dtype=np.int64)
 
