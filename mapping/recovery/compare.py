@@ -45,6 +45,7 @@ from xbar.timing.adaptation import AdaptationConfig, adaptation_time
 from xbar.timing.speedup import SPEEDUP_DEFINITION
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
 from xbar.errors import ConfigError
+from xbar.params import fail, param, validate
 
 METHODS = ("software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa", "osa", "kd+osa", "rvw")
 FISHER_IMAGES = 256
@@ -82,24 +83,38 @@ class MethodResult:
 
 @dataclass(frozen=True)
 class CompareSettings:
-    """What to compare and how hard to try."""
+    """What to compare and how hard to try.
 
-    sram_ratio: float = 0.05
-    chips: int = 3
-    seed: int = 0
-    methods: tuple[str, ...] = METHODS
+    Attributes:
+        sram_ratio: Fraction of each mapped layer's weights given an SRAM word (RSA, OSA).
+        chips: Chip instances; chip ``c`` has seed ``seed + c``.
+        seed: The first chip's seed.
+        methods: Methods to run, a subset of :data:`METHODS` without repeats.
+        adapt: The adaptation budget and optimiser.
+        kd: The distillation recipe.
+    """
+
+    sram_ratio: float = param(0.05, unit="fraction", range=(0, 1, True, False),
+                              note="0.05 = 5 % of each layer's weights",
+                              doc="Fraction of each layer's weights in SRAM.")
+    chips: int = param(3, unit="chips", range=(1, 1 << 62), doc="Chip instances.")
+    seed: int = param(0, unit="-", range=(0, 2**32 - 1), doc="The first chip's seed.")
+    methods: tuple[str, ...] = param(METHODS, item=str, doc="Methods to run.")
     adapt: AdaptConfig = AdaptConfig()
     kd: KDConfig = KDConfig()
 
     def __post_init__(self) -> None:
-        if not 0 < self.sram_ratio <= 1:
-            raise ConfigError(f"sram_ratio = {self.sram_ratio!r} is invalid; allowed: (0, 1] "
-                             "(a fraction: 0.05 = 5 % of each layer's weights)")
-        if not isinstance(self.chips, int) or self.chips < 1:
-            raise ConfigError(f"chips = {self.chips!r} is invalid; allowed: an integer >= 1")
+        validate(self)
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
-            raise ConfigError(f"unknown method(s) {unknown}; valid: {', '.join(METHODS)}")
+            raise ConfigError(f"CompareSettings.methods: unknown method(s) {unknown}; valid: "
+                              f"{', '.join(METHODS)}")
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            fail("CompareSettings", "methods", self.methods,
+                 f"a non-empty list of distinct methods from {', '.join(METHODS)}")
+        for name, klass in (("adapt", AdaptConfig), ("kd", KDConfig)):
+            if not isinstance(getattr(self, name), klass):
+                fail("CompareSettings", name, getattr(self, name), f"a {klass.__name__}")
 
 
 def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, xbar: XbarConfig,

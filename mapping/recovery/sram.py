@@ -32,14 +32,14 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.data.train import seeded_deterministic
 from xbar.errors import ConfigError
-from xbar.params import check_int
+from xbar.params import Params, check_int, param
 
 SELECTIONS = ("random", "fisher")
 TRAINABLE = ("sram", "bias")
 
 
 @dataclass(frozen=True)
-class AdaptConfig:
+class AdaptConfig(Params):
     """Budget and optimiser of on-chip adaptation.
 
     Attributes:
@@ -52,19 +52,14 @@ class AdaptConfig:
     (:class:`xbar.timing_config.AdaptationConfig`), passed to :func:`attach_sram`.
     """
 
-    steps: int = 200
-    batch_size: int = 32
-    learning_rate: float = 0.5
+    SECTION = "adapt"
 
-    def __post_init__(self) -> None:
-        for name, lo, hi in (("steps", 1, 10**7), ("batch_size", 1, 10**6)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or not lo <= v <= hi:
-                raise ConfigError(f"AdaptConfig.{name} = {v!r} is invalid; allowed: an integer "
-                                 f"in [{lo}, {hi}]")
-        if not self.learning_rate > 0:
-            raise ConfigError(f"AdaptConfig.learning_rate = {self.learning_rate!r} is invalid;"
-                             " allowed: > 0")
+    steps: int = param(200, unit="steps", range=(1, 10**7),
+                       doc="Optimiser steps, each a forward and backward pass of a batch.")
+    batch_size: int = param(32, unit="images", range=(1, 10**6),
+                            doc="Training images per step.")
+    learning_rate: float = param(0.5, unit="-", range=(0, 1e6, True, False),
+                                 doc="Adam's rate (SRAM words: in word steps).")
 
 
 def fisher_importance(chip: Chip, dataset: Dataset, n_images: int = 256, batch_size: int = 64,
