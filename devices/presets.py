@@ -217,6 +217,23 @@ WRITE_VERIFY_PRESETS: dict[str, Callable[[], WriteVerifyParams]] = {
 }
 
 
+PRESET_HARDWARE: dict[str, str] = {
+    # DAC 2020 maps its 10-level student one cell per signed weight (a multilevel cell used
+    # alone); see README "Reading the DAC 2020 variance".
+    "charan2020-dac": "one-cell",
+}
+"""The hardware preset (``xbar.config.HARDWARE_PRESETS``) a device preset's source implies,
+for presets whose paper fixes the weight mapping; every other preset implies ``default``."""
+
+
+def preset_hardware(name: str) -> str:
+    """The hardware preset that device preset ``name`` is meant for (``"default"`` unless its
+    source fixes the mapping): ``--device NAME`` without ``--hw`` uses it."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown device preset {name!r}; presets: {', '.join(PRESETS)}")
+    return PRESET_HARDWARE.get(name, "default")
+
+
 def preset(name: str) -> Device:
     """The preset called ``name``; a clear error listing the presets otherwise."""
     try:

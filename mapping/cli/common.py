@@ -124,3 +124,19 @@ def dumps_json(obj: Any) -> str:
     that could not be computed, e.g. a throughput of a single inference), never as the bare
     ``NaN``/``Infinity`` that strict JSON readers reject."""
     return json.dumps(json_safe(obj), indent=2, allow_nan=False)
+
+
+def hardware_spec(device: str, hw: str | None) -> tuple[str | None, str]:
+    """The ``--hw`` to use and a label for it: ``--hw`` when given, else the hardware preset
+    that a device preset's source implies (``xbar.devices.presets.preset_hardware``: DAC
+    2020's cell maps one cell per weight), else the defaults. The label says which, so the
+    output never hides an implied mapping."""
+    from xbar.devices.presets import PRESETS, preset_hardware
+
+    if hw is not None:
+        return hw, hw
+    if device in PRESETS:
+        implied = preset_hardware(device)
+        if implied != "default":
+            return implied, f"{implied} (implied by --device {device}; --hw overrides)"
+    return None, "default"

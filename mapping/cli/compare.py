@@ -14,6 +14,7 @@ from xbar.mapping.recovery.kd import KDConfig
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
+                                     hardware_spec,
                                      parse_methods, seed_arg)
 
 # Memory per (chip, method) kept until the end: accuracies, times and pulses in lists.
@@ -82,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
                  f"results of {args.chips} chips x {len(methods)} methods")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
     device = device_file.device
+    args.hw, hw_label = hardware_spec(args.device, args.hw)
     hw = load_hardware(args.hw)
     xbar, timing, programming, adaptation = hw.xbar, hw.timing, hw.programming, hw.adaptation
     teacher = load_teacher(args.model, args.dataset, args.data_dir, 0)
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
                      progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
     result.update(model=teacher.label, dataset=teacher.dataset.name,
                   dataset_note=teacher.dataset.note, device=device.name,
+                  hardware_preset=hw_label,
                   wall_s=time.perf_counter() - start)
     config = {"device": device.to_dict(), "hardware": xbar.to_dict(),
               "timing": timing.to_dict(), "programming": programming.to_dict(),
@@ -103,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                                                result["methods"].items()}}))
         return 0
     print(f"{teacher.label} on {teacher.dataset.summary()}")
-    print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping")
+    print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping "
+          f"(hardware {hw_label})")
     print(format_table(result))
     if result["kd"]:
         print(f"KD student trained off chip in {result['kd']['train_s']:.1f} s "

@@ -11,7 +11,7 @@ from xbar.devices import resolve_device
 from xbar.analog import AnalogMatrix
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import count_arg, dumps_json, seed_arg
+from xbar.mapping.cli.common import count_arg, dumps_json, hardware_spec, seed_arg
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
                  f"--batch {args.batch} with --shape {n_out}x{n_in}",
                  "inputs, outputs and programmed cells")
     device = resolve_device(args.device)
+    args.hw, args.hw_label = hardware_spec(args.device, args.hw)
     config = load_hardware(args.hw).xbar
     rng_weights, rng_cells, rng_inputs, rng_reads = np.random.default_rng(args.seed).spawn(4)
     w = rng_weights.standard_normal((n_out, n_in))

@@ -10,7 +10,8 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import check_output, count_arg, dumps_json, seed_arg
+from xbar.mapping.cli.common import (check_output, count_arg, dumps_json, hardware_spec,
+                                     seed_arg)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.save_chip:
         check_output(args.save_chip, "--save-chip", CHIP_FORMAT)
     device = resolve_device(args.device)
+    args.hw, args.hw_label = hardware_spec(args.device, args.hw)
     config = load_hardware(args.hw).xbar
     teacher = load_teacher(args.model, args.dataset, args.data_dir, args.teacher_seed)
     data = teacher.dataset
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         "model": teacher.label, "dataset": data.name, "dataset_note": data.note,
         "n_test": int(len(y_test)), "software_accuracy": software,
         "hardware_accuracy": hardware, "n_tiles": chip.n_tiles, "n_cells": chip.n_cells,
-        "device": device.name, "seed": args.seed, "teacher_seed": args.teacher_seed,
+        "device": device.name, "hardware_preset": args.hw_label, "seed": args.seed, "teacher_seed": args.teacher_seed,
         "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1,
         "device_parameters": device.to_dict(), "hardware": config.to_dict(),
         "layers": chip.describe(),
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     a, d, c = config.array, config.dac, config.adc
     print(f"model      {teacher.label} on {data.summary()}")
     print(f"device     {device.name}: {device.summary()}")
+    print(f"hardware   {args.hw_label}")
     print(f"arrays     {a.rows}x{a.cols} 1T1R, {a.weight_mapping} mapping, {args.scale} scale, "
           f"read {a.read_voltage_v} V; DAC {d.input_bits} bits ({d.bits_per_read}/read); "
           f"ADC {c.bits} bits, {c.range_mode} range")

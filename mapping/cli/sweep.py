@@ -8,6 +8,7 @@ import sys
 from xbar.mapping.recovery.compare import METHODS
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
+                                     hardware_spec,
                                      parse_methods, seed_arg)
 
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from xbar.mapping.sweep.params import format_params, sweep_params
     from xbar.config import load_hardware
 
+    args.hw, hw_label = hardware_spec(args.device, args.hw)
     if args.list_params:
         params = sweep_params(resolve_device(args.device), load_hardware(args.hw).xbar)
         if args.json:

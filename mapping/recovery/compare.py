@@ -42,7 +42,7 @@ from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import XbarConfig
 from xbar.timing import TimingConfig
 from xbar.timing.adaptation import AdaptationConfig, adaptation_time
-from xbar.timing.speedup import SPEEDUP_DEFINITION
+from xbar.timing.speedup import SPEEDUP_DEFINITION, accounting_label
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
 from xbar.errors import ConfigError
 from xbar.params import fail, param, validate
@@ -225,7 +225,9 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
     if "rvw" in out and "kd+rsa" in out and out["kd+rsa"]["time_s"] > 0:
         speedup = out["rvw"]["time_s"] / out["kd+rsa"]["time_s"]
     return {"methods": out, "speedup_rsa_vs_rvw": speedup,
-            "speedup_definition": SPEEDUP_DEFINITION + " (kd+rsa; means over chips)",
+            "speedup_definition": SPEEDUP_DEFINITION + " (kd+rsa; means over chips); "
+                                  + accounting_label(programming, xbar),
+            "speedup_accounting": accounting_label(programming, xbar),
             "n_weights": n_weights, "rram_cells": rram_cells, "kd": kd_info,
             "rvw_loop": rvw_loop.source if rvw_loop is not None else None,
             "settings": {"sram_ratio": settings.sram_ratio, "chips": settings.chips,

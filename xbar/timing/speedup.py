@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # both modules import this one
     from xbar.timing.adaptation import AdaptationResult
     from xbar.timing.programming import ProgrammingResult
 
-__all__ = ["SPEEDUP_DEFINITION", "Speedup", "rsa_speedup"]
+__all__ = ["SPEEDUP_DEFINITION", "Speedup", "accounting_label", "rsa_speedup"]
 
 
 @dataclass(frozen=True)
@@ -51,3 +51,27 @@ def rsa_speedup(rvw: ProgrammingResult, one_shot: ProgrammingResult,
                    adaptation_s=adaptation.total_s, rsa_s=rsa,
                    speedup=rvw.total_s / rsa if rsa > 0 else float("inf"),
                    definition=SPEEDUP_DEFINITION)
+
+
+def accounting_label(programming: Any, xbar: Any) -> str:
+    """The R-V-W accounting a speedup was computed under, in words: write drivers per array,
+    arrays programmed at once, how a verify read is sensed, and the write time per pulse.
+
+    ``full-chip`` and ``cell-by-cell`` name the two hardware presets
+    (:data:`xbar.config.HARDWARE_PRESETS`); any other setting is described as it is.
+    """
+    d = programming.drivers_per_array
+    drivers = f"{d} write driver{'s' if d != 1 else ''} per array" if d else \
+        "a write driver per bit line"
+    at_once = ("every array at once" if programming.arrays_at_once == 0 else
+               f"{programming.arrays_at_once} array{'s' if programming.arrays_at_once != 1 else ''}"
+               " at a time")
+    verify = ("verify through the column's shared ADC" if programming.verify_read == "adc"
+              else f"{programming.t_verify_ns:g} ns verify")
+    name = ""
+    if d == 1 and programming.arrays_at_once == 0 and programming.verify_read == "adc":
+        name = "cell-by-cell accounting: "
+    elif d == 0 and programming.arrays_at_once == 1 and programming.verify_read == "direct":
+        name = "full-chip accounting: "
+    return (f"{name}{drivers}, {at_once}, {verify}, {programming.driver_sync}-synchronous; "
+            f"write {programming.t_pulse_ns / 1000:g} us per pulse")
