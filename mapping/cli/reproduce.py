@@ -1,0 +1,86 @@
+"""``xbar reproduce``: the published figures of works 1 and 2 beside the simulated ones."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from xbar.errors import ConfigError
+from xbar.mapping.cli.common import check_output, count_arg, dumps_json, seed_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce", help="each published figure of works 1 and 2 beside the simulated one",
+        description="For every published figure of works 1 (JxCDC 2020) and 2 (DAC 2020): "
+                    "the paper's number and setting, the simulated number (mean +- std over "
+                    "chips) and setting, and the difference. The full run is MNIST LeNet-5; "
+                    "--quick runs on digits in a few minutes.")
+    p.add_argument("works", nargs="?", default="all", choices=("work1", "work2", "all"))
+    p.add_argument("--quick", action="store_true",
+                   help="digits CNN on scikit-learn's digits, smaller budgets")
+    p.add_argument("--chips", type=count_arg, default=None,
+                   help="chip instances (default 2, quick 2)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="first chip seed")
+    p.add_argument("--fractions", default=None, metavar="F1,F2,...",
+                   help="SRAM fractions tried (default 0.01,0.03,0.05,0.08)")
+    p.add_argument("--steps", type=count_arg, default=None,
+                   help="adaptation steps (default 300, quick 150)")
+    p.add_argument("--batch", type=count_arg, default=None,
+                   help="adaptation batch (default 64, quick 32)")
+    p.add_argument("--kd-epochs", type=count_arg, default=None, help="KD epochs (default 10)")
+    p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--out", metavar="FILE.h5", help="write the rows and plots to HDF5")
+    p.set_defaults(func=run)
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """``--fractions 0.01,0.05``: distinct fractions in (0, 1], or a clear error."""
+    out = []
+    for i, part in enumerate(text.split(","), 1):
+        try:
+            value = float(part)
+        except ValueError:
+            raise ConfigError(f"--fractions {text!r}: entry {i} ({part!r}) is not a number; "
+                              "allowed: comma-separated fractions in (0, 1]") from None
+        if not 0 < value <= 1 or value in out:
+            raise ConfigError(f"--fractions {text!r}: entry {i} = {part!r} is invalid; "
+                              "allowed: distinct fractions in (0, 1] (0.05 = 5 %)")
+        out.append(value)
+    return tuple(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xbar.mapping.recovery.reproduce import ReproduceSettings, format_rows, reproduce
+    from xbar.mapping.recovery.reproduce_report import FORMAT, save_reproduce
+
+    if args.out:
+        check_output(args.out, "--out", FORMAT)
+    works = ("work1", "work2") if args.works == "all" else (args.works,)
+    budget: dict = dict(steps=150, batch=32) if args.quick else {}
+    for name in ("steps", "batch", "kd_epochs"):
+        if getattr(args, name) is not None:
+            budget[name] = getattr(args, name)
+    if args.fractions is not None:
+        budget["fractions"] = parse_fractions(args.fractions)
+    settings = ReproduceSettings(works=works, quick=args.quick, chips=args.chips or 2,
+                                 seed=args.seed, data_dir=args.data_dir, **budget)
+    quiet = args.json or not sys.stderr.isatty()
+    start = time.perf_counter()
+    result = reproduce(settings, progress=None if quiet else
+                       (lambda msg: print(f"  {msg}", file=sys.stderr)))
+    result["wall_s"] = time.perf_counter() - start
+    if args.out:
+        save_reproduce(args.out, result)
+    if args.json:
+        print(dumps_json(result))
+        return 0
+    print(f"xbar reproduce {args.works}{' --quick' if args.quick else ''}: "
+          f"{result['model']} on {result['dataset']}, FP32 {result['fp32_accuracy']:.2%}, "
+          f"{result['chips']} chips, {result['wall_s']:.0f} s")
+    print(format_rows(result))
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

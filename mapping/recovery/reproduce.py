@@ -1,0 +1,319 @@
+"""``xbar reproduce``: every published figure of works 1 and 2 beside the simulated one.
+
+For each :class:`~xbar.mapping.recovery.published.Published` figure the run produces one row:
+the paper's number and setting, the simulated number (mean and standard deviation over chip
+instances) and setting, and the difference (simulated - published, in points for accuracies
+and fractions; simulated / published for speedups). A figure this code cannot simulate yet
+keeps its row with ``simulated = None`` and a note saying why, so nothing is silently left out.
+
+The settings (REFERENCE.md; where the papers are silent, the project's choice):
+
+* work 1 (JxCDC 2020): the ``charan2020-jxcdc`` cell (16 levels, sigma 0.1 x level, 9.04 % SA0,
+  1.75 % SA1) on the default hardware (differential pairs); KD student, then RSA and KD+RSA at
+  each SRAM fraction of :attr:`ReproduceSettings.fractions`; "SRAM needed" is the smallest
+  fraction whose mean accuracy is within 1 point of the FP32 teacher;
+* work 2 (DAC 2020): the ``charan2020-dac`` cell with the hardware its preset implies
+  (:func:`xbar.devices.presets.preset_hardware`); one-shot for the collapse, KD + OSA at each
+  fraction for the recovery;
+* speedup: ``T_rvw / (T_one_shot + T_adapt)`` of KD+RSA at 5 % SRAM under two accountings,
+  ``full-chip`` (the default hardware: one write driver per bit line, one array programmed at
+  a time) and ``cell-by-cell`` (the papers' R-V-W: one cell at a time per array, every pulse
+  followed by a verify read through the column's shared ADC), at the lowest and highest RRAM
+  write time of work 1 (6.5 us, 4.5 ms).
+
+``quick`` runs the same on scikit-learn's digits with the digits CNN (a few minutes on 2
+cores); the full run is MNIST LeNet-5. CIFAR-10 VGG-16 rows are not simulated here (see the
+notes in the rows).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from xbar.errors import ConfigError
+from xbar.mapping.recovery.published import PUBLISHED, Published
+
+__all__ = ["ReproduceSettings", "WORKS", "reproduce", "speedup_sensitivity"]
+
+WORKS = ("work1", "work2")
+WRITE_TIMES_NS = (6_500.0, 50_000.0, 500_000.0, 4_500_000.0)
+"""Work 1's range of RRAM write times per cell (6.5 us to 4.5 ms), with two points between."""
+ACCOUNTINGS = ("full-chip", "cell-by-cell")
+"""Hardware presets whose ``[programming]`` section sets the R-V-W accounting."""
+
+
+@dataclass(frozen=True)
+class ReproduceSettings:
+    """What to reproduce and how hard to try.
+
+    Attributes:
+        works: Works to reproduce, a subset of :data:`WORKS`.
+        quick: Digits and the digits CNN instead of MNIST and LeNet-5.
+        chips: Chip instances (seeds ``seed``, ``seed + 1``, ...).
+        seed: First chip seed; the teacher is the zoo's (teacher seed 0).
+        fractions: SRAM fractions tried for RSA, KD+RSA and KD+OSA.
+        steps, batch: Adaptation budget per chip.
+        kd_epochs: KD epochs.
+        data_dir: Where MNIST lives (default: the usual search, see ``xbar simulate``).
+    """
+
+    works: tuple[str, ...] = WORKS
+    quick: bool = False
+    chips: int = 2
+    seed: int = 0
+    fractions: tuple[float, ...] = (0.01, 0.03, 0.05, 0.08)
+    steps: int = 300
+    batch: int = 64
+    kd_epochs: int = 10
+    data_dir: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        unknown = [w for w in self.works if w not in WORKS]
+        if unknown or not self.works:
+            raise ConfigError(f"works = {list(self.works)!r} is invalid; allowed: a non-empty "
+                              f"subset of {list(WORKS)}")
+        if len(set(self.works)) != len(self.works):
+            raise ConfigError(f"works = {list(self.works)!r} names a work twice")
+        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
+            raise ConfigError(f"fractions = {list(self.fractions)!r} is invalid; allowed: "
+                              "fractions in (0, 1]")
+
+    @property
+    def model(self) -> str:
+        return "digits-cnn" if self.quick else "lenet5"
+
+    @property
+    def dataset(self) -> str:
+        return "digits" if self.quick else "mnist"
+
+
+def _row(pub: Published, simulated: float | None, std: float | None, setting: str,
+         note: str = "", published_value: float | None = None) -> dict[str, Any]:
+    value = pub.value if published_value is None else published_value
+    if simulated is None or value is None:
+        diff = None
+    elif pub.kind == "speedup":
+        diff = simulated / value
+    else:
+        diff = simulated - value
+    return {"work": pub.work, "figure": pub.figure, "title": pub.title, "kind": pub.kind,
+            "published": value, "published_high": pub.high, "published_text": pub.text,
+            "published_setting": pub.setting, "simulated": simulated,
+            "simulated_std": std, "setting": setting, "difference": diff, "note": note}
+
+
+def _pub(work: str, figure: str) -> Published:
+    return next(p for p in PUBLISHED if p.work == work and p.figure == figure)
+
+
+def _needed(by_fraction: dict[float, dict[str, Any]], method: str, target: float
+            ) -> float | None:
+    """Smallest fraction whose mean accuracy reaches ``target``; None if none does."""
+    for f in sorted(by_fraction):
+        if by_fraction[f]["methods"][method]["accuracy"] >= target:
+            return f
+    return None
+
+
+def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar: Any,
+                        hardware: Callable[[str], Any], chips: int, seed: int,
+                        write_times_ns: tuple[float, ...] = WRITE_TIMES_NS,
+                        budgets: tuple[tuple[int, int], ...] = ((100, 16), (300, 64)),
+                        sram_fraction: float = 0.05,
+                        drivers: tuple[int, ...] = (1, 8, 0)) -> list[dict[str, Any]]:
+    """Speedup of one-shot + adaptation over R-V-W against write time and write parallelism.
+
+    R-V-W pulse and verify counts come from the device's write-verify loop on each chip (the
+    loop a device file stores, else the transfer rule); every time from the timing engine.
+    Rows: one per (accounting or drivers per array, write time, budget), the mean over chips.
+    ``drivers``: write drivers per array for the parallelism axis (0: one per bit line), with
+    the full-chip accounting's other settings.
+    """
+    from xbar.mapping.chip import Chip
+    from xbar.mapping.geometry import layer_specs
+    from xbar.mapping.recovery.rvw import program_rvw, rvw_params
+    from xbar.timing.adaptation import adaptation_time, sram_words_per_layer
+    from xbar.timing.programming import one_shot_time, programming_time
+
+    specs = layer_specs(teacher, shape)
+    counts = []
+    loop = rvw_params(device)
+    dev = getattr(device, "device", device)
+    for c in range(chips):
+        chip = Chip.program(teacher, dev, xbar, seed + c, "column", "", shape)
+        counts.append(program_rvw(chip, loop, seed + c))
+    words = sram_words_per_layer(specs, sram_fraction)
+    rows: list[dict[str, Any]] = []
+    variants: list[tuple[str, Any]] = [(name, hardware(name)) for name in ACCOUNTINGS]
+    base = hardware("full-chip")
+    for d in drivers:
+        variants.append((f"full-chip, {d or 'all'} driver(s) per array",
+                         base.replace(programming=base.programming.replace(
+                             drivers_per_array=d))))
+    for label, hw in variants:
+        for t_ns in write_times_ns:
+            prog = hw.programming.replace(t_pulse_ns=t_ns)
+            t_one = one_shot_time(specs, prog, hw.xbar, hw.timing).total_s
+            t_rvw = float(np.mean([programming_time(c, prog, hw.xbar, hw.timing).total_s
+                                   for c in counts]))
+            for steps, batch in budgets:
+                t_adapt = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, steps,
+                                          batch, words).total_s
+                rows.append({"accounting": label, "write_time_ns": t_ns, "steps": steps,
+                             "batch": batch, "t_rvw_s": t_rvw, "t_one_shot_s": t_one,
+                             "t_adapt_s": t_adapt,
+                             "speedup": t_rvw / (t_one + t_adapt)})
+    return rows
+
+
+def reproduce(settings: ReproduceSettings,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the reproduction; a JSON-ready dict with ``rows`` and ``sensitivity``."""
+    from xbar.config import load_hardware
+    from xbar.devices.presets import preset, preset_hardware
+    from xbar.mapping.data.workflow import load_teacher
+    from xbar.mapping.recovery.compare import CompareSettings, compare
+    from xbar.mapping.recovery.kd import KDConfig, distill
+    from xbar.mapping.recovery.sram import AdaptConfig
+
+    say = progress or (lambda _: None)
+    s = settings
+    say(f"teacher: {s.model} on {s.dataset}")
+    teacher = load_teacher(s.model, s.dataset, s.data_dir)
+    ds = teacher.dataset
+    fp32 = teacher.software_accuracy
+    split = getattr(ds, "note", "") or ""
+    where = f"{s.model} on {s.dataset}" + (f" ({split})" if split else "")
+    adapt_cfg = AdaptConfig(steps=s.steps, batch_size=s.batch)
+    kd_cfg = KDConfig(epochs=s.kd_epochs)
+    rows: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"rows": rows, "fp32_accuracy": fp32, "model": s.model,
+                           "dataset": s.dataset, "chips": s.chips, "seed": s.seed,
+                           "fractions": list(s.fractions), "steps": s.steps,
+                           "batch": s.batch, "kd_epochs": s.kd_epochs, "works": {}}
+    budget = f"{s.steps} steps x batch {s.batch}, {s.chips} chips"
+
+    def run_work(device_name: str, methods: tuple[str, ...], sweep_methods: tuple[str, ...]
+                 ) -> tuple[Any, dict[str, Any], dict[float, dict[str, Any]], str]:
+        device = preset(device_name)
+        hw_name = preset_hardware(device_name)
+        hw = load_hardware(hw_name)
+        say(f"{device_name}: distilling the student")
+        student, kd_info = distill(teacher.model, ds, device, hw.xbar, kd_cfg, s.seed)
+        common = dict(timing=hw.timing, programming=hw.programming, adaptation=hw.adaptation,
+                      student=student)
+        cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods, adapt=adapt_cfg,
+                             kd=kd_cfg)
+        say(f"{device_name}: {', '.join(methods)}")
+        base = compare(teacher.model, ds, device, hw.xbar, cs, **common)
+        base["kd"] = kd_info
+        by_fraction = {}
+        for f in s.fractions:
+            say(f"{device_name}: {', '.join(sweep_methods)} at {f:.0%} SRAM")
+            cs_f = CompareSettings(sram_ratio=f, chips=s.chips, seed=s.seed,
+                                   methods=sweep_methods, adapt=adapt_cfg, kd=kd_cfg)
+            by_fraction[f] = compare(teacher.model, ds, device, hw.xbar, cs_f, **common)
+        return hw, base, by_fraction, f"{device_name}, hardware {hw_name!r}"
+
+    if "work1" in s.works:
+        hw, base, by_f, dev_setting = run_work("charan2020-jxcdc",
+                                               ("software", "one-shot", "kd", "rvw"),
+                                               ("rsa", "kd+rsa"))
+        m = base["methods"]
+        rows.append(_row(_pub("work1", "fp32-mnist"), fp32, 0.0, where,
+                         "" if not s.quick else "quick run: digits CNN on digits"))
+        f5 = min(s.fractions, key=lambda f: abs(f - 0.05))
+        kdr = by_f[f5]["methods"]["kd+rsa"]
+        rows.append(_row(_pub("work1", "kd-rsa-mnist"), kdr["accuracy"], kdr["accuracy_std"],
+                         f"{dev_setting}, {f5:.0%} SRAM, {budget}; our FP32 {fp32:.2%}",
+                         "compare to our FP32 too: the gap to FP32 is what carries over"))
+        target = fp32 - 0.01
+        for fig, method in (("rsa-sram-mnist", "rsa"), ("kd-rsa-sram-mnist", "kd+rsa")):
+            need = _needed(by_f, method, target)
+            tried = ", ".join(f"{f:.0%}: {by_f[f]['methods'][method]['accuracy']:.2%}"
+                              for f in sorted(by_f))
+            rows.append(_row(_pub("work1", fig), need, None,
+                             f"{dev_setting}; within 1 point of FP32; tried {tried}",
+                             "" if need is not None else
+                             f"no tried fraction reached FP32 - 1 point ({target:.2%})"))
+        say("speedup sensitivity")
+        sens = speedup_sensitivity(teacher.model, tuple(ds.input_shape),
+                                   preset("charan2020-jxcdc"), hw.xbar, load_hardware,
+                                   s.chips, s.seed, budgets=((s.steps, s.batch),))
+        out["sensitivity"] = sens
+        for acc in ACCOUNTINGS:
+            for t_ns in (WRITE_TIMES_NS[0], WRITE_TIMES_NS[-1]):
+                r = next(x for x in sens if x["accounting"] == acc
+                         and x["write_time_ns"] == t_ns)
+                rows.append(_row(
+                    _pub("work1", "speedup"), r["speedup"], None,
+                    f"{acc} accounting, write {t_ns / 1000:g} us per pulse; KD+RSA 5 % SRAM, "
+                    f"{s.steps} x {s.batch}; T_rvw {r['t_rvw_s']:.3g} s, T_one_shot "
+                    f"{r['t_one_shot_s']:.3g} s, T_adapt {r['t_adapt_s']:.3g} s",
+                    "speedup = T_rvw / (T_one_shot + T_adapt)"))
+        rows.append(_row(_pub("work1", "kd-rsa-cifar10"), None, None, "not run",
+                         "CIFAR-10 VGG-16 is not simulated by xbar reproduce yet (a CPU run "
+                         "of a width-reduced VGG-16 is the planned substitute)"))
+        out["works"]["work1"] = {"base": base, "by_fraction": {str(k): v
+                                                               for k, v in by_f.items()}}
+    if "work2" in s.works:
+        hw, base, by_f, dev_setting = run_work("charan2020-dac",
+                                               ("software", "one-shot", "kd"), ("kd+osa",))
+        m = base["methods"]
+        rows.append(_row(_pub("work2", "collapse-mnist"), m["one-shot"]["accuracy"],
+                         m["one-shot"]["accuracy_std"], f"{dev_setting}, {where}"))
+        rows.append(_row(_pub("work2", "collapse-cifar10"), None, None, "not run",
+                         "CIFAR-10 is not simulated by xbar reproduce yet"))
+        need = _needed(by_f, "kd+osa", fp32 - 0.01)
+        f_at = need if need is not None else max(s.fractions)
+        r = by_f[f_at]["methods"]["kd+osa"]
+        tried = ", ".join(f"{f:.0%}: {by_f[f]['methods']['kd+osa']['accuracy']:.2%}"
+                          for f in sorted(by_f))
+        rows.append(_row(_pub("work2", "kd-osa-mnist"), r["accuracy"], r["accuracy_std"],
+                         f"{dev_setting}, KD+OSA at {f_at:.0%} of weights in SRAM, {budget}; "
+                         f"tried {tried}",
+                         "published 'baseline' compared with our FP32 teacher "
+                         f"({fp32:.2%}); KD alone {m['kd']['accuracy']:.2%}",
+                         published_value=fp32))
+        rows.append(_row(_pub("work2", "osa-area"), None, None,
+                         f"smallest KD+OSA SRAM fraction within 1 point of FP32: "
+                         f"{'none tried' if need is None else f'{need:.0%} of weights'}",
+                         "area needs the energy-and-area model (not built yet); the SRAM "
+                         "fraction of weights is given instead"))
+        out["works"]["work2"] = {"base": base, "by_fraction": {str(k): v
+                                                               for k, v in by_f.items()}}
+    return out
+
+
+def format_rows(result: dict[str, Any]) -> str:
+    """The table ``xbar reproduce`` prints."""
+
+    def fmt(kind: str, v: float | None) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "-"
+        if kind == "speedup":
+            return f"{v:.3g}x"
+        return f"{100 * v:.2f} %"
+
+    lines = [f"{'work':6} {'figure':20} {'published':>10} {'simulated':>18} {'diff':>9}  setting"]
+    for r in result["rows"]:
+        pub = r["published_text"]
+        sim = fmt(r["kind"], r["simulated"])
+        if r["simulated_std"]:
+            sim += f" +- {100 * r['simulated_std']:.2f}"
+        if r["difference"] is None:
+            diff = "-"
+        elif r["kind"] == "speedup":
+            diff = f"{r['difference']:.2g}x"
+        else:
+            diff = f"{100 * r['difference']:+.2f}"
+        lines.append(f"{r['work']:6} {r['figure']:20} {pub:>10} {sim:>18} {diff:>9}  "
+                     f"{r['setting']}")
+        if r["note"]:
+            lines.append(f"{'':6} {'':20} {'':>10} {'':>18} {'':>9}  note: {r['note']}")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Results of ``xbar reproduce``: the HDF5 file and the speedup sensitivity plot.
+
+Layout (``format = "xbar-sim reproduce"``, ``format_version = 1``): root attributes with the
+run's settings; ``/rows/<i>`` one group per published figure with every field of the row as
+attributes (None stored as NaN, strings as strings); ``/sensitivity`` one dataset per column
+of the speedup table; ``/plots/speedup.png`` the sensitivity plot (also written beside the
+file as ``<stem>-speedup.png``); ``result_json`` the whole result.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from xbar.files import write_atomically
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_reproduce", "sensitivity_plot"]
+
+FORMAT = "xbar-sim reproduce"
+FORMAT_VERSION = 1
+
+
+def _json_safe(obj: Any) -> Any:
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {str(k): _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _json_safe(obj.item())
+    return obj
+
+
+def sensitivity_plot(rows: list[dict[str, Any]], band: tuple[float, float] = (15.0, 150.0)
+                     ) -> bytes:
+    """PNG: speedup against RRAM write time, one line per accounting and budget, the
+    published band shaded."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, 4.8))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(111)
+    keys = sorted({(r["accounting"], r["steps"], r["batch"]) for r in rows},
+                  key=lambda k: (k[0], k[1]))
+    for acc, steps, batch in keys:
+        pts = sorted((r["write_time_ns"], r["speedup"]) for r in rows
+                     if (r["accounting"], r["steps"], r["batch"]) == (acc, steps, batch))
+        ax.plot([p[0] / 1000 for p in pts], [p[1] for p in pts], marker="o",
+                label=f"{acc}; adapt {steps} x {batch}")
+    ax.axhspan(band[0], band[1], color="tab:green", alpha=0.15,
+               label=f"published {band[0]:g}-{band[1]:g}x (work 1)")
+    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("RRAM write time per pulse (us)")
+    ax.set_ylabel("speedup = T_rvw / (T_one_shot + T_adapt)")
+    ax.set_title("KD+RSA (5 % SRAM) against R-V-W: accounting, write time, parallelism",
+                 fontsize=9)
+    ax.legend(fontsize=6.5, loc="upper left")
+    ax.grid(True, which="both", alpha=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def save_reproduce(path: str | Path, result: dict[str, Any]) -> list[Path]:
+    """Write the rows, the sensitivity table and plot, atomically; returns the PNG paths."""
+    path = Path(path)
+    sens = result.get("sensitivity") or []
+    images = {"speedup": sensitivity_plot(sens)} if sens else {}
+
+    def write(tmp: str) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            for k in ("model", "dataset", "chips", "seed", "steps", "batch", "kd_epochs",
+                      "fp32_accuracy"):
+                f.attrs[k] = result[k]
+            f.attrs["fractions"] = np.asarray(result["fractions"], dtype=np.float64)
+            f.attrs["result_json"] = json.dumps(_json_safe(result))
+            g = f.create_group("rows")
+            for i, row in enumerate(result["rows"]):
+                rg = g.create_group(f"{i:03d}")
+                for k, v in row.items():
+                    rg.attrs[k] = np.nan if v is None else v
+            if sens:
+                s = f.create_group("sensitivity")
+                for k in sens[0]:
+                    col = [r[k] for r in sens]
+                    s.create_dataset(k, data=np.asarray(col) if not isinstance(col[0], str)
+                                     else np.asarray(col, dtype=h5py.string_dtype()))
+            p = f.create_group("plots")
+            for name, data in images.items():
+                p.create_dataset(f"{name}.png", data=np.frombuffer(data, dtype=np.uint8))
+
+    write_atomically(path, write)
+    written = []
+    for name, data in images.items():
+        png = path.with_name(f"{path.stem}-{name}.png")
+        write_atomically(png, lambda tmp, d=data: Path(tmp).write_bytes(d))
+        written.append(png)
+    return written

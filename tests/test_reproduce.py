@@ -1,0 +1,90 @@
+"""``xbar reproduce``: every published figure of works 1 and 2 gets a row beside a simulated
+number (or a stated reason why not), in the table, the JSON and the HDF5 file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+
+from xbar.errors import ConfigError
+from xbar.mapping.cli.main import main
+from xbar.mapping.recovery.published import KINDS, PUBLISHED, published
+from xbar.mapping.recovery.reproduce import ReproduceSettings, reproduce
+
+TINY = ["--quick", "--chips", "1", "--steps", "10", "--batch", "16", "--kd-epochs", "1",
+        "--fractions", "0.03,0.08"]
+
+
+def test_published_table() -> None:
+    ids = [(p.work, p.figure) for p in PUBLISHED]
+    assert len(ids) == len(set(ids))
+    for p in PUBLISHED:
+        assert p.kind in KINDS and p.text and p.setting
+        assert p.value is None or p.value > 0
+    assert published("work2", "collapse-mnist").value == pytest.approx(0.3176)
+    assert published("work1", "speedup").high == 150.0
+    with pytest.raises(KeyError):
+        published("work1", "nope")
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(works=("work3",)), "works"), (dict(works=()), "works"),
+    (dict(works=("work1", "work1")), "twice"), (dict(fractions=(0.0,)), "fractions"),
+    (dict(fractions=(0.05, 1.5)), "fractions")])
+def test_settings_are_validated(bad: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        ReproduceSettings(**bad)
+
+
+@pytest.mark.slow
+def test_reproduce_all_rows_json_and_file(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "rep.h5"
+    assert main(["reproduce", "all", *TINY, "--json", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "NaN" not in text and "Infinity" not in text
+    result = json.loads(text)
+    rows = result["rows"]
+    figures = {(r["work"], r["figure"]) for r in rows}
+    assert figures == {(p.work, p.figure) for p in PUBLISHED}
+    for r in rows:
+        assert set(r) >= {"work", "figure", "published", "simulated", "simulated_std",
+                          "setting", "difference"}
+        if r["simulated"] is None:
+            assert r["note"], r  # a figure not simulated says why
+        elif r["published"] is not None and r["kind"] != "speedup":
+            assert r["difference"] == pytest.approx(r["simulated"] - r["published"])
+    speedups = [r for r in rows if r["figure"] == "speedup"]
+    assert {r["setting"].split(" accounting")[0] for r in speedups} == {"full-chip",
+                                                                          "cell-by-cell"}
+    for r in speedups:
+        assert "write" in r["setting"] and r["simulated"] > 0
+    collapse = next(r for r in rows if r["figure"] == "collapse-mnist")
+    assert 0 <= collapse["simulated"] <= 1 and "charan2020-dac" in collapse["setting"]
+    assert result["sensitivity"] and out.exists()
+    with h5py.File(out) as f:
+        assert f.attrs["format"] == "xbar-sim reproduce"
+        assert len(f["rows"]) == len(rows)
+        assert "speedup.png" in f["plots"]
+    assert (tmp_path / "rep-speedup.png").stat().st_size > 1000
+
+
+def test_reproduce_refuses_bad_options(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reproduce", "work1", "--quick", "--fractions", "0.05,x"]) == 2
+    assert "--fractions" in capsys.readouterr().err
+    sweep = tmp_path / "s.h5"
+    with h5py.File(sweep, "w") as f:
+        f.attrs["format"] = "xbar-sim sweep"
+    assert main(["reproduce", "work1", "--quick", "--out", str(sweep)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_reproduce_one_work(capsys: pytest.CaptureFixture[str]) -> None:
+    result = reproduce(ReproduceSettings(works=("work2",), quick=True, chips=1, steps=5,
+                                         batch=16, kd_epochs=1, fractions=(0.05,)))
+    assert {r["work"] for r in result["rows"]} == {"work2"}
+    assert "work1" not in result["works"] and "sensitivity" not in result
