@@ -125,14 +125,15 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
                         write_times_ns: tuple[float, ...] = WRITE_TIMES_NS,
                         budgets: tuple[tuple[int, int], ...] = ((100, 16), (300, 64)),
                         sram_fraction: float = 0.05,
-                        drivers: tuple[int, ...] = (1, 8, 0)) -> list[dict[str, Any]]:
+                        drivers: tuple[int, ...] = (1, 4, 16, 64, 128)
+                        ) -> list[dict[str, Any]]:
     """Speedup of one-shot + adaptation over R-V-W against write time and write parallelism.
 
     R-V-W pulse and verify counts come from the device's write-verify loop on each chip (the
     loop a device file stores, else the transfer rule); every time from the timing engine.
-    Rows: one per (accounting or drivers per array, write time, budget), the mean over chips.
-    ``drivers``: write drivers per array for the parallelism axis (0: one per bit line), with
-    the full-chip accounting's other settings.
+    Rows: one per (accounting, write time, budget) and, for the parallelism axis, one per
+    (write drivers per array, write time) at the first budget with the full-chip accounting's
+    other settings (``accounting`` = ``"drivers"``, ``drivers`` set); the mean over chips.
     """
     from xbar.mapping.chip import Chip
     from xbar.mapping.geometry import layer_specs
@@ -149,24 +150,25 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
         counts.append(program_rvw(chip, loop, seed + c))
     words = sram_words_per_layer(specs, sram_fraction)
     rows: list[dict[str, Any]] = []
-    variants: list[tuple[str, Any]] = [(name, hardware(name)) for name in ACCOUNTINGS]
     base = hardware("full-chip")
+    variants: list[tuple[str, int, Any, tuple[tuple[int, int], ...]]] = [
+        (name, hardware(name).programming.drivers_per_array, hardware(name), budgets)
+        for name in ACCOUNTINGS]
     for d in drivers:
-        variants.append((f"full-chip, {d or 'all'} driver(s) per array",
-                         base.replace(programming=base.programming.replace(
-                             drivers_per_array=d))))
-    for label, hw in variants:
+        variants.append(("drivers", d, base.replace(programming=base.programming.replace(
+            drivers_per_array=d)), budgets[:1]))
+    for label, d, hw, these in variants:
         for t_ns in write_times_ns:
             prog = hw.programming.replace(t_pulse_ns=t_ns)
             t_one = one_shot_time(specs, prog, hw.xbar, hw.timing).total_s
             t_rvw = float(np.mean([programming_time(c, prog, hw.xbar, hw.timing).total_s
                                    for c in counts]))
-            for steps, batch in budgets:
+            for steps, batch in these:
                 t_adapt = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, steps,
                                           batch, words).total_s
-                rows.append({"accounting": label, "write_time_ns": t_ns, "steps": steps,
-                             "batch": batch, "t_rvw_s": t_rvw, "t_one_shot_s": t_one,
-                             "t_adapt_s": t_adapt,
+                rows.append({"accounting": label, "drivers": d or hw.xbar.array.cols,
+                             "write_time_ns": t_ns, "steps": steps, "batch": batch,
+                             "t_rvw_s": t_rvw, "t_one_shot_s": t_one, "t_adapt_s": t_adapt,
                              "speedup": t_rvw / (t_one + t_adapt)})
     return rows
 
@@ -242,14 +244,16 @@ def reproduce(settings: ReproduceSettings,
                              "" if need is not None else
                              f"no tried fraction reached FP32 - 1 point ({target:.2%})"))
         say("speedup sensitivity")
+        budgets = tuple(dict.fromkeys(((s.steps, s.batch), (50, 16), (600, 64))))
         sens = speedup_sensitivity(teacher.model, tuple(ds.input_shape),
                                    preset("charan2020-jxcdc"), hw.xbar, load_hardware,
-                                   s.chips, s.seed, budgets=((s.steps, s.batch),))
+                                   s.chips, s.seed, budgets=budgets)
         out["sensitivity"] = sens
         for acc in ACCOUNTINGS:
             for t_ns in (WRITE_TIMES_NS[0], WRITE_TIMES_NS[-1]):
                 r = next(x for x in sens if x["accounting"] == acc
-                         and x["write_time_ns"] == t_ns)
+                         and x["write_time_ns"] == t_ns and x["steps"] == s.steps
+                         and x["batch"] == s.batch)
                 rows.append(_row(
                     _pub("work1", "speedup"), r["speedup"], None,
                     f"{acc} accounting, write {t_ns / 1000:g} us per pulse; KD+RSA 5 % SRAM, "

@@ -45,27 +45,39 @@ def sensitivity_plot(rows: list[dict[str, Any]], band: tuple[float, float] = (15
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(7.5, 4.8))
+    fig = Figure(figsize=(11, 4.6))
     FigureCanvasAgg(fig)
-    ax = fig.add_subplot(111)
-    keys = sorted({(r["accounting"], r["steps"], r["batch"]) for r in rows},
-                  key=lambda k: (k[0], k[1]))
+    ax, bx = fig.add_subplot(121), fig.add_subplot(122)
+    acc_rows = [r for r in rows if r["accounting"] != "drivers"]
+    keys = sorted({(r["accounting"], r["steps"], r["batch"]) for r in acc_rows})
+    styles = {"full-chip": "-", "cell-by-cell": "--"}
     for acc, steps, batch in keys:
-        pts = sorted((r["write_time_ns"], r["speedup"]) for r in rows
+        pts = sorted((r["write_time_ns"], r["speedup"]) for r in acc_rows
                      if (r["accounting"], r["steps"], r["batch"]) == (acc, steps, batch))
         ax.plot([p[0] / 1000 for p in pts], [p[1] for p in pts], marker="o",
-                label=f"{acc}; adapt {steps} x {batch}")
-    ax.axhspan(band[0], band[1], color="tab:green", alpha=0.15,
-               label=f"published {band[0]:g}-{band[1]:g}x (work 1)")
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+                ls=styles.get(acc, "-"), label=f"{acc}; adapt {steps} x {batch}")
     ax.set_xscale("log")
-    ax.set_yscale("log")
     ax.set_xlabel("RRAM write time per pulse (us)")
-    ax.set_ylabel("speedup = T_rvw / (T_one_shot + T_adapt)")
-    ax.set_title("KD+RSA (5 % SRAM) against R-V-W: accounting, write time, parallelism",
-                 fontsize=9)
-    ax.legend(fontsize=6.5, loc="upper left")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title("accounting, write time and adaptation budget", fontsize=9)
+    drv = [r for r in rows if r["accounting"] == "drivers"]
+    for t_ns in sorted({r["write_time_ns"] for r in drv}):
+        pts = sorted((r["drivers"], r["speedup"]) for r in drv if r["write_time_ns"] == t_ns)
+        bx.plot([p[0] for p in pts], [p[1] for p in pts], marker="s",
+                label=f"write {t_ns / 1000:g} us")
+    if drv:
+        bx.set_title(f"write parallelism (full-chip otherwise; adapt {drv[0]['steps']} x "
+                     f"{drv[0]['batch']})", fontsize=9)
+    bx.set_xscale("log", base=2)
+    bx.set_xlabel("write drivers per array")
+    for a in (ax, bx):
+        a.axhspan(band[0], band[1], color="tab:green", alpha=0.15,
+                  label=f"published {band[0]:g}-{band[1]:g}x (work 1)")
+        a.axhline(1.0, color="grey", lw=0.8, ls=":")
+        a.set_yscale("log")
+        a.set_ylabel("speedup = T_rvw / (T_one_shot + T_adapt)")
+        a.legend(fontsize=6.5, loc="best")
+        a.grid(True, which="both", alpha=0.3)
+    fig.suptitle("KD+RSA (5 % of weights in SRAM) against R-V-W", fontsize=10)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     return buf.getvalue()
