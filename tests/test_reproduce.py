@@ -88,3 +88,26 @@ def test_reproduce_one_work(capsys: pytest.CaptureFixture[str]) -> None:
                                          batch=16, kd_epochs=1, fractions=(0.05,)))
     assert {r["work"] for r in result["rows"]} == {"work2"}
     assert "work1" not in result["works"] and "sensitivity" not in result
+
+
+def _result(**acc: float) -> dict:
+    return {"methods": {k.replace("_", "+").replace("bias+only", "bias-only")
+                        .replace("one+shot", "one-shot"): {"accuracy": v, "sram_fraction": 0.05}
+                        for k, v in acc.items()}, "kd": {}}
+
+
+def test_story_says_when_the_proposed_method_loses_to_the_control() -> None:
+    from xbar.mapping.recovery.compare import story
+
+    lose = story(_result(software=0.98, one_shot=0.85, bias_only=0.975, kd=0.90, kd_rsa=0.96))
+    assert any(s.startswith("KD lifts one-shot") for s in lose)
+    line = next(s for s in lose if s.startswith("KD+RSA"))
+    assert "does not beat the bias-only control" in line and "offset and gain" in line
+    win = story(_result(software=0.98, one_shot=0.5, bias_only=0.7, kd=0.6, kd_rsa=0.95))
+    assert any(s.startswith("KD+RSA beats the bias-only control") for s in win)
+    tie = story(_result(software=0.98, one_shot=0.3, bias_only=0.6, kd=0.3, kd_osa=0.602))
+    line = next(s for s in tie if s.startswith("KD+OSA"))
+    assert "does not beat" in line and "--sram-ratio" in line
+    failed = _result(software=0.98, one_shot=0.3, kd=0.31)
+    failed["kd"] = {"learned": False, "reason": "the student did not learn (numbers)"}
+    assert any("failed to learn" in s for s in story(failed))

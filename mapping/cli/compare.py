@@ -9,7 +9,7 @@ from pathlib import Path
 
 from xbar.devices import resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
-from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare
+from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare, story
 from xbar.mapping.recovery.kd import KDConfig
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
               "timing": timing.to_dict(), "programming": programming.to_dict(),
               "adaptation": adaptation.to_dict(), "settings": result["settings"],
               "model": teacher.label, "dataset": teacher.dataset.name}
+    result["story"] = story(result)
     pngs = save_compare(args.out, result, config) if args.out else []
     if args.json:
         print(dumps_json({**result, "time_s": {m: v["time_s"] for m, v in
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping "
           f"(hardware {hw_label})")
     print(format_table(result))
+    for line in result["story"]:
+        print(f"- {line}")
     if result["kd"]:
         print(f"KD student trained off chip in {result['kd']['train_s']:.1f} s "
               f"({result['kd']['epochs']} epochs, T = {result['kd']['temperature']:g}); "

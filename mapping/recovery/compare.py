@@ -240,3 +240,57 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                          "kd_temperature": settings.kd.temperature,
                          "kd_alpha": settings.kd.alpha},
             "one_shot_program_s": t_one}
+
+
+def story(result: dict[str, Any], margin: float = 0.005) -> list[str]:
+    """The seeds' story told honestly, one sentence per claim, from a :func:`compare` result.
+
+    Checks the claims works 1 and 2 make on this run's own numbers: KD lifts one-shot; the
+    proposed sparse adaptation (KD+RSA, KD+OSA) beats the trivial control (bias-only: the same
+    data and budget on the digital biases and per-column gains alone, no SRAM); where a claim
+    fails the sentence says so and gives the reason the numbers support. ``margin``: a
+    difference smaller than this (a fraction; default half a point) counts as a tie.
+    """
+    m = result["methods"]
+    out: list[str] = []
+
+    def acc(name: str) -> float | None:
+        return m[name]["accuracy"] if name in m else None
+
+    fp32 = acc("software")
+    kd_info = result.get("kd") or {}
+    if acc("kd") is not None and acc("one-shot") is not None:
+        gain = acc("kd") - acc("one-shot")
+        out.append(f"KD {'lifts' if gain > margin else 'does not lift'} one-shot: "
+                   f"{100 * acc('kd'):.2f} % against {100 * acc('one-shot'):.2f} % "
+                   f"({100 * gain:+.2f} points).")
+        if kd_info.get("learned") is False:
+            out.append(f"KD: {kd_info.get('reason', 'the student did not learn')}; the KD rows "
+                       "show a student that failed to learn this device.")
+    control = acc("bias-only")
+    for name, label in (("kd+rsa", "KD+RSA"), ("kd+osa", "KD+OSA"), ("rsa", "RSA"),
+                        ("osa", "OSA")):
+        if acc(name) is None or control is None:
+            continue
+        diff = acc(name) - control
+        if diff > margin:
+            out.append(f"{label} beats the bias-only control: {100 * acc(name):.2f} % against "
+                       f"{100 * control:.2f} % ({100 * diff:+.2f} points).")
+            continue
+        why = []
+        if fp32 is not None and fp32 - control < 0.01:
+            why.append(f"bias-only alone is within 1 point of FP32 ({100 * fp32:.2f} %): this "
+                       "device's error is mostly a per-column offset and gain, which the digital "
+                       "biases and gains absorb without any SRAM")
+        if name.startswith("kd") and kd_info.get("learned") is False:
+            why.append("the KD student did not learn this device, so KD+... starts from a "
+                       "failed student")
+        if fp32 is not None and acc(name) < fp32 - 0.05:
+            words = m[name].get("sram_fraction", 0.0)
+            why.append(f"with {100 * words:.1f} % of weights in SRAM and this budget, sparse "
+                       "words cannot undo errors spread over every weight (try a larger "
+                       "--sram-ratio or --steps)")
+        out.append(f"{label} does not beat the bias-only control here: {100 * acc(name):.2f} % "
+                   f"against {100 * control:.2f} % ({100 * diff:+.2f} points)"
+                   + (": " + "; ".join(why) if why else "") + ".")
+    return out
