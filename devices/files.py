@@ -23,7 +23,6 @@ write-verify field names (``inf`` for an open window bound).
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import sys
 from dataclasses import dataclass, field, fields
@@ -34,7 +33,7 @@ import h5py
 import numpy as np
 
 from xbar.devices.cell import Device
-from xbar.files import package_version, write_atomically
+from xbar.files import hdf5_scalar, open_hdf5, stamp_hdf5, write_atomically
 from xbar.devices.presets import PRESETS, preset, preset_loop
 from xbar.devices.write_verify import WriteVerifyParams
 from xbar.errors import ConfigError, FileFormatError, MissingFileError, XbarError
@@ -77,10 +76,7 @@ def save_device(device: Device, path: str | Path, provenance: dict[str, str] | N
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["written_by"] = f"xbar-sim {package_version()}"
-            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            stamp_hdf5(f, FORMAT, FORMAT_VERSION)
             g = f.create_group("device")
             for fld in fields(device):
                 if not fld.init:
@@ -113,7 +109,7 @@ def _write_wv_group(group: h5py.Group, params: WriteVerifyParams) -> None:
 
 
 def _read_wv_group(group: h5py.Group, where: str) -> WriteVerifyParams:
-    values: dict[str, Any] = {k: _scalar(v) for k, v in group.attrs.items()}
+    values: dict[str, Any] = {k: hdf5_scalar(v) for k, v in group.attrs.items()}
     for k in group:
         values[k] = _vector(group[k], f"{where}/{k}")
     known = [f.name for f in fields(WriteVerifyParams)]
@@ -122,13 +118,6 @@ def _read_wv_group(group: h5py.Group, where: str) -> WriteVerifyParams:
         raise FileFormatError(f"{where}: missing write-verify field(s) {missing}; a device "
                               f"file's /write_verify group holds all of {known}")
     return _build(lambda: WriteVerifyParams.from_dict(values, where), where)
-
-
-def _scalar(v: Any) -> Any:
-    """An HDF5 attribute as a Python value (numpy scalars unwrapped, bytes decoded)."""
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def _vector(node: Any, where: str) -> tuple[Any, ...]:
@@ -175,7 +164,7 @@ def device_from_attrs(group: h5py.Group, where: str) -> Device:
     Every scalar field must be an attribute (a file lacking one is damaged: its default is
     never used in its place); tuple fields are attributes or 1-D datasets, absent when empty.
     """
-    values: dict[str, Any] = {k: _scalar(v) for k, v in group.attrs.items()}
+    values: dict[str, Any] = {k: hdf5_scalar(v) for k, v in group.attrs.items()}
     for k, v in list(values.items()):
         if isinstance(v, np.ndarray):  # a tuple field stored as an attribute (chip files)
             if v.ndim != 1 or v.dtype.kind not in "iuf":
@@ -225,47 +214,24 @@ def _load_toml(path: Path) -> DeviceFile:
 
 
 def _load_hdf5(path: Path) -> DeviceFile:
-    if path.stat().st_size == 0:
-        raise FileFormatError(f"{path}: the file is empty (0 bytes); expected an xbar-sim "
-                              "device file (HDF5 .h5/.hdf5, or TOML .toml)")
-    if not h5py.is_hdf5(path):
-        raise FileFormatError(f"{path}: not an HDF5 file; a device file is HDF5 (.h5/.hdf5, "
-                              "written by save_device or `xbar device fit`) or TOML (.toml)")
-    try:
-        with h5py.File(path, "r") as f:
-            kind = _scalar(f.attrs.get("format"))
-            if kind != FORMAT:
-                raise FileFormatError(f"{path}: not an xbar-sim device file (attribute format "
-                                      f"= {kind!r}, expected {FORMAT!r})")
-            version = _scalar(f.attrs.get("format_version"))
-            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-                raise FileFormatError(f"{path}: format_version = {version!r} is invalid; "
-                                      f"allowed: an integer from 1 to {FORMAT_VERSION} (the "
-                                      "versions this xbar-sim reads)")
-            if version > FORMAT_VERSION:
-                raise FileFormatError(f"{path}: device file format_version {version} is newer "
-                                      f"than this xbar-sim reads ({FORMAT_VERSION}); upgrade "
-                                      "xbar-sim")
-            if not isinstance(f.get("device"), h5py.Group):
-                raise FileFormatError(f"{path}: no /device group; an xbar-sim device file "
-                                      "holds the device's fields as attributes of /device")
-            dev = device_from_attrs(f["device"], f"{path} /device")
-            provenance = {k: str(_scalar(v)) for k, v in f["provenance"].attrs.items()} \
-                if "provenance" in f else {}
-            measured = {}
-            for k in f["measured"] if "measured" in f else ():
-                node = f["measured"][k]
-                if not isinstance(node, h5py.Dataset):
-                    raise FileFormatError(f"{path} /measured/{k}: expected a dataset, found "
-                                          "a group")
-                measured[k] = node[()]
-            wv = _read_wv_group(f["write_verify"], f"{path} /write_verify") \
-                if "write_verify" in f else None
-    except XbarError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
-        raise FileFormatError(f"{path}: cannot be read as an HDF5 device file (damaged or "
-                              f"truncated?): {exc}") from None
+    with open_hdf5(path, FORMAT, FORMAT_VERSION, "device file",
+                   "written by save_device or `xbar device fit`; a device file is HDF5 "
+                   "(.h5/.hdf5) or TOML (.toml)") as f:
+        if not isinstance(f.get("device"), h5py.Group):
+            raise FileFormatError(f"{path}: no /device group; an xbar-sim device file "
+                                  "holds the device's fields as attributes of /device")
+        dev = device_from_attrs(f["device"], f"{path} /device")
+        provenance = {k: str(hdf5_scalar(v)) for k, v in f["provenance"].attrs.items()} \
+            if "provenance" in f else {}
+        measured = {}
+        for k in f["measured"] if "measured" in f else ():
+            node = f["measured"][k]
+            if not isinstance(node, h5py.Dataset):
+                raise FileFormatError(f"{path} /measured/{k}: expected a dataset, found "
+                                      "a group")
+            measured[k] = node[()]
+        wv = _read_wv_group(f["write_verify"], f"{path} /write_verify") \
+            if "write_verify" in f else None
     _check_wv_levels(dev, wv, path)
     return DeviceFile(dev, provenance, measured, wv)
 

@@ -10,10 +10,9 @@ is ever filled in with a default.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import h5py
 import numpy as np
@@ -25,6 +24,7 @@ from xbar.config import XbarConfig
 from xbar.devices import Device
 from xbar.devices.files import device_from_attrs
 from xbar.errors import FileFormatError, XbarError
+from xbar.files import hdf5_scalar, open_hdf5
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
 
 FORMAT = "xbar-sim chip"
@@ -37,53 +37,18 @@ _CONV_ATTRS = ("in_channels", "kernel_size", "stride", "padding", "dilation", "p
 _REL = 1e-6  # float32 rounding of a conductance bound
 
 
-@contextlib.contextmanager
-def open_chip_file(path: Path) -> Iterator[h5py.File]:
-    """The chip file, open for reading, after its kind and format version are checked.
-
-    HDF5 read failures inside the block (a truncated dataset, a missing object) become a
-    FileFormatError naming the file.
-    """
-    if path.is_dir():
-        raise FileFormatError(f"chip file {str(path)!r} is a directory; give an .h5 file "
-                              "written by --save-chip or Chip.save")
-    if path.stat().st_size == 0:
-        raise FileFormatError(f"{path}: the file is empty (0 bytes); expected an xbar-sim chip "
-                              "file")
-    if not h5py.is_hdf5(path):
-        raise FileFormatError(f"{path}: not an HDF5 file; expected an xbar-sim chip file "
-                              "(written by --save-chip or Chip.save)")
-    try:
-        with h5py.File(path, "r") as f:
-            kind = _scalar(f.attrs.get("format"))
-            if kind != FORMAT:
-                raise FileFormatError(f"{path}: not an xbar-sim chip file (attribute format = "
-                                      f"{kind!r}, expected {FORMAT!r})")
-            version = _scalar(f.attrs.get("format_version"))
-            if isinstance(version, bool) or not isinstance(version, int) or \
-                    not 1 <= version <= FORMAT_VERSION:
-                newer = isinstance(version, int) and version > FORMAT_VERSION
-                raise FileFormatError(
-                    f"{path}: chip file format_version = {version!r} is not supported; "
-                    f"allowed: {FORMAT_VERSION}" + ("; upgrade xbar-sim" if newer else ""))
-            yield f
-    except XbarError:
-        raise
-    except (OSError, KeyError) as exc:
-        raise FileFormatError(f"{path}: cannot be read as an xbar-sim chip file (damaged or "
-                              f"truncated?): {exc}") from None
-
-
-def _scalar(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode("utf-8", "replace")
-    return v.item() if isinstance(v, np.generic) else v
+def open_chip_file(path: Path) -> Any:
+    """The chip file, open for reading (a context manager), after its kind and format version
+    are checked; HDF5 read failures inside the block become a FileFormatError naming the
+    file (:func:`xbar.files.open_hdf5`)."""
+    return open_hdf5(path, FORMAT, FORMAT_VERSION, "chip file",
+                     "written by --save-chip or Chip.save")
 
 
 def _attr(node: h5py.Group, name: str, where: str) -> Any:
     if name not in node.attrs:
         raise FileFormatError(f"{where}: missing attribute {name!r}")
-    return _scalar(node.attrs[name])
+    return hdf5_scalar(node.attrs[name])
 
 
 def _int(value: Any, name: str, where: str, lo: int = 0) -> int:
@@ -140,7 +105,7 @@ def read_hardware(f: h5py.File, path: Path) -> XbarConfig:
         if section not in expected or name not in expected[section]:
             valid = [f"{s}.{n}" for s, fields in expected.items() for n in fields]
             raise FileFormatError(f"{where}: unknown attribute {key!r}; valid: {valid}")
-        doc.setdefault(section, {})[name] = _scalar(value)
+        doc.setdefault(section, {})[name] = hdf5_scalar(value)
     missing = [f"{s}.{n}" for s, fields in expected.items() for n in fields
                if n not in doc.get(s, {})]
     if missing:
@@ -298,8 +263,8 @@ def _restore_sram(g: h5py.Group, layer: AnalogLayer, where: str) -> None:
     code = _array(g, "sram_code", where, (len(idx),), "iu")
     step = _attr(g, "sram_step", where)
     # Files before the rename call it sram_bits (bits per word as well).
-    bits = _scalar(g.attrs["sram_word_bits"]) if "sram_word_bits" in g.attrs else (
-        _scalar(g.attrs["sram_bits"]) if "sram_bits" in g.attrs else None)
+    bits = hdf5_scalar(g.attrs["sram_word_bits"]) if "sram_word_bits" in g.attrs else (
+        hdf5_scalar(g.attrs["sram_bits"]) if "sram_bits" in g.attrs else None)
     if bits is None:
         raise FileFormatError(f"{where}: SRAM words but no sram_word_bits attribute")
     bits = _int(bits, "sram_word_bits", where, lo=2)

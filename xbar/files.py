@@ -9,15 +9,17 @@ replace an HDF5 file written by another kind of writer (a sweep's results by a c
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
-from xbar.errors import OutputError
+from xbar.errors import FileFormatError, MissingFileError, OutputError, XbarError
 
-__all__ = ["check_distinct", "check_overwrite", "check_writable", "hdf5_kind",
-           "package_version", "write_atomically"]
+__all__ = ["check_distinct", "check_overwrite", "check_writable", "hdf5_kind", "hdf5_scalar",
+           "open_hdf5", "package_version", "stamp_hdf5", "write_atomically", "write_pngs"]
 
 
 def package_version() -> str:
@@ -124,3 +126,84 @@ def check_overwrite(path: str | Path, kind: str, what: str = "output") -> None:
         f"an HDF5 file of kind {found!r}" if found else "an HDF5 file not written by xbar-sim")
     raise OutputError(f"{what} {str(path)!r} exists and is {desc}, not {kind!r}; refusing to "
                       "overwrite it: remove it or choose another path")
+
+
+def hdf5_scalar(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (bytes decoded, NumPy scalars unwrapped)."""
+    import numpy as np
+
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def stamp_hdf5(f: Any, kind: str, version: int) -> None:
+    """Write the attributes every xbar-sim HDF5 file starts with: ``format`` (its kind),
+    ``format_version``, ``written_by`` and ``created_utc``."""
+    import datetime as _dt
+
+    f.attrs["format"] = kind
+    f.attrs["format_version"] = version
+    f.attrs["written_by"] = f"xbar-sim {package_version()}"
+    f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str | Path, kind: str, max_version: int, what: str,
+              hint: str) -> Iterator[Any]:
+    """An xbar-sim HDF5 file of ``kind``, open for reading, after checking that it is a
+    non-empty HDF5 file (not a directory) whose ``format`` is ``kind`` and whose
+    ``format_version`` is an integer in [1, ``max_version``].
+
+    HDF5 read failures inside the block (a truncated dataset, a missing object) become a
+    :class:`FileFormatError` naming the file. ``what`` names the file kind in messages
+    ("device file"), ``hint`` says what writes one ("written by --save-chip or Chip.save").
+
+    Raises:
+        MissingFileError: No such file.
+        FileFormatError: Everything else that is wrong with it.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise MissingFileError(f"{what} {str(path)!r} does not exist")
+    if path.is_dir():
+        raise FileFormatError(f"{what} {str(path)!r} is a directory; give an .h5 file {hint}")
+    if path.stat().st_size == 0:
+        raise FileFormatError(f"{path}: the file is empty (0 bytes); expected an xbar-sim "
+                              f"{what} ({hint})")
+    if not h5py.is_hdf5(path):
+        raise FileFormatError(f"{path}: not an HDF5 file; expected an xbar-sim {what} ({hint})")
+    try:
+        with h5py.File(path, "r") as f:
+            found = hdf5_scalar(f.attrs.get("format"))
+            if found != kind:
+                raise FileFormatError(f"{path}: not an xbar-sim {what} (attribute format = "
+                                      f"{found!r}, expected {kind!r})")
+            version = hdf5_scalar(f.attrs.get("format_version"))
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise FileFormatError(f"{path}: format_version = {version!r} is invalid; "
+                                      f"allowed: an integer from 1 to {max_version} (the "
+                                      "versions this xbar-sim reads)")
+            if version > max_version:
+                raise FileFormatError(f"{path}: {what} format_version {version} is newer than "
+                                      f"this xbar-sim reads ({max_version}); upgrade xbar-sim")
+            yield f
+    except XbarError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        raise FileFormatError(f"{path}: cannot be read as an xbar-sim {what} (damaged or "
+                              f"truncated?): {exc}") from None
+
+
+def write_pngs(path: str | Path, images: dict[str, bytes]) -> list[Path]:
+    """Write each ``name: PNG bytes`` beside ``path`` as ``<stem>-<name>.png``, atomically;
+    returns the paths written."""
+    path = Path(path)
+    written = []
+    for name, data in images.items():
+        png = path.with_name(f"{path.stem}-{name}.png")
+        write_atomically(png, lambda tmp, d=data: Path(tmp).write_bytes(d))
+        written.append(png)
+    return written

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from xbar.files import write_atomically
+from xbar.files import stamp_hdf5, write_atomically, write_pngs
 
 FORMAT = "xbar-sim compare"
 FORMAT_VERSION = 1
@@ -102,9 +101,7 @@ def save_compare(path: str | Path, result: dict[str, Any], config: dict[str, Any
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            stamp_hdf5(f, FORMAT, FORMAT_VERSION)
             f.attrs["config_json"] = json.dumps(config)
             f.attrs["speedup_definition"] = result["speedup_definition"]
             if result.get("speedup_rsa_vs_rvw") is not None:
@@ -124,9 +121,4 @@ def save_compare(path: str | Path, result: dict[str, Any], config: dict[str, Any
             f.attrs["kd_json"] = json.dumps(result.get("kd", {}))
 
     write_atomically(path, write)
-    written = []
-    for name, data in images.items():
-        png = path.with_name(f"{path.stem}-{name}.png")
-        write_atomically(png, lambda tmp, d=data: Path(tmp).write_bytes(d))
-        written.append(png)
-    return written
+    return write_pngs(path, images)

@@ -9,7 +9,6 @@ file as ``<stem>-speedup.png``); ``result_json`` the whole result.
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from xbar.files import write_atomically
+from xbar.files import stamp_hdf5, write_atomically, write_pngs
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_reproduce", "sensitivity_plot"]
 
@@ -91,9 +90,7 @@ def save_reproduce(path: str | Path, result: dict[str, Any]) -> list[Path]:
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            stamp_hdf5(f, FORMAT, FORMAT_VERSION)
             for k in ("model", "dataset", "chips", "seed", "steps", "batch", "kd_epochs",
                       "fp32_accuracy"):
                 f.attrs[k] = result[k]
@@ -115,9 +112,4 @@ def save_reproduce(path: str | Path, result: dict[str, Any]) -> list[Path]:
                 p.create_dataset(f"{name}.png", data=np.frombuffer(data, dtype=np.uint8))
 
     write_atomically(path, write)
-    written = []
-    for name, data in images.items():
-        png = path.with_name(f"{path.stem}-{name}.png")
-        write_atomically(png, lambda tmp, d=data: Path(tmp).write_bytes(d))
-        written.append(png)
-    return written
+    return write_pngs(path, images)

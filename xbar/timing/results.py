@@ -15,14 +15,13 @@ Layout (``format = "xbar-sim latency"``, ``format_version = 1``)::
 
 from __future__ import annotations
 
-import datetime as _dt
 from dataclasses import fields
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from xbar.files import package_version, write_atomically
+from xbar.files import stamp_hdf5, write_atomically
 from xbar.timing.engine import LatencyResult, LayerTiming
 from xbar.errors import OutputError
 
@@ -39,10 +38,7 @@ def save_latency(result: LatencyResult, path: str | Path, model: str = "",
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["written_by"] = f"xbar-sim {package_version()}"
-            f.attrs["created_utc"] = _dt.datetime.now(_dt.timezone.utc).isoformat()
+            stamp_hdf5(f, FORMAT, FORMAT_VERSION)
             f.attrs["model"] = model
             f.attrs["input_shape"] = np.asarray(input_shape, dtype=np.int64)
             for key in _SCALARS:
