@@ -283,7 +283,7 @@ def story(result: dict[str, Any], margin: float = 0.005) -> list[str]:
                        "device's error is mostly a per-column offset and gain, which the digital "
                        "biases and gains absorb without any SRAM")
         if name.startswith("kd") and kd_info.get("learned") is False:
-            why.append("the KD student did not learn this device, so KD+... starts from a "
+            why.append(f"the KD student did not learn this device, so {label} starts from a "
                        "failed student")
         if fp32 is not None and acc(name) < fp32 - 0.05:
             words = m[name].get("sram_fraction", 0.0)
