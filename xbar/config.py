@@ -8,7 +8,8 @@ attributes into result files.
 * :class:`XbarConfig` (``[array]``, ``[dac]``, ``[adc]``): what the analog model computes
   with, the functional part.
 * :class:`HardwareConfig`: the root, ``XbarConfig``'s three sections plus the timing sections
-  ``[timing]``, ``[programming]`` and ``[adaptation]`` (:mod:`xbar.timing_config`).
+  ``[timing]``, ``[programming]`` and ``[adaptation]`` (:mod:`xbar.timing_config`), and
+  the cost sections ``[energy]`` and ``[area]`` (:mod:`xbar.energy_config`).
 * :func:`load_hardware`: the one reader of presets (``default``, ``one-cell``) and TOML files.
 
 The device itself lives in :mod:`xbar.devices` (a device file is refused here, with a hint to
@@ -25,6 +26,7 @@ from typing import Any
 
 from xbar.errors import ConfigError, FileFormatError, MissingFileError
 from xbar.params import Params, markdown_table, param, param_rows
+from xbar.energy_config import AreaConfig, EnergyConfig
 from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
 
 if sys.version_info >= (3, 11):
@@ -145,7 +147,11 @@ _XBAR_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
 _TIMING_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
     ("timing", TimingConfig), ("programming", ProgrammingConfig),
     ("adaptation", AdaptationConfig))
-HARDWARE_SECTIONS = tuple(name for name, _ in _XBAR_SECTIONS + _TIMING_SECTIONS)
+# What each event costs and each unit occupies (xbar.energy_config).
+_COST_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
+    ("energy", EnergyConfig), ("area", AreaConfig))
+HARDWARE_SECTIONS = tuple(name for name, _ in _XBAR_SECTIONS + _TIMING_SECTIONS
+                          + _COST_SECTIONS)
 # Sections of a device file (xbar.devices.files): given as --hw, it is refused with a hint.
 _DEVICE_SECTIONS = ("device", "provenance", "write_verify", "measured")
 
@@ -200,6 +206,8 @@ class HardwareConfig:
         programming: Programming pulses and write drivers (:class:`ProgrammingConfig`).
         adaptation: SRAM words and the backward pass of on-chip adaptation
             (:class:`AdaptationConfig`).
+        energy, area: What each event costs and each unit occupies
+            (:class:`xbar.energy_config.EnergyConfig`, :class:`~xbar.energy_config.AreaConfig`).
     """
 
     array: ArrayConfig = field(default_factory=ArrayConfig)
@@ -208,9 +216,11 @@ class HardwareConfig:
     timing: TimingConfig = field(default_factory=TimingConfig)
     programming: ProgrammingConfig = field(default_factory=ProgrammingConfig)
     adaptation: AdaptationConfig = field(default_factory=AdaptationConfig)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)
+    area: AreaConfig = field(default_factory=AreaConfig)
 
     def __post_init__(self) -> None:
-        _check_parts(self, _XBAR_SECTIONS + _TIMING_SECTIONS)
+        _check_parts(self, _XBAR_SECTIONS + _TIMING_SECTIONS + _COST_SECTIONS)
 
     @property
     def xbar(self) -> XbarConfig:
@@ -219,7 +229,7 @@ class HardwareConfig:
 
     @classmethod
     def from_parts(cls, xbar: XbarConfig | None = None, **sections: Any) -> "HardwareConfig":
-        """From an :class:`XbarConfig` and any of ``timing``, ``programming``, ``adaptation``."""
+        """From an :class:`XbarConfig` and any of the other sections (``timing``, ...)."""
         xbar = xbar or XbarConfig()
         return cls(xbar.array, xbar.dac, xbar.adc, **sections)
 
@@ -255,7 +265,7 @@ class HardwareConfig:
             raise ConfigError(f"{where}: unknown {what}{hint}; valid sections: "
                               f"{_sections_text()}")
         parts = {name: klass.from_dict(doc.get(name, {}), where)
-                 for name, klass in _XBAR_SECTIONS + _TIMING_SECTIONS}
+                 for name, klass in _XBAR_SECTIONS + _TIMING_SECTIONS + _COST_SECTIONS}
         return cls(**parts)
 
     def to_toml(self) -> str:
@@ -311,7 +321,8 @@ def load_hardware(spec: str | Path | HardwareConfig | None = None) -> HardwareCo
     """The hardware configuration of a preset name, a TOML file, or None (the defaults).
 
     A file holds any of the sections ``[array]``, ``[dac]``, ``[adc]``, ``[timing]``,
-    ``[programming]``, ``[adaptation]``; missing sections and fields take their defaults.
+    ``[programming]``, ``[adaptation]``, ``[energy]``, ``[area]``; missing sections and
+    fields take their defaults.
 
     Raises:
         MissingFileError: A ``.toml`` path that does not exist.
@@ -364,10 +375,10 @@ def read_toml(path: str | Path, what: str = "hardware file") -> dict[str, Any]:
 # ----------------------------------------------------------------------------- tables
 def parameter_sections() -> list[tuple[str, type]]:
     """Every configuration class with declared parameters, as ``(section, class)``: the
-    device and the six hardware sections."""
+    device and the eight hardware sections."""
     from xbar.devices.cell import Device
 
-    return [("device", Device), *_XBAR_SECTIONS, *_TIMING_SECTIONS]
+    return [("device", Device), *_XBAR_SECTIONS, *_TIMING_SECTIONS, *_COST_SECTIONS]
 
 
 def parameters_markdown() -> str:
@@ -375,8 +386,8 @@ def parameters_markdown() -> str:
     from the same declarations as validation and ``xbar sweep --list-params``."""
     head = ("# Parameters\n\n"
             "Every parameter of a device file (`[device]`) and of a hardware file (`[array]`, "
-            "`[dac]`, `[adc]`, `[timing]`, `[programming]`, `[adaptation]`), with its unit, "
-            "default, allowed values and meaning. Generated from the field declarations "
+            "`[dac]`, `[adc]`, `[timing]`, `[programming]`, `[adaptation]`, `[energy]`, "
+            "`[area]`), with its unit, default, allowed values and meaning. Generated from the field declarations "
             "(`xbar.params.param`) that validation and `xbar sweep --list-params` read; do "
             "not edit by hand, regenerate with\n\n"
             "```\npython -c \"from xbar.config import parameters_markdown as m; "
