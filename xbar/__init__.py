@@ -36,7 +36,8 @@ _PUBLIC: dict[str, str] = {
     "HardwareConfig": "xbar.config", "XbarConfig": "xbar.config", "ArrayConfig": "xbar.config",
     "DACConfig": "xbar.config", "ADCConfig": "xbar.config", "load_hardware": "xbar.config",
     "TimingConfig": "xbar.timing_config", "ProgrammingConfig": "xbar.timing_config",
-    "AdaptationConfig": "xbar.timing_config",
+    "AdaptationConfig": "xbar.timing_config", "EnergyConfig": "xbar.energy_config",
+    "AreaConfig": "xbar.energy_config",
     # analog model
     "AnalogMatrix": "xbar.analog", "weight_layout": "xbar.layout",
     # networks onto chips
@@ -55,6 +56,11 @@ _PUBLIC: dict[str, str] = {
     "LatencyResult": "xbar.timing.engine", "programming_time": "xbar.timing.programming",
     "one_shot_time": "xbar.timing.programming", "adaptation_time": "xbar.timing.adaptation",
     "rsa_speedup": "xbar.timing.speedup",
+    # energy and area
+    "inference_energy": "xbar.timing.energy", "chip_area": "xbar.timing.energy",
+    "programming_energy": "xbar.timing.energy", "one_shot_energy": "xbar.timing.energy",
+    "adaptation_energy": "xbar.timing.energy", "sram_area_fraction": "xbar.timing.energy",
+    "conductance_sums": "xbar.timing.energy",
 }
 _RENAMED = {"simulate_latency": "simulate"}
 

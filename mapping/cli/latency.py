@@ -1,4 +1,5 @@
-"""``xbar latency``: cycle-level latency, throughput and utilisation of a mapped network.
+"""``xbar latency``: cycle-level latency, throughput and utilisation of a mapped network, and
+its energy, power and area (:mod:`xbar.timing.energy`).
 
 A model is a zoo name (see ``xbar.mapping.data.zoo``) or a FILE holding a whole ``nn.Module``
 saved with ``torch.save(model, FILE)``. Loading a file unpickles it, which runs code from the file:
@@ -8,11 +9,13 @@ only load files you trust.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from xbar.config import XbarConfig, load_hardware
 from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, simulate
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import check_image_output, check_output, count_arg, dumps_json
+from xbar.timing.energy import AreaReport, InferenceEnergy, chip_area, inference_energy
 from xbar.timing.network import LayerSpec
 
 # Memory of the event engine per row event (the event, its callbacks and list slot) and per
@@ -47,7 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "overlap through line buffers (default layer)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--timeline", metavar="FILE.png", help="draw a Gantt chart of the tiles")
-    p.add_argument("--out", metavar="FILE.h5", help="write the results to an HDF5 file")
+    p.add_argument("--out", metavar="FILE.h5",
+                   help="write the results to an HDF5 file (and the energy/area breakdown "
+                        "chart beside it as FILE-energy.png)")
+    p.add_argument("--energy-plot", metavar="FILE.png",
+                   help="draw the energy (per layer and component) and area breakdown chart")
     p.set_defaults(func=run)
 
 
@@ -69,11 +76,13 @@ def run(args: argparse.Namespace) -> int:
     from xbar.files import check_distinct
     from xbar.timing.results import FORMAT as LATENCY_FORMAT
 
-    check_distinct(**{"--out": args.out, "--timeline": args.timeline})
+    check_distinct(**{"--out": args.out, "--timeline": args.timeline,
+                      "--energy-plot": args.energy_plot})
     if args.out:
         check_output(args.out, "--out", LATENCY_FORMAT)
-    if args.timeline:
-        check_image_output(args.timeline, "--timeline")
+    for option, path in (("--timeline", args.timeline), ("--energy-plot", args.energy_plot)):
+        if path:
+            check_image_output(path, option)
     hw = load_hardware(args.hw)
     xbar, timing = hw.xbar, hw.timing
     model, shape, label = load_model(args.model, args.input_shape)
@@ -86,21 +95,72 @@ def run(args: argparse.Namespace) -> int:
     check_engine_memory(specs, xbar, timing, args.batch, bool(args.timeline or args.out))
     result = simulate(specs, xbar, timing, schedule=args.schedule, batch=args.batch,
                       timeline=bool(args.timeline or args.out))
+    energy, area = inference_energy(specs, hw), chip_area(specs, hw)
+    costs = energy_summary(energy, area, result)
+    written: list[tuple[str, str]] = []
     if args.out:
         from xbar.timing.results import save_latency
-        save_latency(result, args.out, model=label, input_shape=shape)
+        save_latency(result, args.out, model=label, input_shape=shape, extra=costs)
+        written.append(("results", args.out))
     if args.timeline:
         from xbar.timing.gantt import plot_timeline
         plot_timeline(result, args.timeline)
+        written.append(("timeline", args.timeline))
+    if args.energy_plot or args.out:
+        from xbar.files import write_atomically, write_pngs
+        from xbar.timing.energy_plot import energy_png
+
+        png = energy_png(energy, area, f"{label}, {result.schedule} schedule: "
+                         f"{energy.total_pj * 1e-6:.4g} uJ per inference, "
+                         f"{energy.tops_per_w:.3g} TOPS/W, {area.total_mm2:.4g} mm^2")
+        if args.energy_plot:
+            write_atomically(args.energy_plot, lambda tmp: open(tmp, "wb").write(png))
+            written.append(("energy plot", args.energy_plot))
+        else:
+            written += [("energy plot", str(p)) for p in write_pngs(args.out, {"energy": png})]
     if args.json:
-        doc = {"model": label, "input_shape": list(shape), **result.to_dict()}
+        doc = {"model": label, "input_shape": list(shape), **result.to_dict(), **costs}
         print(dumps_json(doc))
     else:
         print(format_report(result, label, shape))
-        for what, where in (("timeline", args.timeline), ("results", args.out)):
-            if where:
-                print(f"{what} written to {where}")
+        print(format_energy(energy, area, costs))
+        for what, where in written:
+            print(f"{what} written to {where}")
     return 0
+
+
+def energy_summary(energy: InferenceEnergy, area: AreaReport, result: LatencyResult
+                   ) -> dict[str, Any]:
+    """The energy, power and area figures of ``--json`` and the results file."""
+    rate = result.throughput_inferences_per_s
+    return {**energy.to_dict(), **area.to_dict(), "power_w": energy.power_w(rate),
+            "energy_batch_pj": energy.total_pj * result.batch}
+
+
+def format_energy(energy: InferenceEnergy, area: AreaReport, costs: dict[str, Any]) -> str:
+    """Energy per inference (per layer, per component), power and area, as text."""
+    comps = energy.by_component
+    lines = ["", f"{'layer':<14}{'energy (nJ)':>13}{'share':>8}{'area (mm^2)':>13}"]
+    totals = energy.layer_totals
+    layer_area = {n: sum(c.values()) for n, c in area.per_layer.items()}
+    for name, pj in totals.items():
+        lines.append(f"{name[:13]:<14}{pj * 1e-3:>13,.2f}{100 * pj / energy.total_pj:>7.1f}%"
+                     f"{layer_area[name] * 1e-6:>13.4f}")
+    g = ("nominal conductance (every cell at [energy] g_nominal_us; weights not programmed)"
+         if energy.conductance == "nominal" else "programmed conductances")
+    lines += [
+        "",
+        f"energy: {energy.total_pj * 1e-6:,.4f} uJ per inference ({energy.inferences_per_j:,.0f}"
+        f" inferences/J, {energy.tops_per_w:.3f} TOPS/W at 2 ops per MAC); array reads at {g}",
+        "  by component: " + ", ".join(f"{k} {100 * v / energy.total_pj:.1f}%"
+                                       for k, v in comps.items() if v > 0),
+        f"power: {costs['power_w']:.4g} W (energy per inference x the throughput above; no "
+        "leakage modelled)",
+        f"area: {area.total_mm2:.4f} mm^2 (" + ", ".join(
+            f"{k} {100 * v / area.total_um2:.1f}%" for k, v in area.by_component.items()
+            if v > 0) + ")",
+    ]
+    return "\n".join(lines)
 
 
 def check_engine_memory(specs: list[LayerSpec], xbar: XbarConfig, timing: TimingConfig,

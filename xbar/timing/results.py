@@ -11,12 +11,16 @@ Layout (``format = "xbar-sim latency"``, ``format_version = 1``)::
     /layers/<column>       one dataset per LayerTiming field, one entry per layer (names as
                            UTF-8 strings)
     /timeline/<column>     layer, tile, start, cycles: every tile burst of the batch run
+    /energy                attrs: energy_pj, area_mm2, tops_per_w, power_w, ... and json (the
+                           whole energy/area record of xbar latency), when written
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -33,8 +37,12 @@ _SCALARS = ("schedule", "batch", "clock_ghz", "total_cycles", "latency_ns", "mak
 
 
 def save_latency(result: LatencyResult, path: str | Path, model: str = "",
-                 input_shape: tuple[int, ...] = ()) -> None:
-    """Write ``result`` to an HDF5 file; a crash mid-write leaves any old file intact."""
+                 input_shape: tuple[int, ...] = (), extra: dict[str, Any] | None = None
+                 ) -> None:
+    """Write ``result`` to an HDF5 file; a crash mid-write leaves any old file intact.
+
+    ``extra``: the energy and area figures (``xbar latency``), written to ``/energy``: its
+    numbers as attributes and the whole dict as JSON in the attribute ``json``."""
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
@@ -66,6 +74,12 @@ def save_latency(result: LatencyResult, path: str | Path, model: str = "",
                                                        dtype=np.int64), compression="gzip")
             tl.attrs["layer_names"] = np.asarray(result.timeline.layer_names,
                                                  dtype=h5py.string_dtype())
+            if extra:
+                en = f.create_group("energy")
+                en.attrs["json"] = json.dumps(extra)
+                for k, v in extra.items():
+                    if isinstance(v, (int, float)) and not isinstance(v, bool):
+                        en.attrs[k] = v
 
     write_atomically(path, write)
 

@@ -1,0 +1,504 @@
+"""Energy and area of a mapped network, from event counts and unit counts in closed form.
+
+Every event the timing engine times gets an energy (:class:`xbar.energy_config.EnergyConfig`)
+and every unit of the chip an area (:class:`xbar.energy_config.AreaConfig`). Counts come
+from the same layer plan the engine runs (:func:`xbar.timing.closed_form.plan_layer`), per
+burst and per layer, never one event per cell or cycle. Notation per layer, per inference:
+``P`` output positions, ``S`` slices per MVM (passes x ceil(input_bits / bits_per_read)),
+``A`` arrays per tile (2 differential, 1 offset), and for each tile ``t`` of the plan
+``m_t`` MVMs per output row (its copy's share), ``K`` output rows, ``u_t`` bit lines in use,
+``r_t`` word lines in use (the rows of its row tile). Summing ``m_t * K`` over the copies of a
+tile gives ``P``, so duplication changes time, never energy.
+
+==============  =================================================  ========================
+component       count                                              energy each
+==============  =================================================  ========================
+array_read      cell reads, sum_t m_t K S A r_t u_t                V^2 G t_read x activity
+dac             word-line drives, sum_t m_t K S A r_t              dac_1bit_pj 2^(k-1)
+adc             conversions, sum_t m_t K S A u_t (= the engine's)  P_adc(b) (b + 2) / f_ref
+shift_add       one per conversion                                 shift_add_pj
+accumulate      P (R - 1) n_out additions (R row tiles)            accumulate_pj
+post_op         P n_out values                                     post_op_pj
+buffer          input bytes written + P n_in groups bytes read     buffer_pj_per_byte
+interconnect    the layer's input bytes (as the engine moves them)  interconnect_pj_per_byte
+sram            P w word reads of the layer's w SRAM words         bits x sram_read_pj_per_bit
+digital_mac     P w MACs of the SRAM words' digital MVM            digital_mac_pj
+==============  =================================================  ========================
+
+The array read is physics: a cell of conductance G on a word line driven at v for the read
+pulse t dissipates v^2 G t, so a layer's read energy per inference is
+``P S activity V_read^2 t_read sum(G)``, where ``sum(G)`` is the sum of the conductances of
+the layer's cells (one copy of its tile set) as programmed (:func:`conductance_sums` reads
+them from a programmed chip), or ``cells x g_nominal_us`` when the weights are not known
+(``xbar latency`` maps shapes only). Energy is per inference: a batch of B costs B times as
+much, whatever the schedule (no leakage is modelled, so the schedule changes power, not
+energy). ``TOPS/W = 2 MACs / energy in pJ`` (one MAC = two operations).
+
+Programming: one pulse costs ``program_pulse_pj``; one verify read ``V_read^2 g_nominal
+t_verify + sense_amp_pj`` (``verify_read = "direct"``) or ``V_read^2 g_nominal t_read + one
+conversion`` (``"adc"``). Adaptation (per step of a batch B): forward = B inferences with the
+SRAM words; backward = the weight gradients (B P w MACs per layer) and, for every layer but
+the first, the gradient carried to its input (a transposed read timed and costed as a forward
+pass of the layer with signed inputs, times ``backward_read_factor``; or B P n_in n_out
+digital MACs); the SRAM update = a read and a write of each word.
+
+Area: per layer, its arrays (cells in F^2, one DAC per word line, periphery), its ADCs and
+their shift-and-add units, its accumulator (when it has row tiles) and activation unit (one
+adder lane per value per cycle), its input buffer (the whole input map, or
+``line_buffer_rows`` rows of it); for the chip, the interconnect (and shared accumulators).
+The adaptation SRAM and its gradient units are an overhead on top (:func:`sram_area`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from xbar.config import HardwareConfig
+from xbar.errors import ConfigError
+from xbar.timing.closed_form import LayerPlan, activation_bytes, plan_network
+from xbar.timing.network import LayerSpec, check_chain
+
+__all__ = ["AREA_COMPONENTS", "AdaptationEnergy", "AreaReport", "COMPONENTS", "InferenceEnergy",
+           "LayerEvents", "ProgrammingEnergy", "adaptation_energy", "chip_area",
+           "conductance_sums", "inference_energy", "layer_events", "one_shot_energy",
+           "programming_energy", "sram_area", "sram_area_fraction", "verify_read_pj",
+           "words_for_fraction"]
+
+COMPONENTS = ("array_read", "dac", "adc", "shift_add", "accumulate", "post_op", "buffer",
+              "interconnect", "sram", "digital_mac")
+AREA_COMPONENTS = ("cells", "dac", "periphery", "adc", "shift_add", "accumulator", "post_op",
+                   "buffer")
+
+
+# --------------------------------------------------------------------------- event counts
+@dataclass(frozen=True)
+class LayerEvents:
+    """What one layer does in one inference (closed forms of the module docstring).
+
+    Attributes:
+        name: Layer name.
+        macs: Multiply-accumulates of the layer (P n_in n_out).
+        cells: Cells of one copy of its tile set (weights, G- and reference columns).
+        cell_reads: Cell reads (a cell read once per array read).
+        array_reads: Array reads (one input slice on one array).
+        word_line_drives: DAC word-line drives.
+        conversions: ADC conversions (each followed by one shift-and-add).
+        accumulations: Partial-sum additions of the row-tile reduction.
+        post_ops: Activation/pooling operations.
+        buffer_bytes: Bytes written into and read from its input buffer.
+        interconnect_bytes: Bytes of its input carried by the interconnect.
+        sram_words: Its adaptation SRAM words.
+        sram_word_reads: SRAM word reads of the digital MVM beside the arrays.
+        slices: Slices per MVM (S).
+        positions: Output positions (P).
+    """
+
+    name: str
+    macs: int
+    cells: int
+    cell_reads: int
+    array_reads: int
+    word_line_drives: int
+    conversions: int
+    accumulations: int
+    post_ops: int
+    buffer_bytes: int
+    interconnect_bytes: int
+    sram_words: int
+    sram_word_reads: int
+    slices: int
+    positions: int
+
+
+def _events(plan: LayerPlan, hw: HardwareConfig, words: int) -> LayerEvents:
+    spec, rows_per_array = plan.spec, hw.array.rows
+    a, k = plan.arrays_per_tile, plan.rows
+    cell_reads = array_reads = drives = conversions = 0
+    cells = 0
+    for t in plan.tiles:
+        r_t = min(rows_per_array, spec.n_in - t.row_tile * rows_per_array)
+        n = t.mvms_per_row * k * plan.slices * a
+        array_reads += n
+        drives += n * r_t
+        conversions += n * t.used_cols
+        cell_reads += n * r_t * t.used_cols
+        if t.copy == 0:
+            cells += a * r_t * t.used_cols
+    p = spec.positions
+    return LayerEvents(
+        name=spec.name, macs=p * spec.n_in * spec.n_out, cells=cells, cell_reads=cell_reads,
+        array_reads=array_reads, word_line_drives=drives, conversions=conversions,
+        accumulations=p * (plan.row_tiles - 1) * spec.n_out, post_ops=p * spec.n_out,
+        buffer_bytes=plan.input_bytes + p * spec.n_in * spec.groups * activation_bytes(hw.xbar),
+        interconnect_bytes=plan.input_bytes, sram_words=words, sram_word_reads=p * words,
+        slices=plan.slices, positions=p)
+
+
+def _aligned(specs: Sequence[LayerSpec], values: Any, what: str, default: Any) -> list[Any]:
+    """``values`` per layer: None (the default), a sequence aligned with ``specs`` or a
+    mapping by layer name."""
+    if values is None:
+        return [default] * len(specs)
+    if isinstance(values, Mapping):
+        unknown = sorted(set(values) - {s.name for s in specs})
+        if unknown:
+            raise ConfigError(f"{what}: unknown layer name(s) {unknown}; the network's layers: "
+                              f"{[s.name for s in specs]}")
+        return [values.get(s.name, default) for s in specs]
+    values = list(values)
+    if len(values) != len(specs):
+        raise ConfigError(f"{what}: {len(values)} values for {len(specs)} layers; give one "
+                          "per layer, in the network's order")
+    return values
+
+
+def layer_events(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None,
+                 sram_words: Sequence[int] | Mapping[str, int] | None = None
+                 ) -> list[LayerEvents]:
+    """Event counts of each layer in one inference (``sram_words``: per layer, default 0)."""
+    hw = hw or HardwareConfig()
+    specs = list(specs)
+    check_chain(specs)
+    words = _aligned(specs, sram_words, "sram_words", 0)
+    for s, w in zip(specs, words):
+        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= s.n_in * s.n_out:
+            raise ConfigError(f"sram_words of layer {s.name!r} = {w!r} is invalid; allowed: an "
+                              f"integer in [0, {s.n_in * s.n_out}] (its weights)")
+    plans = plan_network(specs, hw.xbar, hw.timing)
+    return [_events(p, hw, w) for p, w in zip(plans, words)]
+
+
+# --------------------------------------------------------------------------- inference
+@dataclass
+class InferenceEnergy:
+    """Energy of one inference, per layer and per component, in pJ.
+
+    Attributes:
+        per_layer: Layer name -> component -> pJ (components of :data:`COMPONENTS`).
+        events: The counts behind it, per layer.
+        conductance: ``"programmed"`` (sums of the chip's conductances) or ``"nominal"``
+            (cells x g_nominal_us).
+    """
+
+    per_layer: dict[str, dict[str, float]]
+    events: list[LayerEvents] = field(repr=False)
+    conductance: str
+
+    @property
+    def total_pj(self) -> float:
+        return float(sum(sum(c.values()) for c in self.per_layer.values()))
+
+    @property
+    def by_component(self) -> dict[str, float]:
+        return {c: float(sum(layer[c] for layer in self.per_layer.values()))
+                for c in COMPONENTS}
+
+    @property
+    def layer_totals(self) -> dict[str, float]:
+        return {name: float(sum(c.values())) for name, c in self.per_layer.items()}
+
+    @property
+    def macs(self) -> int:
+        return sum(e.macs for e in self.events)
+
+    @property
+    def tops_per_w(self) -> float:
+        """Operations (2 per MAC) per pJ = tera-operations per joule = TOPS/W."""
+        return 2 * self.macs / self.total_pj if self.total_pj > 0 else float("inf")
+
+    @property
+    def inferences_per_j(self) -> float:
+        return 1e12 / self.total_pj if self.total_pj > 0 else float("inf")
+
+    def power_w(self, inferences_per_s: float) -> float:
+        """Average power at a rate of ``inferences_per_s``."""
+        return self.total_pj * 1e-12 * inferences_per_s
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"energy_pj": self.total_pj, "energy_by_component_pj": self.by_component,
+                "energy_per_layer": [{"name": n, "energy_pj": sum(c.values()), **c}
+                                     for n, c in self.per_layer.items()],
+                "macs": self.macs, "tops_per_w": self.tops_per_w,
+                "inferences_per_j": self.inferences_per_j, "conductance": self.conductance}
+
+
+def conductance_sums(chip: Any) -> dict[str, float]:
+    """Sum of the programmed conductances of each layer of a programmed chip, in uS, by layer
+    name (any object whose ``layers`` have ``layer_name`` and ``matrix.g_us``, such as
+    :class:`xbar.mapping.chip.Chip`)."""
+    return {layer.layer_name: float(layer.matrix.g_us.sum(dtype="float64"))
+            for layer in chip.layers}
+
+
+def _read_pj(hw: HardwareConfig, g_us: float, t_ns: float) -> float:
+    """v^2 G t of a read at the full read voltage, in pJ (V^2 uS ns = 1e-3 pJ)."""
+    return hw.array.read_voltage_v ** 2 * g_us * t_ns * 1e-3
+
+
+def inference_energy(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None,
+                     g_sum_us: Sequence[float] | Mapping[str, float] | None = None,
+                     sram_words: Sequence[int] | Mapping[str, int] | None = None
+                     ) -> InferenceEnergy:
+    """Energy of one inference of a mapped network.
+
+    Args:
+        specs: The network's weight layers.
+        hw: The hardware (default :class:`HardwareConfig`).
+        g_sum_us: Sum of each layer's programmed conductances in uS (a sequence aligned with
+            ``specs`` or a mapping by name, e.g. :func:`conductance_sums`); None: every cell
+            at ``[energy] g_nominal_us``.
+        sram_words: Adaptation SRAM words per layer (their reads and digital MACs); default 0.
+    """
+    hw = hw or HardwareConfig()
+    specs = list(specs)
+    events = layer_events(specs, hw, sram_words)
+    g_sums = _aligned(specs, g_sum_us, "g_sum_us", None)
+    en, x = hw.energy, hw.xbar
+    e_adc = en.adc_conversion_pj(x.adc.bits)
+    e_dac = en.dac_drive_pj(x.dac.bits_per_read)
+    bits = hw.adaptation.sram_word_bits
+    per_layer: dict[str, dict[str, float]] = {}
+    for ev, g in zip(events, g_sums):
+        g_total = ev.cells * en.g_nominal_us if g is None else float(g)
+        if g_total < 0:
+            raise ConfigError(f"g_sum_us of layer {ev.name!r} = {g_total!r} is invalid; "
+                              "allowed: a sum of conductances >= 0 uS")
+        per_layer[ev.name] = {
+            "array_read": ev.positions * ev.slices * en.input_activity
+            * _read_pj(hw, g_total, hw.timing.t_read_ns),
+            "dac": ev.word_line_drives * e_dac,
+            "adc": ev.conversions * e_adc,
+            "shift_add": ev.conversions * en.shift_add_pj,
+            "accumulate": ev.accumulations * en.accumulate_pj,
+            "post_op": ev.post_ops * en.post_op_pj,
+            "buffer": ev.buffer_bytes * en.buffer_pj_per_byte,
+            "interconnect": ev.interconnect_bytes * en.interconnect_pj_per_byte,
+            "sram": ev.sram_word_reads * bits * en.sram_read_pj_per_bit,
+            "digital_mac": ev.sram_word_reads * en.digital_mac_pj,
+        }
+    return InferenceEnergy(per_layer, events,
+                           "nominal" if g_sum_us is None else "programmed")
+
+
+# --------------------------------------------------------------------------- programming
+def verify_read_pj(hw: HardwareConfig | None = None) -> float:
+    """One verify read of one cell at the nominal conductance, in pJ."""
+    hw = hw or HardwareConfig()
+    en, prog = hw.energy, hw.programming
+    if prog.verify_read == "direct":
+        return _read_pj(hw, en.g_nominal_us, prog.t_verify_ns) + en.sense_amp_pj
+    return _read_pj(hw, en.g_nominal_us, hw.timing.t_read_ns) + en.adc_conversion_pj(
+        hw.adc.bits)
+
+
+@dataclass(frozen=True)
+class ProgrammingEnergy:
+    """Energy of programming a network: pulses and verify reads, in pJ."""
+
+    pulses: int
+    reads: int
+    pulse_pj: float
+    verify_pj: float
+
+    @property
+    def total_pj(self) -> float:
+        return self.pulse_pj + self.verify_pj
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pulses": self.pulses, "reads": self.reads, "pulse_pj": self.pulse_pj,
+                "verify_pj": self.verify_pj, "total_pj": self.total_pj}
+
+
+def programming_energy(cells: Any, hw: HardwareConfig | None = None) -> ProgrammingEnergy:
+    """Energy of programming from per-cell counts: ``cells`` is a sequence of
+    :class:`xbar.timing.programming.LayerCells` (pulses and verify reads per cell) or a
+    :class:`xbar.timing.programming.ProgrammingResult` (their totals)."""
+    hw = hw or HardwareConfig()
+    if hasattr(cells, "total_pulses"):
+        pulses, reads = int(cells.total_pulses), int(cells.total_reads)
+    else:
+        pulses = sum(int(c.pulses.sum(dtype="int64")) for c in cells)
+        reads = sum(int(c.reads.sum(dtype="int64")) for c in cells)
+    return ProgrammingEnergy(pulses, reads, pulses * hw.energy.program_pulse_pj,
+                             reads * verify_read_pj(hw))
+
+
+def one_shot_energy(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None
+                    ) -> ProgrammingEnergy:
+    """One pulse per cell, no verify: cells x program_pulse_pj (copies included: a duplicated
+    tile set is programmed too)."""
+    hw = hw or HardwareConfig()
+    from xbar.layout import weight_layout
+
+    layout = weight_layout(hw.array)
+    cells = 0
+    for s in specs:
+        copies = min(hw.timing.duplicates(s.name, s.kind), s.out_hw[1])
+        cells += copies * s.groups * s.n_in * layout.physical_columns(s.n_out // s.groups)
+    return ProgrammingEnergy(cells, 0, cells * hw.energy.program_pulse_pj, 0.0)
+
+
+# --------------------------------------------------------------------------- adaptation
+@dataclass(frozen=True)
+class AdaptationEnergy:
+    """Energy of ``steps`` adaptation steps of ``batch`` samples, in pJ.
+
+    Attributes:
+        forward_pj: The forward passes (inferences with the SRAM words).
+        gradient_pj: The SRAM weights' gradients (digital MACs).
+        propagate_pj: Carrying gradients back through the arrays (or digital units).
+        sram_update_pj: Reading and writing each SRAM word once per step.
+    """
+
+    steps: int
+    batch: int
+    forward_pj: float
+    gradient_pj: float
+    propagate_pj: float
+    sram_update_pj: float
+
+    @property
+    def backward_pj(self) -> float:
+        return self.gradient_pj + self.propagate_pj
+
+    @property
+    def total_pj(self) -> float:
+        return self.forward_pj + self.backward_pj + self.sram_update_pj
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "batch": self.batch, "forward_pj": self.forward_pj,
+                "gradient_pj": self.gradient_pj, "propagate_pj": self.propagate_pj,
+                "backward_pj": self.backward_pj, "sram_update_pj": self.sram_update_pj,
+                "total_pj": self.total_pj}
+
+
+def adaptation_energy(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None,
+                      steps: int = 100, batch: int = 16,
+                      sram_words: Sequence[int] | Mapping[str, int] | None = None,
+                      g_sum_us: Sequence[float] | Mapping[str, float] | None = None,
+                      write: bool = True) -> AdaptationEnergy:
+    """Energy of on-chip sparse adaptation, with the counts of
+    :func:`xbar.timing.adaptation.adaptation_time` (module docstring). ``write=False``: passes
+    without SRAM updates (OSA's Fisher measurement)."""
+    hw = hw or HardwareConfig()
+    for name, v in (("steps", steps), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"{name} = {v!r} is invalid; allowed: an integer >= 1")
+    specs = list(specs)
+    fwd = inference_energy(specs, hw, g_sum_us, sram_words)
+    ad, en = hw.adaptation, hw.energy
+    gradient = sum(ev.positions * ev.sram_words for ev in fwd.events) * en.digital_mac_pj
+    if ad.backward == "transposed-read":
+        signed = [replace(s, signed_inputs=True) for s in specs]
+        back = inference_energy(signed, hw, g_sum_us).layer_totals
+        propagate = ad.backward_read_factor * sum(back[s.name] for s in specs[1:])
+    else:
+        propagate = sum(ev.macs for ev in fwd.events[1:]) * en.digital_mac_pj
+    words = sum(ev.sram_words for ev in fwd.events)
+    update = words * ad.sram_word_bits * (en.sram_read_pj_per_bit + en.sram_write_pj_per_bit)
+    return AdaptationEnergy(steps, batch, steps * batch * fwd.total_pj,
+                            steps * batch * gradient, steps * batch * propagate,
+                            steps * update if write else 0.0)
+
+
+# --------------------------------------------------------------------------- area
+@dataclass
+class AreaReport:
+    """Area of the chip, per layer and component, in um^2 (``total_mm2`` for the chip)."""
+
+    per_layer: dict[str, dict[str, float]]
+    chip_um2: dict[str, float]
+
+    @property
+    def total_um2(self) -> float:
+        return float(sum(sum(c.values()) for c in self.per_layer.values())
+                     + sum(self.chip_um2.values()))
+
+    @property
+    def total_mm2(self) -> float:
+        return self.total_um2 * 1e-6
+
+    @property
+    def by_component(self) -> dict[str, float]:
+        out = {c: float(sum(layer[c] for layer in self.per_layer.values()))
+               for c in AREA_COMPONENTS}
+        out.update(self.chip_um2)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"area_mm2": self.total_mm2, "area_by_component_um2": self.by_component,
+                "area_per_layer": [{"name": n, "area_um2": sum(c.values()), **c}
+                                   for n, c in self.per_layer.items()]}
+
+
+def chip_area(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None) -> AreaReport:
+    """Area of the chip a network is mapped on (module docstring), without adaptation SRAM."""
+    hw = hw or HardwareConfig()
+    specs = list(specs)
+    check_chain(specs)
+    ar, t, x = hw.area, hw.timing, hw.xbar
+    per_layer: dict[str, dict[str, float]] = {}
+    reduce = False
+    for p in plan_network(specs, x, t):
+        arrays = p.n_tiles * p.arrays_per_tile
+        buffer = p.input_bytes if not t.line_buffer_rows else min(
+            p.input_bytes, t.line_buffer_rows * p.input_row_bytes)
+        has_acc = p.row_tiles > 1
+        reduce |= has_acc
+        per_layer[p.spec.name] = {
+            "cells": arrays * x.array.rows * x.array.cols * ar.cell_um2,
+            "dac": arrays * x.array.rows * ar.dac_um2,
+            "periphery": arrays * ar.array_periphery_um2,
+            "adc": p.adcs * ar.adc_um2(x.adc.bits),
+            "shift_add": p.adcs * ar.shift_add_um2,
+            "accumulator": (t.accumulator_values_per_cycle * ar.adder_um2
+                            if has_acc and not t.accumulator_units else 0.0),
+            "post_op": t.post_op_values_per_cycle * ar.adder_um2,
+            "buffer": buffer * ar.buffer_um2_per_byte,
+        }
+    chip = {"interconnect": t.interconnect_bytes_per_cycle * ar.interconnect_um2_per_byte,
+            "shared_accumulators": (t.accumulator_units * t.accumulator_values_per_cycle
+                                    * ar.adder_um2 if t.accumulator_units and reduce else 0.0)}
+    return AreaReport(per_layer, chip)
+
+
+def sram_area(specs: Sequence[LayerSpec], sram_words: int | Sequence[int] | Mapping[str, int],
+              hw: HardwareConfig | None = None) -> dict[str, float]:
+    """Area of the adaptation hardware, in um^2: the SRAM bits (cells and periphery) and one
+    weight-gradient unit (``grad_macs_per_cycle`` MAC lanes) per layer holding SRAM words,
+    plus a digital backward unit when ``backward = "digital"``. ``sram_words``: a total
+    (spread over every layer) or per layer."""
+    hw = hw or HardwareConfig()
+    specs = list(specs)
+    if isinstance(sram_words, bool) or (isinstance(sram_words, int) and sram_words < 0):
+        raise ConfigError(f"sram_words = {sram_words!r} is invalid; allowed: an integer >= 0 "
+                          "or one per layer")
+    if isinstance(sram_words, int):
+        total, layers = sram_words, (len(specs) if sram_words else 0)
+    else:
+        per = layer_events(specs, hw, sram_words)
+        total, layers = sum(e.sram_words for e in per), sum(1 for e in per if e.sram_words)
+    ad, ar = hw.adaptation, hw.area
+    return {"sram_bits": total * ad.sram_word_bits * ar.sram_bit_um2,
+            "gradient_units": layers * ad.grad_macs_per_cycle * ar.mac_um2,
+            "digital_backward": (ad.digital_macs_per_cycle * ar.mac_um2
+                                 if ad.backward == "digital" and total else 0.0)}
+
+
+def sram_area_fraction(specs: Sequence[LayerSpec],
+                       sram_words: int | Sequence[int] | Mapping[str, int],
+                       hw: HardwareConfig | None = None) -> float:
+    """The adaptation hardware's area as a fraction of the chip's area without it (the
+    "area overhead" of works 1 and 2: 7.86 % for OSA in work 2)."""
+    hw = hw or HardwareConfig()
+    return sum(sram_area(specs, sram_words, hw).values()) / chip_area(specs, hw).total_um2
+
+
+def words_for_fraction(specs: Sequence[LayerSpec], fraction: float) -> list[int]:
+    """SRAM words per layer for a fraction of each layer's weights (RSA's budget)."""
+    from xbar.timing.adaptation import sram_words_per_layer
+
+    return sram_words_per_layer(specs, fraction)
+
