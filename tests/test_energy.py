@@ -287,3 +287,37 @@ def test_latency_cli_energy_outputs(tmp_path: Path, capsys: pytest.CaptureFixtur
     # the chart path must differ from the other outputs
     assert main(args + ["--timeline", str(plot), "--energy-plot", str(plot)]) == 2
     assert "--timeline" in capsys.readouterr().err
+
+
+def test_compare_reports_energy_and_sram_area_per_method() -> None:
+    from xbar.devices import preset
+    from xbar.mapping.data.datasets import load_dataset
+    from xbar.mapping.recovery.compare import CompareSettings, compare
+    from xbar.mapping.recovery.sram import AdaptConfig
+
+    digits = load_dataset("digits")
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 10)).eval()
+    hw = HardwareConfig()
+    settings = CompareSettings(chips=1, methods=("one-shot", "rsa", "rvw"),
+                               adapt=AdaptConfig(steps=2, batch_size=8))
+    energy = EnergyConfig(program_pulse_pj=3.0)
+    out = compare(model, digits, preset("charan2020-jxcdc"), hw.xbar, settings, hw.timing,
+                  hw.programming, hw.adaptation, energy=energy)
+    m = out["methods"]
+    hw = hw.replace(energy=energy)
+    specs = layer_specs(model, (1, 8, 8))
+    one = one_shot_energy(specs, hw).total_pj * 1e-12
+    assert m["one-shot"]["program_energy_j"] == pytest.approx(one)
+    assert m["one-shot"]["adapt_energy_j"] == 0.0 and m["one-shot"]["sram_area_fraction"] == 0.0
+    assert m["rsa"]["program_energy_j"] == pytest.approx(one)
+    assert m["rsa"]["adapt_energy_j"] > 0
+    assert m["rsa"]["energy_j"] == pytest.approx(m["rsa"]["program_energy_j"]
+                                                 + m["rsa"]["adapt_energy_j"])
+    # RSA's SRAM words spread over both layers: the fraction of sram_area_fraction
+    assert 0 < m["rsa"]["sram_area_fraction"] < 1
+    # R-V-W: its pulses at 3 pJ plus its verify reads, more than one pulse per cell
+    rvw = m["rvw"]
+    assert rvw["program_energy_j"] > 3.0e-12 * rvw["pulses"] >= one
+    for name in m:
+        assert m[name]["inference_energy_pj"] > 0

@@ -39,9 +39,12 @@ from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.kd import KDConfig, distill
 from xbar.mapping.recovery.rvw import program_rvw, rvw_params
 from xbar.mapping.data.workflow import calibration_inputs
-from xbar.config import XbarConfig
+from xbar.config import HardwareConfig, XbarConfig
+from xbar.energy_config import AreaConfig, EnergyConfig
 from xbar.timing import TimingConfig
 from xbar.timing.adaptation import AdaptationConfig, adaptation_time
+from xbar.timing.energy import (adaptation_energy, conductance_sums, inference_energy,
+                                one_shot_energy, programming_energy, sram_area_fraction)
 from xbar.timing.speedup import SPEEDUP_DEFINITION, accounting_label
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
 from xbar.errors import ConfigError
@@ -63,6 +66,10 @@ class MethodResult:
     sram_words: int = 0
     sram_bits: int = 0
     wall_s: float = 0.0
+    program_pj: list[float] = field(default_factory=list)
+    adapt_pj: list[float] = field(default_factory=list)
+    inference_pj: list[float] = field(default_factory=list)
+    sram_area_fraction: float = 0.0
 
     def summary(self, n_weights: int, rram_cells: int) -> dict[str, Any]:
         acc = np.asarray(self.accuracies)
@@ -78,7 +85,19 @@ class MethodResult:
             "sram_fraction": self.sram_words / n_weights if n_weights else 0.0,
             "sram_bits_per_rram_cell": self.sram_bits / rram_cells if rram_cells else 0.0,
             "wall_s": self.wall_s,
+            # energy (xbar.timing.energy): programming (pulses and verify reads), adaptation
+            # (forward, backward, SRAM updates), one inference at the chip's own
+            # conductances; the SRAM's area over the chip's (0 without SRAM words)
+            "program_energy_j": _mean(self.program_pj) * 1e-12,
+            "adapt_energy_j": _mean(self.adapt_pj) * 1e-12,
+            "energy_j": (_mean(self.program_pj) + _mean(self.adapt_pj)) * 1e-12,
+            "inference_energy_pj": _mean(self.inference_pj),
+            "sram_area_fraction": self.sram_area_fraction,
         }
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else 0.0
 
 
 @dataclass(frozen=True)
@@ -123,13 +142,16 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             programming: ProgrammingConfig = ProgrammingConfig(),
             adaptation: AdaptationConfig = AdaptationConfig(),
             progress: Callable[[str], None] | None = None,
-            student: nn.Module | None = None) -> dict[str, Any]:
+            student: nn.Module | None = None, energy: EnergyConfig | None = None,
+            area: AreaConfig | None = None) -> dict[str, Any]:
     """Run every requested method on ``settings.chips`` chip instances; a JSON-ready dict.
 
     ``student``: an already distilled KD student (as :func:`xbar.mapping.recovery.kd.distill` returns for
     this teacher, data, device and settings), to skip distilling again.
     ``device``: a DeviceFile carries its write-verify loop to R-V-W (a bare Device gets the
     transfer rule, :func:`xbar.mapping.recovery.rvw.rvw_params`).
+    ``energy``, ``area``: the ``[energy]`` and ``[area]`` sections (default: their defaults)
+    for each method's energy to program and adapt and the SRAM area overhead.
     """
     from xbar.mapping.data.train import evaluate
 
@@ -143,6 +165,10 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
     n_weights = sum(s.n_in * s.n_out for s in specs)
     results = {m: MethodResult(m) for m in methods}
     t_one = one_shot_time(specs, programming, xbar, timing).total_s
+    hw = HardwareConfig.from_parts(xbar, timing=timing, programming=programming,
+                                   adaptation=adaptation, energy=energy or EnergyConfig(),
+                                   area=area or AreaConfig())
+    e_one = one_shot_energy(specs, hw).total_pj
     kd_info: dict[str, Any] = {}
     if student is not None or not any(m.startswith("kd") for m in methods):
         student = student if any(m.startswith("kd") for m in methods) else None
@@ -158,6 +184,21 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             t += adaptation_time(specs, xbar, timing, adaptation, extra_passes,
                                  settings.adapt.batch_size, [0] * len(specs)).total_s
         return t
+
+    def adapt_energy(chip: Chip, words: list[int], extra_passes: int = 0) -> float:
+        g = chip_conductances(chip)
+        # bias-only's words (a bias and a gain per column) are not weights: at most n_in n_out
+        words = [min(w, s.n_in * s.n_out) for w, s in zip(words, specs)]
+        e = adaptation_energy(specs, hw, settings.adapt.steps, settings.adapt.batch_size,
+                              words, g).total_pj
+        if extra_passes:
+            e += adaptation_energy(specs, hw, extra_passes, settings.adapt.batch_size,
+                                   [0] * len(specs), g, write=False).total_pj
+        return e
+
+    def chip_conductances(chip: Chip) -> list[float]:
+        sums = conductance_sums(chip)
+        return [sums.get(s.name, 0.0) for s in specs]
 
     def words_per_layer(chip: Chip) -> list[int]:
         by_name = {layer.layer_name: int(layer.sram_mask.sum()) if layer.sram_mask is not None
@@ -185,7 +226,8 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             start = time.perf_counter()
             r = results[name]
             source = kd_base if name.startswith("kd") else base
-            adapt_s = 0.0
+            adapt_s = adapt_pj = 0.0
+            words = [0] * len(specs)
             if name in ("one-shot", "kd"):
                 chip = source
             elif name == "bias-only":
@@ -193,6 +235,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                 adapt(chip, dataset, "bias", settings.adapt, seed)
                 words = [2 * s.n_out for s in specs]  # a bias and a gain per column
                 adapt_s = timed_adapt(chip, words)
+                adapt_pj = adapt_energy(chip, words)
                 r.sram_words = sum(words)
             elif name in ("rsa", "kd+rsa", "osa", "kd+osa"):
                 chip = copy.deepcopy(source)
@@ -202,7 +245,10 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                 adapt(chip, dataset, "sram", settings.adapt, seed)
                 r.sram_words = sram_words(chip)
                 fisher_steps = -(-FISHER_IMAGES // settings.adapt.batch_size) if fisher else 0
-                adapt_s = timed_adapt(chip, words_per_layer(chip), fisher_steps)
+                words = words_per_layer(chip)
+                adapt_s = timed_adapt(chip, words, fisher_steps)
+                adapt_pj = adapt_energy(chip, words, fisher_steps)
+                r.sram_area_fraction = sram_area_fraction(specs, words, hw)
             else:  # rvw
                 chip = Chip.program(teacher, device, xbar, seed, "column", "", shape)
                 counts = program_rvw(chip, rvw_loop, seed)
@@ -210,17 +256,24 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                 prog = programming_time(counts, programming, xbar, timing)
                 r.program_s.append(prog.total_s)
                 r.pulses.append(prog.total_pulses)
+                r.program_pj.append(programming_energy(prog, hw).total_pj)
             if name != "rvw":
                 r.program_s.append(t_one)
+                r.program_pj.append(e_one)
                 r.pulses.append(int(sum(layer.matrix.n_cells for layer in chip.layers)))
             r.sram_bits = r.sram_words * adaptation.sram_word_bits
             r.adapt_s.append(adapt_s)
+            r.adapt_pj.append(adapt_pj)
+            r.inference_pj.append(inference_energy(
+                specs, hw, chip_conductances(chip),
+                words if name != "bias-only" else None).total_pj)
             r.accuracies.append(chip.evaluate(x_test, y_test))
             r.wall_s += time.perf_counter() - start
     rram_cells = (base or kd_base).n_cells if (base or kd_base) is not None else 0
     out = {m: results[m].summary(n_weights, rram_cells) for m in methods}
     if "software" in out:
-        out["software"].update(program_s=0.0, adapt_s=0.0, time_s=0.0, pulses=0.0)
+        out["software"].update(program_s=0.0, adapt_s=0.0, time_s=0.0, pulses=0.0,
+                               program_energy_j=0.0, adapt_energy_j=0.0, energy_j=0.0)
     speedup = None
     if "rvw" in out and "kd+rsa" in out and out["kd+rsa"]["time_s"] > 0:
         speedup = out["rvw"]["time_s"] / out["kd+rsa"]["time_s"]
