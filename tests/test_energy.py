@@ -154,7 +154,9 @@ def test_sram_area_fraction() -> None:
     assert parts["sram_bits"] == pytest.approx(10 * 8 * 280 * 0.04 ** 2 * 1.5)
     assert parts["gradient_units"] == pytest.approx(128 * 318.0)
     total = chip_area([ONE]).total_um2
-    assert sram_area_fraction([ONE], [10]) == pytest.approx(sum(parts.values()) / total)
+    assert sram_area_fraction([ONE], [10]) == pytest.approx(parts["sram_bits"] / total)
+    assert sram_area_fraction([ONE], [10], units=True) == pytest.approx(
+        sum(parts.values()) / total)
     assert sram_area_fraction([ONE], 0) == 0.0
     hw = HardwareConfig(adaptation=AdaptationConfig(sram_word_bits=4))
     assert sram_area([ONE], 10, hw)["sram_bits"] == pytest.approx(parts["sram_bits"] / 2)

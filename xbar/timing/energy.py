@@ -489,11 +489,16 @@ def sram_area(specs: Sequence[LayerSpec], sram_words: int | Sequence[int] | Mapp
 
 def sram_area_fraction(specs: Sequence[LayerSpec],
                        sram_words: int | Sequence[int] | Mapping[str, int],
-                       hw: HardwareConfig | None = None) -> float:
-    """The adaptation hardware's area as a fraction of the chip's area without it (the
-    "area overhead" of works 1 and 2: 7.86 % for OSA in work 2)."""
+                       hw: HardwareConfig | None = None, units: bool = False) -> float:
+    """The adaptation SRAM's area (bit cells and periphery) as a fraction of the chip's area
+    without it: the "area overhead" of works 1 and 2 (7.86 % for OSA in work 2, which does not
+    break its figure down, so the storage alone is the comparable part). ``units=True`` adds
+    the weight-gradient units (and a digital backward unit) that on-chip training needs."""
     hw = hw or HardwareConfig()
-    return sum(sram_area(specs, sram_words, hw).values()) / chip_area(specs, hw).total_um2
+    parts = sram_area(specs, sram_words, hw)
+    extra = parts["sram_bits"] + (parts["gradient_units"] + parts["digital_backward"]
+                                  if units else 0.0)
+    return extra / chip_area(specs, hw).total_um2
 
 
 def words_for_fraction(specs: Sequence[LayerSpec], fraction: float) -> list[int]:
