@@ -26,9 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fractions", default=None, metavar="F1,F2,...",
                    help="SRAM fractions tried (default 0.01,0.03,0.05,0.08)")
     p.add_argument("--steps", type=count_arg, default=None,
-                   help="adaptation steps (default 300, quick 150)")
+                   help="adaptation steps (default 200, quick 150)")
     p.add_argument("--batch", type=count_arg, default=None,
-                   help="adaptation batch (default 64, quick 32)")
+                   help="adaptation batch (default 32)")
     p.add_argument("--kd-epochs", type=count_arg, default=None, help="KD epochs (default 10)")
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output(args.out, "--out", FORMAT)
     works = ("work1", "work2") if args.works == "all" else (args.works,)
-    budget: dict = dict(steps=150, batch=32) if args.quick else {}
+    budget: dict = dict(steps=150) if args.quick else {}
     for name in ("steps", "batch", "kd_epochs"):
         if getattr(args, name) is not None:
             budget[name] = getattr(args, name)

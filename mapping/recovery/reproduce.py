@@ -66,8 +66,8 @@ class ReproduceSettings:
     chips: int = 2
     seed: int = 0
     fractions: tuple[float, ...] = (0.01, 0.03, 0.05, 0.08)
-    steps: int = 300
-    batch: int = 64
+    steps: int = 200
+    batch: int = 32
     kd_epochs: int = 10
     data_dir: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
