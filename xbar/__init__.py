@@ -57,9 +57,9 @@ _PUBLIC: dict[str, str] = {
     "one_shot_time": "xbar.timing.programming", "adaptation_time": "xbar.timing.adaptation",
     "rsa_speedup": "xbar.timing.speedup",
     # energy and area
-    "inference_energy": "xbar.timing.energy", "chip_area": "xbar.timing.energy",
+    "inference_energy": "xbar.timing.energy", "chip_area": "xbar.timing.area",
     "programming_energy": "xbar.timing.energy", "one_shot_energy": "xbar.timing.energy",
-    "adaptation_energy": "xbar.timing.energy", "sram_area_fraction": "xbar.timing.energy",
+    "adaptation_energy": "xbar.timing.energy", "sram_area_fraction": "xbar.timing.area",
     "conductance_sums": "xbar.timing.energy",
 }
 _RENAMED = {"simulate_latency": "simulate"}

@@ -61,8 +61,7 @@ from xbar.timing.network import LayerSpec, check_chain
 __all__ = ["AREA_COMPONENTS", "AdaptationEnergy", "AreaReport", "COMPONENTS", "InferenceEnergy",
            "LayerEvents", "ProgrammingEnergy", "adaptation_energy", "chip_area",
            "conductance_sums", "inference_energy", "layer_events", "one_shot_energy",
-           "programming_energy", "sram_area", "sram_area_fraction", "verify_read_pj",
-           "words_for_fraction"]
+           "programming_energy", "sram_area", "sram_area_fraction", "verify_read_pj"]
 
 COMPONENTS = ("array_read", "dac", "adc", "shift_add", "accumulate", "post_op", "buffer",
               "interconnect", "sram", "digital_mac")
@@ -397,11 +396,3 @@ def adaptation_energy(specs: Sequence[LayerSpec], hw: HardwareConfig | None = No
     return AdaptationEnergy(steps, batch, steps * batch * fwd.total_pj,
                             steps * batch * gradient, steps * batch * propagate,
                             steps * update if write else 0.0)
-
-
-def words_for_fraction(specs: Sequence[LayerSpec], fraction: float) -> list[int]:
-    """SRAM words per layer for a fraction of each layer's weights (RSA's budget)."""
-    from xbar.timing.adaptation import sram_words_per_layer
-
-    return sram_words_per_layer(specs, fraction)
-
