@@ -14,7 +14,8 @@ The settings (REFERENCE.md; where the papers are silent, the project's choice):
   fraction whose mean accuracy is within 1 point of the FP32 teacher;
 * work 2 (DAC 2020): the ``charan2020-dac`` cell with the hardware its preset implies
   (:func:`xbar.devices.presets.preset_hardware`); one-shot for the collapse, KD + OSA at each
-  fraction for the recovery;
+  fraction for the recovery; the area row is the SRAM storage of the smallest fraction that
+  recovers, over the chip's area (:func:`xbar.timing.area.sram_area_fraction`, ``[area]``);
 * speedup: ``T_rvw / (T_one_shot + T_adapt)`` of KD+RSA at 5 % SRAM under two accountings,
   ``full-chip`` (the default hardware: one write driver per bit line, one array programmed at
   a time) and ``cell-by-cell`` (the papers' R-V-W: one cell at a time per array, every pulse
@@ -284,11 +285,27 @@ def reproduce(settings: ReproduceSettings,
                          "published 'baseline' compared with our FP32 teacher "
                          f"({fp32:.2%}); KD alone {m['kd']['accuracy']:.2%}",
                          published_value=fp32))
-        rows.append(_row(_pub("work2", "osa-area"), None, None,
-                         f"smallest KD+OSA SRAM fraction within 1 point of FP32: "
-                         f"{'none tried' if need is None else f'{need:.0%} of weights'}",
-                         "area needs the energy-and-area model (not built yet); the SRAM "
-                         "fraction of weights is given instead"))
+        from xbar.mapping.geometry import layer_specs
+        from xbar.timing.area import sram_area_fraction
+        from xbar.timing.adaptation import sram_words_per_layer
+
+        specs = layer_specs(teacher.model, tuple(ds.input_shape))
+        area_at = {f: sram_area_fraction(specs, sram_words_per_layer(specs, f), hw)
+                   for f in s.fractions}
+        if need is not None:
+            rows.append(_row(_pub("work2", "osa-area"), area_at[need], None,
+                             f"{dev_setting}: SRAM storage (bit cells + periphery, "
+                             f"{hw.adaptation.sram_word_bits}-bit words) for KD+OSA at "
+                             f"{need:.0%} of weights, the smallest fraction within 1 point of "
+                             f"FP32, over the chip's area ([area] defaults)",
+                             "area by fraction tried: " + ", ".join(
+                                 f"{f:.0%}: {100 * a:.2f} %" for f, a in sorted(area_at.items()))))
+        else:
+            rows.append(_row(_pub("work2", "osa-area"), None, None,
+                             f"{dev_setting}: no tried SRAM fraction brought KD+OSA within 1 "
+                             "point of FP32",
+                             "area of the SRAM by fraction tried: " + ", ".join(
+                                 f"{f:.0%}: {100 * a:.2f} %" for f, a in sorted(area_at.items()))))
         out["works"]["work2"] = {"base": base, "by_fraction": {str(k): v
                                                                for k, v in by_f.items()}}
     return out
