@@ -10,7 +10,7 @@ from pathlib import Path
 from xbar.devices import resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare, story
-from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.recovery.kd import KDConfig, kd_config
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
@@ -40,6 +40,20 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--batch", type=count_arg, default=defaults["batch"],
                    help="adaptation batch")
     p.add_argument("--kd-epochs", type=count_arg, default=defaults["kd_epochs"])
+    p.add_argument("--kd-lr", type=float, metavar="RATE",
+                   help=f"KD: Adam's initial learning rate (default {KDConfig.learning_rate:g})")
+    p.add_argument("--kd-alpha", type=float, metavar="A",
+                   help=f"KD: weight of the distillation term, 0-1 (default {KDConfig.alpha:g})")
+    p.add_argument("--kd-temperature", type=float, metavar="T",
+                   help=f"KD: softening temperature (default {KDConfig.temperature:g})")
+    p.add_argument("--kd-noise-warmup", type=float, metavar="FRACTION",
+                   help="KD: fraction of the steps over which the device noise ramps in, 0 to "
+                        f"<1 (default {KDConfig.noise_warmup:g})")
+    p.add_argument("--kd-weight-clip", type=float, metavar="K",
+                   help="KD: clip each column's weights to K x its RMS weight; 0 = no clip "
+                        f"(default {KDConfig.weight_clip:g})")
+    p.add_argument("--kd-draws", type=count_arg, metavar="N",
+                   help=f"KD: device draws per training step (default {KDConfig.draws})")
     p.add_argument("--methods", default=",".join(METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -78,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     settings = CompareSettings(
         sram_ratio=args.sram_ratio, chips=args.chips, seed=args.seed, methods=methods,
         adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
-        kd=KDConfig(epochs=args.kd_epochs))
+        kd=kd_config(epochs=args.kd_epochs, learning_rate=args.kd_lr, alpha=args.kd_alpha,
+                     temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
+                     weight_clip=args.kd_weight_clip, draws=args.kd_draws))
     check_memory(args.chips * len(methods) * _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}",
                  f"results of {args.chips} chips x {len(methods)} methods")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any

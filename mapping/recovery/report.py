@@ -45,6 +45,12 @@ def format_table(result: dict[str, Any]) -> str:
     if result.get("speedup_rsa_vs_rvw") is not None:
         rows.append(f"speedup of KD+RSA over R-V-W: {result['speedup_rsa_vs_rvw']:.3g}x")
         rows.append(f"  {result['speedup_definition']}")
+    kd = result.get("kd") or {}
+    if kd.get("clean_gap", 0.0) > 0.01:  # more than 1 point: say so beside the KD rows
+        rows.append(f"KD student without the device: {100 * kd['student_fp32_accuracy']:.2f} %, "
+                    f"{100 * kd['clean_gap']:.2f} points below the teacher's "
+                    f"{100 * kd['teacher_fp32_accuracy']:.2f} % (trained for this device's "
+                    "noise)")
     return "\n".join(rows)
 
 
