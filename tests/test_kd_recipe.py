@@ -18,7 +18,7 @@ import torch
 from xbar.config import XbarConfig, load_hardware
 from xbar.devices import Device
 from xbar.devices.presets import PRESETS, preset_hardware
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, DataError
 from xbar.mapping.cli.main import main
 from xbar.mapping.convert import mapped_layers
 from xbar.mapping.data.workflow import load_teacher
@@ -213,3 +213,11 @@ def test_judge(student, teacher_noisy, teacher_clean, learned, words) -> None:
     assert verdict is learned and words in reason
     assert f"noisy accuracy {100 * student:.1f} % on held-out training data" in reason
     assert LEARN_MARGIN == 0.02
+
+
+def test_distill_refuses_a_training_set_too_small_to_hold_out(teacher) -> None:
+    data = teacher.dataset
+    tiny = dataclasses.replace(data, x_train=data.x_train[:1], y_train=data.y_train[:1])
+    with pytest.raises(DataError, match="knowledge distillation needs at least 2 training "
+                                        "images .* data set 'digits' has 1"):
+        distill(teacher.model, tiny, PRESETS["ideal"](), XbarConfig(), KDConfig(epochs=1))

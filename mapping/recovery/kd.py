@@ -56,7 +56,7 @@ from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.data.train import seeded_deterministic, evaluate
 from xbar.config import ArrayConfig, XbarConfig
 from xbar.layout import weight_layout
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, DataError
 
 
 class DeviceNoise(nn.Module):
@@ -245,6 +245,10 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
     y_all = torch.from_numpy(dataset.y_train)
     split = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(seed + 3))
     n_val = max(1, int(round(kd.validation_fraction * len(x_all))))
+    if len(x_all) - n_val < 1:
+        raise DataError(f"knowledge distillation needs at least 2 training images (one held "
+                        f"out to judge the student); data set {dataset.name!r} has "
+                        f"{len(x_all)}")
     val, train = split[:n_val], split[n_val:]
     x, y = x_all[train], y_all[train]
     x_val, y_val = x_all[val], y_all[val]
