@@ -57,13 +57,13 @@ class AnalogLayer(nn.Module):
         if self.x_max is None:
             raise ModelError(f"layer {self.layer_name!r} has no input range: calibrate the "
                              "chip before running it")
-        x = cols.detach().cpu().numpy()
         if not self.analog:
+            x = cols.detach().cpu().numpy()
             y = torch.from_numpy((x.astype(np.float64) @ self.matrix.effective_weights().T
-                                  ).astype(np.float32))
-        else:
-            y = torch.from_numpy(self.matrix.matmul(x, rng=self.read_rng, x_max=self.x_max,
-                                                    signed=self.signed))
+                                  ).astype(np.float32)).to(cols.device)
+        else:  # on the matrix's backend; a torch backend keeps cols on their device
+            y = self.matrix.matmul_tensor(cols, rng=self.read_rng, x_max=self.x_max,
+                                          signed=self.signed)
         if torch.is_grad_enabled() and (cols.requires_grad or self.w_eff.requires_grad):
             surrogate = cols @ self.w_eff.T
             y = surrogate + (y - surrogate).detach()

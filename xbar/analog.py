@@ -23,6 +23,7 @@ from xbar.errors import ConfigError
 
 _CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
+BACKENDS = ("auto", "cpu", "cuda", "torch-cpu")  # see xbar.kernel_torch.resolve_backend
 
 
 @dataclass
@@ -41,6 +42,8 @@ class AnalogMatrix:
         tile_of_col: ADC-range group (one physical array) of each physical column.
         adc_range_ua: Full-scale current of each row tile and array, float64
             (n_row_tiles, n_arrays); None until calibrated when range_mode is "calibrated".
+        backend: Where the MVM runs: "auto" (CUDA when torch sees a GPU, else "cpu"), "cpu"
+            (the Numba kernel), "cuda" or "torch-cpu" (:mod:`xbar.kernel_torch`).
     """
 
     config: XbarConfig
@@ -55,6 +58,7 @@ class AnalogMatrix:
     neg_cols: np.ndarray
     tile_of_col: np.ndarray
     adc_range_ua: np.ndarray | None = None
+    backend: str = "auto"
 
     # ------------------------------------------------------------------ layout
     @property
@@ -161,14 +165,19 @@ class AnalogMatrix:
 
     @staticmethod
     def _x_max(x: np.ndarray, x_max: float | None) -> float:
-        if x_max is None:
-            x_max = float(np.abs(x).max()) if x.size else 1.0
+        if x_max is None:  # x: an array or a tensor, (batch, n_in) with n_in >= 1
+            x_max = float(abs(x).max()) if len(x) else 1.0
         if not x_max > 0:
             x_max = 1.0
         return float(x_max)
 
+    def _backend(self, backend: str | None) -> str:
+        """The resolved backend of a call: ``backend`` or else :attr:`backend`."""
+        from xbar.kernel_torch import resolve_backend
+        return resolve_backend(self.backend if backend is None else backend)
+
     def calibrate_adc(self, x: np.ndarray, x_max: float | None = None,
-                      signed: bool | None = None) -> np.ndarray:
+                      signed: bool | None = None, backend: str | None = None) -> np.ndarray:
         """Set each array's ADC range to the largest noise-free bit-line current on ``x``.
 
         Returns the ranges in uA, (n_row_tiles, n_arrays).
@@ -179,9 +188,15 @@ class AnalogMatrix:
         cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
         g_tiles = self._g_tiles()
         dac = self.config.dac
+        run = self._backend(backend)
+        if run != "cpu":
+            import torch
+            from xbar.kernel_torch import peak_currents_on, torch_device
+            cur_max = peak_currents_on(self, torch.from_numpy(x), x_max, signed,
+                                       torch_device(run))
         configure_threads()
         with single_threaded_blas():
-            for lo, hi in self._chunks(len(x)):
+            for lo, hi in self._chunks(len(x)) if run == "cpu" else []:
                 mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
                            2 if signed else 1, g_tiles, g_tiles, np.ones_like(cur_max),
                            self.config.adc.bits, 0.0, self.config.array.read_voltage_v,
@@ -206,7 +221,7 @@ class AnalogMatrix:
 
     def matmul(self, x: np.ndarray, rng: np.random.Generator | None = None,
                x_max: float | None = None, signed: bool | None = None,
-               read_noise: bool = True) -> np.ndarray:
+               read_noise: bool = True, backend: str | None = None) -> np.ndarray:
         """``x @ W.T`` through DAC, noisy arrays, ADC and digital accumulation.
 
         Args:
@@ -216,6 +231,8 @@ class AnalogMatrix:
             x_max: Input value at full DAC code; default max |x| of this batch.
             signed: Run the negative-part pass; default: when any input is negative.
             read_noise: False reads without noise (for checks), whatever the device says.
+            backend: Where it runs (see :attr:`backend`, the default). The torch backends
+                draw other random numbers from the same key: equal in distribution.
 
         Returns:
             float32 (batch, n_out), in the weight domain.
@@ -223,11 +240,14 @@ class AnalogMatrix:
         x = self._check_x(x)
         x_max = self._x_max(x, x_max)
         signed = bool((x < 0).any()) if signed is None else signed
-        sigma = self.device.read_noise if read_noise else 0.0
+        sigma, key = self._noise_key(rng, read_noise)
         dac, adc = self.config.dac, self.config.adc
-        if sigma > 0 and rng is None:
-            raise ConfigError(f"device {self.device.name!r} has read noise: pass rng")
-        key = np.uint64(rng.integers(0, 2**63, dtype=np.int64)) if sigma > 0 else np.uint64(0)
+        run = self._backend(backend)
+        if run != "cpu":
+            import torch
+            from xbar.kernel_torch import matmul_on, torch_device
+            return matmul_on(self, torch.from_numpy(x), int(key), x_max, signed, sigma,
+                             torch_device(run)).cpu().numpy()
         serial = dac.bits_per_read == 1
         g_tiles = self._g_tiles(stack_squares=sigma > 0 and serial)
         g2_tiles = self._g_tiles(square=True) if sigma > 0 and not serial else g_tiles
@@ -244,3 +264,36 @@ class AnalogMatrix:
         to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
         return ((acc[:, self.pos_cols] - acc[:, self.neg_cols]) * to_weight).astype(np.float32)
 
+
+    def _noise_key(self, rng: np.random.Generator | None, read_noise: bool
+                   ) -> tuple[float, np.uint64]:
+        """This call's read-noise sigma and 64-bit key (one draw from ``rng`` when noisy)."""
+        sigma = self.device.read_noise if read_noise else 0.0
+        if sigma > 0 and rng is None:
+            raise ConfigError(f"device {self.device.name!r} has read noise: pass rng")
+        key = np.uint64(rng.integers(0, 2**63, dtype=np.int64)) if sigma > 0 else np.uint64(0)
+        return sigma, key
+
+    def matmul_tensor(self, x: "torch.Tensor", rng: np.random.Generator | None = None,
+                      x_max: float | None = None, signed: bool | None = None,
+                      read_noise: bool = True, backend: str | None = None) -> "torch.Tensor":
+        """:meth:`matmul` of a torch tensor, returned float32 on the tensor's device.
+
+        A torch backend keeps the data on its device (no copy when ``x`` is already there).
+        """
+        import torch
+        from xbar.kernel_torch import matmul_on, torch_device
+        run = self._backend(backend)
+        x = x.detach()
+        if run == "cpu":
+            y = self.matmul(x.cpu().numpy(), rng, x_max, signed, read_noise, "cpu")
+            return torch.from_numpy(y).to(x.device)
+        if x.ndim != 2 or x.shape[1] != self.n_in:
+            raise ConfigError(f"inputs must have shape (batch, {self.n_in}); got "
+                              f"{tuple(x.shape)}")
+        if not bool(torch.isfinite(x).all()):
+            raise ConfigError("inputs contain NaN or infinity")
+        x_max = self._x_max(x, x_max)
+        signed = bool((x < 0).any()) if signed is None else signed
+        sigma, key = self._noise_key(rng, read_noise)
+        return matmul_on(self, x, int(key), x_max, signed, sigma, torch_device(run)).to(x.device)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 
 from xbar.devices import resolve_device
-from xbar.analog import AnalogMatrix
+from xbar.analog import BACKENDS, AnalogMatrix
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import count_arg, dumps_json, hardware_spec, seed_arg
@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight matrix shape (default 256x1024)")
     p.add_argument("--batch", type=count_arg, default=256, help="input vectors (default 256)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed (0 to 2**32 - 1; default 0)")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="where the MVMs run: auto (CUDA when torch sees a GPU, else cpu), cpu "
+                   "(the Numba kernel), cuda, or torch-cpu (the CUDA code path on the CPU, "
+                   "for checks); default %(default)s")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -46,7 +50,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise ConfigError(f"--batch = {args.batch} is invalid; allowed: >= 1")
+    from xbar.kernel_torch import resolve_backend
     from xbar.resources import check_memory
+
+    backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
 
     n_out, n_in = args.shape
     # Per input vector: float32 and float64 inputs, the DAC slices, the outputs and the two
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     x = rng_inputs.random((args.batch, n_in)).astype(np.float32)
     t0 = time.perf_counter()
     m = AnalogMatrix.program(w, device, config, rng_cells)
+    m.backend = backend
     m.calibrate_adc(x[: min(64, len(x))], x_max=1.0)
     t1 = time.perf_counter()
     y = m.matmul(x, rng=rng_reads, x_max=1.0).astype(np.float64)
@@ -79,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
         "relative_error_vs_level_weights": rel(x.astype(np.float64) @ m.quantised_weights().T),
         "relative_error_of_programmed_weights": float(
             np.linalg.norm(m.effective_weights() - w) / np.linalg.norm(w)),
-        "program_s": t1 - t0, "mvm_s": t2 - t1, "hardware": config.to_dict(),
+        "program_s": t1 - t0, "mvm_s": t2 - t1, "backend": backend,
+        "hardware": config.to_dict(),
     }
     if args.json:
         print(dumps_json(result))
@@ -94,5 +103,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"error    {result['relative_error_vs_float']:.4f} relative (Frobenius) vs float "
           f"matmul; {result['relative_error_vs_level_weights']:.4f} vs the device's level "
           f"weights; programmed weights off by {result['relative_error_of_programmed_weights']:.4f}")
-    print(f"time     program {t1 - t0:.3f} s (incl. ADC calibration), MVM {t2 - t1:.3f} s")
+    print(f"time     program {t1 - t0:.3f} s (incl. ADC calibration), MVM {t2 - t1:.3f} s "
+          f"({backend} backend)")
     return 0

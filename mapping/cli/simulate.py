@@ -8,6 +8,7 @@ import time
 from xbar.devices import resolve_device
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
+from xbar.analog import BACKENDS
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (check_output, count_arg, dumps_json, hardware_spec,
@@ -44,12 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate only the first N test images")
     p.add_argument("--save-chip", metavar="FILE.h5", help="write the programmed chip to HDF5")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="where the MVMs run: auto (CUDA when torch sees a GPU, else cpu), cpu "
+                   "(the Numba kernel), cuda, or torch-cpu (the CUDA code path on the CPU, "
+                   "for checks); default %(default)s")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from xbar.kernel_torch import resolve_backend
     from xbar.mapping.chip import FORMAT as CHIP_FORMAT
+
+    backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
 
     if args.test_limit is not None and args.test_limit < 1:
         raise ConfigError(f"--test-limit = {args.test_limit} is invalid; allowed: >= 1")
@@ -72,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     chip = Chip.program(teacher.model, device, config, args.seed, args.scale, teacher.label,
                         data.input_shape)
+    for layer in chip.layers:
+        layer.matrix.backend = backend
     chip.calibrate(calibration_inputs(data, seed=args.seed))
     t1 = time.perf_counter()
     hardware = chip.evaluate(x_test, y_test, progress=progress_printer(
@@ -84,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         "n_test": int(len(y_test)), "software_accuracy": software,
         "hardware_accuracy": hardware, "n_tiles": chip.n_tiles, "n_cells": chip.n_cells,
         "device": device.name, "hardware_preset": args.hw_label, "seed": args.seed, "teacher_seed": args.teacher_seed,
-        "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1,
+        "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1, "backend": backend,
         "device_parameters": device.to_dict(), "hardware": config.to_dict(),
         "layers": chip.describe(),
     }
@@ -105,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
               f"{layer['x_max']:.3g}{' signed' if layer['signed'] else ''}")
     print(f"accuracy   software (FP32) {100 * software:.2f}%   hardware "
           f"{100 * hardware:.2f}%   ({len(y_test)} test images, seed {args.seed})")
-    print(f"time       program + calibrate {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s")
+    print(f"time       program + calibrate {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s "
+          f"({backend} backend)")
     if args.save_chip:
         print(f"chip       written to {args.save_chip}")
     return 0
