@@ -33,6 +33,7 @@ from xbar.threads import configure_threads
 from xbar.devices import preset  # noqa: E402
 from xbar.analog import AnalogMatrix  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
+from xbar.errors import XbarError  # noqa: E402
 from xbar.kernel_torch import resolve_backend  # noqa: E402
 
 SHAPES = [(128, 128), (512, 4608), (10, 84)]
@@ -57,7 +58,10 @@ def main() -> None:
     ap.add_argument("--backend", choices=("auto", "cpu", "cuda", "torch-cpu"), default="cpu",
                     help="cpu: the Numba kernel (default); cuda; torch-cpu; auto")
     args = ap.parse_args()
-    backend = resolve_backend(args.backend)
+    try:
+        backend = resolve_backend(args.backend)
+    except XbarError as exc:
+        sys.exit(f"kernel_speed.py: {exc}")  # exit status 1 with the message
     import torch
     cuda = backend == "cuda"
 
