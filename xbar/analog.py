@@ -11,6 +11,7 @@ the idle cell of each differential pair.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,6 +21,9 @@ from xbar.kernel import ZIGGURAT, mvm_kernel
 from xbar.layout import SCALES, WeightLayout, weight_layout
 from xbar.threads import configure_threads, single_threaded_blas
 from xbar.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 _CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
@@ -185,23 +189,24 @@ class AnalogMatrix:
         x = self._check_x(x)
         x_max = self._x_max(x, x_max)
         signed = bool((x < 0).any()) if signed is None else signed
-        cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
-        g_tiles = self._g_tiles()
-        dac = self.config.dac
         run = self._backend(backend)
         if run != "cpu":
             import torch
             from xbar.kernel_torch import peak_currents_on, torch_device
             cur_max = peak_currents_on(self, torch.from_numpy(x), x_max, signed,
                                        torch_device(run))
-        configure_threads()
-        with single_threaded_blas():
-            for lo, hi in self._chunks(len(x)) if run == "cpu" else []:
-                mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
-                           2 if signed else 1, g_tiles, g_tiles, np.ones_like(cur_max),
-                           self.config.adc.bits, 0.0, self.config.array.read_voltage_v,
-                           np.uint64(0), lo, len(x), self._thread_chunk(g_tiles), True,
-                           cur_max, ZIGGURAT)
+        else:
+            cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
+            g_tiles = self._g_tiles()
+            dac = self.config.dac
+            configure_threads()
+            with single_threaded_blas():
+                for lo, hi in self._chunks(len(x)):
+                    mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
+                               2 if signed else 1, g_tiles, g_tiles, np.ones_like(cur_max),
+                               self.config.adc.bits, 0.0, self.config.array.read_voltage_v,
+                               np.uint64(0), lo, len(x), self._thread_chunk(g_tiles), True,
+                               cur_max, ZIGGURAT)
         ranges = np.zeros((self.n_row_tiles, self.n_arrays))
         np.maximum.at(ranges, (slice(None), self.tile_of_col), cur_max)
         # An array that never conducts still needs a finite range: use its full scale.
@@ -263,7 +268,6 @@ class AnalogMatrix:
         v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
         to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
         return ((acc[:, self.pos_cols] - acc[:, self.neg_cols]) * to_weight).astype(np.float32)
-
 
     def _noise_key(self, rng: np.random.Generator | None, read_noise: bool
                    ) -> tuple[float, np.uint64]:
