@@ -107,14 +107,16 @@ def run(args: argparse.Namespace) -> int:
     tty = sys.stderr.isatty() and not args.json
     result = compare(teacher.model, teacher.dataset, device_file, xbar, settings, timing,
                      programming, adaptation,
-                     progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
+                     progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None,
+                     energy=hw.energy, area=hw.area)
     result.update(model=teacher.label, dataset=teacher.dataset.name,
                   dataset_note=teacher.dataset.note, device=device.name,
                   hardware_preset=hw_label,
                   wall_s=time.perf_counter() - start)
     config = {"device": device.to_dict(), "hardware": xbar.to_dict(),
               "timing": timing.to_dict(), "programming": programming.to_dict(),
-              "adaptation": adaptation.to_dict(), "settings": result["settings"],
+              "adaptation": adaptation.to_dict(), "energy": hw.energy.to_dict(),
+              "area": hw.area.to_dict(), "settings": result["settings"],
               "model": teacher.label, "dataset": teacher.dataset.name}
     result["story"] = story(result)
     pngs = save_compare(args.out, result, config) if args.out else []

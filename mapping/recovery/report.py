@@ -28,20 +28,33 @@ def _time(s: float) -> str:
     return f"{s * 1e9:.3g} ns"
 
 
+def _energy(j: float) -> str:
+    if not j:
+        return "-"
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("uJ", 1e-6), ("nJ", 1e-9)):
+        if j >= scale:
+            return f"{j / scale:.3g} {unit}"
+    return f"{j * 1e12:.3g} pJ"
+
+
 def format_table(result: dict[str, Any]) -> str:
     """One row per method, then the speedup and its definition."""
     rows = [f"{'method':<16}{'accuracy':>17}{'program':>11}{'adapt':>11}{'to accuracy':>13}"
-            f"{'SRAM bits/cell':>16}{'pulses':>12}"]
+            f"{'energy':>11}{'SRAM bits/cell':>16}{'SRAM area':>11}{'pulses':>12}"]
     for name, m in result["methods"].items():
         acc = f"{100 * m['accuracy']:.2f} +- {100 * m['accuracy_std']:.2f}%"
+        area = m.get("sram_area_fraction", 0.0)
         rows.append(f"{LABELS[name]:<16}{acc:>17}{_time(m['program_s']):>11}"
                     f"{_time(m['adapt_s']):>11}{_time(m['time_s']):>13}"
-                    f"{m['sram_bits_per_rram_cell']:>16.4f}{m['pulses']:>12.3g}")
+                    f"{_energy(m.get('energy_j', 0.0)):>11}"
+                    f"{m['sram_bits_per_rram_cell']:>16.4f}"
+                    f"{(f'{100 * area:.2f} %' if area else '-'):>11}{m['pulses']:>12.3g}")
     s = result["settings"]
     rows.append(f"({s['chips']} chips from seed {s['seed']}; SRAM {100 * s['sram_ratio']:g}% "
                 f"of weights, {s.get('sram_word_bits', s.get('sram_bits'))}-bit words; "
                 f"adaptation {s['adapt_steps']} steps "
-                f"x batch {s['adapt_batch']}; accuracy mean +- std over chips)")
+                f"x batch {s['adapt_batch']}; accuracy mean +- std over chips; energy to program "
+                f"and adapt, [energy] section; SRAM area over the chip's, [area] section)")
     if result.get("speedup_rsa_vs_rvw") is not None:
         rows.append(f"speedup of KD+RSA over R-V-W: {result['speedup_rsa_vs_rvw']:.3g}x")
         rows.append(f"  {result['speedup_definition']}")
