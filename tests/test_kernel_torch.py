@@ -184,3 +184,15 @@ def test_chip_layers_run_on_the_torch_backend(rng):
         chip.reset_reads()
         logits[backend] = chip.predict(x)
     np.testing.assert_array_equal(logits["torch-cpu"], logits["cpu"])
+
+
+def test_replaced_conductances_are_not_read_from_the_device_copy(rng):
+    """Conductances stay on the device between calls, until g_us is replaced (as R-V-W does)."""
+    m = AnalogMatrix.program(rng.uniform(-1, 1, (5, 20)), DYADIC, _cfg(adc_range="full-scale"),
+                             rng)
+    x = rng.uniform(0, 1, (6, 20)).astype(np.float32)
+    before = m.matmul(x, x_max=1.0, backend="torch-cpu")
+    m.g_us = AnalogMatrix.program(rng.uniform(-1, 1, (5, 20)), DYADIC, m.config, rng).g_us
+    after = m.matmul(x, x_max=1.0, backend="torch-cpu")
+    assert not np.array_equal(after, before)
+    np.testing.assert_array_equal(after, m.matmul(x, x_max=1.0, backend="cpu"))

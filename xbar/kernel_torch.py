@@ -48,7 +48,7 @@ import torch
 from xbar.analog import BACKENDS
 from xbar.errors import ConfigError, ResourceError
 
-__all__ = ["BACKENDS", "CHUNK_ELEMS", "matmul_on", "mvm_torch", "peak_currents_on",
+__all__ = ["BACKENDS", "CHUNK_ELEMS", "conductance_tiles", "matmul_on", "mvm_torch", "peak_currents_on",
            "resolve_backend", "torch_device"]
 
 CHUNK_ELEMS = {"cuda": 1 << 27, "cpu": 1 << 21}
@@ -183,6 +183,25 @@ def to_device(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> to
     return torch.as_tensor(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
 
+def conductance_tiles(m, device: torch.device, squares: bool
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``m``'s conductance tiles (and their squares if asked) as float32 on ``device``.
+
+    Kept on the matrix between calls while ``m.g_us`` and ``m.config`` are the same objects
+    (programming replaces ``g_us``, it never edits it in place), so a network's layers do not
+    rebuild and copy their conductances for every batch.
+    """
+    cached = getattr(m, "_torch_tiles", None)
+    if (cached is None or cached[0] is not m.g_us or cached[1] is not m.config
+            or cached[2] != device):
+        cached = [m.g_us, m.config, device, to_device(m._g_tiles(), device, torch.float32),
+                  None]
+        m._torch_tiles = cached
+    if squares and cached[4] is None:
+        cached[4] = to_device(m._g_tiles(square=True), device, torch.float32)
+    return cached[3], cached[4] if squares else None
+
+
 def matmul_on(m, x: torch.Tensor, key: int, x_max: float, signed: bool, sigma: float,
               device: torch.device) -> torch.Tensor:
     """``x @ W.T`` of an :class:`xbar.analog.AnalogMatrix` ``m`` on ``device``, float32.
@@ -192,8 +211,7 @@ def matmul_on(m, x: torch.Tensor, key: int, x_max: float, signed: bool, sigma: f
     cfg = m.config
     dac, adc = cfg.dac, cfg.adc
     x = x.to(device=device, dtype=torch.float32)
-    g = to_device(m._g_tiles(), device, torch.float32)
-    g2 = to_device(m._g_tiles(square=True), device, torch.float32) if sigma > 0 else None
+    g, g2 = conductance_tiles(m, device, sigma > 0)
     lsb = to_device(m._lsb(), device, torch.float64)
     acc = torch.zeros((len(x), m.g_us.shape[1]), dtype=torch.float64, device=device)
     mvm_torch(x, x_max, dac.input_bits, dac.bits_per_read, 2 if signed else 1, g, g2, lsb,
@@ -211,7 +229,7 @@ def peak_currents_on(m, x: torch.Tensor, x_max: float, signed: bool, device: tor
     """Largest noise-free current (uA) per row tile and physical column of ``m`` on ``x``."""
     cfg = m.config
     x = x.to(device=device, dtype=torch.float32)
-    g = to_device(m._g_tiles(), device, torch.float32)
+    g, _ = conductance_tiles(m, device, False)
     peak = torch.zeros((m.n_row_tiles, m.g_us.shape[1]), dtype=torch.float64, device=device)
     mvm_torch(x, x_max, cfg.dac.input_bits, cfg.dac.bits_per_read, 2 if signed else 1, g,
               None, torch.ones_like(peak), cfg.adc.bits, 0.0, cfg.array.read_voltage_v, 0,
