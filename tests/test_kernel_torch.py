@@ -196,3 +196,25 @@ def test_replaced_conductances_are_not_read_from_the_device_copy(rng):
     after = m.matmul(x, x_max=1.0, backend="torch-cpu")
     assert not np.array_equal(after, before)
     np.testing.assert_array_equal(after, m.matmul(x, x_max=1.0, backend="cpu"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_equals_numba_and_repeats(rng):
+    """On a GPU: bit for bit without noise, run to run with noise, equal in distribution."""
+    m = AnalogMatrix.program(rng.uniform(-1, 1, (24, 100)), DYADIC, _cfg(in_bits=6, k=2), rng)
+    x = rng.uniform(-1, 1, (50, 100)).astype(np.float32)
+    ranges = m.calibrate_adc(x, backend="cpu").copy()
+    np.testing.assert_array_equal(m.calibrate_adc(x, backend="cuda"), ranges)
+    np.testing.assert_array_equal(m.matmul(x, backend="cuda"), m.matmul(x, backend="cpu"))
+    y = m.matmul_tensor(torch.from_numpy(x).cuda(), backend="cuda")
+    assert y.is_cuda
+    np.testing.assert_array_equal(y.cpu().numpy(), m.matmul(x, backend="cpu"))
+    noisy = AnalogMatrix.program(rng.uniform(-1, 1, (4, 24)), DYADIC.replace(read_noise=0.05),
+                                 _cfg(in_bits=6, adc_bits=16, adc_range="full-scale"), rng)
+    xr = np.repeat(rng.uniform(0, 1, (1, 24)).astype(np.float32), 3000, axis=0)
+    one = noisy.matmul(xr, rng=np.random.default_rng(1), x_max=1.0, backend="cuda")
+    np.testing.assert_array_equal(
+        noisy.matmul(xr, rng=np.random.default_rng(1), x_max=1.0, backend="cuda"), one)
+    ref = noisy.matmul(xr, rng=np.random.default_rng(2), x_max=1.0, backend="cpu")
+    for j in range(noisy.n_out):
+        assert stats.ks_2samp(one[:, j], ref[:, j]).pvalue > 1e-3
