@@ -159,7 +159,8 @@ def main() -> int:
     print(f"device {device.name}; arrays {a.rows}x{a.cols} {a.weight_mapping}; DAC "
           f"{d.input_bits} bits ({d.bits_per_read}/read); ADC {c.bits} bits {c.range_mode}; "
           f"{chip.n_tiles} tiles, {macs / 1e6:.0f} M analog MACs per image")
-    print(f"program {t_programmed - t0:.1f} s, calibrate {t1 - t_programmed:.1f} s; evaluate {t3 - t2:.2f} s "
+    print(f"program {t_programmed - t0:.1f} s, calibrate {t1 - t_programmed:.1f} s; "
+          f"evaluate {t3 - t2:.2f} s "
           f"({n / (t3 - t2):.1f} images/s, {macs * n / (t3 - t2) / 1e9:.1f} GMAC/s); "
           f"accuracy {100 * correct / n:.2f} %")
     if smoke:

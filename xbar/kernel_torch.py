@@ -16,15 +16,17 @@ per-tile GEMMs of every slice and row tile become one batched ``torch.bmm`` call
 
 Arithmetic, kept equal to the Numba kernel's so that results match bit for bit with noise
 off wherever the float32 GEMM does: slice matrices and conductances are float32 and the
-array read is a float32 GEMM (TF32 is switched off for the call); currents, noise, the ADC
-division, ``torch.round`` (half to even, as ``np.rint``), clipping and the accumulation are
-float64, and the accumulator is added to in the Numba kernel's order (pass, row tile,
+array read is a float32 GEMM (TF32 is switched off for the call); DAC codes (float64
+division by x_max, clipping to 1, ``torch.round``: half to even, as ``np.rint``), currents
+(``v_unit * I`` in float64), the ADC division, rounding and clipping, and the accumulation
+are float64, and the accumulator is added to in the Numba kernel's order (pass, row tile,
 slice). Only the noise term ``read_noise * v_unit * sqrt(sum a**2 G**2) * N(0, 1)`` is
-float32 (its rounding, about 1e-7 of one standard deviation, is far below an ADC step),
-which saves memory traffic on the GPU. With conductances whose partial sums are exact in float32 (the tests' integer
-levels) the two backends agree bit for bit; otherwise BLAS and cuBLAS may sum a bit line in
-a different order, and a current that lands within float32 rounding of an ADC threshold
-may convert to the neighbouring code (rarely; the tests bound it).
+float32 (its rounding, about 1e-7 of one standard deviation, is far below an ADC step), which
+saves memory traffic on the GPU. With conductances whose partial sums are exact in float32
+(the tests' integer levels) the two backends agree bit for bit, calibrated ADC ranges
+included; otherwise BLAS and cuBLAS may sum a bit line in another order, and a current
+within float32 rounding of an ADC threshold may convert to the neighbouring code (rarely;
+the tests bound it).
 
 Random numbers: the noise comes from a ``torch.Generator`` on the compute device seeded with
 the call's 64-bit key, drawn in a fixed order (chunk, pass, row tile, slice, sample,
@@ -48,8 +50,8 @@ import torch
 from xbar.analog import BACKENDS
 from xbar.errors import ConfigError, ResourceError
 
-__all__ = ["BACKENDS", "CHUNK_ELEMS", "conductance_tiles", "matmul_on", "mvm_torch", "peak_currents_on",
-           "resolve_backend", "torch_device"]
+__all__ = ["BACKENDS", "CHUNK_ELEMS", "conductance_tiles", "matmul_on", "mvm_torch",
+           "peak_currents_on", "resolve_backend", "torch_device"]
 
 CHUNK_ELEMS = {"cuda": 1 << 27, "cpu": 1 << 21}
 """Largest (row tiles x slices x samples x columns) block per chunk, per device type: bounds
