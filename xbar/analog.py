@@ -46,8 +46,12 @@ class AnalogMatrix:
         tile_of_col: ADC-range group (one physical array) of each physical column.
         adc_range_ua: Full-scale current of each row tile and array, float64
             (n_row_tiles, n_arrays); None until calibrated when range_mode is "calibrated".
-        backend: Where the MVM runs: "auto" (CUDA when torch sees a GPU, else "cpu"), "cpu"
-            (the Numba kernel), "cuda" or "torch-cpu" (:mod:`xbar.kernel_torch`).
+        backend: Where the MVM runs: "cpu" (the default: the Numba kernel), "auto" (CUDA
+            when torch sees a GPU, else "cpu"), "cuda" or "torch-cpu"
+            (:mod:`xbar.kernel_torch`). The default is "cpu", not "auto", so that one seed
+            gives the same figures on every machine: the torch backends draw read noise from
+            their own stream and agree with the Numba kernel in distribution, not value for
+            value.
     """
 
     config: XbarConfig
@@ -62,7 +66,7 @@ class AnalogMatrix:
     neg_cols: np.ndarray
     tile_of_col: np.ndarray
     adc_range_ua: np.ndarray | None = None
-    backend: str = "auto"
+    backend: str = "cpu"
 
     # ------------------------------------------------------------------ layout
     @property

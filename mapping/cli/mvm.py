@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight matrix shape (default 256x1024)")
     p.add_argument("--batch", type=count_arg, default=256, help="input vectors (default 256)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed (0 to 2**32 - 1; default 0)")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="cpu",
                    help="where the MVMs run: auto (CUDA when torch sees a GPU, else cpu), cpu "
                    "(the Numba kernel), cuda, or torch-cpu (the CUDA code path on the CPU, "
                    "for checks); default %(default)s")

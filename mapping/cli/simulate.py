@@ -45,7 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate only the first N test images")
     p.add_argument("--save-chip", metavar="FILE.h5", help="write the programmed chip to HDF5")
-    p.add_argument("--backend", choices=BACKENDS, default="auto",
+    p.add_argument("--backend", choices=BACKENDS, default="cpu",
                    help="where the MVMs run: auto (CUDA when torch sees a GPU, else cpu), cpu "
                    "(the Numba kernel), cuda, or torch-cpu (the CUDA code path on the CPU, "
                    "for checks); default %(default)s")
