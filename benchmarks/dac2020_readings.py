@@ -27,6 +27,12 @@ reading with the smallest distance is the pick.
         [--steps 200 --batch 32] [--fractions 0.01,0.03,0.05,0.08] [--kd-epochs N]
         [--kd JSON] [--quick] [--out FILE]
 
+Cost: one reading (2 chips, 4 fractions, 200 x 32) is about 4 CPU-minutes (KD 10 s, each
+2,000-image evaluation 6 s, each KD+OSA 25 s per chip); with 2 workers on 2 free cores the
+12 readings take about 25 minutes, on a loaded machine much longer (measured: 12 minutes per
+reading per worker at load 6-8). The readings near the collapse run first, and the JSON is
+rewritten after every reading (``"complete": false`` until the end).
+
 ``--readings`` takes reading keys or substrings of them (``--readings spacing`` runs every
 spacing reading); ``--list`` prints the readings. ``--quick`` runs on the embedded digits
 data with the digits CNN, 2 chips, two SRAM fractions and a small budget (a 1-2 minute smoke
@@ -179,7 +185,7 @@ def print_table(rows: list[dict[str, Any]], fractions: tuple[float, ...], fp32: 
             + f"{'min SRAM':>9}{'dist':>7}")
     print(f"\nFP32 {100 * fp32:.2f}%; published one-shot {100 * PUBLISHED_ONE_SHOT:.2f}%; "
           f"target for KD+OSA: >= {100 * fp32 - 1:.2f}% at <= 8 % SRAM")
-    print("w err: RMS one-shot weight error / layer's max |w| (chip seed 0; quantisation "
+    print("w err: RMS one-shot weight error / layer's max |w| (one draw; quantisation "
           "alone: in the JSON); (FP32): the KD student's own clean accuracy; "
           "!: the KD student did not learn (kd_info.reason in the JSON); "
           "min SRAM: the smallest fraction at which KD+OSA is within 1 point of FP32; "
