@@ -140,3 +140,13 @@ def hardware_spec(device: str, hw: str | None) -> tuple[str | None, str]:
         if implied != "default":
             return implied, f"{implied} (implied by --device {device}; --hw overrides)"
     return None, "default"
+
+
+def add_backend_arg(p: Any) -> None:
+    """``--backend``: where the MVMs run (see :data:`xbar.analog.BACKENDS`)."""
+    from xbar.analog import BACKENDS
+
+    p.add_argument("--backend", choices=BACKENDS, default="cpu",
+                   help="where the MVMs run: cpu (the Numba kernel, the default: the same "
+                   "figures on every machine), auto (CUDA when torch sees a GPU, else cpu), "
+                   "cuda, or torch-cpu (the CUDA code path on the CPU, for checks)")

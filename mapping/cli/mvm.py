@@ -8,10 +8,11 @@ import time
 import numpy as np
 
 from xbar.devices import resolve_device
-from xbar.analog import BACKENDS, AnalogMatrix
+from xbar.analog import AnalogMatrix
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import count_arg, dumps_json, hardware_spec, seed_arg
+from xbar.mapping.cli.common import (add_backend_arg, count_arg, dumps_json, hardware_spec,
+                                     seed_arg)
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -39,10 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight matrix shape (default 256x1024)")
     p.add_argument("--batch", type=count_arg, default=256, help="input vectors (default 256)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed (0 to 2**32 - 1; default 0)")
-    p.add_argument("--backend", choices=BACKENDS, default="cpu",
-                   help="where the MVMs run: auto (CUDA when torch sees a GPU, else cpu), cpu "
-                   "(the Numba kernel), cuda, or torch-cpu (the CUDA code path on the CPU, "
-                   "for checks); default %(default)s")
+    add_backend_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

@@ -8,11 +8,10 @@ import time
 from xbar.devices import resolve_device
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
-from xbar.analog import BACKENDS
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (check_output, count_arg, dumps_json, hardware_spec,
-                                     seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, check_output, count_arg, dumps_json,
+                                     hardware_spec, seed_arg)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,10 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate only the first N test images")
     p.add_argument("--save-chip", metavar="FILE.h5", help="write the programmed chip to HDF5")
-    p.add_argument("--backend", choices=BACKENDS, default="cpu",
-                   help="where the MVMs run: auto (CUDA when torch sees a GPU, else cpu), cpu "
-                   "(the Numba kernel), cuda, or torch-cpu (the CUDA code path on the CPU, "
-                   "for checks); default %(default)s")
+    add_backend_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
