@@ -39,6 +39,7 @@ them on the chip).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -56,7 +57,8 @@ from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.data.train import seeded_deterministic, evaluate
 from xbar.config import ArrayConfig, XbarConfig
 from xbar.layout import weight_layout
-from xbar.errors import ConfigError, DataError
+from xbar.errors import DataError
+from xbar.params import ParamSpec, param
 
 
 class DeviceNoise(nn.Module):
@@ -109,8 +111,9 @@ FLAGS = {"epochs": "--kd-epochs", "learning_rate": "--kd-lr", "temperature": "--
 """The ``xbar compare`` flag of each :class:`KDConfig` field that has one."""
 
 
-def _field(name: str) -> str:
-    return f"KDConfig.{name}" + (f" ({FLAGS[name]})" if name in FLAGS else "")
+def _name(name: str) -> str:
+    """A field's name with its ``xbar compare`` flag, for messages."""
+    return name + (f" ({FLAGS[name]})" if name in FLAGS else "")
 
 
 @dataclass(frozen=True)
@@ -145,46 +148,38 @@ class KDConfig:
             integer >= 1).
     """
 
-    epochs: int = 30
-    batch_size: int = 64
-    learning_rate: float = 5e-3
-    temperature: float = 2.0
-    alpha: float = 0.5
-    noise_warmup: float = 0.3
-    draws: int = 1
+    epochs: int = param(30, unit="epochs", range=(1, 10**6), doc="Passes over the training images.")
+    batch_size: int = param(64, unit="images", range=(1, 10**6), doc="Images per step.")
+    learning_rate: float = param(5e-3, range=(0, math.inf, True, False),
+                                 doc="Adam's initial rate, cosine-decayed to 0.")
+    temperature: float = param(2.0, range=(0, math.inf, True, False),
+                               doc="Softening temperature T of the distillation term.")
+    alpha: float = param(0.5, unit="fraction", range=(0, 1, False, False),
+                         doc="Weight of the distillation term; 1 - alpha goes to the labels.")
+    noise_warmup: float = param(0.3, unit="fraction", range=(0, 1, False, True),
+                                note="a fraction of the training steps",
+                                doc="Fraction of the steps over which the device noise ramps in.")
+    draws: int = param(1, unit="draws", range=(1, 1000), doc="Programming draws per step.")
     weight_clip: float | None = 1.5
-    selection: str = "last"
-    validation_fraction: float = 0.1
-    validation_draws: int = 4
+    selection: str = param("last", choices=SELECTIONS, doc="Which student to return.")
+    validation_fraction: float = param(0.1, unit="fraction", range=(0, 0.5, True, False),
+                                       doc="Fraction of the training images held out.")
+    validation_draws: int = param(4, unit="draws", range=(1, 1000),
+                                  doc="Programming draws the held-out accuracies average.")
 
     def __post_init__(self) -> None:
-        for name, lo in (("epochs", 1), ("batch_size", 1), ("draws", 1),
-                         ("validation_draws", 1)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < lo:
-                raise ConfigError(f"{_field(name)} = {v!r} is invalid; allowed: an integer "
-                                 f">= {lo}")
-        for name in ("learning_rate", "temperature"):
-            v = getattr(self, name)
-            if not _is_number(v) or not v > 0 or math.isinf(v):
-                raise ConfigError(f"{_field(name)} = {v!r} is invalid; allowed: a finite "
-                                  "number > 0")
-        if not _is_number(self.alpha) or not 0 <= self.alpha <= 1:
-            raise ConfigError(f"{_field('alpha')} = {self.alpha!r} is invalid; allowed: [0, 1]")
-        if not _is_number(self.noise_warmup) or not 0 <= self.noise_warmup < 1:
-            raise ConfigError(f"{_field('noise_warmup')} = {self.noise_warmup!r} is invalid; "
-                              "allowed: [0, 1) (a fraction of the training steps)")
-        if self.weight_clip is not None and (not _is_number(self.weight_clip)
-                                             or not 0 < self.weight_clip < math.inf):
-            raise ConfigError(f"{_field('weight_clip')} = {self.weight_clip!r} is invalid; "
-                              "allowed: None (the flag: 0) or a finite number > 0 (x the "
-                              "column's RMS weight)")
-        if self.selection not in SELECTIONS:
-            raise ConfigError(f"KDConfig.selection = {self.selection!r} is invalid; allowed: "
-                              f"{', '.join(SELECTIONS)}")
-        if not _is_number(self.validation_fraction) or not 0 < self.validation_fraction <= 0.5:
-            raise ConfigError(f"KDConfig.validation_fraction = {self.validation_fraction!r} "
-                              "is invalid; allowed: (0, 0.5]")
+        # One set of validation helpers (xbar.params), with the command-line flag named.
+        for f in dataclasses.fields(self):
+            spec = f.metadata.get("param")
+            if spec is not None:
+                object.__setattr__(self, f.name, spec.check("KDConfig", _name(f.name),
+                                                            getattr(self, f.name)))
+        if self.weight_clip is not None:
+            clip = ParamSpec(float, range=(0, math.inf, True, False),
+                             note="None, or 0 on the command line, turns it off; else x the "
+                                  "column's RMS weight")
+            object.__setattr__(self, "weight_clip",
+                               clip.check("KDConfig", _name("weight_clip"), self.weight_clip))
 
 
 def kd_config(**options: Any) -> KDConfig:
@@ -194,10 +189,6 @@ def kd_config(**options: Any) -> KDConfig:
     if options.get("weight_clip") == 0:
         options["weight_clip"] = None
     return KDConfig(**options)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v)
 
 
 # The student learned when its noisy accuracy on the held-out training images beats the
