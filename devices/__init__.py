@@ -1,4 +1,4 @@
-"""RRAM cell physics and statistics: one cell, no networks (imports nothing from xbar/mapping)."""
+"""RRAM cell physics and statistics: one cell, no networks (imports no array model and nothing from xbar.mapping)."""
 
 from xbar.devices.cell import Device
 from xbar.devices.files import (DeviceFile, load_device_file, resolve_device,
