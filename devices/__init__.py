@@ -1,4 +1,7 @@
-"""RRAM cell physics and statistics: one cell, no networks (imports no array model and nothing from xbar.mapping)."""
+"""RRAM cell physics and statistics: one cell, no networks.
+
+Imports no array model and nothing from :mod:`xbar.mapping` (tests/test_structure.py).
+"""
 
 from xbar.devices.cell import Device
 from xbar.devices.files import (DeviceFile, load_device_file, resolve_device,
