@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adaptation batch (default 32)")
     p.add_argument("--kd-epochs", type=count_arg, default=None, help="KD epochs (default 10)")
     p.add_argument("--data-dir", metavar="DIR")
+    p.add_argument("--cifar", action="store_true",
+                   help="also the CIFAR-10 rows: VGG-16 where CUDA is available, else the "
+                        "width-reduced vgg16-narrow (named in every row); trains the teacher "
+                        "once (cached)")
+    p.add_argument("--cifar-test-limit", type=count_arg, default=2000, metavar="N",
+                   help="CIFAR-10 test images evaluated (default 2000; 10000 for all)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="write the rows and plots to HDF5")
     p.set_defaults(func=run)
@@ -66,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fractions is not None:
         budget["fractions"] = parse_fractions(args.fractions)
     settings = ReproduceSettings(works=works, quick=args.quick, chips=args.chips or 2,
-                                 seed=args.seed, data_dir=args.data_dir, **budget)
+                                 seed=args.seed, data_dir=args.data_dir, cifar=args.cifar,
+                                 cifar_test_limit=args.cifar_test_limit, **budget)
     quiet = args.json or not sys.stderr.isatty()
     start = time.perf_counter()
     result = reproduce(settings, progress=None if quiet else

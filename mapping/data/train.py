@@ -78,6 +78,8 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
     "mlp": TrainRecipe(epochs=20, batch_size=64, learning_rate=2e-3),
     "vgg16": TrainRecipe(epochs=30, batch_size=128, learning_rate=1e-3, weight_decay=5e-4,
                          threads=None),
+    "vgg16-narrow": TrainRecipe(epochs=10, batch_size=128, learning_rate=2e-3,
+                                weight_decay=5e-4, threads=None),
 }
 """Default recipe per zoo model (digits-cnn: seconds; lenet5 on 8,000 MNIST images: under a
 minute on two CPU cores; vgg16: hours on a CPU, and no data augmentation)."""

@@ -64,20 +64,30 @@ def digits_cnn(n_classes: int = 10) -> nn.Sequential:
     )
 
 
-def vgg16(n_classes: int = 10) -> nn.Sequential:
-    """VGG-16 with BatchNorm for 3x32x32 inputs; classifier 512-512-n_classes."""
+def vgg16(n_classes: int = 10, width_divisor: int = 1) -> nn.Sequential:
+    """VGG-16 with BatchNorm for 3x32x32 inputs; classifier 512-512-n_classes (every width
+    divided by ``width_divisor``)."""
     layers: list[nn.Module] = []
     channels = 3
     for item in VGG16_CONFIG:
         if item == "M":
             layers.append(nn.MaxPool2d(2))
         else:
-            out = int(item)
+            out = int(item) // width_divisor
             layers += [nn.Conv2d(channels, out, kernel_size=3, padding=1),
                        nn.BatchNorm2d(out), nn.ReLU()]
             channels = out
-    layers += [nn.Flatten(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, n_classes)]
+    hidden = 512 // width_divisor
+    layers += [nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(),
+               nn.Linear(hidden, n_classes)]
     return nn.Sequential(*layers)
+
+
+def vgg16_narrow(n_classes: int = 10) -> nn.Sequential:
+    """VGG-16's 13 conv and 3 linear layers at 1/8 of every width (8 to 64 channels, about
+    1/64 of its MACs): the CPU-sized stand-in for CIFAR-10 VGG-16, named as such wherever it
+    is used."""
+    return vgg16(n_classes, width_divisor=8)
 
 
 MODELS: dict[str, Callable[[int], nn.Module]] = {
@@ -85,6 +95,7 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "mlp": mlp,
     "digits-cnn": digits_cnn,
     "vgg16": vgg16,
+    "vgg16-narrow": vgg16_narrow,
 }
 """Registry: model name -> builder taking ``n_classes``."""
 
@@ -93,6 +104,7 @@ DEFAULT_DATASET: dict[str, str] = {
     "mlp": "mnist",
     "digits-cnn": "digits",
     "vgg16": "cifar10",
+    "vgg16-narrow": "cifar10",
 }
 """The data set each model is meant for (a name for :func:`xbar.mapping.data.datasets.load_dataset`)."""
 
@@ -101,6 +113,7 @@ INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "mlp": (1, 28, 28),
     "digits-cnn": (1, 8, 8),
     "vgg16": (3, 32, 32),
+    "vgg16-narrow": (3, 32, 32),
 }
 """Input shape (C, H, W) each model expects."""
 

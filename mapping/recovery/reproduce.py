@@ -60,6 +60,9 @@ class ReproduceSettings:
         steps, batch: Adaptation budget per chip.
         kd_epochs: KD epochs.
         data_dir: Where MNIST lives (default: the usual search, see ``xbar simulate``).
+        cifar: Also run the CIFAR-10 rows: VGG-16 at full size where CUDA is available, else
+            the width-reduced ``vgg16-narrow`` (1/8 of every width), named in every row.
+        cifar_test_limit: CIFAR-10 test images evaluated (the first N; None: all 10,000).
     """
 
     works: tuple[str, ...] = WORKS
@@ -71,6 +74,8 @@ class ReproduceSettings:
     batch: int = 32
     kd_epochs: int = 10
     data_dir: str | None = None
+    cifar: bool = False
+    cifar_test_limit: int | None = 2000
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -261,9 +266,10 @@ def reproduce(settings: ReproduceSettings,
                     f"{s.steps} x {s.batch}; T_rvw {r['t_rvw_s']:.3g} s, T_one_shot "
                     f"{r['t_one_shot_s']:.3g} s, T_adapt {r['t_adapt_s']:.3g} s",
                     "speedup = T_rvw / (T_one_shot + T_adapt)"))
-        rows.append(_row(_pub("work1", "kd-rsa-cifar10"), None, None, "not run",
-                         "CIFAR-10 VGG-16 is not simulated by xbar reproduce yet (a CPU run "
-                         "of a width-reduced VGG-16 is the planned substitute)"))
+        if not s.cifar:
+            rows.append(_row(_pub("work1", "kd-rsa-cifar10"), None, None, "not run",
+                             "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
+                             "VGG-16 on a CPU)"))
         out["works"]["work1"] = {"base": base, "by_fraction": {str(k): v
                                                                for k, v in by_f.items()}}
     if "work2" in s.works:
@@ -272,8 +278,10 @@ def reproduce(settings: ReproduceSettings,
         m = base["methods"]
         rows.append(_row(_pub("work2", "collapse-mnist"), m["one-shot"]["accuracy"],
                          m["one-shot"]["accuracy_std"], f"{dev_setting}, {where}"))
-        rows.append(_row(_pub("work2", "collapse-cifar10"), None, None, "not run",
-                         "CIFAR-10 is not simulated by xbar reproduce yet"))
+        if not s.cifar:
+            rows.append(_row(_pub("work2", "collapse-cifar10"), None, None, "not run",
+                             "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
+                             "VGG-16 on a CPU)"))
         need = _needed(by_f, "kd+osa", fp32 - 0.01)
         f_at = need if need is not None else max(s.fractions)
         r = by_f[f_at]["methods"]["kd+osa"]
@@ -308,7 +316,73 @@ def reproduce(settings: ReproduceSettings,
                                  f"{f:.0%}: {100 * a:.2f} %" for f, a in sorted(area_at.items()))))
         out["works"]["work2"] = {"base": base, "by_fraction": {str(k): v
                                                                for k, v in by_f.items()}}
+    if s.cifar:
+        rows.extend(_cifar_rows(s, say, out))
     return out
+
+
+def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
+                out: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CIFAR-10 rows: work 1's KD+RSA at 5 % and work 2's collapse, on VGG-16 where CUDA
+    is available and on the width-reduced ``vgg16-narrow`` otherwise (named in each row)."""
+    import dataclasses
+
+    import torch
+
+    from xbar.config import load_hardware
+    from xbar.devices.presets import preset, preset_hardware
+    from xbar.mapping.data.workflow import load_teacher
+    from xbar.mapping.recovery.compare import CompareSettings, compare
+    from xbar.mapping.recovery.kd import KDConfig
+    from xbar.mapping.recovery.sram import AdaptConfig
+
+    full = torch.cuda.is_available()
+    model = "vgg16" if full else "vgg16-narrow"
+    label = "VGG-16" if full else "width-reduced VGG-16 (vgg16-narrow: 1/8 of every width, CPU)"
+    say(f"CIFAR-10: teacher {model}")
+    teacher = load_teacher(model, "cifar10", s.data_dir)
+    ds = teacher.dataset
+    if s.cifar_test_limit is not None:
+        ds = dataclasses.replace(ds, x_test=ds.x_test[:s.cifar_test_limit],
+                                 y_test=ds.y_test[:s.cifar_test_limit])
+    from xbar.mapping.data.train import evaluate
+    fp32 = evaluate(teacher.model, ds.x_test, ds.y_test)
+    where = (f"{label} on CIFAR-10 ({len(ds.y_test)} test images), FP32 {fp32:.2%}, "
+             f"{s.chips} chips")
+    adapt_cfg = AdaptConfig(steps=s.steps, batch_size=s.batch)
+    kd_cfg = KDConfig(epochs=s.kd_epochs)
+    rows = []
+    out["cifar"] = {"model": model, "label": label, "fp32_accuracy": fp32,
+                    "test_images": len(ds.y_test)}
+    if "work1" in s.works:
+        hw = load_hardware(preset_hardware("charan2020-jxcdc"))
+        say("CIFAR-10: work 1, KD+RSA at 5 %")
+        res = compare(teacher.model, ds, preset("charan2020-jxcdc"), hw.xbar,
+                      CompareSettings(sram_ratio=0.05, chips=s.chips, seed=s.seed,
+                                      methods=("one-shot", "kd", "kd+rsa"), adapt=adapt_cfg,
+                                      kd=kd_cfg),
+                      hw.timing, hw.programming, hw.adaptation)
+        m = res["methods"]
+        rows.append(_row(_pub("work1", "kd-rsa-cifar10"), m["kd+rsa"]["accuracy"],
+                         m["kd+rsa"]["accuracy_std"],
+                         f"{where}; charan2020-jxcdc, 5 % SRAM, {s.steps} x {s.batch}",
+                         f"our FP32 {fp32:.2%} (paper 93.35 %); one-shot "
+                         f"{m['one-shot']['accuracy']:.2%}, KD {m['kd']['accuracy']:.2%}"))
+        out["cifar"]["work1"] = res
+    if "work2" in s.works:
+        hw = load_hardware(preset_hardware("charan2020-dac"))
+        say("CIFAR-10: work 2, one-shot on the DAC 2020 cell")
+        res = compare(teacher.model, ds, preset("charan2020-dac"), hw.xbar,
+                      CompareSettings(chips=s.chips, seed=s.seed, methods=("one-shot",),
+                                      adapt=adapt_cfg, kd=kd_cfg),
+                      hw.timing, hw.programming, hw.adaptation)
+        m = res["methods"]
+        rows.append(_row(_pub("work2", "collapse-cifar10"), m["one-shot"]["accuracy"],
+                         m["one-shot"]["accuracy_std"],
+                         f"{where}; charan2020-dac, hardware {preset_hardware('charan2020-dac')!r}",
+                         "10 classes: chance is 10 %"))
+        out["cifar"]["work2"] = res
+    return rows
 
 
 def format_rows(result: dict[str, Any]) -> str:
