@@ -85,6 +85,11 @@ class ReproduceSettings:
                               f"subset of {list(WORKS)}")
         if len(set(self.works)) != len(self.works):
             raise ConfigError(f"works = {list(self.works)!r} names a work twice")
+        if self.cifar_test_limit is not None and (
+                isinstance(self.cifar_test_limit, bool)
+                or not isinstance(self.cifar_test_limit, int) or self.cifar_test_limit < 1):
+            raise ConfigError(f"cifar_test_limit = {self.cifar_test_limit!r} is invalid; "
+                              "allowed: None (all test images) or an integer >= 1")
         if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"fractions = {list(self.fractions)!r} is invalid; allowed: "
                               "fractions in (0, 1]")
