@@ -62,7 +62,8 @@ class ReproduceSettings:
         data_dir: Where MNIST lives (default: the usual search, see ``xbar simulate``).
         cifar: Also run the CIFAR-10 rows: VGG-16 at full size where CUDA is available, else
             the width-reduced ``vgg16-narrow`` (1/8 of every width), named in every row.
-        cifar_test_limit: CIFAR-10 test images evaluated (the first N; None: all 10,000).
+        cifar_test_limit: CIFAR-10 test images evaluated (N evenly strided over the test set,
+            which the image-folder release orders by class; None: all 10,000).
     """
 
     works: tuple[str, ...] = WORKS
@@ -347,9 +348,11 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
     say(f"CIFAR-10: teacher {model}")
     teacher = load_teacher(model, "cifar10", s.data_dir)
     ds = teacher.dataset
-    if s.cifar_test_limit is not None:
-        ds = dataclasses.replace(ds, x_test=ds.x_test[:s.cifar_test_limit],
-                                 y_test=ds.y_test[:s.cifar_test_limit])
+    if s.cifar_test_limit is not None and s.cifar_test_limit < len(ds.y_test):
+        # An evenly strided subset: the image-folder test set is ordered by class, so the
+        # first N images would hold only the first classes.
+        idx = np.linspace(0, len(ds.y_test) - 1, s.cifar_test_limit).round().astype(int)
+        ds = dataclasses.replace(ds, x_test=ds.x_test[idx], y_test=ds.y_test[idx])
     from xbar.mapping.data.train import evaluate
     fp32 = evaluate(teacher.model, ds.x_test, ds.y_test)
     where = (f"{label} on CIFAR-10 ({len(ds.y_test)} test images), FP32 {fp32:.2%}, "
