@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             budget[name] = getattr(args, name)
     if args.fractions is not None:
         budget["fractions"] = parse_fractions(args.fractions)
-    settings = ReproduceSettings(works=works, quick=args.quick, chips=args.chips or 2,
+    settings = ReproduceSettings(works=works, quick=args.quick, chips=2 if args.chips is None else args.chips,
                                  seed=args.seed, data_dir=args.data_dir, cifar=args.cifar,
                                  cifar_test_limit=args.cifar_test_limit, **budget)
     quiet = args.json or not sys.stderr.isatty()

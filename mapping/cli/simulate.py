@@ -65,13 +65,10 @@ def run(args: argparse.Namespace) -> int:
     teacher = load_teacher(args.model, args.dataset, args.data_dir, args.teacher_seed)
     data = teacher.dataset
     x_test, y_test = data.x_test, data.y_test
-    if args.test_limit is not None:
-        if args.test_limit < 1:
-            raise ConfigError(f"--test-limit = {args.test_limit} is invalid; allowed: >= 1")
-        x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
     software = teacher.software_accuracy
     if args.test_limit is not None:
         from xbar.mapping.data.train import evaluate
+        x_test, y_test = x_test[: args.test_limit], y_test[: args.test_limit]
         software = evaluate(teacher.model, x_test, y_test)
     t0 = time.perf_counter()
     chip = Chip.program(teacher.model, device, config, args.seed, args.scale, teacher.label,
@@ -89,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
         "model": teacher.label, "dataset": data.name, "dataset_note": data.note,
         "n_test": int(len(y_test)), "software_accuracy": software,
         "hardware_accuracy": hardware, "n_tiles": chip.n_tiles, "n_cells": chip.n_cells,
-        "device": device.name, "hardware_preset": args.hw_label, "seed": args.seed, "teacher_seed": args.teacher_seed,
+        "device": device.name, "hardware_preset": args.hw_label, "seed": args.seed,
+        "teacher_seed": args.teacher_seed,
         "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1, "backend": backend,
         "device_parameters": device.to_dict(), "hardware": config.to_dict(),
         "layers": chip.describe(),

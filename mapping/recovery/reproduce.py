@@ -36,7 +36,7 @@ from typing import Any, Callable
 import numpy as np
 
 from xbar.errors import ConfigError
-from xbar.mapping.recovery.published import PUBLISHED, Published
+from xbar.mapping.recovery.published import Published, published
 
 __all__ = ["ReproduceSettings", "WORKS", "reproduce", "speedup_sensitivity"]
 
@@ -86,6 +86,11 @@ class ReproduceSettings:
                               f"subset of {list(WORKS)}")
         if len(set(self.works)) != len(self.works):
             raise ConfigError(f"works = {list(self.works)!r} names a work twice")
+        for name in ("chips", "steps", "batch", "kd_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"ReproduceSettings.{name} = {value!r} is invalid; allowed: "
+                                  "an integer >= 1")
         if self.cifar_test_limit is not None and (
                 isinstance(self.cifar_test_limit, bool)
                 or not isinstance(self.cifar_test_limit, int) or self.cifar_test_limit < 1):
@@ -117,10 +122,6 @@ def _row(pub: Published, simulated: float | None, std: float | None, setting: st
             "published": value, "published_high": pub.high, "published_text": pub.text,
             "published_setting": pub.setting, "simulated": simulated,
             "simulated_std": std, "setting": setting, "difference": diff, "note": note}
-
-
-def _pub(work: str, figure: str) -> Published:
-    return next(p for p in PUBLISHED if p.work == work and p.figure == figure)
 
 
 def _needed(by_fraction: dict[float, dict[str, Any]], method: str, target: float
@@ -163,9 +164,10 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
     words = sram_words_per_layer(specs, sram_fraction)
     rows: list[dict[str, Any]] = []
     base = hardware("full-chip")
-    variants: list[tuple[str, int, Any, tuple[tuple[int, int], ...]]] = [
-        (name, hardware(name).programming.drivers_per_array, hardware(name), budgets)
-        for name in ACCOUNTINGS]
+    variants: list[tuple[str, int, Any, tuple[tuple[int, int], ...]]] = []
+    for name in ACCOUNTINGS:
+        hw = hardware(name)
+        variants.append((name, hw.programming.drivers_per_array, hw, budgets))
     for d in drivers:
         variants.append(("drivers", d, base.replace(programming=base.programming.replace(
             drivers_per_array=d)), budgets[:1]))
@@ -239,19 +241,21 @@ def reproduce(settings: ReproduceSettings,
                                                ("software", "one-shot", "kd", "rvw"),
                                                ("rsa", "kd+rsa"))
         m = base["methods"]
-        rows.append(_row(_pub("work1", "fp32-mnist"), fp32, 0.0, where,
+        rows.append(_row(published("work1", "fp32-mnist"), fp32, 0.0, where,
                          "" if not s.quick else "quick run: digits CNN on digits"))
         f5 = min(s.fractions, key=lambda f: abs(f - 0.05))
         kdr = by_f[f5]["methods"]["kd+rsa"]
-        rows.append(_row(_pub("work1", "kd-rsa-mnist"), kdr["accuracy"], kdr["accuracy_std"],
+        rows.append(_row(published("work1", "kd-rsa-mnist"), kdr["accuracy"], kdr["accuracy_std"],
                          f"{dev_setting}, {f5:.0%} SRAM, {budget}; our FP32 {fp32:.2%}",
-                         "compare to our FP32 too: the gap to FP32 is what carries over"))
+                         "compare to our FP32 too: the gap to FP32 is what carries over; "
+                         f"one-shot {m['one-shot']['accuracy']:.2%}, KD "
+                         f"{m['kd']['accuracy']:.2%}, R-V-W {m['rvw']['accuracy']:.2%}"))
         target = fp32 - 0.01
         for fig, method in (("rsa-sram-mnist", "rsa"), ("kd-rsa-sram-mnist", "kd+rsa")):
             need = _needed(by_f, method, target)
             tried = ", ".join(f"{f:.0%}: {by_f[f]['methods'][method]['accuracy']:.2%}"
                               for f in sorted(by_f))
-            rows.append(_row(_pub("work1", fig), need, None,
+            rows.append(_row(published("work1", fig), need, None,
                              f"{dev_setting}; within 1 point of FP32; tried {tried}",
                              "" if need is not None else
                              f"no tried fraction reached FP32 - 1 point ({target:.2%})"))
@@ -267,13 +271,13 @@ def reproduce(settings: ReproduceSettings,
                          and x["write_time_ns"] == t_ns and x["steps"] == s.steps
                          and x["batch"] == s.batch)
                 rows.append(_row(
-                    _pub("work1", "speedup"), r["speedup"], None,
+                    published("work1", "speedup"), r["speedup"], None,
                     f"{acc} accounting, write {t_ns / 1000:g} us per pulse; KD+RSA 5 % SRAM, "
                     f"{s.steps} x {s.batch}; T_rvw {r['t_rvw_s']:.3g} s, T_one_shot "
                     f"{r['t_one_shot_s']:.3g} s, T_adapt {r['t_adapt_s']:.3g} s",
                     "speedup = T_rvw / (T_one_shot + T_adapt)"))
         if not s.cifar:
-            rows.append(_row(_pub("work1", "kd-rsa-cifar10"), None, None, "not run",
+            rows.append(_row(published("work1", "kd-rsa-cifar10"), None, None, "not run",
                              "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
                              "VGG-16 on a CPU)"))
         out["works"]["work1"] = {"base": base, "by_fraction": {str(k): v
@@ -282,10 +286,10 @@ def reproduce(settings: ReproduceSettings,
         hw, base, by_f, dev_setting = run_work("charan2020-dac",
                                                ("software", "one-shot", "kd"), ("kd+osa",))
         m = base["methods"]
-        rows.append(_row(_pub("work2", "collapse-mnist"), m["one-shot"]["accuracy"],
+        rows.append(_row(published("work2", "collapse-mnist"), m["one-shot"]["accuracy"],
                          m["one-shot"]["accuracy_std"], f"{dev_setting}, {where}"))
         if not s.cifar:
-            rows.append(_row(_pub("work2", "collapse-cifar10"), None, None, "not run",
+            rows.append(_row(published("work2", "collapse-cifar10"), None, None, "not run",
                              "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
                              "VGG-16 on a CPU)"))
         need = _needed(by_f, "kd+osa", fp32 - 0.01)
@@ -293,7 +297,7 @@ def reproduce(settings: ReproduceSettings,
         r = by_f[f_at]["methods"]["kd+osa"]
         tried = ", ".join(f"{f:.0%}: {by_f[f]['methods']['kd+osa']['accuracy']:.2%}"
                           for f in sorted(by_f))
-        rows.append(_row(_pub("work2", "kd-osa-mnist"), r["accuracy"], r["accuracy_std"],
+        rows.append(_row(published("work2", "kd-osa-mnist"), r["accuracy"], r["accuracy_std"],
                          f"{dev_setting}, KD+OSA at {f_at:.0%} of weights in SRAM, {budget}; "
                          f"tried {tried}",
                          "published 'baseline' compared with our FP32 teacher "
@@ -307,7 +311,7 @@ def reproduce(settings: ReproduceSettings,
         area_at = {f: sram_area_fraction(specs, sram_words_per_layer(specs, f), hw)
                    for f in s.fractions}
         if need is not None:
-            rows.append(_row(_pub("work2", "osa-area"), area_at[need], None,
+            rows.append(_row(published("work2", "osa-area"), area_at[need], None,
                              f"{dev_setting}: SRAM storage (bit cells + periphery, "
                              f"{hw.adaptation.sram_word_bits}-bit words) for KD+OSA at "
                              f"{need:.0%} of weights, the smallest fraction within 1 point of "
@@ -315,7 +319,7 @@ def reproduce(settings: ReproduceSettings,
                              "area by fraction tried: " + ", ".join(
                                  f"{f:.0%}: {100 * a:.2f} %" for f, a in sorted(area_at.items()))))
         else:
-            rows.append(_row(_pub("work2", "osa-area"), None, None,
+            rows.append(_row(published("work2", "osa-area"), None, None,
                              f"{dev_setting}: no tried SRAM fraction brought KD+OSA within 1 "
                              "point of FP32",
                              "area of the SRAM by fraction tried: " + ", ".join(
@@ -371,7 +375,7 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
                                       kd=kd_cfg),
                       hw.timing, hw.programming, hw.adaptation)
         m = res["methods"]
-        rows.append(_row(_pub("work1", "kd-rsa-cifar10"), m["kd+rsa"]["accuracy"],
+        rows.append(_row(published("work1", "kd-rsa-cifar10"), m["kd+rsa"]["accuracy"],
                          m["kd+rsa"]["accuracy_std"],
                          f"{where}; charan2020-jxcdc, 5 % SRAM, {s.steps} x {s.batch}",
                          f"our FP32 {fp32:.2%} (paper 93.35 %); one-shot "
@@ -385,7 +389,7 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
                                       adapt=adapt_cfg, kd=kd_cfg),
                       hw.timing, hw.programming, hw.adaptation)
         m = res["methods"]
-        rows.append(_row(_pub("work2", "collapse-cifar10"), m["one-shot"]["accuracy"],
+        rows.append(_row(published("work2", "collapse-cifar10"), m["one-shot"]["accuracy"],
                          m["one-shot"]["accuracy_std"],
                          f"{where}; charan2020-dac, hardware {preset_hardware('charan2020-dac')!r}",
                          "10 classes: chance is 10 %"))
