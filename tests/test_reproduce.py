@@ -1,4 +1,4 @@
-"""``xbar reproduce``: every published figure of works 1 and 2 gets a row beside a simulated
+"""``xbar reproduce``: every published figure of the works gets a row beside a simulated
 number (or a stated reason why not), in the table, the JSON and the HDF5 file."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from xbar.errors import ConfigError
 from xbar.mapping.cli.main import main
 from xbar.mapping.recovery.published import KINDS, PUBLISHED, published
-from xbar.mapping.recovery.reproduce import ReproduceSettings, reproduce
+from xbar.mapping.recovery.reproduce import WORKS, ReproduceSettings, reproduce
 
 TINY = ["--quick", "--chips", "1", "--steps", "10", "--batch", "16", "--kd-epochs", "1",
         "--fractions", "0.03,0.08"]
@@ -23,7 +23,7 @@ def test_published_table() -> None:
     assert len(ids) == len(set(ids))
     for p in PUBLISHED:
         assert p.kind in KINDS and p.text and p.setting
-        assert p.value is None or p.value > 0
+        assert p.value is None or p.value > 0 or (p.kind == "power-change" and p.value > -1)
     assert published("work2", "collapse-mnist").value == pytest.approx(0.3176)
     assert published("work1", "speedup").high == 150.0
     with pytest.raises(KeyError):
@@ -31,7 +31,7 @@ def test_published_table() -> None:
 
 
 @pytest.mark.parametrize("bad, match", [
-    (dict(works=("work3",)), "works"), (dict(works=()), "works"),
+    (dict(works=("work9",)), "works"), (dict(works=()), "works"),
     (dict(works=("work1", "work1")), "twice"), (dict(fractions=(0.0,)), "fractions"),
     (dict(fractions=(0.05, 1.5)), "fractions"), (dict(cifar_test_limit=0), "cifar_test_limit"),
     (dict(chips=0), "chips"), (dict(steps=True), "steps")])
@@ -50,7 +50,7 @@ def test_reproduce_all_rows_json_and_file(tmp_path: Path,
     result = json.loads(text)
     rows = result["rows"]
     figures = {(r["work"], r["figure"]) for r in rows}
-    assert figures == {(p.work, p.figure) for p in PUBLISHED}
+    assert figures == {(p.work, p.figure) for p in PUBLISHED if p.work in WORKS}
     for r in rows:
         assert set(r) >= {"work", "figure", "published", "simulated", "simulated_std",
                           "setting", "difference"}

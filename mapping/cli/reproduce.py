@@ -12,12 +12,15 @@ from xbar.mapping.cli.common import check_output, count_arg, dumps_json, seed_ar
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "reproduce", help="each published figure of works 1 and 2 beside the simulated one",
-        description="For every published figure of works 1 (JxCDC 2020) and 2 (DAC 2020): "
+        "reproduce", help="each published figure of the works beside the simulated one",
+        description="For every published figure of the works in REFERENCE.md: "
                     "the paper's number and setting, the simulated number (mean +- std over "
                     "chips) and setting, and the difference. The full run is MNIST LeNet-5; "
                     "--quick runs on digits in a few minutes.")
-    p.add_argument("works", nargs="?", default="all", choices=("work1", "work2", "all"))
+    from xbar.mapping.recovery.reproduce import WORKS
+
+    p.add_argument("works", nargs="?", default="all", choices=WORKS + ("all",),
+                   help="one work (REFERENCE.md's numbering) or all (default)")
     p.add_argument("--quick", action="store_true",
                    help="digits CNN on scikit-learn's digits, smaller budgets")
     p.add_argument("--chips", type=count_arg, default=None,
@@ -59,12 +62,12 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xbar.mapping.recovery.reproduce import ReproduceSettings, format_rows, reproduce
-    from xbar.mapping.recovery.reproduce_report import FORMAT, save_reproduce
+    from xbar.mapping.recovery.reproduce import WORKS, ReproduceSettings, reproduce
+    from xbar.mapping.recovery.reproduce_report import FORMAT, format_rows, save_reproduce
 
     if args.out:
         check_output(args.out, "--out", FORMAT)
-    works = ("work1", "work2") if args.works == "all" else (args.works,)
+    works = WORKS if args.works == "all" else (args.works,)
     budget: dict = dict(steps=150) if args.quick else {}
     for name in ("steps", "batch", "kd_epochs"):
         if getattr(args, name) is not None:

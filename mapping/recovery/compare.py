@@ -37,6 +37,7 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.kd import KDConfig, distill
+from xbar.mapping.recovery.methods import MethodContext, method, method_names
 from xbar.mapping.recovery.rvw import program_rvw, rvw_params
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import HardwareConfig, XbarConfig
@@ -50,7 +51,10 @@ from xbar.timing.programming import ProgrammingConfig, one_shot_time, programmin
 from xbar.errors import ConfigError
 from xbar.params import fail, param, validate
 
-METHODS = ("software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa", "osa", "kd+osa", "rvw")
+BUILTIN_METHODS = ("software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa", "osa", "kd+osa",
+                   "rvw")
+METHODS = BUILTIN_METHODS + method_names()
+"""Every method: works 1 and 2's, then the plug-ins of :mod:`xbar.mapping.recovery.methods`."""
 FISHER_IMAGES = 256
 
 
@@ -70,6 +74,7 @@ class MethodResult:
     adapt_pj: list[float] = field(default_factory=list)
     inference_pj: list[float] = field(default_factory=list)
     sram_area_fraction: float = 0.0
+    costs: dict[str, list[float]] = field(default_factory=dict)
 
     def summary(self, n_weights: int, rram_cells: int) -> dict[str, Any]:
         acc = np.asarray(self.accuracies)
@@ -93,6 +98,8 @@ class MethodResult:
             "energy_j": (_mean(self.program_pj) + _mean(self.adapt_pj)) * 1e-12,
             "inference_energy_pj": _mean(self.inference_pj),
             "sram_area_fraction": self.sram_area_fraction,
+            # a plug-in method's own costs (methods.MethodOutcome.costs), means over chips
+            **{name: _mean(values) for name, values in self.costs.items()},
         }
 
 
@@ -111,6 +118,8 @@ class CompareSettings:
         methods: Methods to run, a subset of :data:`METHODS` without repeats.
         adapt: The adaptation budget and optimiser.
         kd: The distillation recipe.
+        options: Settings of plug-in methods, by method name (each method documents the type
+            it takes; a method not named here runs with its defaults).
     """
 
     sram_ratio: float = param(0.05, unit="fraction", range=(0, 1, True, False),
@@ -121,9 +130,14 @@ class CompareSettings:
     methods: tuple[str, ...] = param(METHODS, item=str, doc="Methods to run.")
     adapt: AdaptConfig = AdaptConfig()
     kd: KDConfig = KDConfig()
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         validate(self)
+        stray = [k for k in self.options if k not in self.methods]
+        if stray:
+            fail("CompareSettings", "options", sorted(stray),
+                 f"options only for methods being run ({', '.join(self.methods)})")
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"CompareSettings.methods: unknown method(s) {unknown}; valid: "
@@ -170,8 +184,11 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                                    area=area or AreaConfig())
     e_one = one_shot_energy(specs, hw).total_pj
     kd_info: dict[str, Any] = {}
-    if student is not None or not any(m.startswith("kd") for m in methods):
-        student = student if any(m.startswith("kd") for m in methods) else None
+    plugins = {m: method(m) for m in methods if m not in BUILTIN_METHODS}
+    wants_student = any(m.startswith("kd") for m in methods if m in BUILTIN_METHODS) or any(
+        p.needs_student for p in plugins.values())
+    if student is not None or not wants_student:
+        student = student if wants_student else None
     else:
         say("distilling the device-aware student")
         student, kd_info = distill(teacher, dataset, device, xbar, settings.kd, settings.seed)
@@ -228,7 +245,11 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             source = kd_base if name.startswith("kd") else base
             adapt_s = adapt_pj = 0.0
             words = [0] * len(specs)
-            if name in ("one-shot", "kd"):
+            if name in plugins:
+                chip, adapt_s, adapt_pj, words = _run_plugin(r, plugins[name], MethodContext(
+                    teacher, student, dataset, device, xbar, hw, specs, shape, seed, settings,
+                    settings.options.get(name), fresh, t_one, e_one))
+            elif name in ("one-shot", "kd"):
                 chip = source
             elif name == "bias-only":
                 chip = copy.deepcopy(source)
@@ -257,7 +278,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                 r.program_s.append(prog.total_s)
                 r.pulses.append(prog.total_pulses)
                 r.program_pj.append(programming_energy(prog, hw).total_pj)
-            if name != "rvw":
+            if name not in plugins and name != "rvw":
                 r.program_s.append(t_one)
                 r.program_pj.append(e_one)
                 r.pulses.append(int(sum(layer.matrix.n_cells for layer in chip.layers)))
@@ -293,6 +314,23 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                          "kd_temperature": settings.kd.temperature,
                          "kd_alpha": settings.kd.alpha},
             "one_shot_program_s": t_one}
+
+
+def _run_plugin(r: MethodResult, plugin: Any, ctx: MethodContext
+                ) -> tuple[Chip, float, float, list[int]]:
+    """Run a plug-in method on one chip; record its programming cost and its own costs."""
+    out = plugin.run(ctx)
+    n_cells = int(sum(layer.matrix.n_cells for layer in out.chip.layers))
+    r.program_s.append(ctx.one_shot_s if out.program_s is None else out.program_s)
+    r.program_pj.append(ctx.one_shot_pj if out.program_pj is None else out.program_pj)
+    r.pulses.append(n_cells if out.pulses is None else out.pulses)
+    r.sram_words = out.sram_words
+    for key, value in out.costs.items():
+        r.costs.setdefault(key, []).append(float(value))
+    words = out.words_per_layer or [0] * len(ctx.specs)
+    if any(words):
+        r.sram_area_fraction = sram_area_fraction(ctx.specs, words, ctx.hardware)
+    return out.chip, out.adapt_s, out.adapt_pj, words
 
 
 def story(result: dict[str, Any], margin: float = 0.005) -> list[str]:

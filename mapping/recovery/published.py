@@ -9,7 +9,17 @@ Sources (REFERENCE.md):
 * work 1: Charan, Mohanty, Du, Krishnan, Joshi, Cao, "Accurate Inference with Inaccurate RRAM
   Devices: A Joint Algorithm-Design Solution", IEEE JxCDC 6(1), 2020;
 * work 2: Charan, Hazra, Beckmann, Du, Krishnan, Joshi, Cady, Cao, "Accurate Inference with
-  Inaccurate RRAM Devices: Statistical Data, Model Transfer, and On-line Adaptation", DAC 2020.
+  Inaccurate RRAM Devices: Statistical Data, Model Transfer, and On-line Adaptation", DAC 2020;
+* work 3: Song, Sun, Chen, Li, Jing, Liang, Jiang, "ITT-RNA: Imperfection Tolerable Training
+  for RRAM-Crossbar-Based Deep Neural-Network Accelerator", IEEE TCAD 2020 (its abstract);
+* work 4: Eldebiky, Zhang, Boecherer, Li, Schlichtmann, "CorrectNet: Robustness Enhancement of
+  Analog In-Memory Computing for Neural Networks by Error Suppression and Compensation",
+  DATE 2023, and "CorrectNet+", IEEE TCAD 2024 (their abstracts);
+* work 5: Lv, Zhang, Wang, "Improving DNN Accuracy on MLC PIM via Non-Ideal PIM Device
+  Fine-Tuning", IEEE TCAD 2024 (its abstract).
+
+Works 3-5's full texts are closed: their rows hold the abstracts' claims, and the settings the
+abstracts leave open are the project's documented choices (see each work's reproduce module).
 """
 
 from __future__ import annotations
@@ -18,7 +28,11 @@ from dataclasses import dataclass
 
 __all__ = ["KINDS", "PUBLISHED", "Published", "published"]
 
-KINDS = ("accuracy", "sram-fraction", "speedup", "area-fraction")
+KINDS = ("accuracy", "sram-fraction", "speedup", "area-fraction", "accuracy-loss",
+         "accuracy-gain", "fraction-of-original", "power-change")
+"""accuracy-loss: FP32 minus the method's accuracy (a bound: the paper's "< x"); accuracy-gain:
+one method's accuracy minus another's; fraction-of-original: accuracy over the FP32 network's;
+power-change: (new - baseline) / baseline."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +40,7 @@ class Published:
     """One published figure.
 
     Attributes:
-        work: ``"work1"`` or ``"work2"`` (REFERENCE.md's numbering).
+        work: ``"work1"`` ... ``"work5"`` (REFERENCE.md's numbering).
         figure: A short identifier, unique within the work.
         title: What the figure is, in a few words.
         value: The number as a fraction (accuracy, SRAM or area fraction) or a ratio
@@ -76,6 +90,27 @@ PUBLISHED: tuple[Published, ...] = (
     Published("work2", "osa-area", "area cost of OSA that restores baseline", 0.0786, "7.86 %",
               "SRAM array sparsely connected to the RRAM array, MNIST and CIFAR-10",
               "area-fraction"),
+    Published("work3", "loss-stuck-20", "accuracy loss at a 20 % stuck-at-fault rate", 0.01,
+              "< 1 %", "ITT-RNA (fault-aware mapping, training and on-device retraining), MLPs "
+              "and CNNs; SA0:SA1 ratio not public", "accuracy-loss"),
+    Published("work3", "loss-variation", "accuracy loss under resistance variation", 0.011,
+              "< 1.1 %", "ITT-RNA, MLPs and CNNs; lognormal variation w exp(theta) (DATE 2017 "
+              "predecessor), sigma not public", "accuracy-loss"),
+    Published("work4", "collapse", "accuracy at the highest variation, unprotected", 0.0169,
+              "1.69 %", "CorrectNet(+): the network without suppression or compensation, "
+              "lognormal weight variation; network and sigma not public", "accuracy"),
+    Published("work4", "recovered", "accuracy recovered, as a fraction of the original", 0.95,
+              "> 95 %", "CorrectNet(+): Lipschitz regularisation + error compensation at the "
+              "highest variation", "fraction-of-original"),
+    Published("work4", "adc-power", "total ADC power against the uniform baseline", -0.55,
+              "-55 %", "CorrectNet+: quantisation (levels, ADC bits) chosen for robustness and "
+              "ADC power; baseline resolution not public", "power-change"),
+    Published("work5", "io-vs-vat", "I/O-guided KD fine-tuning over variation-aware training",
+              0.03, "> 3 points", "one cell per weight on multilevel RRAM with variation, read "
+              "disturbance and limited on/off ratio", "accuracy-gain"),
+    Published("work5", "recovery", "accuracy after I/O-guided fine-tuning", None,
+              "nearly complete", "the same setting; compared with the FP32 network",
+              "accuracy"),
 )
 
 

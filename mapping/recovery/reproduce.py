@@ -1,4 +1,4 @@
-"""``xbar reproduce``: every published figure of works 1 and 2 beside the simulated one.
+"""``xbar reproduce``: every published figure of the works in REFERENCE.md beside the simulated one.
 
 For each :class:`~xbar.mapping.recovery.published.Published` figure the run produces one row:
 the paper's number and setting, the simulated number (mean and standard deviation over chip
@@ -29,6 +29,7 @@ notes in the rows).
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -38,9 +39,15 @@ import numpy as np
 from xbar.errors import ConfigError
 from xbar.mapping.recovery.published import Published, published
 
-__all__ = ["ReproduceSettings", "WORKS", "reproduce", "speedup_sensitivity"]
+__all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "reproduce", "row",
+           "speedup_sensitivity"]
 
-WORKS = ("work1", "work2")
+WORK_MODULES: dict[str, str] = {}
+"""Works 3-5: the module whose ``rows(settings, teacher, say, out)`` returns the work's rows
+(``teacher``: the MNIST LeNet-5 (digits CNN with ``quick``) as
+:func:`xbar.mapping.data.workflow.load_teacher` returns it; ``out``: the result dict, where
+the work may keep its details under ``out["works"][work]``)."""
+WORKS = ("work1", "work2") + tuple(WORK_MODULES)
 WRITE_TIMES_NS = (6_500.0, 50_000.0, 500_000.0, 4_500_000.0)
 """Work 1's range of RRAM write times per cell (6.5 us to 4.5 ms), with two points between."""
 ACCOUNTINGS = ("full-chip", "cell-by-cell")
@@ -109,8 +116,11 @@ class ReproduceSettings:
         return "digits" if self.quick else "mnist"
 
 
-def _row(pub: Published, simulated: float | None, std: float | None, setting: str,
-         note: str = "", published_value: float | None = None) -> dict[str, Any]:
+def row(pub: Published, simulated: float | None, std: float | None, setting: str,
+        note: str = "", published_value: float | None = None) -> dict[str, Any]:
+    """One row of the table: ``pub`` beside ``simulated`` (mean over chips, ``std``) with our
+    ``setting`` and a ``note``; the difference is simulated - published (points) or, for a
+    speedup, simulated / published."""
     value = pub.value if published_value is None else published_value
     if simulated is None or value is None:
         diff = None
@@ -241,11 +251,11 @@ def reproduce(settings: ReproduceSettings,
                                                ("software", "one-shot", "kd", "rvw"),
                                                ("rsa", "kd+rsa"))
         m = base["methods"]
-        rows.append(_row(published("work1", "fp32-mnist"), fp32, 0.0, where,
+        rows.append(row(published("work1", "fp32-mnist"), fp32, 0.0, where,
                          "" if not s.quick else "quick run: digits CNN on digits"))
         f5 = min(s.fractions, key=lambda f: abs(f - 0.05))
         kdr = by_f[f5]["methods"]["kd+rsa"]
-        rows.append(_row(published("work1", "kd-rsa-mnist"), kdr["accuracy"], kdr["accuracy_std"],
+        rows.append(row(published("work1", "kd-rsa-mnist"), kdr["accuracy"], kdr["accuracy_std"],
                          f"{dev_setting}, {f5:.0%} SRAM, {budget}; our FP32 {fp32:.2%}",
                          "compare to our FP32 too: the gap to FP32 is what carries over; "
                          f"one-shot {m['one-shot']['accuracy']:.2%}, KD "
@@ -255,7 +265,7 @@ def reproduce(settings: ReproduceSettings,
             need = _needed(by_f, method, target)
             tried = ", ".join(f"{f:.0%}: {by_f[f]['methods'][method]['accuracy']:.2%}"
                               for f in sorted(by_f))
-            rows.append(_row(published("work1", fig), need, None,
+            rows.append(row(published("work1", fig), need, None,
                              f"{dev_setting}; within 1 point of FP32; tried {tried}",
                              "" if need is not None else
                              f"no tried fraction reached FP32 - 1 point ({target:.2%})"))
@@ -270,14 +280,14 @@ def reproduce(settings: ReproduceSettings,
                 r = next(x for x in sens if x["accounting"] == acc
                          and x["write_time_ns"] == t_ns and x["steps"] == s.steps
                          and x["batch"] == s.batch)
-                rows.append(_row(
+                rows.append(row(
                     published("work1", "speedup"), r["speedup"], None,
                     f"{acc} accounting, write {t_ns / 1000:g} us per pulse; KD+RSA 5 % SRAM, "
                     f"{s.steps} x {s.batch}; T_rvw {r['t_rvw_s']:.3g} s, T_one_shot "
                     f"{r['t_one_shot_s']:.3g} s, T_adapt {r['t_adapt_s']:.3g} s",
                     "speedup = T_rvw / (T_one_shot + T_adapt)"))
         if not s.cifar:
-            rows.append(_row(published("work1", "kd-rsa-cifar10"), None, None, "not run",
+            rows.append(row(published("work1", "kd-rsa-cifar10"), None, None, "not run",
                              "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
                              "VGG-16 on a CPU)"))
         out["works"]["work1"] = {"base": base, "by_fraction": {str(k): v
@@ -286,10 +296,10 @@ def reproduce(settings: ReproduceSettings,
         hw, base, by_f, dev_setting = run_work("charan2020-dac",
                                                ("software", "one-shot", "kd"), ("kd+osa",))
         m = base["methods"]
-        rows.append(_row(published("work2", "collapse-mnist"), m["one-shot"]["accuracy"],
+        rows.append(row(published("work2", "collapse-mnist"), m["one-shot"]["accuracy"],
                          m["one-shot"]["accuracy_std"], f"{dev_setting}, {where}"))
         if not s.cifar:
-            rows.append(_row(published("work2", "collapse-cifar10"), None, None, "not run",
+            rows.append(row(published("work2", "collapse-cifar10"), None, None, "not run",
                              "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
                              "VGG-16 on a CPU)"))
         need = _needed(by_f, "kd+osa", fp32 - 0.01)
@@ -297,7 +307,7 @@ def reproduce(settings: ReproduceSettings,
         r = by_f[f_at]["methods"]["kd+osa"]
         tried = ", ".join(f"{f:.0%}: {by_f[f]['methods']['kd+osa']['accuracy']:.2%}"
                           for f in sorted(by_f))
-        rows.append(_row(published("work2", "kd-osa-mnist"), r["accuracy"], r["accuracy_std"],
+        rows.append(row(published("work2", "kd-osa-mnist"), r["accuracy"], r["accuracy_std"],
                          f"{dev_setting}, KD+OSA at {f_at:.0%} of weights in SRAM, {budget}; "
                          f"tried {tried}",
                          "published 'baseline' compared with our FP32 teacher "
@@ -311,7 +321,7 @@ def reproduce(settings: ReproduceSettings,
         area_at = {f: sram_area_fraction(specs, sram_words_per_layer(specs, f), hw)
                    for f in s.fractions}
         if need is not None:
-            rows.append(_row(published("work2", "osa-area"), area_at[need], None,
+            rows.append(row(published("work2", "osa-area"), area_at[need], None,
                              f"{dev_setting}: SRAM storage (bit cells + periphery, "
                              f"{hw.adaptation.sram_word_bits}-bit words) for KD+OSA at "
                              f"{need:.0%} of weights, the smallest fraction within 1 point of "
@@ -319,13 +329,17 @@ def reproduce(settings: ReproduceSettings,
                              "area by fraction tried: " + ", ".join(
                                  f"{f:.0%}: {100 * a:.2f} %" for f, a in sorted(area_at.items()))))
         else:
-            rows.append(_row(published("work2", "osa-area"), None, None,
+            rows.append(row(published("work2", "osa-area"), None, None,
                              f"{dev_setting}: no tried SRAM fraction brought KD+OSA within 1 "
                              "point of FP32",
                              "area of the SRAM by fraction tried: " + ", ".join(
                                  f"{f:.0%}: {100 * a:.2f} %" for f, a in sorted(area_at.items()))))
         out["works"]["work2"] = {"base": base, "by_fraction": {str(k): v
                                                                for k, v in by_f.items()}}
+    for work in s.works:
+        if work in WORK_MODULES:
+            say(f"{work}")
+            rows.extend(importlib.import_module(WORK_MODULES[work]).rows(s, teacher, say, out))
     if s.cifar:
         rows.extend(_cifar_rows(s, say, out))
     return out
@@ -375,7 +389,7 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
                                       kd=kd_cfg),
                       hw.timing, hw.programming, hw.adaptation)
         m = res["methods"]
-        rows.append(_row(published("work1", "kd-rsa-cifar10"), m["kd+rsa"]["accuracy"],
+        rows.append(row(published("work1", "kd-rsa-cifar10"), m["kd+rsa"]["accuracy"],
                          m["kd+rsa"]["accuracy_std"],
                          f"{where}; charan2020-jxcdc, 5 % SRAM, {s.steps} x {s.batch}",
                          f"our FP32 {fp32:.2%} (paper 93.35 %); one-shot "
@@ -389,38 +403,9 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
                                       adapt=adapt_cfg, kd=kd_cfg),
                       hw.timing, hw.programming, hw.adaptation)
         m = res["methods"]
-        rows.append(_row(published("work2", "collapse-cifar10"), m["one-shot"]["accuracy"],
+        rows.append(row(published("work2", "collapse-cifar10"), m["one-shot"]["accuracy"],
                          m["one-shot"]["accuracy_std"],
                          f"{where}; charan2020-dac, hardware {preset_hardware('charan2020-dac')!r}",
                          "10 classes: chance is 10 %"))
         out["cifar"]["work2"] = res
     return rows
-
-
-def format_rows(result: dict[str, Any]) -> str:
-    """The table ``xbar reproduce`` prints."""
-
-    def fmt(kind: str, v: float | None) -> str:
-        if v is None or (isinstance(v, float) and not math.isfinite(v)):
-            return "-"
-        if kind == "speedup":
-            return f"{v:.3g}x"
-        return f"{100 * v:.2f} %"
-
-    lines = [f"{'work':6} {'figure':20} {'published':>10} {'simulated':>18} {'diff':>9}  setting"]
-    for r in result["rows"]:
-        pub = r["published_text"]
-        sim = fmt(r["kind"], r["simulated"])
-        if r["simulated_std"]:
-            sim += f" +- {100 * r['simulated_std']:.2f}"
-        if r["difference"] is None:
-            diff = "-"
-        elif r["kind"] == "speedup":
-            diff = f"{r['difference']:.2g}x"
-        else:
-            diff = f"{100 * r['difference']:+.2f}"
-        lines.append(f"{r['work']:6} {r['figure']:20} {pub:>10} {sim:>18} {diff:>9}  "
-                     f"{r['setting']}")
-        if r["note"]:
-            lines.append(f"{'':6} {'':20} {'':>10} {'':>18} {'':>9}  note: {r['note']}")
-    return "\n".join(lines)

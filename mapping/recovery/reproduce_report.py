@@ -1,4 +1,4 @@
-"""Results of ``xbar reproduce``: the HDF5 file and the speedup sensitivity plot.
+"""Results of ``xbar reproduce``: the printed table, the HDF5 file and the speedup plot.
 
 Layout (``format = "xbar-sim reproduce"``, ``format_version = 1``): root attributes with the
 run's settings; ``/rows/<i>`` one group per published figure with every field of the row as
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import numpy as np
 
 from xbar.files import stamp_hdf5, write_atomically, write_pngs
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_reproduce", "sensitivity_plot"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "format_rows", "save_reproduce", "sensitivity_plot"]
 
 FORMAT = "xbar-sim reproduce"
 FORMAT_VERSION = 1
@@ -113,3 +114,32 @@ def save_reproduce(path: str | Path, result: dict[str, Any]) -> list[Path]:
 
     write_atomically(path, write)
     return write_pngs(path, images)
+
+
+def format_rows(result: dict[str, Any]) -> str:
+    """The table ``xbar reproduce`` prints."""
+
+    def fmt(kind: str, v: float | None) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "-"
+        if kind == "speedup":
+            return f"{v:.3g}x"
+        return f"{100 * v:.2f} %"
+
+    lines = [f"{'work':6} {'figure':20} {'published':>10} {'simulated':>18} {'diff':>9}  setting"]
+    for r in result["rows"]:
+        pub = r["published_text"]
+        sim = fmt(r["kind"], r["simulated"])
+        if r["simulated_std"]:
+            sim += f" +- {100 * r['simulated_std']:.2f}"
+        if r["difference"] is None:
+            diff = "-"
+        elif r["kind"] == "speedup":
+            diff = f"{r['difference']:.2g}x"
+        else:
+            diff = f"{100 * r['difference']:+.2f}"
+        lines.append(f"{r['work']:6} {r['figure']:20} {pub:>10} {sim:>18} {diff:>9}  "
+                     f"{r['setting']}")
+        if r["note"]:
+            lines.append(f"{'':6} {'':20} {'':>10} {'':>18} {'':>9}  note: {r['note']}")
+    return "\n".join(lines)
