@@ -1,6 +1,8 @@
-"""Energy per inference, TOPS/W, power and area of LeNet-5 (MNIST) and VGG-16 (CIFAR-10) on the
-default chip under both schedules, an ISAAC-like setting beside it, and the energy of R-V-W
-programming against one-shot + RSA adaptation for LeNet-5.
+"""Energy, TOPS/W, power and area of LeNet-5 and VGG-16, both schedules; R-V-W vs RSA energy.
+
+LeNet-5 (MNIST) and VGG-16 (CIFAR-10) on the default chip and on an ISAAC-like chip, each
+under both schedules, and the energy of R-V-W programming against one-shot + RSA adaptation
+for LeNet-5. The comparison with ISAAC's published figures: benchmarks/energy_published.py.
 
 Default hardware (``HardwareConfig()``): 128x128 differential arrays, 8-bit bit-serial inputs,
 an 8-bit ADC per 8 columns, 1 GHz; the ``[energy]``/``[area]`` defaults (docs/energy.md).
@@ -9,11 +11,11 @@ energy depends on shapes alone; the array read is given twice, at the nominal co
 (every cell at ``g_nominal_us``) and at the conductances of the untrained network programmed
 on the default device (an untrained network's conductances, not a trained one's).
 
-The ISAAC-like rows keep this chip's mapping but charge ISAAC's published component energies
-(ISCA 2016 Table 1, 32 nm, per action as the CiMLoop/hwcomponents ISAAC library derives
-them): an 8-bit conversion at 1.67 pJ (16 mW for 8 ADCs at 1.2 GS/s, one sample per
-conversion) instead of MNSIM 2.0's power x (bits + 2) / rate = 20 pJ, and one ADC per 128
-columns (ISAAC's one ADC per crossbar) instead of NeuroSim's 8.
+The ISAAC-like rows use benchmarks/hardware/isaac.toml: 16-bit bit-serial inputs, one cell
+per weight against a reference column, one 8-bit ADC per 128 columns at 1.2 GS/s and ISAAC's
+per-action energies (ISCA 2016 Table 1, 32 nm, as the CiMLoop/hwcomponents ISAAC library
+derives them): an 8-bit conversion at 1.67 pJ (16 mW for 8 ADCs at 1.2 GS/s, one sample per
+conversion) instead of MNSIM 2.0's power x (bits + 2) / rate = 20 pJ.
 
 R-V-W against RSA (LeNet-5, device ``charan2020-jxcdc``, its write-verify loop): programming
 energy from the per-cell pulse and verify-read counts of the write-verify loop on one chip
@@ -35,9 +37,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from xbar.config import HardwareConfig  # noqa: E402
+from xbar.config import HardwareConfig, load_hardware  # noqa: E402
 from xbar.devices import Device, preset  # noqa: E402
-from xbar.energy_config import AreaConfig, EnergyConfig  # noqa: E402
 from xbar.files import write_atomically  # noqa: E402
 from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
@@ -52,12 +53,7 @@ from xbar.timing.energy import (adaptation_energy, chip_area, conductance_sums, 
 from xbar.timing.programming import one_shot_time, programming_time  # noqa: E402
 
 MODELS = ("lenet5", "vgg16")
-# ISAAC's 8-bit ADC: 1.67 pJ per conversion. With MNSIM's rule E = P (b + 2) / f_ref at
-# f_ref = 1 GS/s, P(8) = 0.1667 mW gives it; the table keeps MNSIM's shape for other bits.
-ISAAC_ENERGY = EnergyConfig(adc_table_power_mw=tuple(p * (1.6667 / 20.0)
-                                                     for p in (0.7, 1.26, 2.0)))
-ISAAC_HW = HardwareConfig.from_dict({"adc": {"cols_per_adc": 128}}).replace(
-    energy=ISAAC_ENERGY, area=AreaConfig())
+ISAAC_HW = load_hardware(Path(__file__).resolve().parent / "hardware" / "isaac.toml")
 
 
 def inference_rows(batch: int) -> list[dict]:
@@ -67,13 +63,13 @@ def inference_rows(batch: int) -> list[dict]:
         model = build_model(model_name)
         shape = INPUT_SHAPES[model_name]
         specs = layer_specs(model, shape)
-        t0 = time.perf_counter()
-        chip = Chip.program(model, Device(), HardwareConfig().xbar, 0, "column", model_name,
-                            shape)
-        g_prog = conductance_sums(chip)
-        program_s = time.perf_counter() - t0
-        del chip
         for label, hw in (("default", HardwareConfig()), ("ISAAC-like", ISAAC_HW)):
+            # the chip's own mapping (differential pairs or one cell + reference column)
+            t0 = time.perf_counter()
+            chip = Chip.program(model, Device(), hw.xbar, 0, "column", model_name, shape)
+            g_prog = conductance_sums(chip)
+            program_s = time.perf_counter() - t0
+            del chip
             nominal = inference_energy(specs, hw)
             programmed = inference_energy(specs, hw, g_prog)
             area = chip_area(specs, hw)

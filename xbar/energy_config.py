@@ -21,7 +21,10 @@ from dataclasses import dataclass
 
 from xbar.params import Params, fail, param
 
-__all__ = ["AreaConfig", "EnergyConfig", "interpolate_table"]
+__all__ = ["ADC_ENERGY_MODELS", "AreaConfig", "EnergyConfig", "interpolate_table"]
+
+ADC_ENERGY_MODELS = ("mnsim", "per-sample")
+"""How a conversion's energy follows from the ADC power table (:class:`EnergyConfig`)."""
 
 
 def interpolate_table(bits: float, table_bits: tuple[float, ...],
@@ -85,7 +88,14 @@ class EnergyConfig(Params):
             A conversion takes (bits + 2) / rate and costs power x that time (MNSIM 2.0's
             ``ADC_energy = ADC_latency x ADC_power``): 20 pJ at 8 bits, 10.1 pJ at 6, 4.2 pJ
             at 4. ISAAC's 8-bit ADC at 1.2 GS/s is 1.67 pJ per sample (one sample per
-            conversion); set this table to reproduce it.
+            conversion): ``adc_energy_model = "per-sample"`` with ``adc_reference_gsps =
+            1.2`` reproduces it (benchmarks/hardware/isaac.toml).
+        adc_energy_model: How a conversion's energy follows from the table's power:
+            ``"mnsim"`` (default): power x (bits + 2) / rate, MNSIM 2.0's ``ADC_energy =
+            ADC_latency x ADC_power`` with its latency of bits + 2 clock periods;
+            ``"per-sample"``: power / rate, one conversion per sample of an ADC running at
+            the table's rate (ISAAC, and the CiMLoop ISAAC library: 16 mW / 8 ADCs / 1.2 GS/s
+            = 1.67 pJ).
         shift_add_pj: One shift-and-add of one digitised column value into its running sum,
             in pJ (the differential subtraction included). Default 0.021 pJ: ISAAC's 16-bit
             shift-and-add unit (0.2 mW at 1.2 GS/s x 8 ADCs, 32 nm).
@@ -133,6 +143,9 @@ class EnergyConfig(Params):
         doc="ADC power at those resolutions (at adc_reference_gsps).")
     adc_reference_gsps: float = param(1.0, unit="GS/s", range=(0, 100, True, False),
                                       doc="Sample rate of the ADC power table.")
+    adc_energy_model: str = param("mnsim", choices=ADC_ENERGY_MODELS,
+                                  doc="Conversion energy: power x (bits + 2) / rate (mnsim) "
+                                      "or power / rate (per-sample).")
     shift_add_pj: float = param(0.021, unit="pJ", range=(0, 1e6),
                                 doc="One shift-and-add of one digitised column value.")
     accumulate_pj: float = param(0.021, unit="pJ", range=(0, 1e6),
@@ -163,8 +176,10 @@ class EnergyConfig(Params):
         return interpolate_table(bits, self.adc_table_bits, self.adc_table_power_mw)
 
     def adc_conversion_pj(self, bits: int) -> float:
-        """Energy of one conversion: power x (bits + 2) / rate (MNSIM 2.0), in pJ."""
-        return self.adc_power_mw(bits) * (bits + 2) / self.adc_reference_gsps
+        """Energy of one conversion, in pJ: power x (bits + 2) / rate (``"mnsim"``, MNSIM
+        2.0) or power / rate (``"per-sample"``, ISAAC)."""
+        periods = bits + 2 if self.adc_energy_model == "mnsim" else 1
+        return self.adc_power_mw(bits) * periods / self.adc_reference_gsps
 
     def dac_drive_pj(self, bits_per_read: int) -> float:
         """Energy of one word-line drive of a ``bits_per_read``-bit DAC, in pJ."""
