@@ -30,7 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "latency", help="cycle-level latency and throughput of a network on crossbars",
         description="Simulate a network mapped onto RRAM crossbars with the SimPy cycle-level "
                     "engine: total latency, per-layer latency and tiles, steady-state "
-                    "throughput and tile/ADC utilisation.",
+                    "throughput and tile/ADC utilisation; energy per inference (per layer and "
+                    "component), TOPS/W, power and chip area (docs/energy.md).",
         epilog="A model FILE is unpickled with torch.load(weights_only=False), which runs "
                "code from the file: only use files you trust.")
     p.add_argument("--model", required=True, metavar="NAME|FILE",
@@ -40,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="input shape of one sample (required for a model file; known for zoo "
                         "models)")
     p.add_argument("--hw", metavar="FILE",
-                   help="hardware TOML file with [array], [dac], [adc] and [timing] sections "
-                        "(default: the built-in defaults)")
+                   help="hardware TOML file with any of the sections [array], [dac], [adc], "
+                        "[timing], [energy], [area] (e.g. benchmarks/hardware/isaac.toml; "
+                        "default: the built-in defaults)")
     p.add_argument("--batch", type=count_arg, default=1, metavar="N",
                    help="inferences started together for the throughput run (default 1: "
                         "throughput = 1 / latency)")
