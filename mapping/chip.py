@@ -22,7 +22,10 @@ HDF5 layout (``format = "xbar-sim chip"``, version 1)::
                       g_scale, pos_cols, neg_cols, tile_of_col, adc_range_ua, bias;
                       after adaptation also col_gain, and the SRAM words as sram_index
                       (flat positions in the out x in weight matrix), sram_code (integer
-                      words) with attrs sram_step (weight per code) and sram_word_bits
+                      words) with attrs sram_step (weight per code) and sram_word_bits;
+                      after fault-aware mapping also row_perm (int64 (n_in,): the physical
+                      row of each input row; the arrays above stay in input order; absent:
+                      the identity)
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from xbar.files import check_overwrite, write_atomically
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
 from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX_ARRAYS,
                                     check_layer_groups, load_digital, open_chip_file,
-                                    read_header, restore_layer)
+                                    read_header, read_row_perm, restore_layer)
 from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
 from xbar.config import XbarConfig
 from xbar.errors import FileFormatError, MissingFileError, ModelError
@@ -62,6 +65,9 @@ class Chip:
         self.scale = scale
         self.model_source = model_source
         self.input_shape = tuple(input_shape)
+        # Fault-aware mapping (xbar.mapping.recovery.fault_aware): per layer name, the physical
+        # row of each input row; the layer's arrays stay in input order. Absent: the identity.
+        self.row_perms: dict[str, np.ndarray] = {}
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -223,6 +229,9 @@ class Chip:
                         g.create_dataset("sram_code", data=codes.numpy().astype(np.int32))
                         g.attrs.update(sram_step=layer.sram_step,
                                        sram_word_bits=layer.sram_word_bits)
+                    if layer.layer_name in self.row_perms:
+                        g.create_dataset("row_perm", data=np.asarray(
+                            self.row_perms[layer.layer_name], dtype=np.int64))
 
         write_atomically(path, write)
 
@@ -251,6 +260,10 @@ class Chip:
             check_layer_groups(f, path, layers)
             for i, layer in enumerate(layers):
                 restore_layer(f["layers"][str(i)], layer, h.device, f"{path} layer {i}")
+                perm = read_row_perm(f["layers"][str(i)], layer, h.config,
+                                     f"{path} layer {i}")
+                if perm is not None:
+                    chip.row_perms[layer.layer_name] = perm
             load_digital(f, path, chip.module)
         return chip
 

@@ -284,3 +284,26 @@ def _restore_sram(g: h5py.Group, layer: AnalogLayer, where: str) -> None:
     layer.sram_code = torch.nn.Parameter(words.reshape(shape), requires_grad=False)
     layer.sram_step = float(step)
     layer.sram_word_bits = bits
+
+
+def read_row_perm(g: h5py.Group, layer: AnalogLayer, config: XbarConfig, where: str
+                  ) -> np.ndarray | None:
+    """The layer's fault-aware row permutation (``row_perm``: the physical row of each input
+    row), or None when the file has none (the identity; files before fault-aware mapping).
+
+    Each input row must have its own physical row inside its row tile, below the tile's end
+    (a spare row of the last tile at most)."""
+    if "row_perm" not in g:
+        return None
+    m = layer.matrix
+    rows = config.array.rows
+    where = f"{where} ({layer.layer_name!r})"
+    perm = _array(g, "row_perm", where, (m.n_in,), "iu").astype(np.int64)
+    limit = m.n_row_tiles * rows
+    _bad(where, "row_perm", (perm < 0) | (perm >= limit), perm,
+         f"physical rows 0..{limit - 1} ({m.n_row_tiles} row tile(s) of {rows} rows)")
+    if len(np.unique(perm)) != len(perm):
+        raise FileFormatError(f"{where}: row_perm puts two input rows on one physical row")
+    _bad(where, "row_perm", perm // rows != np.arange(m.n_in) // rows, perm,
+         "each input row in its own row tile")
+    return perm
