@@ -58,10 +58,11 @@ PUBLISHED = {
     "ce_gops_per_mm2": (479.0, "GOPS/s/mm^2", "ISAAC-CE computational efficiency: every IMA "
                         "busy, with ADCs, tile overheads and eDRAM (ISAAC Sec. VIII-B; 479.0 "
                         "in PipeLayer Sec. 6.6)"),
-    "array_ce_gops_per_mm2": (1707.0, "GOPS/s/mm^2", "peak of a 128 x 128 2-bit array before "
-                              "ADC, tile and eDRAM overheads (ISAAC Sec. VIII-B)"),
+    "array_ce_gops_per_mm2": (1707.0, "GOPS/s/mm^2", "peak of a 128 x 128 2-bit array; 'with "
+                              "ADCs, tile overhead and eDRAM it falls to 479' (ISAAC Sec. "
+                              "VIII-B, as summarised)"),
     "chip_mm2": (85.4, "mm^2", "ISAAC chip area, 32 nm (ISAAC Table I)"),
-    "chip_w": (65.8, "W", "ISAAC chip power (ISAAC Sec. VIII)"),
+    "chip_w": (65.8, "W", "ISAAC chip power (ISAAC, as summarised)"),
     "pe_derived_gops_per_w": (479.0 * 85.4 / 65.8, "GOPS/s/W", "derived here from the three "
                               "figures above: CE x chip area / chip power (not stated in a "
                               "source; it differs from the quoted 380.7)"),
