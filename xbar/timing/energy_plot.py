@@ -20,12 +20,21 @@ def energy_png(energy: InferenceEnergy, area: AreaReport, title: str = "") -> by
     fig = Figure(figsize=(13, 4.2))
     FigureCanvasAgg(fig)
     colours = matplotlib.colormaps["tab20"]
+    # one colour per name in all three panels (a unit's energy and its area alike)
+    names_all = list(COMPONENTS) + [c for c in AREA_COMPONENTS if c not in COMPONENTS]
+    palette = {c: i for i, c in enumerate(names_all)}
+    palette.update({"adc": COMPONENTS.index("adc"), "shift_add": COMPONENTS.index("shift_add"),
+                    "cells": COMPONENTS.index("array_read"), "accumulator":
+                    COMPONENTS.index("accumulate"), "interconnect":
+                    COMPONENTS.index("interconnect"), "shared_accumulators":
+                    COMPONENTS.index("accumulate")})
     ax = fig.add_subplot(1, 3, 1)
     bottom = np.zeros(len(names))
-    for i, comp in enumerate(COMPONENTS):
+    for comp in COMPONENTS:
         vals = np.array([energy.per_layer[n][comp] for n in names]) * 1e-6
         if vals.any():
-            ax.bar(range(len(names)), vals, bottom=bottom, color=colours(i), label=comp)
+            ax.bar(range(len(names)), vals, bottom=bottom, color=colours(palette[comp]),
+                   label=comp)
             bottom += vals
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
@@ -37,9 +46,8 @@ def energy_png(energy: InferenceEnergy, area: AreaReport, title: str = "") -> by
              (area.by_component, 1e-6, "area (mm^2)")), start=2):
         ax = fig.add_subplot(1, 3, pos)
         keys = [k for k, v in data.items() if v > 0]
-        order = COMPONENTS if pos == 2 else AREA_COMPONENTS
         ax.barh(range(len(keys)), [data[k] * unit for k in keys],
-                color=[colours(order.index(k) if k in order else 19) for k in keys])
+                color=[colours(palette.get(k, 19)) for k in keys])
         ax.set_yticks(range(len(keys)))
         ax.set_yticklabels(keys, fontsize=8)
         ax.set_xlabel(label)
