@@ -1,0 +1,207 @@
+"""Work 3 (ITT-RNA, TCAD 2020; DATE 2017): its methods in ``xbar compare`` and its rows in
+``xbar reproduce``.
+
+Three methods, each on one chip instance (:mod:`xbar.mapping.recovery.methods`):
+
+=====================  =========================================================================
+fault-aware-map        test pass (:mod:`.fault_map`), rows matched to the map
+                       (:mod:`.fault_aware`), the teacher programmed one-shot onto them
+fault-aware-train      the same map and rows, the network retrained off device against the map
+                       (:mod:`.fault_train`, with the layer-by-layer adjustment for MLPs), then
+                       programmed one-shot
+fault-aware+on-chip    fault-aware-train, then a few on-device retraining iterations that
+                       rewrite cells (:mod:`.on_chip`)
+=====================  =========================================================================
+
+Costs (``MethodOutcome``): the test pass's two writes and two reads per cell are added to
+programming (``program_s``, ``program_pj``, ``pulses``) and reported alone as ``test_s``;
+matching and training run on the host and are reported as ``map_host_s`` and
+``offline_train_host_s`` (wall seconds of this machine, not chip time); on-device retraining
+is ``adapt_s`` (passes + rewrites) with ``rewrite_s``, ``rewrite_pulses``, ``rewrites`` and
+``endurance_cycles_max`` / ``_mean`` (writes per cell: the test's 2, the programming's 1 and
+the rewrites).
+
+The stuck-at naming: our SA0 is stuck at g_min (the high-resistance state), SA1 stuck at g_max
+(the low-resistance state), the JxCDC chip's 9.04 % : 1.75 %.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from xbar.devices import Device
+from xbar.devices.presets import preset
+from xbar.errors import ConfigError
+from xbar.mapping.data.workflow import calibration_inputs
+from xbar.mapping.recovery.fault_aware import (fault_aware_perms, folded_weights,
+                                               input_activity, program_mapped)
+from xbar.mapping.recovery.fault_map import chip_cells, layer_shapes, test_chip
+from xbar.mapping.recovery.fault_train import FaultTrainConfig, fault_aware_train
+from xbar.mapping.recovery.methods import Method, MethodContext, MethodOutcome, register
+from xbar.mapping.recovery.on_chip import OnChipConfig, retrain_on_chip
+
+__all__ = ["JXCDC_SA0", "JXCDC_SA1", "METHODS", "VARIATION_SIGMA", "Work3Options",
+           "stuck_device", "variation_device"]
+
+JXCDC_SA0 = 0.0904
+"""Stuck at g_min (HRS) in the JxCDC chip (work 1): our SA0."""
+JXCDC_SA1 = 0.0175
+"""Stuck at g_max (LRS) in the JxCDC chip: our SA1."""
+VARIATION_SIGMA = 0.5
+"""Lognormal sigma of the variation row (the paper's is not public; module docs/work3.md)."""
+METHODS = ("fault-aware-map", "fault-aware-train", "fault-aware+on-chip")
+
+
+@dataclass(frozen=True)
+class Work3Options:
+    """Settings of the work 3 methods (``CompareSettings.options[name]``).
+
+    Attributes:
+        spare_rows: Spare word lines per layer offered to the matching (at most the unused
+            rows of its last row tile).
+        activity: Weight the matching cost by each input's mean square on calibration images
+            (False: every input alike).
+        train: The fault-aware training recipe.
+        on_chip: The on-device retraining budget.
+    """
+
+    spare_rows: int = 0
+    activity: bool = True
+    train: FaultTrainConfig = field(default_factory=FaultTrainConfig)
+    on_chip: OnChipConfig = field(default_factory=OnChipConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spare_rows, bool) or not isinstance(self.spare_rows, int) \
+                or self.spare_rows < 0:
+            raise ConfigError(f"Work3Options.spare_rows = {self.spare_rows!r} is invalid; "
+                              "allowed: an integer >= 0")
+        if not isinstance(self.activity, bool):
+            raise ConfigError(f"Work3Options.activity = {self.activity!r} is invalid; "
+                              "allowed: true or false")
+        if not isinstance(self.train, FaultTrainConfig):
+            raise ConfigError(f"Work3Options.train must be a FaultTrainConfig; got "
+                              f"{type(self.train).__name__}")
+        if not isinstance(self.on_chip, OnChipConfig):
+            raise ConfigError(f"Work3Options.on_chip must be an OnChipConfig; got "
+                              f"{type(self.on_chip).__name__}")
+
+
+def stuck_device(rate: float = 0.2) -> Device:
+    """The JxCDC cell (16 levels, 1.11-166.7 uS) with only stuck-at faults, ``rate`` of all
+    cells, split SA0 : SA1 = 9.04 : 1.75 (no programming variation: the stuck-at claim alone)."""
+    if not 0 <= rate <= 1:
+        raise ConfigError(f"stuck-at rate = {rate!r} is invalid; allowed: a fraction in [0, 1]")
+    share = JXCDC_SA0 / (JXCDC_SA0 + JXCDC_SA1)
+    return preset("charan2020-jxcdc").replace(
+        name=f"work3-saf{rate:g}", variation="none", sigma=0.0, sa0_rate=rate * share,
+        sa1_rate=rate * (1 - share), source="charan2020-jxcdc levels; stuck-at rate scaled, "
+        "SA0:SA1 = 9.04:1.75 (work 3's stuck-at sweep)")
+
+
+def variation_device(sigma: float = VARIATION_SIGMA) -> Device:
+    """The JxCDC cell with only lognormal variation ``G_level * exp(theta)``, theta ~ N(0,
+    sigma^2) (DATE 2017's model), no stuck cells."""
+    return preset("charan2020-jxcdc").replace(
+        name=f"work3-lognormal{sigma:g}", variation="lognormal", sigma=sigma, sa0_rate=0.0,
+        sa1_rate=0.0, source="charan2020-jxcdc levels; lognormal variation (work 3)")
+
+
+def _options(ctx: MethodContext) -> Work3Options:
+    opts = ctx.options if ctx.options is not None else Work3Options()
+    if not isinstance(opts, Work3Options):
+        raise ConfigError(f"options of the work 3 methods must be a Work3Options; got "
+                          f"{type(opts).__name__}")
+    return opts
+
+
+class _Mapped:
+    """One chip tested and its rows matched: what every work 3 method starts from."""
+
+    def __init__(self, ctx: MethodContext, opts: Work3Options) -> None:
+        start = time.perf_counter()
+        self.ctx, self.opts = ctx, opts
+        self.calib = calibration_inputs(ctx.dataset, seed=ctx.seed)
+        base = ctx.program(ctx.teacher)
+        self.cells = chip_cells(ctx.seed, layer_shapes(base), ctx.device, ctx.xbar,
+                                opts.spare_rows)
+        self.fmap = test_chip(self.cells, ctx.device, ctx.hardware, ctx.seed)
+        act = input_activity(base, self.calib) if opts.activity else None
+        self.perms, self.errors = fault_aware_perms(folded_weights(ctx.teacher), self.fmap,
+                                                    ctx.device, ctx.xbar, act)
+        self.map_host_s = time.perf_counter() - start
+
+    def program(self, model: Any) -> Any:
+        c = self.ctx
+        chip = program_mapped(model, c.device, c.xbar, c.seed, self.perms, self.opts.spare_rows,
+                              "column", c.shape, cells=self.cells)
+        chip.calibrate(self.calib)
+        return chip
+
+    def outcome(self, chip: Any, **costs: float) -> MethodOutcome:
+        c, f = self.ctx, self.fmap
+        n = chip.n_cells
+        ratio = (self.errors["error_matched"] / self.errors["error_identity"]
+                 if self.errors["error_identity"] > 0 else 1.0)
+        base = {"test_s": f.test_s, "test_pj": f.test_pj, "map_host_s": self.map_host_s,
+                "expected_error_ratio": ratio, "endurance_cycles_max": 3.0,
+                "endurance_cycles_mean": 3.0}
+        base.update(costs)
+        return MethodOutcome(chip, program_s=c.one_shot_s + f.test_s,
+                             program_pj=c.one_shot_pj + f.test_pj, pulses=n + 2 * f.cells,
+                             costs=base)
+
+
+def _run_map(ctx: MethodContext) -> MethodOutcome:
+    m = _Mapped(ctx, _options(ctx))
+    return m.outcome(m.program(ctx.teacher))
+
+
+def _train(m: _Mapped) -> tuple[Any, dict[str, Any]]:
+    c = m.ctx
+    return fault_aware_train(c.teacher, c.dataset, c.device, c.xbar, m.fmap, m.perms,
+                             m.opts.train, c.seed, "column", m.program)
+
+
+def _run_train(ctx: MethodContext) -> MethodOutcome:
+    m = _Mapped(ctx, _options(ctx))
+    model, info = _train(m)
+    return m.outcome(m.program(model), offline_train_host_s=info["offline_train_host_s"],
+                     reduced_weights=float(info["reduced"]), held_weights=float(info["held"]))
+
+
+def _run_on_chip(ctx: MethodContext) -> MethodOutcome:
+    m = _Mapped(ctx, _options(ctx))
+    model, info = _train(m)
+    chip = m.program(model)
+    known = [lm.stuck[np.arange(lay.matrix.n_in) if lay.layer_name not in chip.row_perms
+                      else chip.row_perms[lay.layer_name]]
+             for lm, lay in zip(m.fmap.layers, chip.layers)]
+    wv = None
+    if m.opts.on_chip.rewrite_mode == "write-verify":
+        from xbar.mapping.recovery.rvw import rvw_params
+        wv = rvw_params(ctx.device)
+    res = retrain_on_chip(chip, ctx.dataset, folded_weights(model), known, m.cells,
+                          m.opts.on_chip, ctx.hardware, ctx.specs, ctx.seed, wv)
+    writes = np.concatenate([w.reshape(-1) for w in res.writes_per_cell]) + 3
+    out = m.outcome(chip, offline_train_host_s=info["offline_train_host_s"],
+                    reduced_weights=float(info["reduced"]), held_weights=float(info["held"]),
+                    rewrites=float(res.rewrites), rewrite_pulses=float(res.pulses),
+                    rewrite_s=res.rewrite_s, onchip_pass_s=res.pass_s,
+                    endurance_cycles_max=float(writes.max()),
+                    endurance_cycles_mean=float(writes.mean()))
+    out.adapt_s = res.rewrite_s + res.pass_s
+    out.adapt_pj = res.rewrite_pj + res.pass_pj
+    return out
+
+
+register(Method("fault-aware-map", "work3", "test the chip, match weight rows to crossbar rows "
+                "by bipartite matching on the fault map, program one-shot", _run_map))
+register(Method("fault-aware-train", "work3", "fault-aware-map, then retrain off device with "
+                "the chip's map in the loop (held, reduced and frozen weights; layer-by-layer "
+                "for MLPs), program one-shot", _run_train))
+register(Method("fault-aware+on-chip", "work3", "fault-aware-train, then a few on-device "
+                "retraining iterations that rewrite cells", _run_on_chip))
