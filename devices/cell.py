@@ -4,9 +4,11 @@ A :class:`Device` describes one cell technology. It knows the physics and statis
 single 1T1R cell and nothing about networks or arrays. All conductances are in microsiemens
 (uS); a read current in microamperes is ``G_us * V``.
 
-What the model leaves out: conductance drift and relaxation over time, read disturb,
-temperature, non-linear I-V (the cell is an ohmic conductance at the read voltage), wire
-resistance (IR drop) and sneak paths (the 1T1R access transistor suppresses them).
+Read disturb (each read pulse nudges a cell toward a fixed state) is declared here and
+applied by :mod:`xbar.devices.read_disturb`; off by default. What the model leaves out:
+conductance drift and relaxation over time, temperature, non-linear I-V (the cell is an
+ohmic conductance at the read voltage), wire resistance (IR drop) and sneak paths (the 1T1R
+access transistor suppresses them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from xbar.params import INF, fail, param, validate
 
 VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
 SIGMA_REFERENCES = ("level", "g_max", "range", "spacing")
+READ_DISTURB_TARGETS = ("g_max", "g_min")
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -67,6 +70,11 @@ class Device:
         sa0_rate: Fraction of cells stuck at g_min_us (stuck-at-0, HRS), in [0, 1].
         sa1_rate: Fraction of cells stuck at g_max_us (stuck-at-1, LRS), in [0, 1];
             sa0_rate + sa1_rate <= 1. Stuck cells ignore programming.
+        read_disturb_rate: Read disturb: the fraction of its distance to
+            ``read_disturb_toward`` a healthy cell moves on every read pulse (0 = off), so
+            G_n = G_* + (G_0 - G_*) (1 - rate)^n (:mod:`xbar.devices.read_disturb`).
+        read_disturb_toward: The state read disturb pulls cells toward: ``"g_max"`` (LRS,
+            reads of SET polarity) or ``"g_min"`` (HRS, reads of RESET polarity).
         source: Where the numbers come from (paper, data set, or "user").
     """
 
@@ -112,6 +120,12 @@ class Device:
     sa1_rate: float = param(0.0, unit="fraction", range=(0, 1),
                             note="a fraction, not a percent; sa0_rate + sa1_rate <= 1",
                             doc="Fraction of cells stuck at g_max_us (stuck-at-1, LRS).")
+    read_disturb_rate: float = param(0.0, unit="fraction", range=(0, 1),
+                                     note="per read pulse, of the distance left; 0 = off",
+                                     doc="Read disturb: fraction of the way to "
+                                         "read_disturb_toward a cell moves per read.")
+    read_disturb_toward: str = param("g_max", choices=READ_DISTURB_TARGETS,
+                                     doc="The state read disturb pulls cells toward.")
     source: str = param("user", nonempty=False,
                         doc="Where the numbers come from (paper, data set, or user).")
     _levels: np.ndarray = field(init=False, repr=False, compare=False)
@@ -205,9 +219,9 @@ class Device:
 
     @property
     def is_ideal(self) -> bool:
-        """True when programming is exact, reads are noiseless and no cell is stuck."""
+        """True when programming is exact, reads neither noisy nor disturbing, no cell stuck."""
         return (self.variation == "none" or self._zero_spread()) and self.read_noise == 0 \
-            and self.sa0_rate == 0 and self.sa1_rate == 0
+            and self.sa0_rate == 0 and self.sa1_rate == 0 and self.read_disturb_rate == 0
 
     def _zero_spread(self) -> bool:
         if self.variation in ("gaussian", "lognormal"):

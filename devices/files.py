@@ -46,6 +46,9 @@ else:  # pragma: no cover
 FORMAT = "xbar-sim device"
 FORMAT_VERSION = 1
 _TUPLE_FIELDS = ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us")
+# Fields added after files were first written; a file without them predates them, and meant
+# their default (off): read disturb (xbar.devices.read_disturb).
+_ADDED_OFF = ("read_disturb_rate", "read_disturb_toward")
 
 
 @dataclass
@@ -173,7 +176,8 @@ def device_from_attrs(group: h5py.Group, where: str) -> Device:
             values[k] = tuple(v.tolist())
     for k in group:
         values[k] = _vector(group[k], f"{where}/{k}")
-    required = [f.name for f in fields(Device) if f.init and f.name not in _TUPLE_FIELDS]
+    required = [f.name for f in fields(Device) if f.init and f.name not in _TUPLE_FIELDS
+                and f.name not in _ADDED_OFF]
     return _from_mapping(values, where, required, "every scalar Device field is stored, so "
                          "no default stands in for a lost value")
 

@@ -99,6 +99,32 @@ def wan2022() -> Device:
                   source="Wan et al., Nature 2022; aihwkit ReRamWan2022NoiseModel")
 
 
+def lv2024_mlc() -> Device:
+    """Work 5's setting (Lv, Zhang, Wang, IEEE TCAD 2024, doi 10.1109/TCAD.2024.3521195):
+    one multilevel cell per weight with device variation, read disturb and a limited on/off
+    ratio. The paper's numbers are not public; every value here is the project's choice
+    (docs/work5.md), each a Device field that can be changed:
+
+    * 16 levels (4-bit MLC), mapped one cell per signed weight against a reference column
+      (the hardware preset ``one-cell``, :data:`PRESET_HARDWARE`);
+    * on/off ratio 10 (g_max 100 uS, g_min 10 uS): a limited ratio puts the zero weight's
+      cell (the middle level) high up the range, where a relative spread is large in uS;
+    * lognormal variation sigma = 0.3 (sigma/mu about 0.31), high but below the DAC 2020
+      cell's 0.5;
+    * read disturb 1e-9 of the remaining distance to g_max per read pulse
+      (:mod:`xbar.devices.read_disturb`: 10^6 reads move a cell 0.1 % of the way, inside
+      the programming spread as Yao et al., Nature 2020 measured; the ~10^8 read pulses a
+      LeNet-5 first layer sees in 2 x 10^4 inferences move it about 10 %);
+    * read noise 1 % per read (aihwkit's ReRAM inference read noise).
+    """
+    return Device(name="lv2024-mlc", g_min_us=10.0, g_max_us=100.0, n_levels=16,
+                  variation="lognormal", sigma=0.3, read_noise=0.01,
+                  read_disturb_rate=1e-9, read_disturb_toward="g_max",
+                  source="Lv, Zhang, Wang, IEEE TCAD 2024 (setting named, values the "
+                         "project's choice: on/off 10, lognormal 0.3, 16 levels, read "
+                         "disturb 1e-9 per read; docs/work5.md)")
+
+
 _RADAR_DOI = "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975"
 _RADAR_FIT = "fitted with xbar.devices.radar.fit_radar (seed 0; see docs/write_verify.md)"
 
@@ -211,6 +237,7 @@ PRESETS: dict[str, Callable[[], Device]] = {
     "wan2022": wan2022,
     "radar-2bpc": radar_2bpc,
     "radar-3bpc": radar_3bpc,
+    "lv2024-mlc": lv2024_mlc,
 }
 
 WRITE_VERIFY_PRESETS: dict[str, Callable[[], WriteVerifyParams]] = {
@@ -223,6 +250,8 @@ PRESET_HARDWARE: dict[str, str] = {
     # DAC 2020 maps its 10-level student one cell per signed weight (a multilevel cell used
     # alone); see README "Reading the DAC 2020 variance".
     "charan2020-dac": "one-cell",
+    # Work 5 (Lv et al., TCAD 2024): one multilevel cell per weight.
+    "lv2024-mlc": "one-cell",
 }
 """The hardware preset (``xbar.config.HARDWARE_PRESETS``) a device preset's source implies,
 for presets whose paper fixes the weight mapping; every other preset implies ``default``."""

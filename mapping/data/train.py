@@ -208,10 +208,13 @@ def check_logits(logits: Any, n: int, first: int = 0) -> torch.Tensor:
     return logits
 
 
-def _fingerprint(model: nn.Module, dataset: Dataset, recipe: TrainRecipe) -> str:
-    """12 hex digits over the data, the architecture and the recipe."""
+def _fingerprint(model: nn.Module, dataset: Dataset, recipe: TrainRecipe,
+                 regularizer: Any = None) -> str:
+    """12 hex digits over the data, the architecture and the recipe (and the regulariser's
+    repr, when there is one: without one the fingerprint is what it always was)."""
     h = hashlib.blake2b(digest_size=6)
-    h.update(f"{dataset.fingerprint}|{model!r}|{recipe!r}|v{RECIPE_VERSION}".encode())
+    extra = "" if regularizer is None else f"|reg={regularizer!r}"
+    h.update(f"{dataset.fingerprint}|{model!r}|{recipe!r}|v{RECIPE_VERSION}{extra}".encode())
     return h.hexdigest()
 
 
@@ -224,8 +227,10 @@ def _recipe(model_name: str, epochs: int | None) -> TrainRecipe:
     return dataclasses.replace(base, epochs=int(epochs))
 
 
-def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int) -> None:
-    """Adam + cosine decay over ``recipe.epochs``; shuffling from a generator seeded by seed."""
+def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int,
+         regularizer: Any = None) -> None:
+    """Adam + cosine decay over ``recipe.epochs``; shuffling from a generator seeded by seed;
+    ``regularizer(model)``, when given, is added to every step's loss."""
     device = _model_device(model)
     x = torch.from_numpy(dataset.x_train)
     y = torch.from_numpy(dataset.y_train)
@@ -244,6 +249,8 @@ def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int) -> 
             idx = order[start:start + recipe.batch_size]
             optimiser.zero_grad(set_to_none=True)
             loss = loss_fn(model(x[idx].to(device)), y[idx].to(device))
+            if regularizer is not None:
+                loss = loss + regularizer(model)
             loss.backward()
             optimiser.step()
             schedule.step()
@@ -264,7 +271,7 @@ def _load_cached(model: nn.Module, path: Path) -> dict[str, Any] | None:
 
 
 def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | None = None,
-                cache: bool = True) -> tuple[nn.Module, TrainInfo]:
+                cache: bool = True, regularizer: Any = None) -> tuple[nn.Module, TrainInfo]:
     """Train (or load from the cache) the FP32 model ``model_name`` on ``dataset``.
 
     Deterministic: the seed fixes initialisation (torch's global RNG, saved and restored
@@ -279,6 +286,9 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         epochs: Epochs to train; None for the model's default (:data:`DEFAULT_RECIPES`).
         cache: Read and write ``cache_dir()/models/<model>-<dataset>-seed<seed>-e<epochs>-
             <fingerprint>.pt``; the fingerprint covers the data, architecture and recipe.
+        regularizer: None, or a callable ``regularizer(model) -> loss term`` added to every
+            step's loss (e.g. :class:`xbar.mapping.recovery.lipschitz.LipschitzRegularizer`);
+            its ``repr`` enters the fingerprint, so a regularised model is cached apart.
 
     Returns:
         The model (CPU, eval mode) and a :class:`TrainInfo` with its test accuracy.
@@ -296,12 +306,12 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
     with seeded_deterministic(seed, recipe.threads):
         model = build_model(model_name, dataset.n_classes)
         path = (cache_dir() / "models" / f"{model_name}-{dataset.name}-seed{seed}-"
-                f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe)}.pt")
+                f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe, regularizer)}.pt")
         meta = _load_cached(model, path) if cache and path.is_file() else None
         from_cache = meta is not None
         if meta is None:
             start = time.perf_counter()
-            _fit(model, dataset, recipe, seed)
+            _fit(model, dataset, recipe, seed, regularizer)
             train_seconds = time.perf_counter() - start
         else:
             train_seconds = float(meta.get("train_seconds", float("nan")))

@@ -220,8 +220,14 @@ def _clip_columns(layers: list[nn.Module], clip: float) -> None:
 
 
 def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarConfig,
-            kd: KDConfig = KDConfig(), seed: int = 0) -> tuple[nn.Module, dict[str, Any]]:
+            kd: KDConfig = KDConfig(), seed: int = 0, regularizer: Any = None
+            ) -> tuple[nn.Module, dict[str, Any]]:
     """Train a device-aware student from ``teacher``; returns it (plain weights) and info.
+
+    ``regularizer``: None (the recipe as it always was), or a callable ``regularizer(student)``
+    added to every draw's loss, e.g. a
+    :class:`~xbar.mapping.recovery.lipschitz.LipschitzRegularizer` (it acts on the student's
+    own weights, not the noisy ones the forward sees).
 
     ``info`` holds the recipe, the training time, the student's clean and noisy-weight test
     accuracies (reported, never used to choose anything), and from the held-out training
@@ -279,6 +285,8 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
                     loss_kd = F.kl_div(F.log_softmax(out / t, 1), target,
                                        reduction="batchmean") * t * t
                     loss = kd.alpha * loss_kd + (1 - kd.alpha) * F.cross_entropy(out, y[idx])
+                    if regularizer is not None:
+                        loss = loss + regularizer(student)
                     (loss / kd.draws).backward()
                 opt.step()
                 sched.step()
