@@ -37,6 +37,10 @@ CLEAN_EXCEPTIONS = {
         "every weight's programming error is comparable to its column's largest weight: the "
         "student gives up clean accuracy (93-96 % against 98.1 %) for robustness (one-shot "
         "24 %, KD 70-80 % on chip)",
+    ("lv2024-mlc", "one-cell"):
+        "on/off 10 puts the zero weight's cell at 55 uS, where lognormal 0.3 is a large error "
+        "against the column's range: the student gives up clean accuracy (95.8 % against "
+        "98.1 %) for robustness (one-shot 45 %, KD 91 % on chip)",
 }
 # One-shot within this of the teacher: nothing to recover, KD only has to keep it.
 NOTHING_TO_RECOVER = 0.01
