@@ -42,7 +42,8 @@ from xbar.mapping.recovery.published import Published, published
 __all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "reproduce", "row",
            "speedup_sensitivity"]
 
-WORK_MODULES: dict[str, str] = {"work5": "xbar.mapping.recovery.work5",
+WORK_MODULES: dict[str, str] = {"work3": "xbar.mapping.recovery.reproduce_work3",
+                               "work5": "xbar.mapping.recovery.work5",
                                "work4": "xbar.mapping.recovery.work4"}
 """Works 3-5: the module whose ``rows(settings, teacher, say, out)`` returns the work's rows
 (``teacher``: the MNIST LeNet-5 (digits CNN with ``quick``) as
