@@ -44,7 +44,7 @@ def format_table(result: dict[str, Any]) -> str:
     for name, m in result["methods"].items():
         acc = f"{100 * m['accuracy']:.2f} +- {100 * m['accuracy_std']:.2f}%"
         area = m.get("sram_area_fraction", 0.0)
-        rows.append(f"{LABELS[name]:<16}{acc:>17}{_time(m['program_s']):>11}"
+        rows.append(f"{LABELS.get(name, name):<16}{acc:>17}{_time(m['program_s']):>11}"
                     f"{_time(m['adapt_s']):>11}{_time(m['time_s']):>13}"
                     f"{_energy(m.get('energy_j', 0.0)):>11}"
                     f"{m['sram_bits_per_rram_cell']:>16.4f}"
@@ -73,7 +73,7 @@ def plots(result: dict[str, Any]) -> dict[str, bytes]:
     from matplotlib.figure import Figure
 
     names = list(result["methods"])
-    labels = [LABELS[n] for n in names]
+    labels = [LABELS.get(n, n) for n in names]
     m = result["methods"]
     out = {}
     fig = Figure(figsize=(8, 4))
@@ -94,8 +94,8 @@ def plots(result: dict[str, Any]) -> dict[str, bytes]:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     timed = [n for n in names if m[n]["time_s"] > 0]
-    ax.bar([LABELS[n] for n in timed], [m[n]["program_s"] for n in timed], label="program")
-    ax.bar([LABELS[n] for n in timed], [m[n]["adapt_s"] for n in timed],
+    ax.bar([LABELS.get(n, n) for n in timed], [m[n]["program_s"] for n in timed], label="program")
+    ax.bar([LABELS.get(n, n) for n in timed], [m[n]["adapt_s"] for n in timed],
            bottom=[m[n]["program_s"] for n in timed], label="adapt")
     ax.set_yscale("log")
     if timed:
