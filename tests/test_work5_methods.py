@@ -138,3 +138,17 @@ def test_every_work5_method_runs_through_compare(teacher) -> None:
     assert m["chip-ft"]["chip_inferences"] == 3 * 8 + 256
     for name in ("vat", "chip-ft", "io-kd"):
         assert method(name).work == "work5"
+
+
+def test_vat_is_the_kd_recipe_without_the_teacher_and_programs_one_shot(teacher) -> None:
+    from xbar.mapping.recovery.kd import distill
+    ctx = _context(teacher, VATConfig(epochs=1))
+    out = method("vat").run(ctx)
+    assert out.program_s is None and out.pulses is None     # one one-shot programming
+    recipe = KDConfig(epochs=1, alpha=0.0)
+    student, info = distill(teacher.model, teacher.dataset, ctx.device, ctx.xbar, recipe, 0)
+    ref = ctx.program(student)
+    for a, b in zip(out.chip.layers, ref.layers):
+        assert np.array_equal(a.matrix.g_us, b.matrix.g_us)
+    again = method("vat").run(ctx)                          # one student for every chip
+    assert again.costs["offline_train_s"] == out.costs["offline_train_s"]

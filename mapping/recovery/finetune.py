@@ -151,10 +151,10 @@ def run_vat(ctx: MethodContext) -> MethodOutcome:
     cfg = _options(ctx, "vat", VATConfig)
     recipe = dataclasses.replace(ctx.settings.kd, alpha=0.0,
                                  epochs=cfg.epochs or ctx.settings.kd.epochs)
+    # the same teacher and data objects (by identity), the same device, arrays and recipe
     key = (ctx.teacher, ctx.dataset, ctx.device, ctx.xbar, recipe, ctx.settings.seed)
-    hit = [entry for entry in _VAT_CACHE if len(entry[0]) == len(key) and all(
-        a is b or (not isinstance(a, torch.nn.Module) and a == b)
-        for a, b in zip(entry[0], key))]
+    hit = [entry for entry in _VAT_CACHE if entry[0][0] is key[0] and entry[0][1] is key[1]
+           and entry[0][2:] == key[2:]]
     if hit:
         model, info = hit[0][1], hit[0][2]
     else:

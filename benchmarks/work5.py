@@ -1,0 +1,116 @@
+"""Work 5 benchmark: every fine-tuning strategy's accuracy over several chips and its chip cost.
+
+Lv, Zhang, Wang, IEEE TCAD 2024: one multilevel cell per weight with device variation, read
+disturb and a limited on/off ratio (the ``lv2024-mlc`` preset on the ``one-cell`` hardware;
+docs/work5.md). Methods: one-shot, KD (``compare``'s built-in), variation-aware training
+(``vat``), fine-tuning through the chip (``chip-ft``) and the I/O-guided progressive KD
+fine-tuning (``io-kd``), all from :mod:`xbar.mapping.recovery.finetune` through
+:func:`xbar.mapping.recovery.compare.compare` (via :func:`xbar.mapping.recovery.work5.run`).
+
+Usage (single-threaded, as measured in docs/work5.md)::
+
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --chips 3
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --cifar --chips 2 \\
+        --kd-epochs 3 --steps 100 --images 512 --cifar-test-limit 1000
+
+MNIST LeNet-5 (the default) or, with ``--cifar``, CIFAR-10 on the width-reduced VGG-16
+(``vgg16-narrow``, 1/8 of every width: the CPU-sized CIFAR-10 CNN). Prints one row per
+method (accuracy mean +- std over chips, programming time and pulses including rewrites,
+chip time after programming, images the chip ran, rewrite pulses, host training time) and
+io-kd minus vat per chip; writes the full ``compare`` result as JSON (``--out``, default
+``results/work5_<model>.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xbar.files import write_atomically
+from xbar.mapping.data.workflow import load_teacher
+from xbar.mapping.recovery.reproduce import ReproduceSettings
+from xbar.mapping.recovery.work5 import METHODS, run
+
+
+def _teacher(cifar: bool, test_limit: int | None) -> object:
+    if not cifar:
+        return load_teacher("lenet5", "mnist")
+    from xbar.mapping.data.train import evaluate
+
+    teacher = load_teacher("vgg16-narrow", "cifar10")
+    ds = teacher.dataset
+    if test_limit is not None and test_limit < len(ds.y_test):
+        # evenly strided: the image-folder test set is ordered by class
+        idx = np.linspace(0, len(ds.y_test) - 1, test_limit).round().astype(int)
+        ds = dataclasses.replace(ds, x_test=ds.x_test[idx], y_test=ds.y_test[idx])
+    return dataclasses.replace(teacher, dataset=ds,
+                               software_accuracy=evaluate(teacher.model, ds.x_test, ds.y_test))
+
+
+def table(result: dict) -> list[str]:
+    """The printed table: one line per method."""
+    lines = [f"{'method':9s} {'accuracy %':>15s} {'program s':>10s} {'pulses':>9s} "
+             f"{'chip s':>8s} {'chip imgs':>9s} {'rewrites':>9s} {'host s':>8s}"]
+    for name, m in result["methods"].items():
+        lines.append(
+            f"{name:9s} {100 * m['accuracy']:7.2f} +- {100 * m['accuracy_std']:4.2f} "
+            f"{m['program_s']:10.4g} {m['pulses']:9.0f} {m['adapt_s']:8.3g} "
+            f"{m.get('chip_inferences', 0):9.0f} {m.get('rewrite_pulses', 0):9.0f} "
+            f"{m.get('offline_train_s', 0):8.1f}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cifar", action="store_true", help="CIFAR-10 on vgg16-narrow")
+    p.add_argument("--chips", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=200, help="chip-ft steps; io-kd per layer")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--kd-epochs", type=int, default=10, help="KD and VAT epochs")
+    p.add_argument("--images", type=int, default=1024, help="io-kd images measured per stage")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--cifar-test-limit", type=int, default=1000)
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    teacher = _teacher(args.cifar, args.cifar_test_limit)
+    model = "vgg16-narrow" if args.cifar else "lenet5"
+    settings = ReproduceSettings(works=("work5",), chips=args.chips, seed=args.seed,
+                                 steps=args.steps, batch=args.batch, kd_epochs=args.kd_epochs)
+
+    def say(text: str) -> None:
+        print(f"[{time.perf_counter() - start:6.0f} s] {text}", file=sys.stderr, flush=True)
+
+    result = run(settings, teacher, say, methods=tuple(args.methods.split(",")),
+                 images=args.images)
+    wall = time.perf_counter() - start
+    m = result["methods"]
+    print(f"work 5 on {model} ({teacher.dataset.name}, {len(teacher.dataset.y_test)} test "
+          f"images), lv2024-mlc one cell per weight, {args.chips} chips, {wall:.0f} s")
+    print("\n".join(table(result)))
+    if "io-kd" in m and "vat" in m:
+        gain = np.asarray(m["io-kd"]["accuracies"]) - np.asarray(m["vat"]["accuracies"])
+        print(f"io-kd - vat: {100 * gain.mean():+.2f} +- {100 * gain.std():.2f} points "
+              f"(per chip: {', '.join(f'{100 * g:+.2f}' for g in gain)}); paper: > +3 points")
+    result["benchmark"] = {"command": " ".join(["python", "benchmarks/work5.py", *(argv or
+                                                sys.argv[1:])]), "wall_s": wall,
+                           "model": model, "torch_threads": 1}
+    out = Path(args.out or f"results/work5_{model}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1,
+                                                                       default=str)))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
