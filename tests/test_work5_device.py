@@ -182,3 +182,26 @@ def test_a_device_file_written_before_read_disturb_loads_with_it_off(tmp_path) -
         del f["device"].attrs["sigma"]
     with pytest.raises(Exception, match="missing device field"):
         load_device_file(path)
+
+
+@pytest.mark.parametrize("affine", [False, True])
+def test_digital_correction_zeroes_each_channels_mean_error(affine: bool) -> None:
+    from xbar.mapping.recovery.iokd import correct_bias
+    device = preset("lv2024-mlc")
+    model = _model()
+    specs = layer_specs(model, SHAPE)
+    x = torch.from_numpy(np.random.default_rng(2).random((64, *SHAPE), dtype=np.float32))
+    errors = []
+    for fit in (False, affine):
+        chip = _chip(device)
+        x_in, y = measure_layer(chip, 0, x.numpy(), outputs=True, stream=80)
+        with torch.no_grad():
+            before = ((model[0](x_in) - y) ** 2).mean().item()
+        correct_bias(chip, model[0], 0, x, {}, specs, affine=fit)
+        x_in, y = measure_layer(chip, 0, x.numpy(), outputs=True, stream=80)  # same reads
+        with torch.no_grad():
+            err = model[0](x_in) - y
+        np.testing.assert_allclose(err.mean(dim=(0, 2, 3)).numpy(), 0.0, atol=1e-4)
+        errors.append((err ** 2).mean().item())
+        assert errors[-1] < before
+    assert errors[1] <= errors[0] + 1e-7   # the affine fit is at least as close as the bias

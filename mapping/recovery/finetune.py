@@ -53,9 +53,10 @@ from xbar.params import Params, param
 from xbar.timing.adaptation import adaptation_time
 from xbar.timing.energy import adaptation_energy, conductance_sums, inference_energy
 
-__all__ = ["ChipFTConfig", "IOKDConfig", "STARTS", "VATConfig"]
+__all__ = ["CORRECTIONS", "ChipFTConfig", "IOKDConfig", "STARTS", "VATConfig"]
 
 STARTS = ("student", "teacher")
+CORRECTIONS = ("bias", "affine", "none")
 
 
 @dataclass(frozen=True)
@@ -100,9 +101,10 @@ class IOKDConfig(Params):
         learning_rate: Adam's rate on the weights and biases of the layers being tuned.
         feature_weight: Weight of the layer-output term (MSE against the teacher's layer
             output over its variance) beside the KD loss on the logits; 0: logits only.
-        bias_correction: After programming each layer, measure its outputs and move its
-            digital bias by the mean per-channel error
-            (:func:`xbar.mapping.recovery.iokd.correct_bias`).
+        correction: After programming each layer, measure its outputs and correct its
+            digital output stage (:func:`xbar.mapping.recovery.iokd.correct_bias`):
+            ``"bias"`` (the mean per-channel error), ``"affine"`` (a least-squares gain and
+            bias per channel) or ``"none"``.
         start: ``"student"`` (the KD student) or ``"teacher"``.
     """
 
@@ -113,8 +115,9 @@ class IOKDConfig(Params):
     batch_size: int = param(64, unit="images", range=(1, 10**6), doc="Images per step.")
     learning_rate: float = param(1e-3, range=(0, 1e3, True, False), doc="Adam's rate.")
     feature_weight: float = param(1.0, range=(0, 1e6), doc="Weight of the layer-output term.")
-    bias_correction: bool = param(True, doc="Correct each layer's digital bias from its "
-                                            "measured outputs after it is programmed.")
+    correction: str = param("bias", choices=CORRECTIONS,
+                            doc="Digital correction of each layer from its measured outputs "
+                                "after it is programmed.")
     start: str = param("student", choices=STARTS, doc="The network programmed first.")
 
 

@@ -24,16 +24,18 @@ each mapped layer n = 1, ..., L-1 in turn:
    scale; only cells whose target level changed are pulsed, each with a fresh programming
    error (:func:`xbar.mapping.recovery.chip_loop.reprogram_layer`); its digital bias is
    written; the chip's converter ranges are recalibrated on the calibration images.
-4. **Measured again, bias corrected** (``bias_correction``, on by default; also for layer 0
-   before the first stage): the same images run through layer n, its measured outputs
-   (inputs and outputs in one pass) are compared with what the fine-tuned layer computes
-   from those inputs with its intended weights, and the mean difference per output
-   channel is added to its digital bias: the layer's own new programming error, as far as
-   an offset per channel can undo it (a digital write, no cell is touched).
+4. **Measured again, corrected digitally** (``correction``: ``"bias"`` by default, also for
+   layer 0 before the first stage): the same images run through layer n, and its measured
+   outputs (inputs and outputs in one pass) are compared with what the fine-tuned layer
+   computes from those inputs with its intended weights; the mean difference per output
+   channel is added to its digital bias (``"affine"``: a least-squares digital gain and
+   bias per channel). This undoes the layer's own new programming error as far as an
+   offset (and gain) per channel can; no cell is touched.
 
 Layer 0 keeps its first programming (nothing upstream to undo). Read disturb
 (:mod:`xbar.devices.read_disturb`) acts on every read the method makes: after each
-measurement and calibration the layers read move (:func:`xbar.mapping.recovery.chip_loop.serve_reads`).
+measurement and calibration the layers read move
+(:func:`xbar.mapping.recovery.chip_loop.serve_reads`).
 
 Chip cost: the measurements and calibrations (inferences through the layers they read, the
 engine's forward time), the rewrites (pulses, time and energy of the engine's programming
@@ -79,19 +81,36 @@ def layer_outputs(model: nn.Module, index: int, x: torch.Tensor,
 
 
 def correct_bias(chip: Chip, layer: nn.Module, n: int, images: torch.Tensor,
-                 reads: dict[str, float], specs: Any) -> torch.Tensor:
-    """Measure chip layer ``n``'s inputs and outputs on ``images``; add to its digital bias
-    the mean, per output channel, of what ``layer`` (the intended weights and bias) computes
-    from those inputs minus what the chip returned. Returns the correction."""
+                 reads: dict[str, float], specs: Any, affine: bool = False) -> torch.Tensor:
+    """Measure chip layer ``n``'s inputs and outputs on ``images``; correct its digital
+    output stage towards what ``layer`` (the intended weights and bias) computes from those
+    inputs: the bias moves by the mean difference per output channel or, with ``affine``,
+    each channel's digital gain and bias are the least-squares fit of the intended output
+    on the chip's MVM result. Returns the bias change."""
     x_in, y_chip = measure_layer(chip, n, images.numpy(), outputs=True, stream=80 + n)
     serve_reads(chip, specs, len(images), reads, layers=n + 1)
+    analog = chip.layers[n]
     with torch.no_grad():
-        diff = layer(x_in) - y_chip
-    dims = [d for d in range(diff.dim()) if d != 1]
-    delta = diff.mean(dim=dims)
-    old = chip.layers[n].bias
-    chip.layers[n].bias = delta.clone() if old is None else old + delta
-    return delta
+        want = layer(x_in)
+        old = analog.bias if analog.bias is not None else torch.zeros(want.shape[1])
+        if not affine:
+            dims = [d for d in range(want.dim()) if d != 1]
+            delta = (want - y_chip).mean(dim=dims)
+            analog.bias = old + delta
+            return delta
+        gain = analog.col_gain.detach() if analog.col_gain is not None else \
+            torch.ones(want.shape[1])
+        shape = [1, -1] + [1] * (want.dim() - 2)
+        mvm = (y_chip - old.view(shape)) / gain.view(shape)   # the arrays' own result
+        m = mvm.transpose(0, 1).reshape(want.shape[1], -1).double()
+        t = want.transpose(0, 1).reshape(want.shape[1], -1).double()
+        m_c, t_c = m - m.mean(1, keepdim=True), t - t.mean(1, keepdim=True)
+        var = (m_c * m_c).mean(1)
+        a = torch.where(var > 0, (m_c * t_c).mean(1) / var.clamp_min(1e-30), 1.0)
+        bias = t.mean(1) - a * m.mean(1)
+        analog.col_gain = a.float()
+        analog.bias = bias.float()
+        return analog.bias - old
 
 
 def _clamp_to_columns(layers: list[nn.Module], w_max: list[torch.Tensor]) -> None:
@@ -189,8 +208,9 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
     rewrites, measured, stage_losses = [], [], []
     calibrations = 0
     train_s = 0.0
-    if config.bias_correction:
-        correct_bias(chip, mapped_layers(model)[0][1], 0, images, reads, ctx.specs)
+    if config.correction != "none":
+        correct_bias(chip, mapped_layers(model)[0][1], 0, images, reads, ctx.specs,
+                     config.correction == "affine")
         measured.append((len(images), 1))
     for n in range(1, n_layers):
         x_in, _ = measure_layer(chip, n, images.numpy(), stream=40 + n)
@@ -211,8 +231,9 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
         chip.calibrate(calib)
         serve_reads(chip, ctx.specs, len(calib), reads)
         calibrations += 1
-        if config.bias_correction:
-            correct_bias(chip, layer, n, images, reads, ctx.specs)
+        if config.correction != "none":
+            correct_bias(chip, layer, n, images, reads, ctx.specs,
+                         config.correction == "affine")
             measured.append((len(images), n + 1))
     return {"chip": chip, "rewrites": rewrites, "measured": measured,
             "calibrations": calibrations, "calibration_images": len(calib),
