@@ -48,7 +48,7 @@ from xbar.timing.energy import programming_energy
 from xbar.timing.programming import LayerCells, programming_time
 
 __all__ = ["LayerCellsDraw", "LayerMap", "FaultMap", "chip_cells", "layer_shapes",
-           "spare_capacity", "test_chip", "test_cost"]
+           "spare_capacity", "run_test_pass", "cost_of_test_pass"]
 
 TEST_PULSES = 2
 """Writes per cell in the test pass (middle level, lowest level)."""
@@ -147,7 +147,7 @@ def chip_cells(seed: int, shapes: list[tuple[str, int, int]], device: Device,
     return out
 
 
-def test_cost(cells: list[LayerCellsDraw], hw: HardwareConfig) -> tuple[float, float]:
+def cost_of_test_pass(cells: list[LayerCellsDraw], hw: HardwareConfig) -> tuple[float, float]:
     """(seconds, pJ) of the test pass over ``cells``: two pulses and two ADC reads per cell,
     through the programming engine (module docstring)."""
     prog = hw.programming.replace(verify_read="adc")
@@ -170,7 +170,7 @@ def _read(g: np.ndarray, device: Device, bits: int, rng: np.random.Generator) ->
     return np.clip(np.rint(g * top / device.g_max_us), 0, top)
 
 
-def test_chip(cells: list[LayerCellsDraw], device: Device, hw: HardwareConfig,
+def run_test_pass(cells: list[LayerCellsDraw], device: Device, hw: HardwareConfig,
               seed: int) -> FaultMap:
     """Run the test pass over a chip's physical cells (module docstring); the reads' noise
     comes from ``SeedSequence([seed, 6])``."""
@@ -195,7 +195,7 @@ def test_chip(cells: list[LayerCellsDraw], device: Device, hw: HardwareConfig,
         theta = np.log(np.maximum(r1, 0.5) * lsb / g_mid).astype(np.float32)
         theta[stuck != 0] = 0.0
         layers.append(LayerMap(c.name, stuck, theta))
-    test_s, test_pj = test_cost(cells, hw)
+    test_s, test_pj = cost_of_test_pass(cells, hw)
     return FaultMap(layers, test_s, test_pj, n_cells)
 
 

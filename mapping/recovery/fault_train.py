@@ -28,6 +28,7 @@ Every choice the papers leave open is a field of :class:`FaultTrainConfig`.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ class FaultTrainConfig(Params):
     epochs: int = param(2, unit="epochs", range=(0, 10**4),
                         doc="Epochs of retraining after each round of freezing.")
     batch_size: int = param(64, unit="images", range=(1, 10**6), doc="Images per step.")
-    learning_rate: float = param(1e-3, range=(0, 10, True, False), doc="Adam's rate.")
+    learning_rate: float = param(2e-4, range=(0, 10, True, False), doc="Adam's rate.")
     rounds: int = param(2, unit="rounds", range=(1, 1000),
                         doc="Rounds of reduce-and-freeze, each followed by retraining.")
     variation_threshold: float = param(
@@ -206,6 +207,7 @@ def fault_aware_train(teacher: nn.Module, dataset: Any, device: Device, xbar: An
                           f"{type(cfg).__name__}")
     start = time.perf_counter()
     model, _ = fold_batchnorm(teacher)
+    template = copy.deepcopy(model)
     named = mapped_layers(model)
     if len(named) != len(fmap.layers) or len(perms) != len(named):
         raise ConfigError(f"the map has {len(fmap.layers)} layers and {len(perms)} "
@@ -263,15 +265,16 @@ def fault_aware_train(teacher: nn.Module, dataset: Any, device: Device, xbar: An
         if layerwise:
             if program is None:
                 raise ConfigError("the layer-by-layer adjustment needs program(model)")
-            info["adjust_images"] = _adjust(model, named, raws, frozen, x, y, cfg, gen,
-                                            program, seed)
+            info["adjust_images"] = _adjust(model, template, named, raws, frozen, x, y, cfg,
+                                            gen, program, seed)
         for _, layer in named:
             parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
     info["offline_train_host_s"] = time.perf_counter() - start
     return model, info
 
 
-def _adjust(model: nn.Sequential, named: list[tuple[str, nn.Module]], raws: list[nn.Parameter],
+def _adjust(model: nn.Sequential, template: nn.Module, named: list[tuple[str, nn.Module]],
+            raws: list[nn.Parameter],
             frozen: list[tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor, y: torch.Tensor,
             cfg: FaultTrainConfig, gen: torch.Generator, program: Any, seed: int) -> int:
     """Layer-by-layer: retrain the layers after each one on the programmed chip's analog
@@ -282,7 +285,7 @@ def _adjust(model: nn.Sequential, named: list[tuple[str, nn.Module]], raws: list
     xs, ys = x[idx], y[idx]
     for li in range(len(named) - 1):
         with torch.no_grad():
-            plain = _plain_copy(model, named)
+            plain = _plain_copy(model, template)
         chip = program(plain)
         nxt = named[li + 1][0]
         seen: list[torch.Tensor] = []
@@ -300,13 +303,12 @@ def _adjust(model: nn.Sequential, named: list[tuple[str, nn.Module]], raws: list
     return int(len(idx))
 
 
-def _plain_copy(model: nn.Module, named: list[tuple[str, nn.Module]]) -> nn.Module:
-    """A copy of the model with its raw (unparametrized) weights, for programming."""
-    import copy
-    out = copy.deepcopy(model)
-    for name, _ in named:
-        layer = out.get_submodule(name)
-        raw = layer.parametrizations.weight.original.detach().clone()
-        parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
-        layer.weight = nn.Parameter(raw)
+def _plain_copy(model: nn.Module, template: nn.Module) -> nn.Module:
+    """``template`` (the unparametrized model) holding ``model``'s current raw weights and
+    other parameters, for programming. (A deep copy of a parametrized module shares its
+    generated class, so removing the copy's parametrization would break the original.)"""
+    out = copy.deepcopy(template)
+    state = {k.replace("parametrizations.weight.original", "weight"): v.detach().clone()
+             for k, v in model.state_dict().items()}
+    out.load_state_dict(state)
     return out

@@ -40,7 +40,7 @@ from xbar.errors import ConfigError
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.recovery.fault_aware import (fault_aware_perms, folded_weights,
                                                input_activity, program_mapped)
-from xbar.mapping.recovery.fault_map import chip_cells, layer_shapes, test_chip
+from xbar.mapping.recovery.fault_map import chip_cells, layer_shapes, run_test_pass
 from xbar.mapping.recovery.fault_train import FaultTrainConfig, fault_aware_train
 from xbar.mapping.recovery.methods import Method, MethodContext, MethodOutcome, register
 from xbar.mapping.recovery.on_chip import OnChipConfig, retrain_on_chip
@@ -129,7 +129,7 @@ class _Mapped:
         base = ctx.program(ctx.teacher)
         self.cells = chip_cells(ctx.seed, layer_shapes(base), ctx.device, ctx.xbar,
                                 opts.spare_rows)
-        self.fmap = test_chip(self.cells, ctx.device, ctx.hardware, ctx.seed)
+        self.fmap = run_test_pass(self.cells, ctx.device, ctx.hardware, ctx.seed)
         act = input_activity(base, self.calib) if opts.activity else None
         self.perms, self.errors = fault_aware_perms(folded_weights(ctx.teacher), self.fmap,
                                                     ctx.device, ctx.xbar, act)
