@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from xbar.config import load_hardware
 from xbar.files import write_atomically
@@ -60,16 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kd-epochs", type=int, default=5)
     p.add_argument("--sram-ratio", type=float, default=0.05)
     p.add_argument("--out", default="results/work3")
+    p.add_argument("--merge", default="", help="other runs' work3_sweep.json files "
+                   "(comma-separated) whose models are added to this run's before the "
+                   "table and the plot (models run in separate processes)")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     store = out / "work3_sweep.json"
     done: dict[str, Any] = json.loads(store.read_text()) if store.exists() else {}
+    for other in filter(None, args.merge.split(",")):
+        for model, d in json.loads(Path(other).read_text()).items():
+            done.setdefault(model, d)
     hw = load_hardware("default")
     methods = tuple(m for m in args.methods.split(",") if m)
     sweeps = [("saf", v, stuck_device(v)) for v in _floats(args.saf)] + \
              [("sigma", v, variation_device(v)) for v in _floats(args.sigmas)]
-    for model in args.models.split(","):
+    for model in filter(None, args.models.split(",")):
         teacher = load_teacher(model, args.dataset, args.data_dir)
         done.setdefault(model, {"fp32": teacher.software_accuracy, "points": {}})
         for kind, value, device in sweeps:

@@ -22,7 +22,7 @@ from xbar.mapping.recovery.fault_aware import (check_perm, expected_error, fault
                                                row_costs)
 from xbar.mapping.recovery.fault_map import (chip_cells, layer_shapes, spare_capacity,
                                              run_test_pass, cost_of_test_pass)
-from xbar.mapping.recovery.work3 import stuck_device, variation_device
+from xbar.mapping.recovery.work3 import stuck_device
 from xbar.timing.programming import ProgrammingConfig
 from xbar.timing_config import TimingConfig
 
@@ -113,7 +113,7 @@ def test_test_cost_is_the_closed_form() -> None:
     t_p, t_v = prog.pulse_cycles(hw.timing), prog.verify_cycles(hw.timing, XB)
     layout = weight_layout(XB.array)
     total = 0
-    for _, n_in, n_out in shapes:  # differential: G+ and G- arrays per tile, every bit line a driver
+    for _, n_in, n_out in shapes:  # differential: G+ and G- arrays, a driver per bit line
         n_rt, n_ct = layout.row_tiles(n_in), layout.col_tiles(n_out)
         for rt in range(n_rt):
             rows = min(XB.array.rows, n_in - rt * XB.array.rows)
