@@ -174,3 +174,17 @@ def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
         Work4Options(compensation=dataclasses.replace)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="layers"):
         CompensationConfig(layers=0)
+
+
+def test_adc_search_over_level_counts(digits) -> None:
+    ds, model, _ = digits
+    config = ADCSearchConfig(chips=1, images=60, min_bits=6, max_drop=0.05, levels=(8.0, 4.0))
+    result = search_adc_bits(model, ds, device_at(0.3), HardwareConfig(), config, seed=1)
+    assert result.levels in (8, 4) and result.accuracy >= result.floor
+    assert {h["levels"] for h in result.history} <= {8, 4}
+    table = dataclasses.replace(preset("charan2020-jxcdc"), variation="table",
+                                level_mean_us=tuple(preset("charan2020-jxcdc").levels),
+                                level_std_us=(0.1,) * 16)
+    with pytest.raises(ConfigError, match="level count"):
+        search_adc_bits(model, ds, table, HardwareConfig(),
+                        ADCSearchConfig(chips=1, images=20, levels=(8.0,)), seed=0)

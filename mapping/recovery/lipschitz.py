@@ -67,7 +67,7 @@ class LipschitzConfig(Params):
 
     SECTION = "lipschitz"
 
-    weight: float = param(0.05, unit="-", range=(0, 1e6, True, False),
+    weight: float = param(0.2, unit="-", range=(0, 1e6, True, False),
                           doc="Multiplier of the Lipschitz penalty in the loss.")
     target: float = param(1.0, unit="-", range=(0, 1e6, True, False),
                           doc="Spectral norm a layer may reach without penalty.")

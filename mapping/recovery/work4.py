@@ -77,12 +77,13 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
 
     s = settings
     ds = teacher.dataset
-    if network is None:
+    if network is None and any(m.startswith("lipschitz") for m in methods):
         say(f"work4: training the Lipschitz-regularised {s.model}")
         network = lipschitz_network(s.model, ds)
-    model, info = network
+    model, info = network if network is not None else (None, None)
     options = Work4Options(compensation=CompensationConfig(steps=s.steps, batch_size=s.batch),
-                           network=model, network_train_s=float(info.train_seconds))
+                           network=model,
+                           network_train_s=float(info.train_seconds) if info else 0.0)
     hw = HardwareConfig()
     opts = {m: options for m in methods if m in ("lipschitz", "comp", "lipschitz+comp")}
     opts.update(extra_options or {})
@@ -91,8 +92,10 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
                          kd=KDConfig(epochs=s.kd_epochs), options=opts)
     result = compare(teacher.model, ds, device_at(sigma), hw.xbar, cs, hw.timing,
                      hw.programming, hw.adaptation, say, energy=hw.energy, area=hw.area)
-    result["work4"] = {"sigma": sigma, "lipschitz_fp32": float(info.test_accuracy),
-                       "lipschitz_train_s": float(info.train_seconds)}
+    result["work4"] = {"sigma": sigma}
+    if info is not None:
+        result["work4"].update(lipschitz_fp32=float(info.test_accuracy),
+                               lipschitz_train_s=float(info.train_seconds))
     return result
 
 
