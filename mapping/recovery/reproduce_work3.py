@@ -14,8 +14,9 @@ on-device retraining iterations), against the FP32 teacher:
   docs/work3.md for the choice), no stuck cells; the paper: loss < 1.1 %.
 
 Budgets from the reproduce settings: fault-aware training runs ``min(kd_epochs, 2)`` epochs
-per round; on-device retraining ``min(steps, 10)`` iterations. ``settings.extra`` may hold
-``work3_sigma`` (the variation row's sigma) and ``work3_stuck_rate``.
+per round; on-device retraining ``min(steps, 10)`` iterations (5 with ``quick``).
+``settings.extra`` may hold ``work3_sigma`` (the variation row's sigma) and
+``work3_stuck_rate``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def rows(settings: Any, teacher: Any, say: Callable[[str], None], out: dict[str,
     hw = load_hardware("default")
     fp32 = teacher.software_accuracy
     opts = Work3Options(train=FaultTrainConfig(epochs=min(s.kd_epochs, 2)),
-                        on_chip=OnChipConfig(iterations=min(s.steps, 10)))
+                        on_chip=OnChipConfig(iterations=min(s.steps, 5 if s.quick else 10)))
     methods = ("one-shot",) + METHODS
     where = f"{s.model} on {s.dataset}"
     details: dict[str, Any] = {"sigma": sigma, "stuck_rate": rate, "fp32": fp32}

@@ -163,8 +163,11 @@ _LAST: dict[str, Any] = {}
 
 
 def _key(ctx: MethodContext, opts: Work3Options) -> tuple[Any, ...]:
-    return (id(ctx.teacher), id(ctx.dataset), ctx.seed, ctx.device, ctx.xbar,
-            ctx.hardware.to_dict().__repr__(), opts, ctx.shape)
+    weights = tuple((tuple(v.shape), float(v.detach().double().abs().sum()))
+                    for v in ctx.teacher.state_dict().values())  # not id(): ids are reused
+    data = (ctx.dataset.name, ctx.dataset.x_train.shape, float(ctx.dataset.x_train[:64].sum()))
+    return (weights, data, ctx.seed, ctx.device, ctx.xbar, repr(ctx.hardware.to_dict()), opts,
+            ctx.shape)
 
 
 def _mapped(ctx: MethodContext) -> _Mapped:
