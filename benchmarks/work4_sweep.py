@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adc-sigma", type=float, default=0.5)
     p.add_argument("--no-adc", action="store_true", help="skip the ADC search")
     p.add_argument("--test-limit", type=int, default=None)
+    p.add_argument("--comp-layers", type=int, default=2, help="most compensated layers")
     p.add_argument("--out", default="results/work4.json")
     a = p.parse_args(argv)
     start = time.perf_counter()
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         teacher = dataclasses.replace(teacher, dataset=ds)
     # the settings object carries the budget; the model/dataset names come from --model
     s = ReproduceSettings(works=("work4",), quick=a.dataset == "digits", chips=a.chips,
-                          steps=a.steps, batch=a.batch, kd_epochs=a.kd_epochs)
+                          steps=a.steps, batch=a.batch, kd_epochs=a.kd_epochs,
+                          extra={"work4_comp_layers": a.comp_layers})
     methods = tuple(m.strip() for m in a.methods.split(","))
     lipschitz = any(m.startswith("lipschitz") for m in methods) or not a.no_adc
     network = lipschitz_network(a.model, teacher.dataset) if lipschitz else None
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sigma {sigma:g}: " + "; ".join(cells) + f"  [{time.perf_counter() - t0:.0f} s]",
               flush=True)
     out: dict[str, Any] = {"model": a.model, "dataset": a.dataset, "chips": a.chips,
+                           "comp_layers": a.comp_layers, "test_limit": a.test_limit,
                            "steps": a.steps, "batch": a.batch, "kd_epochs": a.kd_epochs,
                            "fp32": teacher.software_accuracy,
                            "lipschitz_fp32": network[1].test_accuracy if network else None,

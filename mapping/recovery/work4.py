@@ -15,8 +15,9 @@ Our setting (the project's choices where the papers are silent, docs/work4.md):
 * the Lipschitz network: the zoo model trained from scratch with the regulariser (the
   default :class:`~xbar.mapping.recovery.lipschitz.LipschitzConfig`, cached apart from the
   plain teacher), programmed one-shot (``lipschitz``) and with compensation
-  (``lipschitz+comp``, and ``comp`` on the plain teacher), ``steps`` x ``batch`` of training
-  per chip, over ``chips`` chips;
+  (``lipschitz+comp``, and ``comp`` on the plain teacher) at up to
+  ``settings.extra["work4_comp_layers"]`` layers (default 2), ``steps`` x ``batch`` of
+  training per chip, over ``chips`` chips;
 * the ADC row: the greedy per-layer ADC search
   (:func:`~xbar.mapping.recovery.adc_search.search_adc_bits`) on the Lipschitz network at
   ``settings.extra["work4_adc_sigma"]`` (default 0.5: the search chooses the quantisation
@@ -81,7 +82,9 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
         say(f"work4: training the Lipschitz-regularised {s.model}")
         network = lipschitz_network(s.model, ds)
     model, info = network if network is not None else (None, None)
-    options = Work4Options(compensation=CompensationConfig(steps=s.steps, batch_size=s.batch),
+    comp = CompensationConfig(layers=int(s.extra.get("work4_comp_layers", 2)), steps=s.steps,
+                              batch_size=s.batch)
+    options = Work4Options(compensation=comp,
                            network=model,
                            network_train_s=float(info.train_seconds) if info else 0.0)
     hw = HardwareConfig()
