@@ -109,6 +109,10 @@ def test_bad_options_are_refused(teacher) -> None:
         IOKDConfig(steps=0)
     with pytest.raises(ConfigError, match="start"):
         ChipFTConfig(start="scratch")
+    with pytest.raises(ConfigError, match="IOKDConfig.feature_target"):
+        IOKDConfig(feature_target="student")
+    with pytest.raises(ConfigError, match="IOKDConfig.correction"):
+        IOKDConfig(correction="gain")
     with pytest.raises(ConfigError, match="VATConfig.epochs"):
         VATConfig(epochs=-1)
     with pytest.raises(ConfigError, match=r"options\['io-kd'\].*IOKDConfig"):

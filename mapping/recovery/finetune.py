@@ -53,10 +53,11 @@ from xbar.params import Params, param
 from xbar.timing.adaptation import adaptation_time
 from xbar.timing.energy import adaptation_energy, conductance_sums, inference_energy
 
-__all__ = ["CORRECTIONS", "ChipFTConfig", "IOKDConfig", "STARTS", "VATConfig"]
+__all__ = ["CORRECTIONS", "FEATURE_TARGETS", "ChipFTConfig", "IOKDConfig", "STARTS", "VATConfig"]
 
 STARTS = ("student", "teacher")
 CORRECTIONS = ("bias", "affine", "none")
+FEATURE_TARGETS = ("teacher", "start")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ class IOKDConfig(Params):
         learning_rate: Adam's rate on the weights and biases of the layers being tuned.
         feature_weight: Weight of the layer-output term (MSE against the teacher's layer
             output over its variance) beside the KD loss on the logits; 0: logits only.
+        feature_target: Whose clean layer outputs that term targets: ``"teacher"`` (the
+            FP32 teacher's) or ``"start"`` (the start model's own, before fine-tuning).
         correction: After programming each layer, measure its outputs and correct its
             digital output stage (:func:`xbar.mapping.recovery.iokd.correct_bias`):
             ``"bias"`` (the mean per-channel error), ``"affine"`` (a least-squares gain and
@@ -115,6 +118,8 @@ class IOKDConfig(Params):
     batch_size: int = param(64, unit="images", range=(1, 10**6), doc="Images per step.")
     learning_rate: float = param(1e-3, range=(0, 1e3, True, False), doc="Adam's rate.")
     feature_weight: float = param(1.0, range=(0, 1e6), doc="Weight of the layer-output term.")
+    feature_target: str = param("teacher", choices=FEATURE_TARGETS,
+                                doc="Whose layer outputs the layer-output term targets.")
     correction: str = param("bias", choices=CORRECTIONS,
                             doc="Digital correction of each layer from its measured outputs "
                                 "after it is programmed.")

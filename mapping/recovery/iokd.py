@@ -17,8 +17,9 @@ each mapped layer n = 1, ..., L-1 in turn:
    layer's weights kept inside the column range it was programmed with. The loss is the
    KD loss on the logits against the FP32 teacher's (``alpha * T^2 * KL + (1 - alpha) *
    CE``, ``alpha`` and ``T`` from the KD recipe) plus ``feature_weight`` times the mean
-   squared error of layer n's output against the teacher's layer-n output for the same
-   (clean) image, over the variance of the teacher's: the teacher's layer outputs guide
+   squared error of layer n's output against a guide's layer-n output for the same (clean)
+   image, over the variance of the guide's (``feature_target``: the FP32 teacher's, or the
+   start model's own as it was before any fine-tuning): the guide's layer outputs steer
    the layer that has to undo the errors upstream.
 3. **Re-programmed**: layer n's new weights are written one-shot in its programmed column
    scale; only cells whose target level changed are pulsed, each with a fresh programming
@@ -196,6 +197,8 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
     model = copy.deepcopy(model).eval()
     teacher, _ = fold_batchnorm(ctx.teacher)
     teacher = teacher.eval()
+    # whose layer outputs guide each layer: the teacher's, or the start model's own (clean)
+    guide = teacher if config.feature_target == "teacher" else copy.deepcopy(model).eval()
     chip = ctx.program(model)
     calib = calibration_inputs(ctx.dataset, seed=ctx.seed)
     n_layers = len(chip.layers)
@@ -216,7 +219,8 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
         x_in, _ = measure_layer(chip, n, images.numpy(), stream=40 + n)
         serve_reads(chip, ctx.specs, len(images), reads, layers=n)
         measured.append((len(images), n))
-        t_out, t_logits = layer_outputs(teacher, n, images)
+        _, t_logits = layer_outputs(teacher, n, images)
+        t_out = layer_outputs(guide, n, images)[0]
         start_t = time.perf_counter()
         with seeded_deterministic(ctx.seed + 100 * n, 1):
             losses = _train_stage(model, n, x_in, images, labels, t_out, t_logits, chip,
