@@ -17,7 +17,7 @@ import numpy as np
 
 from xbar.devices import Device
 from xbar.config import XbarConfig
-from xbar.kernel import ZIGGURAT, mvm_kernel
+from xbar.kernel import ZIGGURAT, mvm_kernel, peak_kernel
 from xbar.layout import SCALES, WeightLayout, weight_layout
 from xbar.threads import configure_threads, single_threaded_blas
 from xbar.errors import ConfigError
@@ -25,7 +25,7 @@ from xbar.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-_CHUNK_ELEMS = 1 << 22  # slice-matrix elements per kernel call: bounds memory, not results
+_CHUNK_ELEMS = 1 << 26  # slice-row elements per kernel call (bounds per-call bookkeeping)
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
 BACKENDS = ("auto", "cpu", "cuda", "torch-cpu")  # see xbar.kernel_torch.resolve_backend
 
@@ -137,18 +137,30 @@ class AnalogMatrix:
                                              self.g_scale)
 
     # ------------------------------------------------------------------ MVM
-    def _g_tiles(self, square: bool = False, stack_squares: bool = False) -> np.ndarray:
-        """Conductances (or their squares, or [G | G**2]) padded to whole row tiles."""
+    def _g_tiles(self, square: bool = False) -> np.ndarray:
+        """Conductances (or their squares) padded to whole row tiles, float32."""
         n_rt, n_phys = self.n_row_tiles, self.g_us.shape[1]
         rows = self.rows if n_rt > 1 else self.n_in  # a lone tile needs no padding rows
-        g = np.zeros((n_rt * rows, 2 * n_phys if stack_squares else n_phys), np.float32)
-        g[: self.n_in, :n_phys] = self.g_us
+        g = np.zeros((n_rt * rows, n_phys), np.float32)
+        g[: self.n_in] = self.g_us
         if square:
             g *= g
-        if stack_squares:
-            g[: self.n_in, n_phys:] = self.g_us
-            g[:, n_phys:] *= g[:, n_phys:]
-        return g.reshape(n_rt, rows, -1)
+        return g.reshape(n_rt, rows, n_phys)
+
+    def _kernel_tiles(self, square: bool = False) -> np.ndarray:
+        """:meth:`_g_tiles` for the Numba kernel, kept between calls.
+
+        Kept while ``g_us`` and ``config`` are the same objects (programming and adaptation
+        replace ``g_us``, never edit it in place; the torch backend relies on the same), so
+        a layer does not rebuild its tiles for every batch.
+        """
+        cached = getattr(self, "_numba_tiles", None)
+        if cached is None or cached[0] is not self.g_us or cached[1] is not self.config:
+            cached = (self.g_us, self.config, {})
+            self._numba_tiles = cached
+        if square not in cached[2]:
+            cached[2][square] = self._g_tiles(square=square)
+        return cached[2][square]
 
     def _lsb(self) -> np.ndarray:
         adc = self.config.adc
@@ -201,16 +213,14 @@ class AnalogMatrix:
                                        torch_device(run))
         else:
             cur_max = np.zeros((self.n_row_tiles, self.g_us.shape[1]))
-            g_tiles = self._g_tiles()
+            g_tiles = self._kernel_tiles()
             dac = self.config.dac
             configure_threads()
             with single_threaded_blas():
                 for lo, hi in self._chunks(len(x)):
-                    mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
-                               2 if signed else 1, g_tiles, g_tiles, np.ones_like(cur_max),
-                               self.config.adc.bits, 0.0, self.config.array.read_voltage_v,
-                               np.uint64(0), lo, len(x), self._thread_chunk(g_tiles), True,
-                               cur_max, ZIGGURAT)
+                    peak_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
+                                2 if signed else 1, g_tiles, self.config.array.read_voltage_v,
+                                self._thread_chunk(g_tiles), cur_max)
         ranges = np.zeros((self.n_row_tiles, self.n_arrays))
         np.maximum.at(ranges, (slice(None), self.tile_of_col), cur_max)
         # An array that never conducts still needs a finite range: use its full scale.
@@ -219,9 +229,10 @@ class AnalogMatrix:
         self.adc_range_ua = ranges
         return ranges
 
-    def _thread_chunk(self, g_tiles: np.ndarray) -> int:
-        """Samples per thread work unit: its currents (slices x samples x columns) ~1 MB."""
-        per_sample = self.config.dac.n_slices * g_tiles.shape[2] * 4
+    def _thread_chunk(self, g_tiles: np.ndarray, noisy: bool = False) -> int:
+        """Samples per thread work unit: its currents (slices x samples x columns, and their
+        noise variances when noisy) ~1 MB."""
+        per_sample = self.config.dac.n_slices * g_tiles.shape[2] * 4 * (2 if noisy else 1)
         return int(max(1, min(256, _THREAD_CHUNK_BYTES // per_sample)))
 
     def _chunks(self, n: int) -> list[tuple[int, int]]:
@@ -257,21 +268,24 @@ class AnalogMatrix:
             from xbar.kernel_torch import matmul_on, torch_device
             return matmul_on(self, torch.from_numpy(x), int(key), x_max, signed, sigma,
                              torch_device(run)).cpu().numpy()
-        serial = dac.bits_per_read == 1
-        g_tiles = self._g_tiles(stack_squares=sigma > 0 and serial)
-        g2_tiles = self._g_tiles(square=True) if sigma > 0 and not serial else g_tiles
+        g_tiles = self._kernel_tiles()
+        g2_tiles = self._kernel_tiles(square=True) if sigma > 0 else g_tiles
         lsb = self._lsb()
-        acc = np.zeros((len(x), self.g_us.shape[1]))
+        v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
+        to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
+        pos = np.ascontiguousarray(self.pos_cols, dtype=np.int64)
+        neg = np.ascontiguousarray(self.neg_cols, dtype=np.int64)
+        out = np.empty((len(x), self.n_out), np.float32)
         configure_threads()
         with single_threaded_blas():
             for lo, hi in self._chunks(len(x)):
                 mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
                            2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
                            self.config.array.read_voltage_v, key, lo, len(x),
-                           self._thread_chunk(g_tiles), False, acc[lo:hi], ZIGGURAT)
-        v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
-        to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
-        return ((acc[:, self.pos_cols] - acc[:, self.neg_cols]) * to_weight).astype(np.float32)
+                           self._thread_chunk(g_tiles, sigma > 0), pos, neg,
+                           np.ascontiguousarray(to_weight, dtype=np.float64), out[lo:hi],
+                           ZIGGURAT)
+        return out
 
     def _noise_key(self, rng: np.random.Generator | None, read_noise: bool
                    ) -> tuple[float, np.uint64]:

@@ -117,18 +117,150 @@ def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
     return out
 
 
+_PIECE = 2048  # noise draws per step of a run: hashes and draws stay in L1
+
+
+@njit(cache=True)
+def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray,
+                runs: np.ndarray) -> tuple[int, int]:
+    """Fill ``a`` with the bit-slice rows of one row tile (inputs r0 .. r0 + a.shape[1])
+    that drive any word line.
+
+    Rows go slice-major (sample order within a slice); a row of zeros draws no current and
+    no noise and converts to code 0, so it is left out. Consecutive samples kept in one
+    slice form a run, ``runs[j] = (slice, first sample, first row of a, length)``: their
+    rows in ``a``, their noise counters and their rows of the output are each contiguous.
+    Returns (rows filled, runs).
+    """
+    nb = codes.shape[0]
+    r_used = a.shape[1]
+    mask = (1 << k) - 1
+    n = 0
+    n_runs = 0
+    for s in range(n_slices):
+        shift = s * k
+        in_run = False
+        for b in range(nb):
+            any_on = 0
+            for i in range(r_used):
+                v = (codes[b, r0 + i] >> shift) & mask
+                a[n, i] = np.float32(v)
+                any_on |= v
+            if any_on == 0:
+                in_run = False
+                continue
+            if in_run:
+                runs[n_runs - 1, 3] += 1
+            else:
+                runs[n_runs, 0] = s
+                runs[n_runs, 1] = b
+                runs[n_runs, 2] = n
+                runs[n_runs, 3] = 1
+                n_runs += 1
+                in_run = True
+            n += 1
+    return n, n_runs
+
+
+@njit(cache=True, error_model="numpy")
+def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarray,
+                 weight: float, v_unit: float, noise_scale: float, adc_top: float,
+                 key: np.uint64, ctr0: int, zig: np.ndarray, hs: np.ndarray, z: np.ndarray,
+                 slow: np.ndarray) -> None:
+    """Read noise, ADC and shift-and-add for one run: consecutive samples of one slice.
+
+    ``cur``, ``sq`` (sum a_i**2 G_i**2; unused without noise) and ``acc`` are the run's rows
+    flattened (row-major, n_phys columns); ``lsb`` is the tile's ADC steps repeated for
+    whole rows, at least :data:`_PIECE` long. Element e draws its noise with counter
+    ``ctr0 + e``. ``noise_scale`` is read_noise * v_unit (0: no noise).
+
+    The loops are split so that the bulk vectorises (hashes, conversion); the ziggurat's
+    table look-ups run in a scalar loop that records the rare slow draws (wedges and tail,
+    about 1.2 %), drawn after. The arithmetic is the step-by-step model's, operation for
+    operation (no reciprocal of the LSB, no reordering), so each output is the plain loop's.
+    """
+    n = cur.shape[0]
+    kn = zig[0]
+    wn = zig[1]
+    piece = lsb.shape[0]
+    for e0 in range(0, n, piece):
+        m = min(piece, n - e0)
+        cur_p = cur[e0:e0 + m]
+        acc_p = acc[e0:e0 + m]
+        if noise_scale > 0.0:
+            sq_p = sq[e0:e0 + m]
+            first = key + np.uint64(ctr0 + e0) * GOLDEN
+            for e in range(m):
+                hs[e] = mix64(first + np.uint64(e) * GOLDEN)
+            n_slow = 0
+            for e in range(m):
+                h = hs[e]
+                hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
+                iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
+                z[e] = hz * wn[iz]
+                slow[n_slow] = e
+                n_slow += 0 if abs(hz) < kn[iz] else 1
+            for q in range(n_slow):
+                e = slow[q]
+                h = hs[e]
+                z[e] = _normal_slow(h, np.int64(np.int32(h & np.uint64(0xFFFFFFFF))),
+                                    np.int64((h >> np.uint64(32)) & np.uint64(127)), zig)
+            for e in range(m):
+                s2 = np.float64(sq_p[e])
+                sd = noise_scale * np.sqrt(s2) if s2 > 0.0 else 0.0
+                i_ua = v_unit * np.float64(cur_p[e]) + sd * z[e]
+                step = lsb[e]
+                acc_p[e] += weight * min(max(np.rint(i_ua / step), 0.0), adc_top) * step
+        else:
+            for e in range(m):
+                i_ua = v_unit * np.float64(cur_p[e])
+                step = lsb[e]
+                acc_p[e] += weight * min(max(np.rint(i_ua / step), 0.0), adc_top) * step
+
+
+@njit(cache=True)
+def _repeat_rows(lsb: np.ndarray, n: int) -> np.ndarray:
+    """Each row of ``lsb`` repeated ``n`` times end to end: (n_tiles, n * n_phys).
+
+    Outside the parallel kernel so that Numba does not turn the copies into parallel loops
+    (each a launch of the thread pool).
+    """
+    n_tiles, n_phys = lsb.shape
+    out = np.empty((n_tiles, n * n_phys))
+    for t in range(n_tiles):
+        for r in range(n):
+            for c in range(n_phys):
+                out[t, r * n_phys + c] = lsb[t, c]
+    return out
+
+
+@njit(cache=True)
+def _dac_codes(x: np.ndarray, b0: int, sign: float, x_max: float, full_code: int,
+               codes: np.ndarray) -> None:
+    """DAC codes of samples ``b0 ..`` of one pass (sign +1: max(x, 0); -1: max(-x, 0))."""
+    nb, n_in = codes.shape
+    for b in range(nb):
+        for i in range(n_in):
+            v = sign * x[b0 + b, i]
+            codes[b, i] = 0 if v <= 0.0 else np.int32(np.rint(min(v / x_max, 1.0) * full_code))
+
+
 @njit(parallel=True, cache=True)
 def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray, lsb: np.ndarray,
                adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
-               batch_offset: int, batch_total: int, chunk: int, calibrate: bool,
-               acc: np.ndarray, zig: np.ndarray) -> None:
-    """Bit-serial analog MVM of a batch over row tiles; accumulates into ``acc``.
+               batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
+               neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray,
+               zig: np.ndarray) -> None:
+    """Bit-serial analog MVM of a batch over row tiles, written to ``out``.
 
-    Threads take chunks of ``chunk`` samples; for each pass and row tile a thread builds
-    its chunk's bit-slice matrix, reads the array with one GEMM (``np.dot``: call this with
-    BLAS limited to one thread, see :func:`xbar.analog.single_threaded_blas`), and converts
-    and accumulates the currents while they are in cache.
+    Threads take chunks of ``chunk`` samples. For each pass and row tile a thread builds
+    its chunk's bit-slice matrix (only the slice rows that drive a word line: an all-zero
+    row reads zero current and converts to code 0), reads the array with one GEMM, and a
+    second of the squares for noisy reads (``np.dot``: call this with BLAS limited to one
+    thread, see :func:`xbar.threads.single_threaded_blas`), then converts and accumulates
+    the currents (float64, per physical column) while they are in cache. Last, each output
+    is ``(acc[pos] - acc[neg]) * to_weight`` as float32.
 
     Args:
         x: Inputs, float32 (B, n_in).
@@ -136,11 +268,9 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         input_bits, bits_per_read: DAC resolution and bits applied per read.
         n_passes: 1 (inputs >= 0) or 2 (signed: positive part, then negative part).
         g_tiles: Conductances in uS, float32 (n_row_tiles, rows, n_phys); rows past n_in in
-            the last tile are zero. For noisy bit-serial reads, stacked with their squares as
-            (n_row_tiles, rows, 2 n_phys) = [G | G**2], so one GEMM gives both sums (a_i**2
-            = a_i for one-bit slices).
-        g2_tiles: ``G ** 2`` (n_row_tiles, rows, n_phys) for noisy multi-bit reads, else any
-            float32 3-D array.
+            the last tile are zero.
+        g2_tiles: ``G ** 2``, the same shape, for noisy reads (the noise variance is
+            ``sum_i a_i**2 G_i**2``), else any float32 3-D array.
         lsb: ADC step in uA per row tile and column, float64 (n_row_tiles, n_phys).
         adc_bits: ADC resolution.
         read_noise: Relative per-read conductance noise sigma.
@@ -148,85 +278,113 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         key: Random key of this call.
         batch_offset, batch_total: Position of ``x`` in the whole batch (noise counters).
         chunk: Samples per thread work unit (results do not depend on it).
-        calibrate: If True, no noise or ADC: ``acc[t, c]`` is raised to the largest current
-            (uA) seen in row tile t, column c (acc shaped (n_row_tiles, n_phys)).
-        acc: float64 (B, n_phys) output, added to (pass 0) and subtracted from (pass 1).
+        pos_cols, neg_cols: int64 (n_out,): the physical columns subtracted for each output.
+        to_weight: float64 (n_out,): from digital sum (uA) to the weight domain.
+        out: float32 (B, n_out), written.
         zig: The ziggurat tables, :data:`ZIGGURAT`.
     """
     n_batch, n_in = x.shape
-    n_tiles, rows, n_g = g_tiles.shape
-    n_phys = lsb.shape[1]
-    stacked = n_g == 2 * n_phys
+    n_tiles, rows, n_phys = g_tiles.shape
     k = bits_per_read
     n_slices = (input_bits + k - 1) // k
-    full_code = (1 << input_bits) - 1
-    mask = (1 << k) - 1
-    v_unit = v_read / mask
+    v_unit = v_read / ((1 << k) - 1)
     adc_top = float((1 << adc_bits) - 1)
-    noisy = read_noise > 0.0 and not calibrate
-    if noisy and k == 1 and not stacked:
-        raise ConfigError("bit-serial reads with noise need g_tiles stacked as [G | G**2]")
+    noisy = read_noise > 0.0
+    noise_scale = read_noise * v_unit if noisy else 0.0
+    if noisy and g2_tiles.shape != g_tiles.shape:
+        raise ConfigError("noisy reads need g2_tiles (G**2) shaped like g_tiles")
+    piece_rows = max(1, _PIECE // n_phys)  # a run converts in pieces of whole rows
+    lsb_rows = _repeat_rows(lsb, piece_rows)
     n_chunks = (n_batch + chunk - 1) // chunk
-    peak = np.zeros((n_chunks if calibrate else 1, n_tiles, n_phys))
     for ch in prange(n_chunks):
         b0 = ch * chunk
         nb = min(chunk, n_batch - b0)
         codes = np.empty((nb, n_in), np.int32)
-        a = np.empty((n_slices * nb, rows), np.float32)
-        a2 = np.empty((n_slices * nb, rows), np.float32) if (noisy and k > 1) else a
+        a_buf = np.empty(n_slices * nb * rows, np.float32)
+        a2_buf = np.empty(n_slices * nb * rows, np.float32) if (noisy and k > 1) else a_buf
+        cur = np.empty(n_slices * nb * n_phys, np.float32)
+        sq = np.empty(n_slices * nb * n_phys, np.float32) if noisy else cur
+        runs = np.empty((n_slices * nb, 4), np.int64)
+        hs = np.empty(piece_rows * n_phys, np.uint64)
+        z = np.empty(piece_rows * n_phys, np.float64)
+        slow = np.empty(piece_rows * n_phys, np.int64)
+        acc = np.zeros(nb * n_phys)
         for p in range(n_passes):
             sign = 1.0 if p == 0 else -1.0
-            for b in range(nb):
-                for i in range(n_in):
-                    v = sign * x[b0 + b, i]
-                    codes[b, i] = 0 if v <= 0.0 else np.int32(
-                        np.rint(min(v / x_max, 1.0) * full_code))
+            _dac_codes(x, b0, sign, x_max, (1 << input_bits) - 1, codes)
             for t in range(n_tiles):
                 r0 = t * rows
-                r_used = min(rows, n_in - r0)
-                for s in range(n_slices):
-                    shift = s * k
-                    for b in range(nb):
-                        row = s * nb + b
-                        for i in range(r_used):
-                            a[row, i] = np.float32((codes[b, r0 + i] >> shift) & mask)
-                        for i in range(r_used, rows):
-                            a[row, i] = np.float32(0.0)
-                cur = np.dot(a, g_tiles[t])
-                sq = cur[:, n_phys:] if stacked else cur
-                if noisy and k > 1:
-                    for row in range(n_slices * nb):
-                        for i in range(rows):
-                            a2[row, i] = a[row, i] * a[row, i]
-                    sq = np.dot(a2, g2_tiles[t])
-                if calibrate:
-                    for row in range(n_slices * nb):
-                        for c in range(n_phys):
-                            i_ua = v_unit * np.float64(cur[row, c])
-                            if i_ua > peak[ch, t, c]:
-                                peak[ch, t, c] = i_ua
+                r_used = min(rows, n_in - r0)  # the GEMM skips the last tile's padding
+                a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
+                n_used, n_runs = _slice_rows(codes, r0, k, n_slices, a, runs)
+                if n_used == 0:
                     continue
-                for s in range(n_slices):
-                    weight = sign * float(1 << (k * s))
-                    for b in range(nb):
-                        row = s * nb + b
-                        base = (((p * n_slices + s) * n_tiles + t) * batch_total
-                                + batch_offset + b0 + b) * n_phys
-                        for c in range(n_phys):
-                            i_ua = v_unit * np.float64(cur[row, c])
-                            s2 = np.float64(sq[row, c]) if noisy else 0.0
-                            if s2 > 0.0:  # no driven cell, no current, no noise to draw
-                                i_ua += read_noise * v_unit * math.sqrt(s2) * normal(
-                                    key, np.uint64(base + c), zig)
-                            elif i_ua == 0.0:
-                                continue  # a zero current converts to code 0
-                            step = lsb[t, c]
-                            q = min(max(np.rint(i_ua / step), 0.0), adc_top)
-                            acc[b0 + b, c] += weight * q * step
-    if calibrate:
-        for t in range(n_tiles):
-            for c in range(n_phys):
-                m = acc[t, c]
-                for ch in range(n_chunks):
-                    m = max(m, peak[ch, t, c])
-                acc[t, c] = m
+                np.dot(a[:n_used], g_tiles[t, :r_used],
+                       cur[:n_used * n_phys].reshape(n_used, n_phys))
+                if noisy:
+                    a2 = a
+                    if k > 1:
+                        a2 = a2_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
+                        for row in range(n_used):
+                            for i in range(r_used):
+                                a2[row, i] = a[row, i] * a[row, i]
+                    np.dot(a2[:n_used], g2_tiles[t, :r_used],
+                           sq[:n_used * n_phys].reshape(n_used, n_phys))
+                for q in range(n_runs):
+                    s, b_first, j0, n_rows = runs[q, 0], runs[q, 1], runs[q, 2], runs[q, 3]
+                    ctr0 = (((p * n_slices + s) * n_tiles + t) * batch_total + batch_offset
+                            + b0 + b_first) * n_phys
+                    e0, e1 = j0 * n_phys, (j0 + n_rows) * n_phys
+                    _convert_run(cur[e0:e1], sq[e0:e1], lsb_rows[t],
+                                 acc[b_first * n_phys:(b_first + n_rows) * n_phys],
+                                 sign * float(1 << (k * s)), v_unit, noise_scale, adc_top,
+                                 key, ctr0, zig, hs, z, slow)
+        for b in range(nb):
+            for j in range(pos_cols.shape[0]):
+                out[b0 + b, j] = np.float32((acc[b * n_phys + pos_cols[j]]
+                                             - acc[b * n_phys + neg_cols[j]]) * to_weight[j])
+
+
+@njit(parallel=True, cache=True)
+def peak_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
+                n_passes: int, g_tiles: np.ndarray, v_read: float, chunk: int,
+                peak: np.ndarray) -> None:
+    """Raise ``peak[t, c]`` (uA, float64 (n_row_tiles, n_phys)) to the largest noise-free
+    bit-line current of row tile t, column c over the batch: for ADC range calibration.
+
+    Args as :func:`mvm_kernel`; the reads are the same (DAC codes, bit slices, one GEMM).
+    """
+    n_batch, n_in = x.shape
+    n_tiles, rows, n_phys = g_tiles.shape
+    k = bits_per_read
+    n_slices = (input_bits + k - 1) // k
+    v_unit = v_read / ((1 << k) - 1)
+    n_chunks = (n_batch + chunk - 1) // chunk
+    peaks = np.zeros((n_chunks, n_tiles, n_phys))
+    for ch in prange(n_chunks):
+        b0 = ch * chunk
+        nb = min(chunk, n_batch - b0)
+        codes = np.empty((nb, n_in), np.int32)
+        a_buf = np.empty(n_slices * nb * rows, np.float32)
+        cur = np.empty((n_slices * nb, n_phys), np.float32)
+        runs = np.empty((n_slices * nb, 4), np.int64)
+        for p in range(n_passes):
+            _dac_codes(x, b0, 1.0 if p == 0 else -1.0, x_max, (1 << input_bits) - 1, codes)
+            for t in range(n_tiles):
+                r_used = min(rows, n_in - t * rows)
+                a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
+                n_used, _ = _slice_rows(codes, t * rows, k, n_slices, a, runs)
+                if n_used == 0:
+                    continue
+                np.dot(a[:n_used], g_tiles[t, :r_used], cur[:n_used])
+                for row in range(n_used):
+                    for c in range(n_phys):
+                        i_ua = v_unit * np.float64(cur[row, c])
+                        if i_ua > peaks[ch, t, c]:
+                            peaks[ch, t, c] = i_ua
+    for t in range(n_tiles):
+        for c in range(n_phys):
+            m = peak[t, c]
+            for ch in range(n_chunks):
+                m = max(m, peaks[ch, t, c])
+            peak[t, c] = m

@@ -35,6 +35,12 @@ def single_threaded_blas() -> Any:
     BLAS's own spinning threads would otherwise fight them for the cores."""
     global _blas_controller
     if _blas_controller is None:
+        # Numba's np.dot calls SciPy's BLAS (scipy.linalg.cython_blas), which is often a
+        # different library from NumPy's: load it before threadpoolctl takes its inventory,
+        # or the kernel's GEMMs run multi-threaded inside Numba's threads (measured: 2
+        # Numba threads x 2 OpenBLAS threads made the bit-serial kernel 5-10x slower and
+        # left OpenBLAS threads spinning after it returned).
+        import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")

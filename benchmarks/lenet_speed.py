@@ -1,0 +1,108 @@
+"""End-to-end speed: LeNet-5 on all 10,000 MNIST images with every non-ideality, on the CPU.
+
+The device is ``benchmarks/devices/all-nonidealities.toml`` (the JxCDC 2020 cell: 16 levels,
+sigma 0.1, SA0 9.04 %, SA1 1.75 %, plus 1 % read noise per read); the hardware is the default
+(128x128 arrays, differential pairs, 8-bit bit-serial DAC, 8-bit calibrated ADC). The chip is
+programmed and calibrated once (seed 0), then all 10,000 images of the MNIST files (the
+training split and the test split together: a speed figure, not an accuracy figure) run
+through it with ``Chip.evaluate`` in its default batches of 500, as ``xbar simulate`` does.
+
+It prints the programming + calibration time, the evaluation time, images per second, and
+where the evaluation time goes: inside :meth:`AnalogMatrix.matmul` per layer (the kernel and
+its wrapper) and outside it (im2col, pooling, torch glue).
+
+    python benchmarks/lenet_speed.py [--repeats N] [--out FILE.json] [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from xbar.threads import configure_threads  # noqa: E402
+from xbar.analog import AnalogMatrix  # noqa: E402
+from xbar.config import load_hardware  # noqa: E402
+from xbar.devices.files import resolve_device  # noqa: E402
+from xbar.mapping.chip import Chip  # noqa: E402
+from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
+
+DEVICE_FILE = Path(__file__).resolve().parent / "devices" / "all-nonidealities.toml"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=2, help="evaluations timed (best kept)")
+    ap.add_argument("--data-dir", help="MNIST files (default: the project's data search)")
+    ap.add_argument("--out", default="results/lenet_speed.json")
+    args = ap.parse_args()
+    configure_threads()  # before Numba starts its pool (see xbar.threads)
+    import torch
+
+    teacher = load_teacher("lenet5", "mnist", args.data_dir)
+    data = teacher.dataset
+    x = np.concatenate([data.x_train, data.x_test])
+    y = np.concatenate([data.y_train, data.y_test])
+    device = resolve_device(str(DEVICE_FILE))
+    config = load_hardware(None).xbar
+    t0 = time.perf_counter()
+    chip = Chip.program(teacher.model, device, config, 0, "column", teacher.label,
+                        data.input_shape)
+    chip.calibrate(calibration_inputs(data, seed=0))
+    t_program = time.perf_counter() - t0
+    chip.evaluate(x[:500], y[:500])  # compile and warm up outside the timing
+
+    in_matmul: dict[int, float] = {}
+    plain = AnalogMatrix.matmul
+
+    def timed(self: AnalogMatrix, *a: object, **kw: object) -> np.ndarray:
+        t = time.perf_counter()
+        out = plain(self, *a, **kw)
+        in_matmul[id(self)] = in_matmul.get(id(self), 0.0) + time.perf_counter() - t
+        return out
+
+    best, accuracy, split = float("inf"), 0.0, {}
+    for _ in range(args.repeats):
+        in_matmul.clear()
+        AnalogMatrix.matmul = timed  # type: ignore[method-assign]
+        try:
+            t0 = time.perf_counter()
+            accuracy = chip.evaluate(x, y)
+            elapsed = time.perf_counter() - t0
+        finally:
+            AnalogMatrix.matmul = plain  # type: ignore[method-assign]
+        if elapsed < best:
+            best = elapsed
+            split = {layer.layer_name: in_matmul.get(id(layer.matrix), 0.0)
+                     for layer in chip.layers}
+    print(f"LeNet-5, {len(x)} MNIST images, device {device.name}, numba threads "
+          f"{numba.get_num_threads()}, torch threads {torch.get_num_threads()}, cpus "
+          f"{os.cpu_count()}")
+    print(f"program + calibrate {t_program:.2f} s; evaluate {best:.2f} s "
+          f"({len(x) / best:.0f} images/s, best of {args.repeats}); accuracy "
+          f"{100 * accuracy:.2f} %")
+    for layer in chip.layers:
+        m = layer.matrix
+        print(f"  {layer.layer_name:<12} {m.n_out:>4} x {m.n_in:<5} matmul "
+              f"{split[layer.layer_name]:6.2f} s")
+    rest = best - sum(split.values())
+    print(f"  {'outside matmul (im2col, pooling, glue)':<40} {rest:6.2f} s")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(args.out).with_suffix(".tmp")
+    tmp.write_text(json.dumps({"images": len(x), "evaluate_s": best, "program_s": t_program,
+                               "accuracy": accuracy, "matmul_s": split,
+                               "threads": numba.get_num_threads()}, indent=1))
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
