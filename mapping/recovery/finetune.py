@@ -102,8 +102,10 @@ class IOKDConfig(Params):
         learning_rate: Adam's rate on the weights and biases of the layers being tuned.
         feature_weight: Weight of the layer-output term (MSE against the teacher's layer
             output over its variance) beside the KD loss on the logits; 0: logits only.
-        feature_target: Whose clean layer outputs that term targets: ``"teacher"`` (the
-            FP32 teacher's) or ``"start"`` (the start model's own, before fine-tuning).
+        feature_target: Whose clean layer outputs that term targets: ``"start"`` (the
+            start model's own, before fine-tuning; the default, measured best on MNIST
+            LeNet-5, docs/work5.md) or ``"teacher"`` (the FP32 teacher's: it pulls the KD
+            student's layers toward a representation the weight clip moved them from).
         correction: After programming each layer, measure its outputs and correct its
             digital output stage (:func:`xbar.mapping.recovery.iokd.correct_bias`):
             ``"bias"`` (the mean per-channel error), ``"affine"`` (a least-squares gain and
@@ -118,7 +120,7 @@ class IOKDConfig(Params):
     batch_size: int = param(64, unit="images", range=(1, 10**6), doc="Images per step.")
     learning_rate: float = param(1e-3, range=(0, 1e3, True, False), doc="Adam's rate.")
     feature_weight: float = param(1.0, range=(0, 1e6), doc="Weight of the layer-output term.")
-    feature_target: str = param("teacher", choices=FEATURE_TARGETS,
+    feature_target: str = param("start", choices=FEATURE_TARGETS,
                                 doc="Whose layer outputs the layer-output term targets.")
     correction: str = param("bias", choices=CORRECTIONS,
                             doc="Digital correction of each layer from its measured outputs "

@@ -18,9 +18,10 @@ each mapped layer n = 1, ..., L-1 in turn:
    KD loss on the logits against the FP32 teacher's (``alpha * T^2 * KL + (1 - alpha) *
    CE``, ``alpha`` and ``T`` from the KD recipe) plus ``feature_weight`` times the mean
    squared error of layer n's output against a guide's layer-n output for the same (clean)
-   image, over the variance of the guide's (``feature_target``: the FP32 teacher's, or the
-   start model's own as it was before any fine-tuning): the guide's layer outputs steer
-   the layer that has to undo the errors upstream.
+   image, over the variance of the guide's (``feature_target``: by default the start
+   model's own, as it was before any fine-tuning, or the FP32 teacher's): the guide's
+   layer outputs steer the layer that has to undo the errors upstream, the teacher's
+   logits the network's output.
 3. **Re-programmed**: layer n's new weights are written one-shot in its programmed column
    scale; only cells whose target level changed are pulsed, each with a fresh programming
    error (:func:`xbar.mapping.recovery.chip_loop.reprogram_layer`); its digital bias is
