@@ -8,10 +8,12 @@ training split and the test split together: a speed figure, not an accuracy figu
 through it with ``Chip.evaluate`` in its default batches of 500, as ``xbar simulate`` does.
 
 It prints the programming + calibration time, the evaluation time, images per second, and
-where the evaluation time goes: inside :meth:`AnalogMatrix.matmul` per layer (the kernel and
-its wrapper) and outside it (im2col, pooling, torch glue).
+where the evaluation time goes: inside :meth:`AnalogMatrix.matmul` and ``matmul_patches``
+per layer (the kernel, with a convolution's im2col inside it) and outside (pooling, ReLU,
+torch glue). ``--torch-threads`` sets torch's intra-op threads (default: torch's own).
 
-    python benchmarks/lenet_speed.py [--repeats N] [--out FILE.json] [--data-dir DIR]
+    python benchmarks/lenet_speed.py [--repeats N] [--torch-threads N] [--out FILE.json]
+                                     [--data-dir DIR]
 """
 
 from __future__ import annotations
@@ -43,9 +45,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2, help="evaluations timed (best kept)")
     ap.add_argument("--data-dir", help="MNIST files (default: the project's data search)")
     ap.add_argument("--out", default="results/lenet_speed.json")
+    ap.add_argument("--torch-threads", type=int, help="torch intra-op threads")
     args = ap.parse_args()
     configure_threads()  # before Numba starts its pool (see xbar.threads)
     import torch
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     teacher = load_teacher("lenet5", "mnist", args.data_dir)
     data = teacher.dataset
@@ -61,24 +66,28 @@ def main() -> None:
     chip.evaluate(x[:500], y[:500])  # compile and warm up outside the timing
 
     in_matmul: dict[int, float] = {}
-    plain = AnalogMatrix.matmul
+    plain = {name: getattr(AnalogMatrix, name) for name in ("matmul", "matmul_patches")}
 
-    def timed(self: AnalogMatrix, *a: object, **kw: object) -> np.ndarray:
-        t = time.perf_counter()
-        out = plain(self, *a, **kw)
-        in_matmul[id(self)] = in_matmul.get(id(self), 0.0) + time.perf_counter() - t
-        return out
+    def timed(name: str):  # noqa: ANN202
+        def run(self: AnalogMatrix, *a: object, **kw: object) -> np.ndarray:
+            t = time.perf_counter()
+            out = plain[name](self, *a, **kw)
+            in_matmul[id(self)] = in_matmul.get(id(self), 0.0) + time.perf_counter() - t
+            return out
+        return run
 
     best, accuracy, split = float("inf"), 0.0, {}
     for _ in range(args.repeats):
         in_matmul.clear()
-        AnalogMatrix.matmul = timed  # type: ignore[method-assign]
+        for name in plain:
+            setattr(AnalogMatrix, name, timed(name))
         try:
             t0 = time.perf_counter()
             accuracy = chip.evaluate(x, y)
             elapsed = time.perf_counter() - t0
         finally:
-            AnalogMatrix.matmul = plain  # type: ignore[method-assign]
+            for name, fn in plain.items():
+                setattr(AnalogMatrix, name, fn)
         if elapsed < best:
             best = elapsed
             split = {layer.layer_name: in_matmul.get(id(layer.matrix), 0.0)
@@ -99,7 +108,8 @@ def main() -> None:
     tmp = Path(args.out).with_suffix(".tmp")
     tmp.write_text(json.dumps({"images": len(x), "evaluate_s": best, "program_s": t_program,
                                "accuracy": accuracy, "matmul_s": split,
-                               "threads": numba.get_num_threads()}, indent=1))
+                               "threads": numba.get_num_threads(),
+                               "torch_threads": torch.get_num_threads()}, indent=1))
     os.replace(tmp, args.out)
     print(f"wrote {args.out}")
 

@@ -141,11 +141,42 @@ class AnalogConv2d(AnalogLayer):
                         stride=self.stride)                       # (N, C*kh*kw, L)
         return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
+    def patch_offsets(self, shape: tuple[int, ...], pad: tuple[int, int]) -> np.ndarray:
+        """int32 (L, C*kh*kw): where each im2col entry sits in a flattened (C, H, W) input,
+        -1 for zero padding; built by unfolding the input's own indices, so the order is
+        exactly :meth:`input_columns`'. Kept per input shape."""
+        key = (tuple(shape), tuple(pad))
+        cached = getattr(self, "_patch_cache", None)
+        if cached is None or cached[0] != key:
+            index = torch.arange(1, int(np.prod(shape)) + 1, dtype=torch.float64)
+            cols = F.unfold(index.view(1, *shape), self.kernel_size, dilation=self.dilation,
+                            padding=pad, stride=self.stride)[0]   # (C*kh*kw, L), 0 = pad
+            cached = (key, np.ascontiguousarray((cols.T - 1).numpy().astype(np.int32)))
+            self._patch_cache = cached
+        return cached[1]
+
+    def _fast_path(self, x: torch.Tensor) -> bool:
+        """Whether im2col can run inside the CPU kernel: same values, noise draws included,
+        no (N*L, C*kh*kw) matrix. Needs the Numba backend, no gradient through the
+        crossbar (straight-through training needs the columns) and no SRAM words."""
+        grad = torch.is_grad_enabled() and (x.requires_grad or self.w_eff.requires_grad)
+        return (self.analog and not grad and self.sram_code is None and self.x_max is not None
+                and x.device.type == "cpu" and self.matrix.resolved_backend() == "cpu")
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ModelError(f"layer {self.layer_name!r} expects input (N, {self.in_channels},"
                              f" H, W), got shape {tuple(x.shape)}")
         h_out, w_out = self.output_size(x.shape[2], x.shape[3])
+        if self._fast_path(x):
+            xp, pad = self._padded(x.detach())
+            images = xp.reshape(xp.shape[0], -1).to(torch.float32).contiguous().numpy()
+            y = torch.from_numpy(self.matrix.matmul_patches(
+                images, self.patch_offsets(tuple(xp.shape[1:]), pad), self.read_rng,
+                self.x_max, self.signed)).view(x.shape[0], -1, h_out, w_out)
+            if self.col_gain is not None:
+                y = y * self.col_gain.view(1, -1, 1, 1)
+            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
         y = self._mvm(self.input_columns(x))                     # (N*L, out)
         y = y.reshape(x.shape[0], h_out * w_out, -1).transpose(1, 2)
         y = y.reshape(x.shape[0], -1, h_out, w_out)

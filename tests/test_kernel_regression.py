@@ -68,3 +68,49 @@ def test_every_slice_row_zero_gives_zero_output(rng):
                                         adc=ADCConfig(range_mode="full-scale")), rng)
     y = m.matmul(np.zeros((9, 40), np.float32), rng=np.random.default_rng(0), x_max=1.0)
     assert y.shape == (9, 4) and not y.any()
+
+
+@pytest.mark.parametrize("stride,padding,dilation,mode", [
+    ((1, 1), (2, 2), (1, 1), "zeros"), ((2, 1), (1, 0), (1, 2), "zeros"),
+    ((1, 1), (1, 1), (1, 1), "reflect")])
+def test_conv_im2col_in_the_kernel_equals_explicit_columns(stride, padding, dilation, mode):
+    """AnalogConv2d's CPU path (patch offsets into the image, output written as N, C, H, W)
+    gives the values of the im2col path, read noise included (the same counters)."""
+    import torch
+
+    from xbar.devices import preset
+    from xbar.mapping.analog_layers import AnalogConv2d
+
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(5, 3, 3, 3))
+    m = AnalogMatrix.program(w.reshape(5, -1), preset("wan2022"),
+                             XbarConfig(array=ArrayConfig(rows=16, cols=16)), rng)
+    layer = AnalogConv2d(m, rng.normal(size=5), "conv", 3, (3, 3), stride, padding, dilation,
+                         padding_mode=mode)
+    x = torch.as_tensor(rng.uniform(-1, 1, (4, 3, 9, 8)).astype(np.float32))
+    layer.set_input_range(1.0, True)
+    m.calibrate_adc(layer.input_columns(x).numpy(), 1.0, True)
+    layer.read_rng = np.random.default_rng(7)
+    with torch.no_grad():
+        assert layer._fast_path(x)
+        fast = layer(x)
+    layer.read_rng = np.random.default_rng(7)
+    cols = layer.input_columns(x)
+    slow = m.matmul(cols.numpy(), rng=layer.read_rng, x_max=1.0, signed=True)
+    h, w_out = layer.output_size(9, 8)
+    slow = torch.from_numpy(slow).reshape(4, h * w_out, 5).transpose(1, 2).reshape(4, 5, h,
+                                                                                   w_out)
+    np.testing.assert_array_equal(fast.numpy(), (slow + layer.bias.view(1, -1, 1, 1)).numpy())
+
+
+def test_matmul_patches_checks_its_inputs(rng):
+    m = AnalogMatrix.program(rng.normal(size=(2, 4)), DYADIC, XbarConfig(
+        adc=ADCConfig(range_mode="full-scale")), rng)
+    images = np.zeros((3, 10), np.float32)
+    with pytest.raises(ValueError, match="patch must have shape"):
+        m.matmul_patches(images, np.zeros((2, 3), np.int32), None, 1.0, False)
+    with pytest.raises(ValueError, match="offsets must lie"):
+        m.matmul_patches(images, np.full((2, 4), 10), None, 1.0, False)
+    images[1, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        m.matmul_patches(images, np.zeros((2, 4), np.int32), None, 1.0, False)

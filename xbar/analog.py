@@ -191,7 +191,7 @@ class AnalogMatrix:
             x_max = 1.0
         return float(x_max)
 
-    def _backend(self, backend: str | None) -> str:
+    def resolved_backend(self, backend: str | None = None) -> str:
         """The resolved backend of a call: ``backend`` or else :attr:`backend`."""
         from xbar.kernel_torch import resolve_backend
         return resolve_backend(self.backend if backend is None else backend)
@@ -205,7 +205,7 @@ class AnalogMatrix:
         x = self._check_x(x)
         x_max = self._x_max(x, x_max)
         signed = bool((x < 0).any()) if signed is None else signed
-        run = self._backend(backend)
+        run = self.resolved_backend(backend)
         if run != "cpu":
             import torch
             from xbar.kernel_torch import peak_currents_on, torch_device
@@ -217,8 +217,9 @@ class AnalogMatrix:
             dac = self.config.dac
             configure_threads()
             with single_threaded_blas():
+                patch = np.arange(self.n_in, dtype=np.int32)[None, :]
                 for lo, hi in self._chunks(len(x)):
-                    peak_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
+                    peak_kernel(x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
                                 2 if signed else 1, g_tiles, self.config.array.read_voltage_v,
                                 self._thread_chunk(g_tiles), cur_max)
         ranges = np.zeros((self.n_row_tiles, self.n_arrays))
@@ -235,8 +236,9 @@ class AnalogMatrix:
         per_sample = self.config.dac.n_slices * g_tiles.shape[2] * 4 * (2 if noisy else 1)
         return int(max(1, min(256, _THREAD_CHUNK_BYTES // per_sample)))
 
-    def _chunks(self, n: int) -> list[tuple[int, int]]:
-        per = max(1, _CHUNK_ELEMS // (self.config.dac.n_slices * self.rows))
+    def _chunks(self, n: int, per_item: int = 1) -> list[tuple[int, int]]:
+        """Kernel calls over ``n`` items (vectors, or images of ``per_item`` patches)."""
+        per = max(1, _CHUNK_ELEMS // (self.config.dac.n_slices * self.rows * per_item))
         return [(lo, min(n, lo + per)) for lo in range(0, n, per)]
 
     def matmul(self, x: np.ndarray, rng: np.random.Generator | None = None,
@@ -262,29 +264,69 @@ class AnalogMatrix:
         signed = bool((x < 0).any()) if signed is None else signed
         sigma, key = self._noise_key(rng, read_noise)
         dac, adc = self.config.dac, self.config.adc
-        run = self._backend(backend)
+        run = self.resolved_backend(backend)
         if run != "cpu":
             import torch
             from xbar.kernel_torch import matmul_on, torch_device
             return matmul_on(self, torch.from_numpy(x), int(key), x_max, signed, sigma,
                              torch_device(run)).cpu().numpy()
+        patch = np.arange(self.n_in, dtype=np.int32)[None, :]
+        return self._run_kernel(x, patch, x_max, signed, sigma, key).reshape(len(x), self.n_out)
+
+    def matmul_patches(self, images: np.ndarray, patch: np.ndarray,
+                       rng: np.random.Generator | None, x_max: float, signed: bool,
+                       read_noise: bool = True) -> np.ndarray:
+        """The MVM of every patch of every image, im2col done inside the CPU kernel.
+
+        The same as :meth:`matmul` of the im2col matrix ``cols[n * L + l, i] = images[n,
+        patch[l, i]]`` (0 where ``patch`` is -1), noise draws included, without building it.
+
+        Args:
+            images: float32 (N, F): each image flattened.
+            patch: Integer (L, n_in) offsets into an image row, -1 for zero padding.
+            rng, x_max, signed, read_noise: As for :meth:`matmul` (x_max and signed given).
+
+        Returns:
+            float32 (N, n_out, L).
+        """
+        images = np.asarray(images)
+        if images.ndim != 2:
+            raise ConfigError(f"images must be 2-D (N, features); got shape {images.shape}")
+        patch = np.asarray(patch)
+        if patch.ndim != 2 or patch.shape[1] != self.n_in or patch.shape[0] == 0:
+            raise ConfigError(f"patch must have shape (L >= 1, {self.n_in}); got {patch.shape}")
+        if patch.size and (patch.min() < -1 or patch.max() >= images.shape[1]):
+            raise ConfigError(f"patch offsets must lie in [-1, {images.shape[1]}); got "
+                              f"[{patch.min()}, {patch.max()}]")
+        if not np.isfinite(np.sum(images, dtype=np.float64)):  # one pass, no temporary
+            raise ConfigError("inputs contain NaN or infinity")
+        sigma, key = self._noise_key(rng, read_noise)
+        return self._run_kernel(np.ascontiguousarray(images, dtype=np.float32),
+                                np.ascontiguousarray(patch, dtype=np.int32),
+                                self._x_max(images, x_max), bool(signed), sigma, key)
+
+    def _run_kernel(self, x: np.ndarray, patch: np.ndarray, x_max: float, signed: bool,
+                    sigma: float, key: np.uint64) -> np.ndarray:
+        """:func:`xbar.kernel.mvm_kernel` over ``x`` in calls of bounded size: (N, n_out, L)."""
+        dac, adc = self.config.dac, self.config.adc
         g_tiles = self._kernel_tiles()
         g2_tiles = self._kernel_tiles(square=True) if sigma > 0 else g_tiles
         lsb = self._lsb()
         v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
-        to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
+        to_weight = np.ascontiguousarray(
+            x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale), dtype=np.float64)
         pos = np.ascontiguousarray(self.pos_cols, dtype=np.int64)
         neg = np.ascontiguousarray(self.neg_cols, dtype=np.int64)
-        out = np.empty((len(x), self.n_out), np.float32)
+        n_patch = patch.shape[0]
+        out = np.empty((len(x), self.n_out, n_patch), np.float32)
         configure_threads()
         with single_threaded_blas():
-            for lo, hi in self._chunks(len(x)):
-                mvm_kernel(x[lo:hi], x_max, dac.input_bits, dac.bits_per_read,
+            for lo, hi in self._chunks(len(x), n_patch):
+                mvm_kernel(x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
                            2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
-                           self.config.array.read_voltage_v, key, lo, len(x),
-                           self._thread_chunk(g_tiles, sigma > 0), pos, neg,
-                           np.ascontiguousarray(to_weight, dtype=np.float64), out[lo:hi],
-                           ZIGGURAT)
+                           self.config.array.read_voltage_v, key, lo * n_patch,
+                           len(x) * n_patch, self._thread_chunk(g_tiles, sigma > 0), pos, neg,
+                           to_weight, out[lo:hi], ZIGGURAT)
         return out
 
     def _noise_key(self, rng: np.random.Generator | None, read_noise: bool
@@ -305,7 +347,7 @@ class AnalogMatrix:
         """
         import torch
         from xbar.kernel_torch import matmul_on, torch_device
-        run = self._backend(backend)
+        run = self.resolved_backend(backend)
         x = x.detach()
         if run == "cpu":
             y = self.matmul(x.cpu().numpy(), rng, x_max, signed, read_noise, "cpu")

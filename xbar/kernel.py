@@ -235,19 +235,27 @@ def _repeat_rows(lsb: np.ndarray, n: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _dac_codes(x: np.ndarray, b0: int, sign: float, x_max: float, full_code: int,
-               codes: np.ndarray) -> None:
-    """DAC codes of samples ``b0 ..`` of one pass (sign +1: max(x, 0); -1: max(-x, 0))."""
+def _dac_codes(x: np.ndarray, patch: np.ndarray, b0: int, sign: float, x_max: float,
+               full_code: int, codes: np.ndarray) -> None:
+    """DAC codes of samples ``b0 ..`` of one pass (sign +1: max(x, 0); -1: max(-x, 0)).
+
+    Sample b is patch ``b % L`` of row ``b // L`` of ``x``: input i is ``x[b // L, patch[b
+    % L, i]]``, or 0 where the offset is -1 (a convolution's zero padding).
+    """
     nb, n_in = codes.shape
+    n_patch = patch.shape[0]
     for b in range(nb):
+        n = (b0 + b) // n_patch
+        offsets = patch[(b0 + b) - n * n_patch]
         for i in range(n_in):
-            v = sign * x[b0 + b, i]
+            o = offsets[i]
+            v = sign * x[n, o] if o >= 0 else 0.0
             codes[b, i] = 0 if v <= 0.0 else np.int32(np.rint(min(v / x_max, 1.0) * full_code))
 
 
 @njit(parallel=True, cache=True)
-def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
-               n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray, lsb: np.ndarray,
+def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
+               bits_per_read: int, n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray, lsb: np.ndarray,
                adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
                batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
                neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray,
@@ -263,7 +271,10 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
     is ``(acc[pos] - acc[neg]) * to_weight`` as float32.
 
     Args:
-        x: Inputs, float32 (B, n_in).
+        x: Inputs, float32 (N, F): images for a convolution, else the input vectors.
+        patch: int32 (L, n_in) offsets into a row of ``x`` (-1: zero padding); the batch
+            is the N * L vectors ``x[n, patch[l]]``, sample b = n * L + l (im2col order).
+            For plain vectors, L = 1 and ``patch[0] = 0 .. n_in - 1``.
         x_max: Input value mapped to the full DAC code (> 0).
         input_bits, bits_per_read: DAC resolution and bits applied per read.
         n_passes: 1 (inputs >= 0) or 2 (signed: positive part, then negative part).
@@ -280,10 +291,11 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         chunk: Samples per thread work unit (results do not depend on it).
         pos_cols, neg_cols: int64 (n_out,): the physical columns subtracted for each output.
         to_weight: float64 (n_out,): from digital sum (uA) to the weight domain.
-        out: float32 (B, n_out), written.
+        out: float32 (N, n_out, L), written: sample n * L + l at ``out[n, :, l]``.
         zig: The ziggurat tables, :data:`ZIGGURAT`.
     """
-    n_batch, n_in = x.shape
+    n_patch, n_in = patch.shape
+    n_batch = x.shape[0] * n_patch
     n_tiles, rows, n_phys = g_tiles.shape
     k = bits_per_read
     n_slices = (input_bits + k - 1) // k
@@ -311,7 +323,7 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
         acc = np.zeros(nb * n_phys)
         for p in range(n_passes):
             sign = 1.0 if p == 0 else -1.0
-            _dac_codes(x, b0, sign, x_max, (1 << input_bits) - 1, codes)
+            _dac_codes(x, patch, b0, sign, x_max, (1 << input_bits) - 1, codes)
             for t in range(n_tiles):
                 r0 = t * rows
                 r_used = min(rows, n_in - r0)  # the GEMM skips the last tile's padding
@@ -340,21 +352,24 @@ def mvm_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
                                  sign * float(1 << (k * s)), v_unit, noise_scale, adc_top,
                                  key, ctr0, zig, hs, z, slow)
         for b in range(nb):
+            n = (b0 + b) // n_patch
+            l = (b0 + b) - n * n_patch
             for j in range(pos_cols.shape[0]):
-                out[b0 + b, j] = np.float32((acc[b * n_phys + pos_cols[j]]
-                                             - acc[b * n_phys + neg_cols[j]]) * to_weight[j])
+                out[n, j, l] = np.float32((acc[b * n_phys + pos_cols[j]]
+                                           - acc[b * n_phys + neg_cols[j]]) * to_weight[j])
 
 
 @njit(parallel=True, cache=True)
-def peak_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int,
-                n_passes: int, g_tiles: np.ndarray, v_read: float, chunk: int,
-                peak: np.ndarray) -> None:
+def peak_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
+                bits_per_read: int, n_passes: int, g_tiles: np.ndarray, v_read: float,
+                chunk: int, peak: np.ndarray) -> None:
     """Raise ``peak[t, c]`` (uA, float64 (n_row_tiles, n_phys)) to the largest noise-free
     bit-line current of row tile t, column c over the batch: for ADC range calibration.
 
     Args as :func:`mvm_kernel`; the reads are the same (DAC codes, bit slices, one GEMM).
     """
-    n_batch, n_in = x.shape
+    n_patch, n_in = patch.shape
+    n_batch = x.shape[0] * n_patch
     n_tiles, rows, n_phys = g_tiles.shape
     k = bits_per_read
     n_slices = (input_bits + k - 1) // k
@@ -369,7 +384,8 @@ def peak_kernel(x: np.ndarray, x_max: float, input_bits: int, bits_per_read: int
         cur = np.empty((n_slices * nb, n_phys), np.float32)
         runs = np.empty((n_slices * nb, 4), np.int64)
         for p in range(n_passes):
-            _dac_codes(x, b0, 1.0 if p == 0 else -1.0, x_max, (1 << input_bits) - 1, codes)
+            _dac_codes(x, patch, b0, 1.0 if p == 0 else -1.0, x_max, (1 << input_bits) - 1,
+                       codes)
             for t in range(n_tiles):
                 r_used = min(rows, n_in - t * rows)
                 a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
