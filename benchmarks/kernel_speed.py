@@ -1,17 +1,21 @@
 """Speed of the analog MVM kernel against one float32 GEMM of the same shape, in one run.
 
-For weight shapes (out x in) 128x128, 512x4608 and 10x84 and batches 1, 64 and 1024, with an
-8-bit bit-serial DAC, an 8-bit calibrated ADC and 1 % read noise (wan2022 device), prints the
-kernel's MACs per second (out * in * batch / time) and its time relative to NumPy float32
-``X @ W.T``. Faithful bit-serial simulation costs at least one GEMM per input bit (8 here),
-and output-referred read noise a second GEMM of squares (so 16 GEMM-equivalents), plus one
-Gaussian draw and one ADC conversion per column, slice and row tile.
+For weight shapes (out x in) 128x128, 512x4608, 10x84 (LeNet-5's last layer) and 6x25
+(LeNet-5's first convolution) and batches 1, 64 and 1024, with an 8-bit DAC read bit-serially
+(``serial``: eight 1-bit reads) or at once (``multi``: one 8-bit read), an 8-bit calibrated
+ADC and 1 % read noise (wan2022 device), prints the kernel's MACs per second (out * in *
+batch / time) and its time relative to NumPy float32 ``X @ W.T`` (all cores). Faithful
+bit-serial simulation costs at least one GEMM per input bit (8 here) over twice the columns
+(differential pairs), and output-referred read noise a second GEMM of squares: 32
+GEMM-equivalents, plus one Gaussian draw and one ADC conversion per column, slice and row
+tile. A multi-bit read costs 4 GEMM-equivalents.
 
 With ``--backend cuda`` the kernel is :mod:`xbar.kernel_torch` on the GPU (inputs already on
 the device) and the reference GEMM is torch's float32 ``X @ W.T`` on the same GPU;
 ``torch-cpu`` runs that code path on the CPU (against the NumPy GEMM).
 
     python benchmarks/kernel_speed.py [--repeats N] [--no-read-noise] [--out FILE.json]
+                                      [--mode serial|multi|both] [--batches 1,64,1024]
                                       [--backend cpu|cuda|torch-cpu]
 """
 
@@ -36,7 +40,8 @@ from xbar.config import XbarConfig  # noqa: E402
 from xbar.errors import XbarError  # noqa: E402
 from xbar.kernel_torch import resolve_backend  # noqa: E402
 
-SHAPES = [(128, 128), (512, 4608), (10, 84)]
+SHAPES = [(128, 128), (512, 4608), (10, 84), (6, 25)]
+MODES = {"serial": 1, "multi": 8}  # bits per read of the 8-bit DAC
 BATCHES = [1, 64, 1024]
 
 
@@ -57,7 +62,13 @@ def main() -> None:
                     help="the same device with read_noise = 0 (no noise draws, no squares)")
     ap.add_argument("--backend", choices=("auto", "cpu", "cuda", "torch-cpu"), default="cpu",
                     help="cpu: the Numba kernel (default); cuda; torch-cpu; auto")
+    ap.add_argument("--mode", choices=("serial", "multi", "both"), default="both",
+                    help="bit-serial reads, one multi-bit read, or both (default)")
+    ap.add_argument("--batches", default=",".join(map(str, BATCHES)),
+                    help="comma-separated batch sizes (default 1,64,1024)")
     args = ap.parse_args()
+    batches = [int(b) for b in args.batches.split(",")]
+    modes = list(MODES) if args.mode == "both" else [args.mode]
     try:
         backend = resolve_backend(args.backend)
     except XbarError as exc:
@@ -78,15 +89,16 @@ def main() -> None:
           f"{' (' + torch.cuda.get_device_name() + ')' if cuda else ''}, numba threads "
           f"{numba.get_num_threads()}, torch threads {torch.get_num_threads()}, cpus "
           f"{os.cpu_count()}, device {device.name} (read noise {device.read_noise}), 8-bit "
-          f"bit-serial DAC, 8-bit ADC")
-    print(f"{'shape (out x in)':>17} {'batch':>6} {'kernel s':>10} {'GEMM s':>10} "
+          f"DAC, 8-bit ADC")
+    print(f"{'mode':>6} {'shape (out x in)':>17} {'batch':>6} {'kernel s':>10} {'GEMM s':>10} "
           f"{'kernel MAC/s':>13} {'x GEMM':>8}")
-    for n_out, n_in in SHAPES:
+    for mode, (n_out, n_in) in ((mode, shape) for mode in modes for shape in SHAPES):
         w = rng.normal(size=(n_out, n_in)).astype(np.float32)
-        m = AnalogMatrix.program(w, device, XbarConfig(), rng)
+        config = XbarConfig().replace(**{"dac.bits_per_read": MODES[mode]})
+        m = AnalogMatrix.program(w, device, config, rng)
         m.backend = backend
         m.calibrate_adc(rng.uniform(0, 1, (64, n_in)))
-        for batch in BATCHES:
+        for batch in batches:
             x = rng.uniform(0, 1, (batch, n_in)).astype(np.float32)
             noise = np.random.default_rng(1)
             m.matmul(x[:1], rng=noise, x_max=1.0)  # compile outside the timing
@@ -100,11 +112,19 @@ def main() -> None:
                 t_kernel = best_time(lambda: m.matmul(x, rng=noise, x_max=1.0), reps)
                 t_gemm = best_time(lambda: x @ w.T, max(5, reps))
             macs = n_out * n_in * batch
-            rows.append(dict(n_out=n_out, n_in=n_in, batch=batch, kernel_s=t_kernel,
+            rows.append(dict(mode=mode, n_out=n_out, n_in=n_in, batch=batch, kernel_s=t_kernel,
                              gemm_s=t_gemm, kernel_macs_per_s=macs / t_kernel,
                              ratio_to_gemm=t_kernel / t_gemm))
-            print(f"{f'{n_out}x{n_in}':>17} {batch:>6} {t_kernel:>10.4g} {t_gemm:>10.4g} "
+            print(f"{mode:>6} {f'{n_out}x{n_in}':>17} {batch:>6} {t_kernel:>10.4g} "
+                  f"{t_gemm:>10.4g} "
                   f"{macs / t_kernel:>13.3g} {t_kernel / t_gemm:>8.1f}")
+    big = max(batches)
+    for mode in modes:  # time per MAC of each shape over that of the largest, at the top batch
+        per_mac = {(r["n_out"], r["n_in"]): r["kernel_s"] / (r["n_out"] * r["n_in"])
+                   for r in rows if r["mode"] == mode and r["batch"] == big}
+        base = per_mac[SHAPES[1]]
+        print(f"{mode}: time per MAC at batch {big} relative to 512x4608: " + ", ".join(
+            f"{o}x{i} {v / base:.2f}" for (o, i), v in per_mac.items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
     meta = {"backend": backend, "threads": numba.get_num_threads(), "rows": rows}

@@ -17,14 +17,22 @@ uS) split into row tiles of ``rows`` word lines:
 4. ADC. ``q = clip(rint(I / lsb_tc), 0, 2**adc_bits - 1)``; lsb_tc = I_range / (2**adc_bits - 1)
    per tile and column (set by the caller: full scale or calibrated).
 5. Digital: shift-and-add over slices (``2**(k s) * q * lsb``), sum over row tiles, the
-   negative pass subtracted. The caller subtracts column pairs (G+ - G-, or G - G_ref) and
-   converts back to the weight domain.
+   negative pass subtracted, in float64 per physical column; then each output is the
+   difference of its column pair (G+ - G-, or G - G_ref) times the caller's factor back to
+   the weight domain, as float32.
 
-The array read of step 3 is a BLAS GEMM on each tile's slice matrix (``np.dot`` inside the
-kernel); steps 1, 2, 4 and 5 are parallel loops, each thread owning whole batch rows.
+The array read of step 3 is a BLAS GEMM on each tile's slice matrix, and one on the squares
+for noisy reads (``np.dot`` inside the kernel); steps 1, 2, 4 and 5 are parallel loops, each
+thread owning whole batch rows. A slice row whose inputs are all zero is skipped: it draws no
+current, so no noise (the variance is zero) and code 0, exactly what the full read gives.
 Random numbers come from a counter-based generator (a ziggurat on the splitmix64 hash of the
-call's key and the index of (pass, slice, tile, sample, column)), so the result does not depend on how many
-threads run or how the batch is split into chunks.
+call's key and the index of (pass, slice, tile, sample, column)), so the result does not
+depend on how many threads run (work units are fixed by the shape, not the thread count) or
+how the batch is split into calls: bit for bit where the bit-line sums are exact in float32,
+else up to the GEMM's float32 rounding, which BLAS may order differently for a different
+number of rows (a rare one-LSB ADC flip; the kernel before issue 11 shared this).
+
+Where the time goes and what was measured: ``docs/speed.md``.
 """
 
 from __future__ import annotations
@@ -255,8 +263,8 @@ def _dac_codes(x: np.ndarray, patch: np.ndarray, b0: int, sign: float, x_max: fl
 
 @njit(parallel=True, cache=True)
 def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
-               bits_per_read: int, n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray, lsb: np.ndarray,
-               adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
+               bits_per_read: int, n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray,
+               lsb: np.ndarray, adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
                batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
                neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray,
                zig: np.ndarray) -> None:
