@@ -10,8 +10,8 @@ fine-tuning (``io-kd``), all from :mod:`xbar.mapping.recovery.finetune` through
 Usage (single-threaded, as measured in docs/work5.md)::
 
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --chips 3
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --cifar --chips 2 \\
-        --kd-epochs 3 --steps 100 --images 512 --cifar-test-limit 1000
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --cifar --sigma 0.1 \\
+        --chips 2 --kd-epochs 2 --steps 60 --images 256 --cifar-test-limit 500
 
 MNIST LeNet-5 (the default) or, with ``--cifar``, CIFAR-10 on the width-reduced VGG-16
 (``vgg16-narrow``, 1/8 of every width: the CPU-sized CIFAR-10 CNN). Prints one row per
@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=1024, help="io-kd images measured per stage")
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--cifar-test-limit", type=int, default=1000)
+    p.add_argument("--sigma", type=float, default=None,
+                   help="lognormal sigma of the lv2024-mlc cell (default: the preset's 0.3)")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -90,12 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[{time.perf_counter() - start:6.0f} s] {text}", file=sys.stderr, flush=True)
 
+    from xbar.devices.presets import preset
+    device = preset("lv2024-mlc")
+    if args.sigma is not None:
+        device = device.replace(sigma=args.sigma)
     result = run(settings, teacher, say, methods=tuple(args.methods.split(",")),
-                 images=args.images)
+                 images=args.images, device=device)
     wall = time.perf_counter() - start
     m = result["methods"]
     print(f"work 5 on {model} ({teacher.dataset.name}, {len(teacher.dataset.y_test)} test "
-          f"images), lv2024-mlc one cell per weight, {args.chips} chips, {wall:.0f} s")
+          f"images), lv2024-mlc (sigma {device.sigma:g}) one cell per weight, "
+          f"{args.chips} chips, {wall:.0f} s")
     print("\n".join(table(result)))
     if "io-kd" in m and "vat" in m:
         gain = np.asarray(m["io-kd"]["accuracies"]) - np.asarray(m["vat"]["accuracies"])

@@ -39,9 +39,11 @@ QUICK_METHODS = ("software", "one-shot", "kd", "vat", "io-kd")
 
 
 def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
-        methods: tuple[str, ...] | None = None, images: int | None = None) -> dict[str, Any]:
+        methods: tuple[str, ...] | None = None, images: int | None = None,
+        device: Any = None) -> dict[str, Any]:
     """The comparison on ``teacher`` (a :class:`xbar.mapping.data.workflow.Teacher`): the
-    :func:`compare` result for work 5's device, hardware, methods and budget."""
+    :func:`compare` result for work 5's device (or ``device``, a
+    :class:`~xbar.devices.Device` on the same hardware), hardware, methods and budget."""
     from xbar.config import load_hardware
     from xbar.devices.presets import preset, preset_hardware
     from xbar.mapping.recovery.compare import CompareSettings, compare
@@ -52,7 +54,7 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
     s = settings
     methods = methods or (QUICK_METHODS if s.quick else METHODS)
     images = images or int(s.extra.get("work5_images", 1024))
-    device = preset(DEVICE)
+    device = device or preset(DEVICE)
     hw = load_hardware(preset_hardware(DEVICE))
     options: dict[str, Any] = {
         "io-kd": IOKDConfig(images=images, steps=s.steps, batch_size=s.batch),
@@ -61,7 +63,7 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
                          adapt=AdaptConfig(steps=s.steps, batch_size=s.batch),
                          kd=KDConfig(epochs=s.kd_epochs),
                          options={k: v for k, v in options.items() if k in methods})
-    say(f"work5: {DEVICE} on hardware {preset_hardware(DEVICE)!r}: {', '.join(methods)}")
+    say(f"work5: {device.name} on hardware {preset_hardware(DEVICE)!r}: {', '.join(methods)}")
     result = compare(teacher.model, teacher.dataset, device, hw.xbar, cs, hw.timing,
                      hw.programming, hw.adaptation, progress=say, energy=hw.energy,
                      area=hw.area)
