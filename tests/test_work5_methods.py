@@ -156,3 +156,17 @@ def test_vat_is_the_kd_recipe_without_the_teacher_and_programs_one_shot(teacher)
         assert np.array_equal(a.matrix.g_us, b.matrix.g_us)
     again = method("vat").run(ctx)                          # one student for every chip
     assert again.costs["offline_train_s"] == out.costs["offline_train_s"]
+
+
+def test_chip_ft_is_deterministic_for_a_seed(teacher) -> None:
+    opts = ChipFTConfig(steps=4, batch_size=8, start="teacher")
+    runs = []
+    for _ in range(2):
+        ctx = _context(teacher, opts, seed=2)
+        runs.append(method("chip-ft").run(ctx))
+    for la, lb in zip(runs[0].chip.layers, runs[1].chip.layers):
+        assert np.array_equal(la.matrix.g_us, lb.matrix.g_us)
+        assert torch.equal(la.bias, lb.bias)
+    wall = "offline_train_s"                                # host wall time: measured
+    assert {k: v for k, v in runs[0].costs.items() if k != wall} == \
+        {k: v for k, v in runs[1].costs.items() if k != wall}
