@@ -15,9 +15,10 @@ chip-ft   fine-tuning through the chip: the KD student programmed one-shot; ``st
           re-programmed one-shot to the fine-tuned weights (changed cells only, a fresh
           programming error each). Chip: forward + backward passes, rewrites.
 io-kd     the I/O-guided KD fine-tuning, progressive from the first layer
-          (:mod:`xbar.mapping.recovery.iokd`): the chip's measured layer inputs and the
-          teacher's layer outputs guide each layer's fine-tuning, which is re-programmed
-          and measured before the next. Chip: measurements, rewrites.
+          (:mod:`xbar.mapping.recovery.iokd`): the chip's measured layer inputs, the
+          teacher's logits and clean layer outputs (the start model's own by default)
+          guide each layer's fine-tuning; the layer is re-programmed, measured and its
+          digital bias corrected before the next. Chip: measurements, rewrites.
 ========= ============================================================================
 
 Costs (``MethodOutcome.costs``, means over chips in ``compare``): ``chip_inferences``
