@@ -292,6 +292,7 @@ register(Method("chip-ft", "work5", "fine-tuning through the programmed chip (fo
                 "chip, straight-through gradients), then re-programmed one-shot",
                 run_chip_ft, needs_student=True))
 register(Method("io-kd", "work5", "I/O-guided KD fine-tuning: layer by layer from the "
-                "first, the chip's measured layer inputs and the teacher's layer outputs "
-                "guide each layer, re-programmed one-shot and measured before the next",
+                "first, the chip's measured layer inputs (and outputs), the teacher's logits "
+                "and clean layer outputs guide each layer, re-programmed one-shot and "
+                "measured before the next",
                 run_io_kd, needs_student=True))
