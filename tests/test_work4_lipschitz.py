@@ -114,3 +114,19 @@ def test_bad_options_are_refused() -> None:
         spectral_norm(torch.ones(2, 2), iterations=0)
     with pytest.raises(ConfigError, match="no Linear or Conv2d"):
         crossbar_matrices(nn.Sequential(nn.ReLU()))
+
+
+def test_kd_student_takes_the_regulariser() -> None:
+    from xbar.config import XbarConfig
+    from xbar.devices.presets import preset
+    from xbar.mapping.recovery.kd import KDConfig, distill
+
+    ds = load_dataset("digits")
+    teacher, _ = train_model("digits-cnn", ds)
+    kd = KDConfig(epochs=1, validation_draws=1)
+    plain, _ = distill(teacher, ds, preset("charan2020-jxcdc"), XbarConfig(), kd, seed=0)
+    reg = LipschitzRegularizer(LipschitzConfig(weight=5.0, target=1.0))
+    lip, _ = distill(teacher, ds, preset("charan2020-jxcdc"), XbarConfig(), kd, seed=0,
+                     regularizer=reg)
+    assert reg.last_sigmas  # it ran on the student's own (parametrised) weights
+    assert max(spectral_norms(lip).values()) < max(spectral_norms(plain).values()) - 0.2
