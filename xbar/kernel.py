@@ -173,22 +173,23 @@ def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray
 @njit(cache=True, error_model="numpy")
 def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarray,
                  weight: float, v_unit: float, noise_scale: float, adc_top: float,
-                 key: np.uint64, ctr0: int, zig: np.ndarray, hs: np.ndarray, z: np.ndarray,
-                 slow: np.ndarray) -> None:
+                 key: np.uint64, ctr0: int, zig: np.ndarray, kn_int: np.ndarray,
+                 hs: np.ndarray, z: np.ndarray) -> None:
     """Read noise, ADC and shift-and-add for one run: consecutive samples of one slice.
 
     ``cur``, ``sq`` (sum a_i**2 G_i**2; unused without noise) and ``acc`` are the run's rows
     flattened (row-major, n_phys columns); ``lsb`` is the tile's ADC steps repeated for
     whole rows, at least :data:`_PIECE` long. Element e draws its noise with counter
-    ``ctr0 + e``. ``noise_scale`` is read_noise * v_unit (0: no noise).
+    ``ctr0 + e``. ``noise_scale`` is read_noise * v_unit (0: no noise). ``kn_int`` is the
+    ziggurat's integer bounds rounded up (:func:`_ceil_int`).
 
     The loops are split so that the bulk vectorises (hashes, conversion); the ziggurat's
-    table look-ups run in a scalar loop that records the rare slow draws (wedges and tail,
-    about 1.2 %), drawn after. The arithmetic is the step-by-step model's, operation for
-    operation (no reciprocal of the LSB, no reordering), so each output is the plain loop's.
+    table look-ups run in scalar loops: every draw's fast-path value, then a scan that
+    redraws the rare rejected ones (wedges and tail, about 1.2 %) on the slow path. The
+    arithmetic is the step-by-step model's, operation for operation (no reciprocal of the
+    LSB, no reordering), so each output is the plain loop's.
     """
     n = cur.shape[0]
-    kn = zig[0]
     wn = zig[1]
     piece = lsb.shape[0]
     for e0 in range(0, n, piece):
@@ -200,19 +201,16 @@ def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarr
             first = key + np.uint64(ctr0 + e0) * GOLDEN
             for e in range(m):
                 hs[e] = mix64(first + np.uint64(e) * GOLDEN)
-            n_slow = 0
             for e in range(m):
+                h = hs[e]
+                z[e] = np.int64(np.int32(h & np.uint64(0xFFFFFFFF))) * wn[
+                    np.int64((h >> np.uint64(32)) & np.uint64(127))]
+            for e in range(m):  # |hz| < kn[iz] is |hz| < ceil(kn[iz]) for integer hz
                 h = hs[e]
                 hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
                 iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-                z[e] = hz * wn[iz]
-                slow[n_slow] = e
-                n_slow += 0 if abs(hz) < kn[iz] else 1
-            for q in range(n_slow):
-                e = slow[q]
-                h = hs[e]
-                z[e] = _normal_slow(h, np.int64(np.int32(h & np.uint64(0xFFFFFFFF))),
-                                    np.int64((h >> np.uint64(32)) & np.uint64(127)), zig)
+                if abs(hz) >= kn_int[iz]:
+                    z[e] = _normal_slow(h, hz, iz, zig)
             for e in range(m):
                 s2 = np.float64(sq_p[e])
                 sd = noise_scale * np.sqrt(s2) if s2 > 0.0 else 0.0
@@ -224,6 +222,15 @@ def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarr
                 i_ua = v_unit * np.float64(cur_p[e])
                 step = lsb[e]
                 acc_p[e] += weight * min(max(np.rint(i_ua / step), 0.0), adc_top) * step
+
+
+@njit(cache=True)
+def _ceil_int(v: np.ndarray) -> np.ndarray:
+    """``ceil(v)`` as int64 (outside the parallel kernel: no parallel loop launched)."""
+    out = np.empty(v.shape[0], np.int64)
+    for i in range(v.shape[0]):
+        out[i] = np.int64(math.ceil(v[i]))
+    return out
 
 
 @njit(cache=True)
@@ -315,6 +322,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         raise ConfigError("noisy reads need g2_tiles (G**2) shaped like g_tiles")
     piece_rows = max(1, _PIECE // n_phys)  # a run converts in pieces of whole rows
     lsb_rows = _repeat_rows(lsb, piece_rows)
+    kn_int = _ceil_int(zig[0])
     n_chunks = (n_batch + chunk - 1) // chunk
     for ch in prange(n_chunks):
         b0 = ch * chunk
@@ -327,7 +335,6 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         runs = np.empty((n_slices * nb, 4), np.int64)
         hs = np.empty(piece_rows * n_phys, np.uint64)
         z = np.empty(piece_rows * n_phys, np.float64)
-        slow = np.empty(piece_rows * n_phys, np.int64)
         acc = np.zeros(nb * n_phys)
         for p in range(n_passes):
             sign = 1.0 if p == 0 else -1.0
@@ -358,7 +365,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
                     _convert_run(cur[e0:e1], sq[e0:e1], lsb_rows[t],
                                  acc[b_first * n_phys:(b_first + n_rows) * n_phys],
                                  sign * float(1 << (k * s)), v_unit, noise_scale, adc_top,
-                                 key, ctr0, zig, hs, z, slow)
+                                 key, ctr0, zig, kn_int, hs, z)
         for b in range(nb):
             n = (b0 + b) // n_patch
             l = (b0 + b) - n * n_patch
