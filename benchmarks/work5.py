@@ -12,6 +12,8 @@ Usage (single-threaded, as measured in docs/work5.md)::
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --chips 3
     OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --cifar --sigma 0.1 \\
         --chips 2 --kd-epochs 2 --steps 60 --images 256 --cifar-test-limit 500
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python benchmarks/work5.py --served 0,1e4,1e5,1e6 \\
+        --chips 2
 
 MNIST LeNet-5 (the default) or, with ``--cifar``, CIFAR-10 on the width-reduced VGG-16
 (``vgg16-narrow``, 1/8 of every width: the CPU-sized CIFAR-10 CNN). Prints one row per
@@ -67,6 +69,39 @@ def table(result: dict) -> list[str]:
     return lines
 
 
+def deployment(teacher: object, device: object, served: list[int], chips: int, seed: int,
+               kd_epochs: int) -> list[dict]:
+    """Read disturb on a deployed chip: the KD student programmed one-shot, its accuracy
+    after serving each number of inferences in ``served`` (reads applied in closed form by
+    :func:`xbar.mapping.recovery.chip_loop.serve_reads`; the converters stay as first
+    calibrated, as on a chip in the field)."""
+    from xbar.config import load_hardware
+    from xbar.mapping.chip import Chip
+    from xbar.mapping.data.workflow import calibration_inputs
+    from xbar.mapping.geometry import layer_specs
+    from xbar.mapping.recovery.chip_loop import serve_reads
+    from xbar.mapping.recovery.kd import KDConfig, distill
+
+    ds = teacher.dataset
+    hw = load_hardware("one-cell")
+    student, _ = distill(teacher.model, ds, device, hw.xbar, KDConfig(epochs=kd_epochs), seed)
+    specs = layer_specs(student, tuple(ds.input_shape))
+    rows = []
+    for c in range(chips):
+        chip = Chip.program(student, device, hw.xbar, seed + c, "column", "",
+                            tuple(ds.input_shape))
+        chip.calibrate(calibration_inputs(ds, seed=seed + c))
+        done = 0
+        reads: dict = {}
+        for n in sorted(served):
+            serve_reads(chip, specs, n - done, reads)   # accumulates the pulses per layer
+            done = n
+            rows.append({"chip": seed + c, "inferences": n,
+                         "read_pulses_max": max(reads.values()),
+                         "accuracy": chip.evaluate(ds.x_test, ds.y_test)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cifar", action="store_true", help="CIFAR-10 on vgg16-narrow")
@@ -80,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cifar-test-limit", type=int, default=1000)
     p.add_argument("--sigma", type=float, default=None,
                    help="lognormal sigma of the lv2024-mlc cell (default: the preset's 0.3)")
+    p.add_argument("--served", default=None,
+                   help="instead of the comparison: the KD student's accuracy after serving "
+                        "these numbers of inferences (read disturb), e.g. 0,1e4,1e5,1e6")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -96,6 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     device = preset("lv2024-mlc")
     if args.sigma is not None:
         device = device.replace(sigma=args.sigma)
+    if args.served is not None:
+        served = [int(float(v)) for v in args.served.split(",")]
+        rows = deployment(teacher, device, served, args.chips, args.seed, args.kd_epochs)
+        print(f"read disturb on a deployed {model} KD student, {device.name} (rate "
+              f"{device.read_disturb_rate:g} per read toward {device.read_disturb_toward})")
+        for r in rows:
+            print(f"chip {r['chip']}: {r['inferences']:>10,} inferences, "
+                  f"{r['read_pulses_max']:.3g} read pulses, {100 * r['accuracy']:.2f} %")
+        out = Path(args.out or f"results/work5_{model}_served.json")
+        write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(
+            {"rows": rows, "device": device.to_dict(), "wall_s": time.perf_counter() - start},
+            indent=1)))
+        print(f"wrote {out}")
+        return 0
     result = run(settings, teacher, say, methods=tuple(args.methods.split(",")),
                  images=args.images, device=device)
     wall = time.perf_counter() - start
