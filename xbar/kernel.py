@@ -251,21 +251,30 @@ def _repeat_rows(lsb: np.ndarray, n: int) -> np.ndarray:
 
 @njit(cache=True)
 def _dac_codes(x: np.ndarray, patch: np.ndarray, b0: int, sign: float, x_max: float,
-               full_code: int, codes: np.ndarray) -> None:
+               full_code: int, pixels: np.ndarray, codes: np.ndarray) -> None:
     """DAC codes of samples ``b0 ..`` of one pass (sign +1: max(x, 0); -1: max(-x, 0)).
 
     Sample b is patch ``b % L`` of row ``b // L`` of ``x``: input i is ``x[b // L, patch[b
-    % L, i]]``, or 0 where the offset is -1 (a convolution's zero padding).
+    % L, i]]``, or 0 where the offset is -1 (a convolution's zero padding). Each value of
+    ``x`` the samples touch is coded once (into ``pixels``, at least rows x F), then gathered:
+    a 5x5 convolution codes each pixel once, not 25 times.
     """
     nb, n_in = codes.shape
     n_patch = patch.shape[0]
+    n_first = b0 // n_patch
+    n_last = (b0 + nb - 1) // n_patch
+    for n in range(n_first, n_last + 1):
+        row = pixels[n - n_first]
+        for f in range(x.shape[1]):
+            v = sign * x[n, f]
+            row[f] = 0 if v <= 0.0 else np.int32(np.rint(min(v / x_max, 1.0) * full_code))
     for b in range(nb):
         n = (b0 + b) // n_patch
         offsets = patch[(b0 + b) - n * n_patch]
+        row = pixels[n - n_first]
         for i in range(n_in):
             o = offsets[i]
-            v = sign * x[n, o] if o >= 0 else 0.0
-            codes[b, i] = 0 if v <= 0.0 else np.int32(np.rint(min(v / x_max, 1.0) * full_code))
+            codes[b, i] = row[o] if o >= 0 else 0
 
 
 @njit(parallel=True, cache=True)
@@ -328,6 +337,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         b0 = ch * chunk
         nb = min(chunk, n_batch - b0)
         codes = np.empty((nb, n_in), np.int32)
+        pixels = np.empty(((b0 + nb - 1) // n_patch - b0 // n_patch + 1, x.shape[1]), np.int32)
         a_buf = np.empty(n_slices * nb * rows, np.float32)
         a2_buf = np.empty(n_slices * nb * rows, np.float32) if (noisy and k > 1) else a_buf
         cur = np.empty(n_slices * nb * n_phys, np.float32)
@@ -338,7 +348,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         acc = np.zeros(nb * n_phys)
         for p in range(n_passes):
             sign = 1.0 if p == 0 else -1.0
-            _dac_codes(x, patch, b0, sign, x_max, (1 << input_bits) - 1, codes)
+            _dac_codes(x, patch, b0, sign, x_max, (1 << input_bits) - 1, pixels, codes)
             for t in range(n_tiles):
                 r0 = t * rows
                 r_used = min(rows, n_in - r0)  # the GEMM skips the last tile's padding
@@ -395,12 +405,13 @@ def peak_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         b0 = ch * chunk
         nb = min(chunk, n_batch - b0)
         codes = np.empty((nb, n_in), np.int32)
+        pixels = np.empty(((b0 + nb - 1) // n_patch - b0 // n_patch + 1, x.shape[1]), np.int32)
         a_buf = np.empty(n_slices * nb * rows, np.float32)
         cur = np.empty((n_slices * nb, n_phys), np.float32)
         runs = np.empty((n_slices * nb, 4), np.int64)
         for p in range(n_passes):
             _dac_codes(x, patch, b0, 1.0 if p == 0 else -1.0, x_max, (1 << input_bits) - 1,
-                       codes)
+                       pixels, codes)
             for t in range(n_tiles):
                 r_used = min(rows, n_in - t * rows)
                 a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
