@@ -38,7 +38,8 @@ class AnalogMatrix:
         config: Array and converter settings.
         device: The cell technology.
         n_out, n_in: Weight matrix shape (out x in).
-        g_us: Programmed conductances, float32 (n_in, n_phys): the cells as they are.
+        g_us: Programmed conductances, float32 (n_in, n_phys): the cells as they are. To
+            change them assign a new array; the kernels keep tiles built from this one.
         target_levels: Intended level of each cell, int32 (n_in, n_phys).
         stuck: 0 healthy, 1 stuck at g_min (SA0), 2 stuck at g_max (SA1); int8 (n_in, n_phys).
         g_scale: uS per weight unit, per output column, float64 (n_out,).
