@@ -9,7 +9,8 @@ from pathlib import Path
 
 from xbar.devices import resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
-from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare, story
+from xbar.mapping.recovery.compare import (BUILTIN_METHODS, METHODS, CompareSettings, compare,
+                                           story)
 from xbar.mapping.recovery.kd import KDConfig, kd_config
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
@@ -54,8 +55,9 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
                         f"(default {KDConfig.weight_clip:g})")
     p.add_argument("--kd-draws", type=count_arg, metavar="N",
                    help=f"KD: device draws per training step (default {KDConfig.draws})")
-    p.add_argument("--methods", default=",".join(METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}")
+    p.add_argument("--methods", default=",".join(BUILTIN_METHODS),
+                   help=f"comma-separated subset of {','.join(METHODS)}, or 'all' (default: "
+                        f"works 1 and 2's, {','.join(BUILTIN_METHODS)})")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=defaults.get("out"), metavar="FILE.h5",
                    help="write results, configuration and plots to HDF5 (+ PNGs beside it)")
@@ -83,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from xbar.config import load_hardware
     from xbar.resources import check_memory
 
-    methods = parse_methods(args.methods, METHODS)
+    methods = METHODS if args.methods.strip() == "all" else parse_methods(args.methods, METHODS)
     if args.out:
         out = Path(args.out)
         check_output(out, "--out", COMPARE_FORMAT)

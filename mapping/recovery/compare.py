@@ -115,7 +115,8 @@ class CompareSettings:
         sram_ratio: Fraction of each mapped layer's weights given an SRAM word (RSA, OSA).
         chips: Chip instances; chip ``c`` has seed ``seed + c``.
         seed: The first chip's seed.
-        methods: Methods to run, a subset of :data:`METHODS` without repeats.
+        methods: Methods to run, a subset of :data:`METHODS` without repeats (default: works 1
+            and 2's, :data:`BUILTIN_METHODS`; the plug-ins of works 3-5 run when named).
         adapt: The adaptation budget and optimiser.
         kd: The distillation recipe.
         options: Settings of plug-in methods, by method name (each method documents the type
@@ -127,7 +128,8 @@ class CompareSettings:
                               doc="Fraction of each layer's weights in SRAM.")
     chips: int = param(3, unit="chips", range=(1, 1 << 62), doc="Chip instances.")
     seed: int = param(0, unit="-", range=(0, 2**32 - 1), doc="The first chip's seed.")
-    methods: tuple[str, ...] = param(METHODS, item=str, doc="Methods to run.")
+    methods: tuple[str, ...] = param(BUILTIN_METHODS, item=str,
+                                     doc="Methods to run (default: works 1 and 2's).")
     adapt: AdaptConfig = AdaptConfig()
     kd: KDConfig = KDConfig()
     options: dict[str, Any] = field(default_factory=dict, compare=False)
