@@ -24,6 +24,8 @@ def test_published_table() -> None:
     for p in PUBLISHED:
         assert p.kind in KINDS and p.text and p.setting
         assert p.value is None or p.value > 0 or (p.kind == "power-change" and p.value > -1)
+    # every work with a published figure can be reproduced, and each reproducible work has one
+    assert {p.work for p in PUBLISHED} == set(WORKS)
     assert published("work2", "collapse-mnist").value == pytest.approx(0.3176)
     assert published("work1", "speedup").high == 150.0
     with pytest.raises(KeyError):

@@ -29,8 +29,8 @@ __all__ = ["Method", "MethodContext", "MethodOutcome", "PLUGIN_MODULES", "method
            "method_names", "register"]
 
 PLUGIN_MODULES: tuple[str, ...] = ("xbar.mapping.recovery.work3",
-                                  "xbar.mapping.recovery.finetune",
-                                  "xbar.mapping.recovery.work4_methods")
+                                  "xbar.mapping.recovery.work4_methods",
+                                  "xbar.mapping.recovery.finetune")
 """Modules whose import registers methods (works 3, 4 and 5)."""
 
 _REGISTRY: dict[str, "Method"] = {}

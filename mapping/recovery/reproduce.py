@@ -43,8 +43,8 @@ __all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "reproduce", "row",
            "speedup_sensitivity"]
 
 WORK_MODULES: dict[str, str] = {"work3": "xbar.mapping.recovery.reproduce_work3",
-                               "work5": "xbar.mapping.recovery.work5",
-                               "work4": "xbar.mapping.recovery.work4"}
+                               "work4": "xbar.mapping.recovery.work4",
+                               "work5": "xbar.mapping.recovery.work5"}
 """Works 3-5: the module whose ``rows(settings, teacher, say, out)`` returns the work's rows
 (``teacher``: the MNIST LeNet-5 (digits CNN with ``quick``) as
 :func:`xbar.mapping.data.workflow.load_teacher` returns it; ``out``: the result dict, where
