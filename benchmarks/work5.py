@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--served", default=None,
                    help="instead of the comparison: the KD student's accuracy after serving "
                         "these numbers of inferences (read disturb), e.g. 0,1e4,1e5,1e6")
+    p.add_argument("--io-start", default="student", choices=("student", "teacher"),
+                   help="what io-kd programs first and fine-tunes")
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
@@ -149,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {out}")
         return 0
     result = run(settings, teacher, say, methods=tuple(args.methods.split(",")),
-                 images=args.images, device=device)
+                 images=args.images, device=device, io_start=args.io_start)
     wall = time.perf_counter() - start
     m = result["methods"]
     print(f"work 5 on {model} ({teacher.dataset.name}, {len(teacher.dataset.y_test)} test "

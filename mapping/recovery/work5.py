@@ -40,10 +40,11 @@ QUICK_METHODS = ("software", "one-shot", "kd", "vat", "io-kd")
 
 def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
         methods: tuple[str, ...] | None = None, images: int | None = None,
-        device: Any = None) -> dict[str, Any]:
+        device: Any = None, io_start: str = "student") -> dict[str, Any]:
     """The comparison on ``teacher`` (a :class:`xbar.mapping.data.workflow.Teacher`): the
     :func:`compare` result for work 5's device (or ``device``, a
-    :class:`~xbar.devices.Device` on the same hardware), hardware, methods and budget."""
+    :class:`~xbar.devices.Device` on the same hardware), hardware, methods and budget;
+    ``io_start``: what io-kd programs first (``"student"`` or ``"teacher"``)."""
     from xbar.config import load_hardware
     from xbar.devices.presets import preset, preset_hardware
     from xbar.mapping.recovery.compare import CompareSettings, compare
@@ -57,7 +58,7 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
     device = device or preset(DEVICE)
     hw = load_hardware(preset_hardware(DEVICE))
     options: dict[str, Any] = {
-        "io-kd": IOKDConfig(images=images, steps=s.steps, batch_size=s.batch),
+        "io-kd": IOKDConfig(images=images, steps=s.steps, batch_size=s.batch, start=io_start),
         "chip-ft": ChipFTConfig(steps=s.steps, batch_size=s.batch)}
     cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods,
                          adapt=AdaptConfig(steps=s.steps, batch_size=s.batch),
