@@ -1,6 +1,7 @@
 """Device files: HDF5 (lossless, with provenance and measured tables) and TOML (by hand).
 
-HDF5 layout (``format = "xbar-sim device"``, ``format_version = 1``)::
+HDF5 layout (``format = "xbar-sim device"``, ``format_version = 2``; version 1 files, written
+before read disturb was modelled, lack its two fields and load with it off)::
 
     /                     attrs: format, format_version, written_by, created_utc
     /device               attrs: every scalar Device field (name, g_min_us, g_max_us,
@@ -44,11 +45,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FORMAT = "xbar-sim device"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _TUPLE_FIELDS = ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us")
-# Fields added after files were first written; a file without them predates them, and meant
-# their default (off): read disturb (xbar.devices.read_disturb).
-_ADDED_OFF = ("read_disturb_rate", "read_disturb_toward")
+# Fields added in format version 2 (device files and chip files): a version 1 file predates
+# them and meant read disturb off (xbar.devices.read_disturb); a version 2 file must hold them.
+ADDED_IN_V2 = ("read_disturb_rate", "read_disturb_toward")
 
 
 @dataclass
@@ -161,11 +162,13 @@ def _from_mapping(values: Any, where: str, required: Sequence[str], why: str) ->
     return _build(lambda: Device(**values), where)
 
 
-def device_from_attrs(group: h5py.Group, where: str) -> Device:
+def device_from_attrs(group: h5py.Group, where: str, version: int) -> Device:
     """The Device stored in ``group`` (a device file's or a chip file's ``/device``).
 
     Every scalar field must be an attribute (a file lacking one is damaged: its default is
-    never used in its place); tuple fields are attributes or 1-D datasets, absent when empty.
+    never used in its place), except, in a ``version`` 1 file, the fields that version
+    predates (:data:`ADDED_IN_V2`: read disturb, off); tuple fields are attributes or 1-D
+    datasets, absent when empty.
     """
     values: dict[str, Any] = {k: hdf5_scalar(v) for k, v in group.attrs.items()}
     for k, v in list(values.items()):
@@ -177,7 +180,7 @@ def device_from_attrs(group: h5py.Group, where: str) -> Device:
     for k in group:
         values[k] = _vector(group[k], f"{where}/{k}")
     required = [f.name for f in fields(Device) if f.init and f.name not in _TUPLE_FIELDS
-                and f.name not in _ADDED_OFF]
+                and (version >= 2 or f.name not in ADDED_IN_V2)]
     return _from_mapping(values, where, required, "every scalar Device field is stored, so "
                          "no default stands in for a lost value")
 
@@ -224,7 +227,8 @@ def _load_hdf5(path: Path) -> DeviceFile:
         if not isinstance(f.get("device"), h5py.Group):
             raise FileFormatError(f"{path}: no /device group; an xbar-sim device file "
                                   "holds the device's fields as attributes of /device")
-        dev = device_from_attrs(f["device"], f"{path} /device")
+        dev = device_from_attrs(f["device"], f"{path} /device",
+                                hdf5_scalar(f.attrs["format_version"]))
         provenance = {k: str(hdf5_scalar(v)) for k, v in f["provenance"].attrs.items()} \
             if "provenance" in f else {}
         measured = {}

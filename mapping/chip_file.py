@@ -28,7 +28,8 @@ from xbar.files import hdf5_scalar, open_hdf5
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
 
 FORMAT = "xbar-sim chip"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 stores the device's read-disturb fields (a version 1 file predates them: off)."""
 MATRIX_ARRAYS = ("g_us", "target_levels", "stuck", "g_scale", "pos_cols", "neg_cols",
                  "tile_of_col")
 LAYOUT_ARRAYS = ("pos_cols", "neg_cols", "tile_of_col")
@@ -88,7 +89,8 @@ def read_header(f: h5py.File, path: Path) -> ChipHeader:
     if not isinstance(f.get("device"), h5py.Group):
         raise FileFormatError(f"{where}: no /device group (the device the chip was programmed "
                               "with)")
-    device = device_from_attrs(f["device"], f"{where} /device")
+    device = device_from_attrs(f["device"], f"{where} /device",
+                               hdf5_scalar(f.attrs["format_version"]))
     return ChipHeader(seed, scale, model, tuple(int(v) for v in shape), device,
                       read_hardware(f, path))
 

@@ -173,15 +173,42 @@ def test_a_device_file_written_before_read_disturb_loads_with_it_off(tmp_path) -
     from xbar.devices import load_device_file, save_device
     path = tmp_path / "old.h5"
     save_device(preset("charan2020-dac"), path)
-    with h5py.File(path, "r+") as f:      # as files were written before the two fields
+    with h5py.File(path, "r+") as f:      # a version 2 file must hold the two fields
         del f["device"].attrs["read_disturb_rate"]
         del f["device"].attrs["read_disturb_toward"]
+    with pytest.raises(Exception, match="missing device field.*read_disturb_rate"):
+        load_device_file(path)
+    with h5py.File(path, "r+") as f:      # as version 1 files were written, before them
+        f.attrs["format_version"] = 1
     loaded = load_device_file(path).device
     assert loaded == preset("charan2020-dac") and loaded.read_disturb_rate == 0.0
     with h5py.File(path, "r+") as f:      # any other field missing is still an error
         del f["device"].attrs["sigma"]
     with pytest.raises(Exception, match="missing device field"):
         load_device_file(path)
+
+
+def test_a_chip_file_written_before_read_disturb_loads_with_it_off(tmp_path) -> None:
+    import h5py
+
+    from xbar.config import load_hardware
+    from xbar.mapping.chip import Chip
+    from xbar.mapping.data.zoo import build_model as build
+    model = build("digits-cnn")
+    chip = Chip.program(model, preset("charan2020-dac"), load_hardware("default").xbar, 3,
+                        "column", "digits-cnn", (1, 8, 8))
+    path = tmp_path / "chip.h5"
+    chip.save(path)
+    with h5py.File(path, "r+") as f:
+        del f["device"].attrs["read_disturb_rate"]
+        del f["device"].attrs["read_disturb_toward"]
+    with pytest.raises(Exception, match="missing device field.*read_disturb_rate"):
+        Chip.load(path, build("digits-cnn"))
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 1
+    loaded = Chip.load(path, build("digits-cnn"))
+    assert loaded.device.read_disturb_rate == 0.0
+    assert np.array_equal(loaded.layers[0].matrix.g_us, chip.layers[0].matrix.g_us)
 
 
 @pytest.mark.parametrize("affine", [False, True])
