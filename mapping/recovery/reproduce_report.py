@@ -124,6 +124,8 @@ def format_rows(result: dict[str, Any]) -> str:
             return "-"
         if kind == "speedup":
             return f"{v:.3g}x"
+        if kind == "accuracy-gain":  # a difference of two accuracies
+            return f"{100 * v:+.2f} pts"
         return f"{100 * v:.2f} %"
 
     lines = [f"{'work':6} {'figure':20} {'published':>10} {'simulated':>18} {'diff':>9}  setting"]
