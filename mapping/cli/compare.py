@@ -14,9 +14,10 @@ from xbar.mapping.recovery.compare import (BUILTIN_METHODS, METHODS, CompareSett
 from xbar.mapping.recovery.kd import KDConfig, kd_config
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
-from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
-                                     hardware_spec,
-                                     parse_methods, seed_arg)
+from xbar.mapping.recovery.methods import options_json
+from xbar.mapping.cli.common import (add_option_arg, check_image_output, check_output,
+                                     count_arg, dumps_json, hardware_spec, parse_methods,
+                                     parse_options, seed_arg)
 
 # Memory per (chip, method) kept until the end: accuracies, times and pulses in lists.
 _BYTES_PER_CHIP_METHOD = 200
@@ -58,6 +59,7 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--methods", default=",".join(BUILTIN_METHODS),
                    help=f"comma-separated subset of {','.join(METHODS)}, or 'all' (default: "
                         f"works 1 and 2's, {','.join(BUILTIN_METHODS)})")
+    add_option_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=defaults.get("out"), metavar="FILE.h5",
                    help="write results, configuration and plots to HDF5 (+ PNGs beside it)")
@@ -86,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from xbar.resources import check_memory
 
     methods = METHODS if args.methods.strip() == "all" else parse_methods(args.methods, METHODS)
+    options = parse_options(args.option, methods)
     if args.out:
         out = Path(args.out)
         check_output(out, "--out", COMPARE_FORMAT)
@@ -96,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
         kd=kd_config(epochs=args.kd_epochs, learning_rate=args.kd_lr, alpha=args.kd_alpha,
                      temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
-                     weight_clip=args.kd_weight_clip, draws=args.kd_draws))
+                     weight_clip=args.kd_weight_clip, draws=args.kd_draws),
+        options=options)
     check_memory(args.chips * len(methods) * _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}",
                  f"results of {args.chips} chips x {len(methods)} methods")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
@@ -113,13 +117,14 @@ def run(args: argparse.Namespace) -> int:
                      energy=hw.energy, area=hw.area)
     result.update(model=teacher.label, dataset=teacher.dataset.name,
                   dataset_note=teacher.dataset.note, device=device.name,
-                  hardware_preset=hw_label,
+                  hardware_preset=hw_label, options=options_json(options),
                   wall_s=time.perf_counter() - start)
     config = {"device": device.to_dict(), "hardware": xbar.to_dict(),
               "timing": timing.to_dict(), "programming": programming.to_dict(),
               "adaptation": adaptation.to_dict(), "energy": hw.energy.to_dict(),
               "area": hw.area.to_dict(), "settings": result["settings"],
-              "model": teacher.label, "dataset": teacher.dataset.name}
+              "model": teacher.label, "dataset": teacher.dataset.name,
+              "options": result["options"]}
     result["story"] = story(result)
     pngs = save_compare(args.out, result, config) if args.out else []
     if args.json:
@@ -129,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{teacher.label} on {teacher.dataset.summary()}")
     print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping "
           f"(hardware {hw_label})")
+    if args.option:
+        print(f"method options: {' '.join(args.option)}")
     print(format_table(result))
     for line in result["story"]:
         print(f"- {line}")

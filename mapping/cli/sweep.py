@@ -7,9 +7,9 @@ import sys
 
 from xbar.mapping.recovery.compare import METHODS
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (check_image_output, check_output, count_arg, dumps_json,
-                                     hardware_spec,
-                                     parse_methods, seed_arg)
+from xbar.mapping.cli.common import (add_option_arg, check_image_output, check_output,
+                                     count_arg, dumps_json, hardware_spec, parse_methods,
+                                     parse_options, seed_arg)
 
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
@@ -38,6 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", default=_DEFAULT_METHODS,
                    help=f"comma-separated subset of {','.join(METHODS)} "
                         f"(default {_DEFAULT_METHODS})")
+    add_option_arg(p)
     p.add_argument("--chips", type=count_arg, default=3,
                    help="chip instances per point (default 3)")
     p.add_argument("--seed", type=seed_arg, default=0,
@@ -94,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from xbar.mapping.sweep.store import FORMAT as SWEEP_FORMAT
 
     methods = parse_methods(args.methods, METHODS)
+    options = parse_options(args.option, methods)
     check_distinct(**{"--out": args.out, "--plot": args.plot})
     check_output(args.out, "--out", SWEEP_FORMAT)
     if args.plot:
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
                      hw=args.hw, methods=methods, chips=args.chips,
                      seed=args.seed, teacher_seed=args.teacher_seed,
                      sram_ratio=args.sram_ratio, steps=args.steps, batch=args.batch,
-                     kd_epochs=args.kd_epochs, test_limit=args.test_limit)
+                     kd_epochs=args.kd_epochs, test_limit=args.test_limit,
+                     options=options)
     plan = plan_sweep(spec)  # every value validated before any work
     if not args.json:
         print(f"sweep {plan.param.name} over {len(plan.points)} values x "

@@ -287,12 +287,13 @@ def run_io_kd(ctx: MethodContext) -> MethodOutcome:
 
 
 register(Method("vat", "work5", "variation-aware training: the device's programming noise "
-                "injected in training, labels only (no teacher), programmed one-shot", run_vat))
+                "injected in training, labels only (no teacher), programmed one-shot", run_vat,
+                options_type=VATConfig))
 register(Method("chip-ft", "work5", "fine-tuning through the programmed chip (forward on "
                 "chip, straight-through gradients), then re-programmed one-shot",
-                run_chip_ft, needs_student=True))
+                run_chip_ft, needs_student=True, options_type=ChipFTConfig))
 register(Method("io-kd", "work5", "I/O-guided KD fine-tuning: layer by layer from the "
                 "first, the chip's measured layer inputs (and outputs), the teacher's logits "
                 "and clean layer outputs guide each layer, re-programmed one-shot and "
                 "measured before the next",
-                run_io_kd, needs_student=True))
+                run_io_kd, needs_student=True, options_type=IOKDConfig))

@@ -20,13 +20,13 @@ documented defaults.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Callable
 
 from xbar.errors import ConfigError
 
 __all__ = ["Method", "MethodContext", "MethodOutcome", "PLUGIN_MODULES", "method",
-           "method_names", "register"]
+           "method_names", "options_json", "register"]
 
 PLUGIN_MODULES: tuple[str, ...] = ("xbar.mapping.recovery.work3",
                                   "xbar.mapping.recovery.work4_methods",
@@ -115,6 +115,9 @@ class Method:
         summary: One line: what it does.
         run: The method on one chip instance.
         needs_student: True if it starts from the KD student (``compare`` then distils one).
+        options_type: The dataclass of its ``CompareSettings.options`` entry, built with
+            no arguments for the defaults (``xbar compare --option NAME.FIELD=VALUE`` starts
+            from those), or None if the method takes no options.
     """
 
     name: str
@@ -122,6 +125,26 @@ class Method:
     summary: str
     run: Callable[[MethodContext], MethodOutcome]
     needs_student: bool = False
+    options_type: type | None = None
+
+
+def options_json(options: dict[str, Any]) -> dict[str, Any]:
+    """``CompareSettings.options`` as plain JSON values (dataclasses as dicts of their
+    fields, tuples as lists, anything else, e.g. a network, as its type's name), for results
+    files and configuration hashes."""
+    return {name: _plain(value) for name, value in sorted(options.items())}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value) if f.init}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return f"<{type(value).__name__}>"
 
 
 def register(m: Method) -> Method:

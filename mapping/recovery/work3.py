@@ -229,9 +229,12 @@ def _run_on_chip(ctx: MethodContext) -> MethodOutcome:
 
 
 register(Method("fault-aware-map", "work3", "test the chip, match weight rows to crossbar rows "
-                "by bipartite matching on the fault map, program one-shot", _run_map))
+                "by bipartite matching on the fault map, program one-shot", _run_map,
+                options_type=Work3Options))
 register(Method("fault-aware-train", "work3", "fault-aware-map, then retrain off device with "
                 "the chip's map in the loop (held, reduced and frozen weights; layer-by-layer "
-                "for MLPs), program one-shot", _run_train))
+                "for MLPs), program one-shot", _run_train,
+                options_type=Work3Options))
 register(Method("fault-aware+on-chip", "work3", "fault-aware-train, then a few on-device "
-                "retraining iterations that rewrite cells", _run_on_chip))
+                "retraining iterations that rewrite cells", _run_on_chip,
+                options_type=Work3Options))

@@ -186,8 +186,10 @@ def _run_comp(ctx: MethodContext) -> MethodOutcome:
 
 
 register(Method("lipschitz", "work4", "the Lipschitz-regularised network programmed once",
-                _run_lipschitz))
+                _run_lipschitz, options_type=Work4Options))
 register(Method("lipschitz+comp", "work4", "the Lipschitz-regularised network programmed "
-                "once, plus compensation layers trained on the chip", _run_lipschitz_comp))
+                "once, plus compensation layers trained on the chip", _run_lipschitz_comp,
+                options_type=Work4Options))
 register(Method("comp", "work4", "the teacher programmed once, plus compensation layers "
-                "trained on the chip", _run_comp))
+                "trained on the chip", _run_comp,
+                options_type=Work4Options))

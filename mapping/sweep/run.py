@@ -38,6 +38,7 @@ from xbar.devices import Device, DeviceFile, resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
 from xbar.mapping.recovery.compare import METHODS, CompareSettings
 from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.recovery.methods import options_json
 from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
 from xbar.mapping.sweep.lock import exclusive
 from xbar.mapping.sweep.store import SweepResults, open_results, package_versions
@@ -76,6 +77,10 @@ class SweepSpec:
         batch: Adaptation batch size.
         kd_epochs: Distillation epochs.
         test_limit: Evaluate on the first N test images only (None: all).
+        options: Plug-in methods' settings by method name, as
+            :attr:`CompareSettings.options <xbar.mapping.recovery.compare.CompareSettings>`
+            (``xbar sweep --option``); they go to every point of their method and into the
+            configuration hash.
     """
 
     param: str
@@ -94,6 +99,7 @@ class SweepSpec:
     batch: int = 32
     kd_epochs: int = 10
     test_limit: int | None = None
+    options: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     settings = CompareSettings(sram_ratio=spec.sram_ratio, chips=spec.chips, seed=spec.seed,
                                methods=methods,
                                adapt=AdaptConfig(steps=spec.steps, batch_size=spec.batch),
-                               kd=KDConfig(epochs=spec.kd_epochs))
+                               kd=KDConfig(epochs=spec.kd_epochs), options=dict(spec.options))
     device_file = resolve_device_file(spec.device)  # the device with its write-verify loop
     device = device_file.device
     hw = load_hardware(spec.hw)
@@ -191,6 +197,7 @@ class SweepRun:
                 "points_done": int(r.done.sum()), "points_skipped": self.skipped,
                 "points_computed": self.computed, "wall_s": self.wall_s, "where": self.where,
                 "accuracy": r.summary(), "kd": r.kd, "versions": r.versions,
+                "options": r.config.get("options", {}),
                 "published": [{"source": p.source, "method": p.method, "value": r.values[i],
                                "accuracy": p.accuracy, "note": p.note}
                               for p, i in published_points(r)],
@@ -214,7 +221,9 @@ def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dic
                          "kd_temperature": s.kd.temperature, "kd_alpha": s.kd.alpha,
                          "teacher_seed": plan.spec.teacher_seed},
             "param": plan.param.name, "values": list(v.value for v in plan.points),
-            "methods": list(s.methods), "chips": s.chips, "seed": s.seed}
+            "methods": list(s.methods), "chips": s.chips, "seed": s.seed,
+            # Only when given, so that a sweep without options keeps its earlier hash.
+            **({"options": options_json(s.options)} if s.options else {})}
 
 
 def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | None = None,
@@ -254,7 +263,8 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
                        spec.test_limit, plan.points, plan.timing, plan.programming,
                        plan.adaptation, plan.settings.seed, plan.settings.adapt,
                        plan.settings.kd, DeviceFile(plan.device,
-                                                    write_verify=plan.write_verify))
+                                                    write_verify=plan.write_verify),
+                       plan.settings.options)
     methods = plan.settings.methods
     with exclusive(out) as lock_notes:
         results, warnings = open_results(out, config, plan.param.unit, plan.param.target,

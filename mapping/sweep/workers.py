@@ -70,6 +70,7 @@ class SweepContext:
     adapt: AdaptConfig
     kd: KDConfig
     device_file: Any = None  # the base DeviceFile: its write-verify loop goes to R-V-W points
+    options: Any = None  # CompareSettings.options (plug-in methods' settings by name)
 
 
 _LOCK = threading.Lock()  # one sweep task at a time per process (torch state is global)
@@ -205,7 +206,9 @@ def point_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int, me
             kd_model.load_state_dict(torch.load(io.BytesIO(weights), weights_only=True))
             kd_model.eval()
         settings = CompareSettings(sram_ratio=point.sram_ratio, chips=1, seed=ctx.seed + chip,
-                                   methods=(method,), adapt=ctx.adapt, kd=ctx.kd)
+                                   methods=(method,), adapt=ctx.adapt, kd=ctx.kd,
+                                   options={k: v for k, v in (ctx.options or {}).items()
+                                            if k == method})
         device = with_loop(point.device, ctx.device_file)  # the fitted loop, where it fits
         out = compare(model, ds, device, point.xbar, settings, ctx.timing,
                       ctx.programming, ctx.adaptation, student=kd_model)["methods"][method]
