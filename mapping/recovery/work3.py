@@ -28,6 +28,7 @@ The stuck-at naming: our SA0 is stuck at g_min (the high-resistance state), SA1 
 from __future__ import annotations
 
 import copy
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -163,9 +164,16 @@ _LAST: dict[str, Any] = {}
 
 
 def _key(ctx: MethodContext, opts: Work3Options) -> tuple[Any, ...]:
-    weights = tuple((tuple(v.shape), float(v.detach().double().abs().sum()))
-                    for v in ctx.teacher.state_dict().values())  # not id(): ids are reused
-    data = (ctx.dataset.name, ctx.dataset.x_train.shape, float(ctx.dataset.x_train[:64].sum()))
+    # a digest of every weight and training array (not id(): ids are reused)
+    h = hashlib.blake2b(digest_size=16)
+    for name, v in ctx.teacher.state_dict().items():
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(v.detach().cpu().numpy()).tobytes())
+    weights = h.hexdigest()
+    h = hashlib.blake2b(digest_size=16)
+    for arr in (ctx.dataset.x_train, ctx.dataset.y_train):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    data = (ctx.dataset.name, ctx.dataset.x_train.shape, h.hexdigest())
     return (weights, data, ctx.seed, ctx.device, ctx.xbar, repr(ctx.hardware.to_dict()), opts,
             ctx.shape)
 
