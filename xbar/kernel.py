@@ -143,20 +143,25 @@ def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray
     nb = codes.shape[0]
     r_used = a.shape[1]
     mask = (1 << k) - 1
+    on = np.empty(nb, np.int32)  # slice s of sample b drives a word line: bits of on[b]
+    for b in range(nb):
+        row = codes[b, r0:r0 + r_used]
+        o = 0
+        for i in range(r_used):
+            o |= row[i]
+        on[b] = o
     n = 0
     n_runs = 0
     for s in range(n_slices):
         shift = s * k
         in_run = False
         for b in range(nb):
-            any_on = 0
-            for i in range(r_used):
-                v = (codes[b, r0 + i] >> shift) & mask
-                a[n, i] = np.float32(v)
-                any_on |= v
-            if any_on == 0:
+            if (on[b] >> shift) & mask == 0:
                 in_run = False
                 continue
+            row, dst = codes[b, r0:r0 + r_used], a[n]
+            for i in range(r_used):  # no reduction in the loop: it vectorises
+                dst[i] = np.float32((row[i] >> shift) & mask)
             if in_run:
                 runs[n_runs - 1, 3] += 1
             else:
