@@ -165,6 +165,9 @@ def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
         assert 0.0 <= result[m]["accuracy"] <= 1.0
     assert result["lipschitz"]["offline_train_s"] > 0
     assert result["comp"]["adapt_s"] > 0 and result["comp"]["comp_sram_words"] > 0
+    # the compensation layers' SRAM is the method's SRAM area, as compare reports it
+    assert result["comp"]["sram_area_fraction"] == result["comp"]["comp_sram_area_fraction"] > 0
+    assert result["one-shot"]["sram_area_fraction"] == 0
     bad = CompareSettings(chips=1, methods=("comp",), options={"comp": {"steps": 5}})
     with pytest.raises(ConfigError, match="Work4Options"):
         compare(model, ds, device_at(1.0), XbarConfig(), bad)

@@ -330,7 +330,9 @@ def _run_plugin(r: MethodResult, plugin: Any, ctx: MethodContext
     for key, value in out.costs.items():
         r.costs.setdefault(key, []).append(float(value))
     words = out.words_per_layer or [0] * len(ctx.specs)
-    if any(words):
+    if out.sram_area_fraction is not None:
+        r.sram_area_fraction = out.sram_area_fraction
+    elif any(words):
         r.sram_area_fraction = sram_area_fraction(ctx.specs, words, ctx.hardware)
     return out.chip, out.adapt_s, out.adapt_pj, words
 

@@ -90,6 +90,9 @@ class MethodOutcome:
             rewrites, training passes), from the timing engine and the energy model.
         sram_words: SRAM words the method keeps (0: none).
         words_per_layer: SRAM words per layer (for inference energy), None: none.
+        sram_area_fraction: The SRAM's area over the chip's when the method computes it
+            itself (digital layers that are not per-layer weight words); None: from
+            ``words_per_layer`` (:func:`xbar.timing.area.sram_area_fraction`).
         costs: Further named costs (means over chips are reported), e.g. ``"test_s"``,
             ``"offline_train_s"``, ``"rewrites"``; units in the name.
     """
@@ -102,6 +105,7 @@ class MethodOutcome:
     adapt_pj: float = 0.0
     sram_words: int = 0
     words_per_layer: list[int] | None = None
+    sram_area_fraction: float | None = None
     costs: dict[str, float] = field(default_factory=dict)
 
 
@@ -165,9 +169,10 @@ def _load() -> None:
 
 
 def method_names() -> tuple[str, ...]:
-    """The registered methods' names, in registration order."""
+    """The registered methods' names, by work and, within a work, in registration order
+    (so the order does not depend on which plug-in module happened to be imported first)."""
     _load()
-    return tuple(_REGISTRY)
+    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].work))
 
 
 def method(name: str) -> Method:

@@ -166,7 +166,8 @@ def _compensated(ctx: MethodContext, o: Work4Options, model: nn.Module,
     # words_per_layer stays None: the compensation's inference energy is comp_inference_pj
     # (its words can outnumber a small layer's weights, which the SRAM-word energy refuses)
     return MethodOutcome(chip, adapt_s=k["adapt_s"], adapt_pj=k["adapt_pj"],
-                         sram_words=k["sram_words"], costs=costs)
+                         sram_words=k["sram_words"],
+                         sram_area_fraction=float(k["sram_area_fraction"]), costs=costs)
 
 
 def _run_lipschitz(ctx: MethodContext) -> MethodOutcome:
