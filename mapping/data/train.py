@@ -140,6 +140,19 @@ def seeded_deterministic(seed: int, threads: int | None) -> Iterator[None]:
             torch.set_num_threads(n_threads)
 
 
+def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator
+                 ) -> Iterator[torch.Tensor]:
+    """``steps`` batches of indices into ``n`` samples: a shuffled pass from ``generator``,
+    reshuffled whenever the next batch would not fit in what is left of it (the schedule of
+    every fixed-step training on a chip: adaptation, compensation, I/O-guided fine-tuning)."""
+    order, pos = torch.randperm(n, generator=generator), 0
+    for _ in range(steps):
+        if pos + batch_size > n:
+            order, pos = torch.randperm(n, generator=generator), 0
+        yield order[pos:pos + batch_size]
+        pos += batch_size
+
+
 def _model_device(model: nn.Module) -> torch.device:
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")

@@ -57,7 +57,7 @@ from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.datasets import Dataset
-from xbar.mapping.data.train import seeded_deterministic
+from xbar.mapping.data.train import seeded_deterministic, step_batches
 from xbar.params import Params, param
 from xbar.timing.adaptation import adaptation_time
 from xbar.timing.area import sram_area_fraction
@@ -240,12 +240,7 @@ def train_compensation(chip: Chip, teacher: nn.Module, dataset: Dataset,
     with seeded_deterministic(seed, 1):
         opt = torch.optim.Adam(params, lr=config.learning_rate)
         gen = torch.Generator().manual_seed(seed + 7)
-        order, pos = torch.randperm(len(x_all), generator=gen), 0
-        for _ in range(config.steps):
-            if pos + config.batch_size > len(order):
-                order, pos = torch.randperm(len(x_all), generator=gen), 0
-            idx = order[pos:pos + config.batch_size]
-            pos += config.batch_size
+        for idx in step_batches(len(x_all), config.batch_size, config.steps, gen):
             with torch.no_grad():
                 soft = F.softmax(teacher(x_all[idx]) / t, 1)
             out = chip.module(x_all[idx])

@@ -58,7 +58,7 @@ from torch.nn.utils import parametrize
 
 from xbar.mapping.chip import Chip
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
-from xbar.mapping.data.train import seeded_deterministic
+from xbar.mapping.data.train import seeded_deterministic, step_batches
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.recovery.kd import DeviceNoise
 from xbar.mapping.recovery.chip_loop import measure_layer, reprogram_layer, serve_reads
@@ -153,15 +153,8 @@ def _train_stage(model: nn.Module, n: int, x_in: torch.Tensor, images: torch.Ten
     try:
         opt = torch.optim.Adam(params, lr=config.learning_rate)
         order_gen = torch.Generator().manual_seed(seed + 1)
-        order = torch.randperm(len(x_in), generator=order_gen)
-        pos = 0
         model.train()
-        for _ in range(config.steps):
-            if pos + config.batch_size > len(order):
-                order = torch.randperm(len(x_in), generator=order_gen)
-                pos = 0
-            idx = order[pos:pos + config.batch_size]
-            pos += config.batch_size
+        for idx in step_batches(len(x_in), config.batch_size, config.steps, order_gen):
             feed["x"] = x_in[idx]
             out = model(images[idx])
             loss_kd = F.kl_div(F.log_softmax(out / temp, 1), F.softmax(t_logits[idx] / temp, 1),

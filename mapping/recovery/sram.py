@@ -30,7 +30,7 @@ from torch import nn
 
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
-from xbar.mapping.data.train import seeded_deterministic
+from xbar.mapping.data.train import seeded_deterministic, step_batches
 from xbar.errors import ConfigError
 from xbar.params import Params, check_int, param
 
@@ -166,14 +166,7 @@ def adapt(chip: Chip, dataset: Dataset, train: str, config: AdaptConfig = AdaptC
         opt = torch.optim.Adam(params, lr=config.learning_rate if train == "sram"
                                else config.learning_rate * 0.02)
         order_gen = torch.Generator().manual_seed(seed + 5)
-        order = torch.randperm(len(x_all), generator=order_gen)
-        pos = 0
-        for _ in range(config.steps):
-            if pos + config.batch_size > len(order):
-                order = torch.randperm(len(x_all), generator=order_gen)
-                pos = 0
-            idx = order[pos:pos + config.batch_size]
-            pos += config.batch_size
+        for idx in step_batches(len(x_all), config.batch_size, config.steps, order_gen):
             loss = F.cross_entropy(chip.module(x_all[idx]), y_all[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
