@@ -47,7 +47,8 @@ from xbar.mapping.data.train import seeded_deterministic
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.recovery.iokd import progressive
 from xbar.mapping.recovery.kd import distill
-from xbar.mapping.recovery.methods import Method, MethodContext, MethodOutcome, register
+from xbar.mapping.recovery.methods import (Method, MethodContext, MethodOutcome, options_of,
+                                           register)
 from xbar.mapping.recovery.chip_loop import (forward_seconds, reprogram_layer, rewrite_cost,
                                           serve_reads)
 from xbar.params import Params, param
@@ -129,16 +130,6 @@ class IOKDConfig(Params):
     start: str = param("student", choices=STARTS, doc="The network programmed first.")
 
 
-def _options(ctx: MethodContext, name: str, klass: type) -> Any:
-    if ctx.options is None:
-        return klass()
-    if not isinstance(ctx.options, klass):
-        raise ConfigError(f"CompareSettings.options[{name!r}] = {ctx.options!r} is invalid; "
-                          f"allowed: a {klass.__name__} (xbar.mapping.recovery.finetune) or "
-                          "None for its defaults")
-    return ctx.options
-
-
 def _start(ctx: MethodContext, start: str, name: str) -> torch.nn.Module:
     if start == "teacher":
         return ctx.teacher
@@ -159,7 +150,7 @@ _VAT_CACHE: list[tuple[tuple[Any, ...], Any, dict[str, Any]]] = []
 
 def run_vat(ctx: MethodContext) -> MethodOutcome:
     """Variation-aware training (one student for all chips of a comparison), one-shot."""
-    cfg = _options(ctx, "vat", VATConfig)
+    cfg = options_of(ctx, VATConfig, "vat")
     recipe = dataclasses.replace(ctx.settings.kd, alpha=0.0,
                                  epochs=cfg.epochs or ctx.settings.kd.epochs)
     # the same teacher and data objects (by identity), the same device, arrays and recipe
@@ -193,7 +184,7 @@ def _add_delta(layer: Any, delta_w: torch.Tensor, delta_b: torch.Tensor) -> Any:
 
 def run_chip_ft(ctx: MethodContext) -> MethodOutcome:
     """Fine-tuning through the programmed chip, then every layer re-programmed one-shot."""
-    cfg = _options(ctx, "chip-ft", ChipFTConfig)
+    cfg = options_of(ctx, ChipFTConfig, "chip-ft")
     model, _ = fold_batchnorm(_start(ctx, cfg.start, "chip-ft"))
     teacher, _ = fold_batchnorm(ctx.teacher)
     chip = ctx.program(model)
@@ -268,7 +259,7 @@ def _outcome(ctx: MethodContext, chip: Any, rewrites: list[Any], adapt_s: float,
 # ------------------------------------------------------------------------------ io-kd
 def run_io_kd(ctx: MethodContext) -> MethodOutcome:
     """The I/O-guided progressive KD fine-tuning (:mod:`xbar.mapping.recovery.iokd`)."""
-    cfg = _options(ctx, "io-kd", IOKDConfig)
+    cfg = options_of(ctx, IOKDConfig, "io-kd")
     res = progressive(ctx, cfg, _start(ctx, cfg.start, "io-kd"))
     chip, hw, specs = res["chip"], ctx.hardware, ctx.specs
     g = _g_sums(chip, specs)

@@ -77,6 +77,18 @@ class MethodContext:
     one_shot_pj: float
 
 
+def options_of(ctx: MethodContext, klass: type, name: str = "") -> Any:
+    """The method's options: ``ctx.options``, or ``klass()`` (the defaults) when None;
+    anything else is refused naming ``klass`` (and the method ``name`` when given)."""
+    if ctx.options is None:
+        return klass()
+    if not isinstance(ctx.options, klass):
+        where = f"CompareSettings.options[{name!r}]" if name else "CompareSettings.options"
+        raise ConfigError(f"{where} = {ctx.options!r} is invalid; allowed: a "
+                          f"{klass.__name__} or None for its defaults")
+    return ctx.options
+
+
 @dataclass
 class MethodOutcome:
     """A recovered chip and what recovering it cost.

@@ -43,7 +43,8 @@ from xbar.mapping.recovery.fault_aware import (fault_aware_perms, folded_weights
                                                input_activity, program_mapped)
 from xbar.mapping.recovery.fault_map import chip_cells, layer_shapes, run_test_pass
 from xbar.mapping.recovery.fault_train import FaultTrainConfig, fault_aware_train
-from xbar.mapping.recovery.methods import Method, MethodContext, MethodOutcome, register
+from xbar.mapping.recovery.methods import (Method, MethodContext, MethodOutcome, options_of,
+                                           register)
 from xbar.mapping.recovery.on_chip import OnChipConfig, retrain_on_chip
 
 __all__ = ["JXCDC_SA0", "JXCDC_SA1", "METHODS", "VARIATION_SIGMA", "Work3Options",
@@ -112,14 +113,6 @@ def variation_device(sigma: float = VARIATION_SIGMA) -> Device:
         sa1_rate=0.0, source="charan2020-jxcdc levels; lognormal variation (work 3)")
 
 
-def _options(ctx: MethodContext) -> Work3Options:
-    opts = ctx.options if ctx.options is not None else Work3Options()
-    if not isinstance(opts, Work3Options):
-        raise ConfigError(f"options of the work 3 methods must be a Work3Options; got "
-                          f"{type(opts).__name__}")
-    return opts
-
-
 class _Mapped:
     """One chip tested and its rows matched: what every work 3 method starts from."""
 
@@ -179,7 +172,7 @@ def _key(ctx: MethodContext, opts: Work3Options) -> tuple[Any, ...]:
 
 
 def _mapped(ctx: MethodContext) -> _Mapped:
-    opts = _options(ctx)
+    opts: Work3Options = options_of(ctx, Work3Options)
     key = _key(ctx, opts)
     if _LAST.get("key") != key:
         _LAST.clear()

@@ -39,7 +39,8 @@ from xbar.mapping.recovery.compensation import (CompensationConfig, attach_compe
                                                 compensation_costs, place_compensation,
                                                 train_compensation)
 from xbar.mapping.recovery.lipschitz import LipschitzConfig, LipschitzRegularizer
-from xbar.mapping.recovery.methods import Method, MethodContext, MethodOutcome, register
+from xbar.mapping.recovery.methods import (Method, MethodContext, MethodOutcome, options_of,
+                                           register)
 
 __all__ = ["Work4Options", "lipschitz_fine_tune"]
 
@@ -124,11 +125,7 @@ def _key(teacher: nn.Module, dataset: Dataset, o: Work4Options, seed: int) -> st
 
 
 def _options(ctx: MethodContext) -> Work4Options:
-    o = ctx.options if ctx.options is not None else Work4Options()
-    if not isinstance(o, Work4Options):
-        raise ConfigError(f"options of the work-4 methods must be a Work4Options; got "
-                          f"{type(o).__name__}")
-    return o
+    return options_of(ctx, Work4Options)
 
 
 def _network(ctx: MethodContext, o: Work4Options) -> tuple[nn.Module, float]:
