@@ -101,8 +101,9 @@ class Chip:
         for layer, rng in zip(self.layers, np.random.default_rng(seq).spawn(len(self.layers))):
             layer.read_rng = rng
 
-    def _capture_inputs(self, x: torch.Tensor, exact: bool) -> dict[str, torch.Tensor]:
-        """Run ``x`` and return each analog layer's input (exact digital MVMs if asked)."""
+    def capture_inputs(self, x: torch.Tensor, exact: bool) -> dict[str, torch.Tensor]:
+        """Run ``x`` and return each analog layer's input, by layer name (exact digital MVMs
+        of the programmed weights if ``exact``, else the crossbars)."""
         seen: dict[str, list[torch.Tensor]] = {}
         hooks = []
         for layer in self.layers:
@@ -133,7 +134,7 @@ class Chip:
         up to ADC_CALIBRATION_VECTORS of those input vectors.
         """
         x = torch.as_tensor(np.asarray(x, dtype=np.float32))
-        inputs = self._capture_inputs(x, exact=True)
+        inputs = self.capture_inputs(x, exact=True)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 2]))
         for layer in self.layers:
             cols = layer.input_columns(inputs[layer.layer_name]).numpy()

@@ -57,30 +57,9 @@ def folded_weights(model: nn.Module) -> list[np.ndarray]:
 def input_activity(chip: Chip, x: np.ndarray) -> list[np.ndarray]:
     """``E[x_i^2]`` of every analog layer's input rows on images ``x`` (exact MVMs of the
     programmed weights), float64 (n_in,) per layer."""
-    inputs = _capture(chip, x)
+    inputs = chip.capture_inputs(torch.as_tensor(np.asarray(x, np.float32)), exact=True)
     return [np.mean(layer.input_columns(inputs[layer.layer_name]).double().numpy() ** 2, axis=0)
             for layer in chip.layers]
-
-
-def _capture(chip: Chip, x: np.ndarray) -> dict[str, torch.Tensor]:
-    """Each analog layer's input on ``x`` with exact digital MVMs (a forward pre-hook)."""
-    seen: dict[str, list[torch.Tensor]] = {}
-    hooks = [layer.register_forward_pre_hook(
-        lambda mod, args, name=layer.layer_name: seen.setdefault(name, []).append(
-            args[0].detach())) for layer in chip.layers]
-    saved = [(layer.analog, layer.x_max) for layer in chip.layers]
-    try:
-        for layer in chip.layers:
-            layer.analog = False
-            layer.x_max = layer.x_max or 1.0
-        with torch.no_grad():
-            chip.module(torch.as_tensor(np.asarray(x, np.float32)))
-    finally:
-        for h in hooks:
-            h.remove()
-        for layer, (analog, x_max) in zip(chip.layers, saved):
-            layer.analog, layer.x_max = analog, x_max
-    return {k: torch.cat(v) for k, v in seen.items()}
 
 
 def predicted_cells(levels: np.ndarray, stuck: np.ndarray, theta: np.ndarray,
