@@ -36,7 +36,8 @@ def test_published_table() -> None:
     (dict(works=("work9",)), "works"), (dict(works=()), "works"),
     (dict(works=("work1", "work1")), "twice"), (dict(fractions=(0.0,)), "fractions"),
     (dict(fractions=(0.05, 1.5)), "fractions"), (dict(cifar_test_limit=0), "cifar_test_limit"),
-    (dict(chips=0), "chips"), (dict(steps=True), "steps")])
+    (dict(chips=0), "chips"), (dict(steps=True), "steps"),
+    (dict(extra={"work4_sigmaa": 2.0}), "unknown key")])
 def test_settings_are_validated(bad: dict, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         ReproduceSettings(**bad)

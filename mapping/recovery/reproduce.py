@@ -50,6 +50,10 @@ WORK_MODULES: dict[str, str] = {"work3": "xbar.mapping.recovery.reproduce_work3"
 :func:`xbar.mapping.data.workflow.load_teacher` returns it; ``out``: the result dict, where
 the work may keep its details under ``out["works"][work]``)."""
 WORKS = ("work1", "work2") + tuple(WORK_MODULES)
+EXTRA_KEYS = ("work3_sigma", "work3_stuck_rate", "work4_sigma", "work4_adc_sigma",
+              "work4_comp_layers", "work5_images")
+"""The knobs of works 3-5 that :attr:`ReproduceSettings.extra` may set (each work's module
+documents and checks its own); any other key is refused rather than ignored."""
 WRITE_TIMES_NS = (6_500.0, 50_000.0, 500_000.0, 4_500_000.0)
 """Work 1's range of RRAM write times per cell (6.5 us to 4.5 ms), with two points between."""
 ACCOUNTINGS = ("full-chip", "cell-by-cell")
@@ -73,6 +77,7 @@ class ReproduceSettings:
             the width-reduced ``vgg16-narrow`` (1/8 of every width), named in every row.
         cifar_test_limit: CIFAR-10 test images evaluated (N evenly strided over the test set,
             which the image-folder release orders by class; None: all 10,000).
+        extra: Works 3-5's own knobs, by name (:data:`EXTRA_KEYS`).
     """
 
     works: tuple[str, ...] = WORKS
@@ -105,6 +110,10 @@ class ReproduceSettings:
                 or not isinstance(self.cifar_test_limit, int) or self.cifar_test_limit < 1):
             raise ConfigError(f"cifar_test_limit = {self.cifar_test_limit!r} is invalid; "
                               "allowed: None (all test images) or an integer >= 1")
+        unknown_extra = sorted(set(self.extra) - set(EXTRA_KEYS))
+        if unknown_extra:
+            raise ConfigError(f"ReproduceSettings.extra: unknown key(s) {unknown_extra}; "
+                              f"allowed: {', '.join(EXTRA_KEYS)}")
         if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
             raise ConfigError(f"fractions = {list(self.fractions)!r} is invalid; allowed: "
                               "fractions in (0, 1]")
