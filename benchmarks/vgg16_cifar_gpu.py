@@ -4,9 +4,9 @@ Full bit-serial fidelity: the default hardware (128x128 arrays, differential pai
 read one bit at a time, 8-bit calibrated ADC) and the device of
 ``benchmarks/devices/all-nonidealities.toml`` (16 levels, programming variation, stuck-at
 faults, 1 % read noise on every read). The whole network (im2col, pooling, the analog
-layers' kernel :mod:`xbar.kernel_torch`) runs on the GPU; calibration of the input ranges
-runs digitally on the CPU first. Prints program + calibrate time, evaluation time, images/s,
-analog MACs/s, accuracy and the peak GPU memory of the evaluation
+layers' kernel :mod:`xbar.kernel_torch`) runs on the GPU (``Chip.use_backend("cuda")``),
+calibration of the input and ADC ranges included. Prints program + calibrate time,
+evaluation time, images/s, analog MACs/s, accuracy and the peak GPU memory of the evaluation
 (``torch.cuda.max_memory_allocated``), and writes ``results/vgg16_cifar_gpu.json``.
 
 Weights: by default the zoo's VGG-16 with its seed's initial weights (time and memory do not
@@ -63,7 +63,7 @@ def macs_per_image(chip: Chip, x: torch.Tensor) -> int:
         for layer in chip.layers:
             layer.analog = False  # digital, just to see the shapes
         with torch.no_grad():
-            chip.module(x[:1])
+            chip.module(x[:1].to(chip.torch_device))
     finally:
         for h in hooks:
             h.remove()
@@ -116,14 +116,12 @@ def main() -> int:
     t0 = time.perf_counter()
     chip = Chip.program(model, device, config, args.seed, model_source="vgg16",
                         input_shape=data.input_shape)
-    for layer in chip.layers:
-        layer.matrix.backend = backend
+    chip.use_backend(backend)
     t_programmed = time.perf_counter()
     chip.calibrate(calibration_inputs(data, n=n_calib, seed=args.seed))
     t1 = time.perf_counter()
     macs = macs_per_image(chip, torch.from_numpy(x_test[:1]))
 
-    chip.module.to(dev)
     chip.reset_reads()
     if not smoke:
         torch.cuda.synchronize()

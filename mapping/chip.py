@@ -3,7 +3,11 @@
 ``Chip.program(model, device, config, seed)`` folds BatchNorm, programs every Linear/Conv2d
 onto arrays (conductances drawn once, faults included); ``chip.calibrate(x)`` sets each
 layer's DAC input range and each array's ADC range from a few batches of training inputs;
-``chip.predict(x)`` runs it with fresh read noise on every read.
+``chip.predict(x)`` runs it with fresh read noise on every read. ``chip.use_backend(b)`` moves
+it to another backend (:data:`xbar.analog.BACKENDS`): the MVMs run there and the digital part
+(biases, pooling, SRAM words) moves to the same torch device; programming stays on the host
+(the cells are NumPy arrays, drawn from NumPy generators), so a chip's cells never depend on
+its backend.
 
 Random streams: the seed's ``SeedSequence`` spawns one stream per mapped layer for
 programming and a separate tree for reads, reset at every :meth:`Chip.evaluate`, so the same
@@ -87,6 +91,39 @@ class Chip:
     def layers(self) -> list[AnalogLayer]:
         return analog_layers(self.module)
 
+    def use_backend(self, backend: str) -> "Chip":
+        """Run this chip on ``backend`` from now on; returns the chip.
+
+        ``"cpu"``: the Numba kernel, tensors on the CPU; ``"cuda"``: :mod:`xbar.kernel_torch`
+        on the GPU, with the digital part (biases, SRAM words, pooling) moved there too;
+        ``"torch-cpu"``: that code path on the CPU (checks); ``"auto"``: CUDA when torch sees
+        a GPU, else ``"cpu"``. Inputs may live anywhere: :meth:`predict` moves each batch.
+
+        Raises:
+            ConfigError: ``backend`` is not one of :data:`xbar.analog.BACKENDS`.
+            ResourceError: ``"cuda"`` where torch sees no GPU.
+        """
+        from xbar.kernel_torch import resolve_backend, torch_device
+        run = resolve_backend(backend)
+        dev = torch_device(run) if run != "cpu" else torch.device("cpu")
+        self.module.to(dev)
+        for layer in self.layers:
+            layer.matrix.backend = run
+            if layer.sram_mask is not None:  # a plain tensor attribute: .to() skips it
+                layer.sram_mask = layer.sram_mask.to(dev)
+        return self
+
+    @property
+    def backend(self) -> str:
+        """The resolved backend the chip's MVMs run on (see :meth:`use_backend`)."""
+        layers = self.layers
+        return layers[0].matrix.resolved_backend() if layers else "cpu"
+
+    @property
+    def torch_device(self) -> torch.device:
+        """Where the chip's tensors live (inputs are moved there)."""
+        return self.layers[0].w_eff.device
+
     @property
     def n_tiles(self) -> int:
         return sum(layer.matrix.n_tiles for layer in self.layers)
@@ -117,7 +154,7 @@ class Chip:
                 if layer.x_max is None:
                     layer.x_max = 1.0
             with torch.no_grad():
-                self.module(x)
+                self.module(x.to(self.torch_device))
         finally:
             for h in hooks:
                 h.remove()
@@ -137,7 +174,7 @@ class Chip:
         inputs = self.capture_inputs(x, exact=True)
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 2]))
         for layer in self.layers:
-            cols = layer.input_columns(inputs[layer.layer_name]).numpy()
+            cols = layer.input_columns(inputs[layer.layer_name]).cpu().numpy()
             layer.set_input_range(float(np.abs(cols).max()) if cols.size else 1.0,
                                   bool((cols < 0).any()))
             if len(cols) > ADC_CALIBRATION_VECTORS:
@@ -154,9 +191,10 @@ class Chip:
             raise FileFormatError(f"inputs have shape {tuple(x.shape[1:])} per sample but the chip "
                              f"was mapped for {self.input_shape}")
         out = []
+        dev = self.torch_device
         with torch.no_grad():
             for lo in range(0, len(x), batch_size):
-                out.append(self.module(x[lo:lo + batch_size]).numpy())
+                out.append(self.module(x[lo:lo + batch_size].to(dev)).cpu().numpy())
                 if progress:
                     progress(min(lo + batch_size, len(x)), len(x))
         return np.concatenate(out) if out else np.zeros((0,))
@@ -220,12 +258,13 @@ class Chip:
                     if m.adc_range_ua is not None:
                         g.create_dataset("adc_range_ua", data=m.adc_range_ua)
                     if layer.bias is not None:
-                        g.create_dataset("bias", data=layer.bias.detach().numpy())
+                        g.create_dataset("bias", data=layer.bias.detach().cpu().numpy())
                     if layer.col_gain is not None:
-                        g.create_dataset("col_gain", data=layer.col_gain.detach().numpy())
+                        g.create_dataset("col_gain",
+                                         data=layer.col_gain.detach().cpu().numpy())
                     if layer.sram_code is not None:
-                        idx = np.flatnonzero(layer.sram_mask.numpy().reshape(-1))
-                        codes = layer.sram_code.detach().round().reshape(-1)[idx]
+                        idx = np.flatnonzero(layer.sram_mask.cpu().numpy().reshape(-1))
+                        codes = layer.sram_code.detach().cpu().round().reshape(-1)[idx]
                         g.create_dataset("sram_index", data=idx.astype(np.int64))
                         g.create_dataset("sram_code", data=codes.numpy().astype(np.int32))
                         g.attrs.update(sram_step=layer.sram_step,

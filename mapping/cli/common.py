@@ -143,12 +143,13 @@ def hardware_spec(device: str, hw: str | None) -> tuple[str | None, str]:
     return None, "default"
 
 
-def add_backend_arg(p: Any) -> None:
-    """``--backend``: where the MVMs run (see :data:`xbar.analog.BACKENDS`)."""
+def add_backend_arg(p: Any, what: str = "where the MVMs run: ") -> None:
+    """``--backend``: where the MVMs run (see :data:`xbar.analog.BACKENDS`); ``what`` starts
+    the help text."""
     from xbar.analog import BACKENDS
 
     p.add_argument("--backend", choices=BACKENDS, default="cpu",
-                   help="where the MVMs run: cpu (the Numba kernel, the default: the same "
+                   help=what + "cpu (the Numba kernel, the default: the same "
                    "figures on every machine), auto (CUDA when torch sees a GPU, else cpu), "
                    "cuda, or torch-cpu (the CUDA code path on the CPU, for checks)")
 

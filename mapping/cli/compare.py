@@ -15,9 +15,9 @@ from xbar.mapping.recovery.kd import KDConfig, kd_config
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.methods import options_json
-from xbar.mapping.cli.common import (add_option_arg, check_image_output, check_output,
-                                     count_arg, dumps_json, hardware_spec, parse_methods,
-                                     parse_options, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_option_arg, check_image_output,
+                                     check_output, count_arg, dumps_json, hardware_spec,
+                                     parse_methods, parse_options, seed_arg)
 
 # Memory per (chip, method) kept until the end: accuracies, times and pulses in lists.
 _BYTES_PER_CHIP_METHOD = 200
@@ -60,6 +60,7 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
                    help=f"comma-separated subset of {','.join(METHODS)}, or 'all' (default: "
                         f"works 1 and 2's, {','.join(BUILTIN_METHODS)})")
     add_option_arg(p)
+    add_backend_arg(p, "where chips run and KD and SRAM/bias-only adaptation train: ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=defaults.get("out"), metavar="FILE.h5",
                    help="write results, configuration and plots to HDF5 (+ PNGs beside it)")
@@ -87,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     from xbar.config import load_hardware
     from xbar.resources import check_memory
 
+    from xbar.kernel_torch import resolve_backend
+
+    backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
     methods = METHODS if args.methods.strip() == "all" else parse_methods(args.methods, METHODS)
     options = parse_options(args.option, methods)
     if args.out:
@@ -100,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         kd=kd_config(epochs=args.kd_epochs, learning_rate=args.kd_lr, alpha=args.kd_alpha,
                      temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
                      weight_clip=args.kd_weight_clip, draws=args.kd_draws),
-        options=options)
+        options=options, backend=backend)
     check_memory(args.chips * len(methods) * _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}",
                  f"results of {args.chips} chips x {len(methods)} methods")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
@@ -108,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     args.hw, hw_label = hardware_spec(args.device, args.hw)
     hw = load_hardware(args.hw)
     xbar, timing, programming, adaptation = hw.xbar, hw.timing, hw.programming, hw.adaptation
-    teacher = load_teacher(args.model, args.dataset, args.data_dir, 0)
+    teacher = load_teacher(args.model, args.dataset, args.data_dir, 0, backend=backend)
     start = time.perf_counter()
     tty = sys.stderr.isatty() and not args.json
     result = compare(teacher.model, teacher.dataset, device_file, xbar, settings, timing,
@@ -133,7 +137,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{teacher.label} on {teacher.dataset.summary()}")
     print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping "
-          f"(hardware {hw_label})")
+          f"(hardware {hw_label}); backend {backend}")
+    on_cpu = [m for m, v in result["methods"].items() if m != "software" and
+              v["backend"] != backend]
+    if on_cpu:
+        print(f"methods run on the cpu backend (works 3-5 plug-ins): {', '.join(on_cpu)}")
     if args.option:
         print(f"method options: {' '.join(args.option)}")
     print(format_table(result))

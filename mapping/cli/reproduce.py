@@ -7,7 +7,8 @@ import sys
 import time
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import check_output, count_arg, dumps_json, seed_arg
+from xbar.mapping.cli.common import (add_backend_arg, check_output, count_arg, dumps_json,
+                                     seed_arg)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,6 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "once (cached)")
     p.add_argument("--cifar-test-limit", type=count_arg, default=2000, metavar="N",
                    help="CIFAR-10 test images evaluated (default 2000; 10000 for all)")
+    add_backend_arg(p, "where chips run and KD and adaptation train (with cuda, or auto on a "
+                       "GPU machine, --cifar runs the full VGG-16): ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="write the rows and plots to HDF5")
     p.set_defaults(func=run)
@@ -76,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         budget["fractions"] = parse_fractions(args.fractions)
     settings = ReproduceSettings(works=works, quick=args.quick, chips=2 if args.chips is None else args.chips,
                                  seed=args.seed, data_dir=args.data_dir, cifar=args.cifar,
-                                 cifar_test_limit=args.cifar_test_limit, **budget)
+                                 cifar_test_limit=args.cifar_test_limit,
+                                 backend=args.backend, **budget)
     quiet = args.json or not sys.stderr.isatty()
     start = time.perf_counter()
     result = reproduce(settings, progress=None if quiet else
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"xbar reproduce {args.works}{' --quick' if args.quick else ''}: "
           f"{result['model']} on {result['dataset']}, FP32 {result['fp32_accuracy']:.2%}, "
-          f"{result['chips']} chips, {result['wall_s']:.0f} s")
+          f"{result['chips']} chips, backend {result['backend']}, {result['wall_s']:.0f} s")
     print(format_rows(result))
     if args.out:
         print(f"wrote {args.out}")

@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     chip = Chip.program(teacher.model, device, config, args.seed, args.scale, teacher.label,
                         data.input_shape)
-    for layer in chip.layers:
-        layer.matrix.backend = backend
-    chip.calibrate(calibration_inputs(data, seed=args.seed))
+    chip.use_backend(backend).calibrate(calibration_inputs(data, seed=args.seed))
     t1 = time.perf_counter()
     hardware = chip.evaluate(x_test, y_test, progress=progress_printer(
         "evaluating", not args.json))

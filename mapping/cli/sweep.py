@@ -7,9 +7,9 @@ import sys
 
 from xbar.mapping.recovery.compare import METHODS
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_option_arg, check_image_output, check_output,
-                                     count_arg, dumps_json, hardware_spec, parse_methods,
-                                     parse_options, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_option_arg, check_image_output,
+                                     check_output, count_arg, dumps_json, hardware_spec,
+                                     parse_methods, parse_options, seed_arg)
 
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"comma-separated subset of {','.join(METHODS)} "
                         f"(default {_DEFAULT_METHODS})")
     add_option_arg(p)
+    add_backend_arg(p, "where each point's chips run and its KD and adaptation train: ")
     p.add_argument("--chips", type=count_arg, default=3,
                    help="chip instances per point (default 3)")
     p.add_argument("--seed", type=seed_arg, default=0,
@@ -106,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                      seed=args.seed, teacher_seed=args.teacher_seed,
                      sram_ratio=args.sram_ratio, steps=args.steps, batch=args.batch,
                      kd_epochs=args.kd_epochs, test_limit=args.test_limit,
-                     options=options)
+                     options=options, backend=args.backend)
     plan = plan_sweep(spec)  # every value validated before any work
     if not args.json:
         print(f"sweep {plan.param.name} over {len(plan.points)} values x "

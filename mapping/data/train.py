@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -121,16 +122,31 @@ class TrainInfo:
         return asdict(self)
 
 
+CUBLAS_WORKSPACE = ":4096:8"
+"""``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS GEMMs (NVIDIA's documented setting;
+torch refuses deterministic mode on CUDA without it). Set, when unset, before CUDA training."""
+
+
 @contextmanager
-def seeded_deterministic(seed: int, threads: int | None) -> Iterator[None]:
+def seeded_deterministic(seed: int, threads: int | None,
+                         device: torch.device | None = None) -> Iterator[None]:
     """Seed torch's global RNG, force deterministic kernels, fix the thread count; restore all
-    three afterwards."""
+    three afterwards.
+
+    On a CUDA ``device`` it also sets ``CUBLAS_WORKSPACE_CONFIG`` (when unset) and seeds that
+    device's generator (restored afterwards). An operation torch has no deterministic CUDA
+    kernel for warns (``warn_only``) instead of stopping a long GPU run; the training code
+    avoids the ones it would meet (see :func:`classification_loss`).
+    """
     was_on = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     n_threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+    with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
         torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True)
+        torch.use_deterministic_algorithms(True, warn_only=cuda)
         if threads is not None:
             torch.set_num_threads(threads)
         try:
@@ -153,7 +169,29 @@ def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator
         pos += batch_size
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def backend_device(backend: str) -> torch.device:
+    """The torch device that trains and runs the digital part for ``backend``
+    (:data:`xbar.analog.BACKENDS`): the GPU for ``"cuda"`` (and ``"auto"`` with a GPU),
+    else the CPU. Raises as :func:`xbar.kernel_torch.resolve_backend`."""
+    from xbar.kernel_torch import resolve_backend
+    return torch.device("cuda" if resolve_backend(backend) == "cuda" else "cpu")
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (N, classes) against integer ``labels`` (N,).
+
+    ``F.cross_entropy`` on the CPU; on CUDA the same loss as a log-softmax and a gather,
+    because torch's CUDA NLL-loss backward accumulates with atomics (no deterministic
+    kernel), which would make a seeded GPU run irreproducible.
+    """
+    if logits.device.type != "cuda":
+        return nn.functional.cross_entropy(logits, labels)
+    logp = nn.functional.log_softmax(logits, dim=1)
+    return -logp.gather(1, labels.view(-1, 1)).mean()
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any)."""
     param = next(model.parameters(), None)
     return param.device if param is not None else torch.device("cpu")
 
@@ -185,7 +223,7 @@ def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
                          f"{xt.shape[0]} images and {yt.shape[0]} labels")
     if batch_size < 1:
         raise ConfigError(f"batch_size = {batch_size!r} is invalid; must be >= 1")
-    device = _model_device(model)
+    device = model_device(model)
     was_training = model.training
     model.eval()
     correct = 0
@@ -222,11 +260,14 @@ def check_logits(logits: Any, n: int, first: int = 0) -> torch.Tensor:
 
 
 def _fingerprint(model: nn.Module, dataset: Dataset, recipe: TrainRecipe,
-                 regularizer: Any = None) -> str:
+                 regularizer: Any = None, device: torch.device | None = None) -> str:
     """12 hex digits over the data, the architecture and the recipe (and the regulariser's
-    repr, when there is one: without one the fingerprint is what it always was)."""
+    repr, when there is one, and the device type when it is not the CPU: without them the
+    fingerprint is what it always was)."""
     h = hashlib.blake2b(digest_size=6)
     extra = "" if regularizer is None else f"|reg={regularizer!r}"
+    if device is not None and torch.device(device).type != "cpu":
+        extra += f"|device={torch.device(device).type}"
     h.update(f"{dataset.fingerprint}|{model!r}|{recipe!r}|v{RECIPE_VERSION}{extra}".encode())
     return h.hexdigest()
 
@@ -244,7 +285,7 @@ def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int,
          regularizer: Any = None) -> None:
     """Adam + cosine decay over ``recipe.epochs``; shuffling from a generator seeded by seed;
     ``regularizer(model)``, when given, is added to every step's loss."""
-    device = _model_device(model)
+    device = model_device(model)
     x = torch.from_numpy(dataset.x_train)
     y = torch.from_numpy(dataset.y_train)
     n = x.shape[0]
@@ -253,7 +294,6 @@ def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int,
                                  weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
         optimiser, T_max=recipe.epochs * steps_per_epoch)
-    loss_fn = nn.CrossEntropyLoss()
     shuffle = torch.Generator().manual_seed(seed)
     model.train()
     for _ in range(recipe.epochs):
@@ -261,7 +301,7 @@ def _fit(model: nn.Module, dataset: Dataset, recipe: TrainRecipe, seed: int,
         for start in range(0, n, recipe.batch_size):
             idx = order[start:start + recipe.batch_size]
             optimiser.zero_grad(set_to_none=True)
-            loss = loss_fn(model(x[idx].to(device)), y[idx].to(device))
+            loss = classification_loss(model(x[idx].to(device)), y[idx].to(device))
             if regularizer is not None:
                 loss = loss + regularizer(model)
             loss.backward()
@@ -284,7 +324,8 @@ def _load_cached(model: nn.Module, path: Path) -> dict[str, Any] | None:
 
 
 def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | None = None,
-                cache: bool = True, regularizer: Any = None) -> tuple[nn.Module, TrainInfo]:
+                cache: bool = True, regularizer: Any = None, backend: str = "cpu"
+                ) -> tuple[nn.Module, TrainInfo]:
     """Train (or load from the cache) the FP32 model ``model_name`` on ``dataset``.
 
     Deterministic: the seed fixes initialisation (torch's global RNG, saved and restored
@@ -302,6 +343,11 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         regularizer: None, or a callable ``regularizer(model) -> loss term`` added to every
             step's loss (e.g. :class:`xbar.mapping.recovery.lipschitz.LipschitzRegularizer`);
             its ``repr`` enters the fingerprint, so a regularised model is cached apart.
+        backend: Where it trains (:data:`xbar.analog.BACKENDS`): ``"cpu"`` and
+            ``"torch-cpu"`` on the CPU, ``"cuda"`` on the GPU (``"auto"``: the GPU when
+            there is one). GPU-trained weights differ in their last bits, so they are cached
+            apart (the device type enters the fingerprint); on the GPU, CPU-trained weights
+            in the cache are used first, so both backends start from the same teacher.
 
     Returns:
         The model (CPU, eval mode) and a :class:`TrainInfo` with its test accuracy.
@@ -316,20 +362,31 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         raise ConfigError(f"model {model_name!r} expects inputs of shape {expected} but data set "
                          f"{dataset.name!r} has {tuple(dataset.input_shape)}; models for this "
                          f"data set: {', '.join(suitable) or 'none'}")
-    with seeded_deterministic(seed, recipe.threads):
+    device = backend_device(backend)
+    with seeded_deterministic(seed, recipe.threads, device):
         model = build_model(model_name, dataset.n_classes)
-        path = (cache_dir() / "models" / f"{model_name}-{dataset.name}-seed{seed}-"
-                f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe, regularizer)}.pt")
-        meta = _load_cached(model, path) if cache and path.is_file() else None
+        paths = [cache_dir() / "models" / f"{model_name}-{dataset.name}-seed{seed}-"
+                 f"e{recipe.epochs}-{_fingerprint(model, dataset, recipe, regularizer, d)}.pt"
+                 for d in dict.fromkeys([torch.device("cpu"), device])]
+        path = paths[-1]  # where weights trained here are cached
+        meta = None
+        for candidate in paths if cache else []:  # CPU-trained weights first: the reference
+            meta = _load_cached(model, candidate) if candidate.is_file() else None
+            if meta is not None:
+                path = candidate
+                break
         from_cache = meta is not None
         if meta is None:
             start = time.perf_counter()
+            model.to(device)
             _fit(model, dataset, recipe, seed, regularizer)
+            model.cpu()
             train_seconds = time.perf_counter() - start
         else:
             train_seconds = float(meta.get("train_seconds", float("nan")))
         model.eval()
-        accuracy = evaluate(model, dataset.x_test, dataset.y_test)
+        accuracy = evaluate(model.to(device), dataset.x_test, dataset.y_test)
+        model.cpu()
     if cache and not from_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"state_dict": model.state_dict(),

@@ -68,9 +68,10 @@ class Teacher:
 
 
 def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = None,
-                 seed: int = 0) -> Teacher:
+                 seed: int = 0, backend: str = "cpu") -> Teacher:
     """A trained FP32 model and its data: a zoo model trained (or read from the cache) on the
-    data set, or a user's model file evaluated on it."""
+    data set, or a user's model file evaluated on it. ``backend``: where a zoo model trains
+    when it is not cached (:func:`xbar.mapping.data.train.train_model`)."""
     from xbar.mapping.data import zoo
     from xbar.mapping.data.train import evaluate, train_model
 
@@ -82,7 +83,7 @@ def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = Non
         dataset_name = zoo.DEFAULT_DATASET[name]
     dataset = load_dataset(dataset_name, data_dir)
     if is_zoo:
-        model, info = train_model(name, dataset, seed=seed)
+        model, info = train_model(name, dataset, seed=seed, backend=backend)
         return Teacher(model, name, dataset, info.test_accuracy, info.from_cache,
                        info.train_seconds)
     model, _, label = load_model_spec(spec, None)

@@ -48,6 +48,7 @@ from xbar.timing.energy import (adaptation_energy, conductance_sums, inference_e
                                 one_shot_energy, programming_energy, sram_area_fraction)
 from xbar.timing.speedup import SPEEDUP_DEFINITION, accounting_label
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
+from xbar.analog import BACKENDS
 from xbar.errors import ConfigError
 from xbar.params import fail, param, validate
 
@@ -75,6 +76,7 @@ class MethodResult:
     inference_pj: list[float] = field(default_factory=list)
     sram_area_fraction: float = 0.0
     costs: dict[str, list[float]] = field(default_factory=dict)
+    backend: str = "cpu"
 
     def summary(self, n_weights: int, rram_cells: int) -> dict[str, Any]:
         acc = np.asarray(self.accuracies)
@@ -98,6 +100,7 @@ class MethodResult:
             "energy_j": (_mean(self.program_pj) + _mean(self.adapt_pj)) * 1e-12,
             "inference_energy_pj": _mean(self.inference_pj),
             "sram_area_fraction": self.sram_area_fraction,
+            "backend": self.backend,  # where its chips ran (the resolved backend)
             # a plug-in method's own costs (methods.MethodOutcome.costs), means over chips
             **{name: _mean(values) for name, values in self.costs.items()},
         }
@@ -121,6 +124,12 @@ class CompareSettings:
         kd: The distillation recipe.
         options: Settings of plug-in methods, by method name (each method documents the type
             it takes; a method not named here runs with its defaults).
+        backend: Where chips run and KD and adaptation train (:data:`xbar.analog.BACKENDS`).
+            ``"cpu"`` (the default) gives the same figures on every machine; ``"cuda"`` runs
+            the MVMs (:mod:`xbar.kernel_torch`), KD, SRAM and bias-only adaptation on the
+            GPU, equal in distribution to the CPU's, not bit-identical. Programming (the
+            cells, R-V-W) stays on the host. The plug-in methods of works 3-5 run on the CPU
+            whatever this says (each result row names its backend).
     """
 
     sram_ratio: float = param(0.05, unit="fraction", range=(0, 1, True, False),
@@ -133,6 +142,8 @@ class CompareSettings:
     adapt: AdaptConfig = AdaptConfig()
     kd: KDConfig = KDConfig()
     options: dict[str, Any] = field(default_factory=dict, compare=False)
+    backend: str = param("cpu", choices=BACKENDS,
+                         doc="Where chips run and KD and adaptation train.")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -171,6 +182,9 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
     """
     from xbar.mapping.data.train import evaluate
 
+    from xbar.kernel_torch import resolve_backend
+
+    backend = resolve_backend(settings.backend)  # before any work: cuda without a GPU fails
     rvw_loop = rvw_params(device) if "rvw" in settings.methods else None
     device = device.device if isinstance(device, DeviceFile) else device
 
@@ -193,7 +207,8 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
         student = student if wants_student else None
     else:
         say("distilling the device-aware student")
-        student, kd_info = distill(teacher, dataset, device, xbar, settings.kd, settings.seed)
+        student, kd_info = distill(teacher, dataset, device, xbar, settings.kd, settings.seed,
+                                   backend=backend)
     x_test, y_test = dataset.x_test, dataset.y_test
 
     def timed_adapt(chip: Chip, words: list[int], extra_passes: int = 0) -> float:
@@ -230,10 +245,13 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
         seed = settings.seed + c
         calib = calibration_inputs(dataset, seed=seed)
 
-        def fresh(model: nn.Module) -> Chip:
+        def fresh(model: nn.Module, on: str = backend) -> Chip:
             chip = Chip.program(model, device, xbar, seed, "column", "", shape)
-            chip.calibrate(calib)
+            chip.use_backend(on).calibrate(calib)
             return chip
+
+        def fresh_cpu(model: nn.Module) -> Chip:  # the plug-ins' chips (see backend)
+            return fresh(model, "cpu")
 
         base = fresh(teacher) if set(methods) & {"one-shot", "bias-only", "rsa", "osa"} \
             else None
@@ -250,7 +268,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             if name in plugins:
                 chip, adapt_s, adapt_pj, words = _run_plugin(r, plugins[name], MethodContext(
                     teacher, student, dataset, device, xbar, hw, specs, shape, seed, settings,
-                    settings.options.get(name), fresh, t_one, e_one))
+                    settings.options.get(name), fresh_cpu, t_one, e_one))
             elif name in ("one-shot", "kd"):
                 chip = source
             elif name == "bias-only":
@@ -275,7 +293,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             else:  # rvw
                 chip = Chip.program(teacher, device, xbar, seed, "column", "", shape)
                 counts = program_rvw(chip, rvw_loop, seed)
-                chip.calibrate(calib)
+                chip.use_backend(backend).calibrate(calib)
                 prog = programming_time(counts, programming, xbar, timing)
                 r.program_s.append(prog.total_s)
                 r.pulses.append(prog.total_pulses)
@@ -290,6 +308,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             r.inference_pj.append(inference_energy(
                 specs, hw, chip_conductances(chip),
                 words if name != "bias-only" else None).total_pj)
+            r.backend = chip.backend
             r.accuracies.append(chip.evaluate(x_test, y_test))
             r.wall_s += time.perf_counter() - start
     rram_cells = (base or kd_base).n_cells if (base or kd_base) is not None else 0
@@ -314,7 +333,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                          "sram_word_bits": adaptation.sram_word_bits,
                          "kd_epochs": settings.kd.epochs,
                          "kd_temperature": settings.kd.temperature,
-                         "kd_alpha": settings.kd.alpha},
+                         "kd_alpha": settings.kd.alpha, "backend": backend},
             "one_shot_program_s": t_one}
 
 

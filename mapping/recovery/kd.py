@@ -54,7 +54,8 @@ from torch.nn.utils import parametrize
 from xbar.devices import Device
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.datasets import Dataset
-from xbar.mapping.data.train import seeded_deterministic, evaluate
+from xbar.mapping.data.train import (backend_device, classification_loss, evaluate,
+                                     seeded_deterministic)
 from xbar.config import ArrayConfig, XbarConfig
 from xbar.layout import weight_layout
 from xbar.errors import DataError
@@ -220,8 +221,8 @@ def _clip_columns(layers: list[nn.Module], clip: float) -> None:
 
 
 def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarConfig,
-            kd: KDConfig = KDConfig(), seed: int = 0, regularizer: Any = None
-            ) -> tuple[nn.Module, dict[str, Any]]:
+            kd: KDConfig = KDConfig(), seed: int = 0, regularizer: Any = None,
+            backend: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Train a device-aware student from ``teacher``; returns it (plain weights) and info.
 
     ``regularizer``: None (the recipe as it always was), or a callable ``regularizer(student)``
@@ -229,18 +230,26 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
     :class:`~xbar.mapping.recovery.lipschitz.LipschitzRegularizer` (it acts on the student's
     own weights, not the noisy ones the forward sees).
 
+    ``backend``: where it trains (:func:`xbar.mapping.data.train.backend_device`: the GPU for
+    ``"cuda"``); the programming draws then come from a generator on that device, so a GPU
+    student is another draw of the same recipe, not the CPU's student. It is returned on
+    the CPU either way.
+
     ``info`` holds the recipe, the training time, the student's clean and noisy-weight test
     accuracies (reported, never used to choose anything), and from the held-out training
     slice: ``val_student_noisy``, ``val_teacher_noisy`` (the BN-folded teacher through the
     same noise: one-shot), ``val_teacher_clean``, ``selected_epoch``, and ``learned`` with
     its ``reason`` (a sentence with the numbers).
     """
+    dev = backend_device(backend)
     student, _ = fold_batchnorm(teacher)
-    plain_teacher = copy.deepcopy(student)
-    teacher = teacher.eval()
-    x_all = torch.from_numpy(dataset.x_train)
-    y_all = torch.from_numpy(dataset.y_train)
-    split = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(seed + 3))
+    plain_teacher = copy.deepcopy(student).to(dev)
+    student.to(dev)
+    teacher = teacher.eval() if dev.type == "cpu" else copy.deepcopy(teacher).eval().to(dev)
+    x_all = torch.from_numpy(dataset.x_train).to(dev)
+    y_all = torch.from_numpy(dataset.y_train).to(dev)
+    split = torch.randperm(len(x_all), generator=torch.Generator().manual_seed(seed + 3)
+                           ).to(dev)
     n_val = max(1, int(round(kd.validation_fraction * len(x_all))))
     if len(x_all) - n_val < 1:
         raise DataError(f"knowledge distillation needs at least 2 training images (one held "
@@ -252,8 +261,8 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
     with torch.no_grad():
         soft = torch.cat([teacher(x[i:i + 1000]) for i in range(0, len(x), 1000)])
     start = time.perf_counter()
-    with seeded_deterministic(seed, 1):
-        gen = torch.Generator().manual_seed(seed + 1)
+    with seeded_deterministic(seed, 1, dev):
+        gen = torch.Generator(device=dev).manual_seed(seed + 1)
         noises = []
         layers = [layer for _, layer in mapped_layers(student)]
         for layer in layers:
@@ -272,7 +281,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
         history = []
         for epoch in range(kd.epochs):
             student.train()
-            order = torch.randperm(len(x), generator=shuffle)
+            order = torch.randperm(len(x), generator=shuffle).to(dev)
             for lo in range(0, len(x), kd.batch_size):
                 idx = order[lo:lo + kd.batch_size]
                 strength = min(1.0, (step + 1) / warm) if warm else 1.0
@@ -284,7 +293,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
                     out = student(x[idx])
                     loss_kd = F.kl_div(F.log_softmax(out / t, 1), target,
                                        reduction="batchmean") * t * t
-                    loss = kd.alpha * loss_kd + (1 - kd.alpha) * F.cross_entropy(out, y[idx])
+                    loss = kd.alpha * loss_kd + (1 - kd.alpha) * classification_loss(out, y[idx])
                     if regularizer is not None:
                         loss = loss + regularizer(student)
                     (loss / kd.draws).backward()
@@ -340,7 +349,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
             "val_student_noisy": val_noisy, "val_student_clean": val_clean,
             "val_teacher_noisy": val_teacher_noisy, "val_teacher_clean": val_teacher_clean,
             "val_history": history, "learned": learned, "reason": reason}
-    return copy.deepcopy(student).eval(), info
+    return copy.deepcopy(student).cpu().eval(), info
 
 
 def judge(student_noisy: float, teacher_noisy: float, teacher_clean: float,

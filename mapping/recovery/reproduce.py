@@ -30,7 +30,6 @@ notes in the rows).
 from __future__ import annotations
 
 import importlib
-import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -78,6 +77,10 @@ class ReproduceSettings:
         cifar_test_limit: CIFAR-10 test images evaluated (N evenly strided over the test set,
             which the image-folder release orders by class; None: all 10,000).
         extra: Works 3-5's own knobs, by name (:data:`EXTRA_KEYS`).
+        backend: Where chips run and KD and adaptation train
+            (:attr:`CompareSettings.backend <xbar.mapping.recovery.compare.CompareSettings>`):
+            ``"cpu"`` by default; with ``"cuda"`` (or ``"auto"`` on a machine with a GPU) the
+            CIFAR-10 rows use the full VGG-16.
     """
 
     works: tuple[str, ...] = WORKS
@@ -92,8 +95,13 @@ class ReproduceSettings:
     cifar: bool = False
     cifar_test_limit: int | None = 2000
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    backend: str = "cpu"
 
     def __post_init__(self) -> None:
+        from xbar.analog import BACKENDS
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"ReproduceSettings.backend = {self.backend!r} is invalid; "
+                              f"allowed: one of {', '.join(BACKENDS)}")
         unknown = [w for w in self.works if w not in WORKS]
         if unknown or not self.works:
             raise ConfigError(f"works = {list(self.works)!r} is invalid; allowed: a non-empty "
@@ -218,10 +226,13 @@ def reproduce(settings: ReproduceSettings,
     from xbar.mapping.recovery.kd import KDConfig, distill
     from xbar.mapping.recovery.sram import AdaptConfig
 
+    from xbar.kernel_torch import resolve_backend
+
     say = progress or (lambda _: None)
     s = settings
+    backend = resolve_backend(s.backend)  # before any work: cuda without a GPU fails here
     say(f"teacher: {s.model} on {s.dataset}")
-    teacher = load_teacher(s.model, s.dataset, s.data_dir)
+    teacher = load_teacher(s.model, s.dataset, s.data_dir, backend=backend)
     ds = teacher.dataset
     fp32 = teacher.software_accuracy
     split = getattr(ds, "note", "") or ""
@@ -232,7 +243,8 @@ def reproduce(settings: ReproduceSettings,
     out: dict[str, Any] = {"rows": rows, "fp32_accuracy": fp32, "model": s.model,
                            "dataset": s.dataset, "chips": s.chips, "seed": s.seed,
                            "fractions": list(s.fractions), "steps": s.steps,
-                           "batch": s.batch, "kd_epochs": s.kd_epochs, "works": {}}
+                           "batch": s.batch, "kd_epochs": s.kd_epochs, "works": {},
+                           "backend": backend}
     budget = f"{s.steps} steps x batch {s.batch}, {s.chips} chips"
 
     def run_work(device_name: str, methods: tuple[str, ...], sweep_methods: tuple[str, ...]
@@ -241,11 +253,12 @@ def reproduce(settings: ReproduceSettings,
         hw_name = preset_hardware(device_name)
         hw = load_hardware(hw_name)
         say(f"{device_name}: distilling the student")
-        student, kd_info = distill(teacher.model, ds, device, hw.xbar, kd_cfg, s.seed)
+        student, kd_info = distill(teacher.model, ds, device, hw.xbar, kd_cfg, s.seed,
+                                   backend=backend)
         common = dict(timing=hw.timing, programming=hw.programming, adaptation=hw.adaptation,
                       student=student)
         cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods, adapt=adapt_cfg,
-                             kd=kd_cfg)
+                             kd=kd_cfg, backend=backend)
         say(f"{device_name}: {', '.join(methods)}")
         base = compare(teacher.model, ds, device, hw.xbar, cs, **common)
         base["kd"] = kd_info
@@ -253,7 +266,8 @@ def reproduce(settings: ReproduceSettings,
         for f in s.fractions:
             say(f"{device_name}: {', '.join(sweep_methods)} at {f:.0%} SRAM")
             cs_f = CompareSettings(sram_ratio=f, chips=s.chips, seed=s.seed,
-                                   methods=sweep_methods, adapt=adapt_cfg, kd=kd_cfg)
+                                   methods=sweep_methods, adapt=adapt_cfg, kd=kd_cfg,
+                                   backend=backend)
             by_fraction[f] = compare(teacher.model, ds, device, hw.xbar, cs_f, **common)
         return hw, base, by_fraction, f"{device_name}, hardware {hw_name!r}"
 
@@ -362,8 +376,6 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
     is available and on the width-reduced ``vgg16-narrow`` otherwise (named in each row)."""
     import dataclasses
 
-    import torch
-
     from xbar.config import load_hardware
     from xbar.devices.presets import preset, preset_hardware
     from xbar.mapping.data.workflow import load_teacher
@@ -371,11 +383,15 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
     from xbar.mapping.recovery.kd import KDConfig
     from xbar.mapping.recovery.sram import AdaptConfig
 
-    full = torch.cuda.is_available()
+    from xbar.kernel_torch import resolve_backend
+
+    backend = resolve_backend(s.backend)
+    full = backend == "cuda"
     model = "vgg16" if full else "vgg16-narrow"
-    label = "VGG-16" if full else "width-reduced VGG-16 (vgg16-narrow: 1/8 of every width, CPU)"
+    label = ("VGG-16 (cuda backend)" if full else
+             f"width-reduced VGG-16 (vgg16-narrow: 1/8 of every width, {backend} backend)")
     say(f"CIFAR-10: teacher {model}")
-    teacher = load_teacher(model, "cifar10", s.data_dir)
+    teacher = load_teacher(model, "cifar10", s.data_dir, backend=backend)
     ds = teacher.dataset
     if s.cifar_test_limit is not None and s.cifar_test_limit < len(ds.y_test):
         # An evenly strided subset: the image-folder test set is ordered by class, so the
@@ -397,7 +413,7 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
         res = compare(teacher.model, ds, preset("charan2020-jxcdc"), hw.xbar,
                       CompareSettings(sram_ratio=0.05, chips=s.chips, seed=s.seed,
                                       methods=("one-shot", "kd", "kd+rsa"), adapt=adapt_cfg,
-                                      kd=kd_cfg),
+                                      kd=kd_cfg, backend=backend),
                       hw.timing, hw.programming, hw.adaptation)
         m = res["methods"]
         rows.append(row(published("work1", "kd-rsa-cifar10"), m["kd+rsa"]["accuracy"],
@@ -411,7 +427,7 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
         say("CIFAR-10: work 2, one-shot on the DAC 2020 cell")
         res = compare(teacher.model, ds, preset("charan2020-dac"), hw.xbar,
                       CompareSettings(chips=s.chips, seed=s.seed, methods=("one-shot",),
-                                      adapt=adapt_cfg, kd=kd_cfg),
+                                      adapt=adapt_cfg, kd=kd_cfg, backend=backend),
                       hw.timing, hw.programming, hw.adaptation)
         m = res["methods"]
         rows.append(row(published("work2", "collapse-cifar10"), m["one-shot"]["accuracy"],

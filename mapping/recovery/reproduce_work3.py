@@ -67,7 +67,7 @@ def rows(settings: Any, teacher: Any, say: Callable[[str], None], out: dict[str,
              f"lognormal sigma {sigma:g} (sigma/mu {_ratio(sigma):.2f}), no stuck cells")):
         say(f"work3 {fig}: {', '.join(methods)}")
         cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods,
-                             options={m: opts for m in METHODS})
+                             options={m: opts for m in METHODS}, backend=s.backend)
         res = compare(teacher.model, teacher.dataset, device, hw.xbar, cs, timing=hw.timing,
                       programming=hw.programming, adaptation=hw.adaptation)
         m = res["methods"]

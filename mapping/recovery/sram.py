@@ -25,12 +25,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
-from xbar.mapping.data.train import seeded_deterministic, step_batches
+from xbar.mapping.data.train import classification_loss, seeded_deterministic, step_batches
 from xbar.errors import ConfigError
 from xbar.params import Params, check_int, param
 
@@ -69,24 +68,25 @@ def fisher_importance(chip: Chip, dataset: Dataset, n_images: int = 256, batch_s
     idx = rng.choice(len(dataset.x_train), min(n_images, len(dataset.x_train)), replace=False)
     layers = chip.layers
     total = [torch.zeros_like(layer.w_eff) for layer in layers]
+    dev = chip.torch_device
     chip.reset_reads(stream=2)
     for layer in layers:
         layer.w_eff.requires_grad_(True)
     try:
         for lo in range(0, len(idx), batch_size):
             b = np.sort(idx[lo:lo + batch_size])
-            x = torch.from_numpy(dataset.x_train[b])
-            y = torch.from_numpy(dataset.y_train[b])
+            x = torch.from_numpy(dataset.x_train[b]).to(dev)
+            y = torch.from_numpy(dataset.y_train[b]).to(dev)
             for layer in layers:
                 layer.w_eff.grad = None
-            F.cross_entropy(chip.module(x), y).backward()
+            classification_loss(chip.module(x), y).backward()
             for t, layer in zip(total, layers):
                 t += layer.w_eff.grad.detach() ** 2 * len(b)
     finally:
         for layer in layers:
             layer.w_eff.requires_grad_(False)
             layer.w_eff.grad = None
-    return [(t / len(idx)).numpy() for t in total]
+    return [(t / len(idx)).cpu().numpy() for t in total]
 
 
 def attach_sram(chip: Chip, fraction: float, sram_word_bits: int = 8,
@@ -122,8 +122,9 @@ def attach_sram(chip: Chip, fraction: float, sram_word_bits: int = 8,
         mask = torch.zeros(n)
         mask[torch.as_tensor(chosen)] = 1.0
         w_max = float(layer.matrix.w_max.max())
-        layer.sram_mask = mask.reshape(layer.w_eff.shape)
-        layer.sram_code = nn.Parameter(torch.zeros(layer.w_eff.shape))
+        dev = layer.w_eff.device  # the chip's backend (Chip.use_backend)
+        layer.sram_mask = mask.reshape(layer.w_eff.shape).to(dev)
+        layer.sram_code = nn.Parameter(torch.zeros(layer.w_eff.shape, device=dev))
         layer.sram_step = w_max / (2 ** (bits - 1) - 1)
         layer.sram_word_bits = bits
         words += k
@@ -133,11 +134,13 @@ def attach_sram(chip: Chip, fraction: float, sram_word_bits: int = 8,
 def enable_bias_training(chip: Chip) -> None:
     """Make each analog layer's bias and a per-column gain (init 1) trainable parameters."""
     for layer in chip.layers:
-        bias = layer.bias if layer.bias is not None else torch.zeros(layer.matrix.n_out)
+        dev = layer.w_eff.device  # the chip's backend (Chip.use_backend)
+        bias = (layer.bias if layer.bias is not None
+                else torch.zeros(layer.matrix.n_out, device=dev))
         if "bias" in layer._buffers:
             del layer._buffers["bias"]
         layer.bias = nn.Parameter(bias.clone())
-        layer.col_gain = nn.Parameter(torch.ones(layer.matrix.n_out))
+        layer.col_gain = nn.Parameter(torch.ones(layer.matrix.n_out, device=dev))
 
 
 def adapt(chip: Chip, dataset: Dataset, train: str, config: AdaptConfig = AdaptConfig(),
@@ -160,14 +163,15 @@ def adapt(chip: Chip, dataset: Dataset, train: str, config: AdaptConfig = AdaptC
     start = time.perf_counter()
     x_all = torch.from_numpy(dataset.x_train)
     y_all = torch.from_numpy(dataset.y_train)
+    dev = chip.torch_device
     chip.reset_reads(stream=1)
     losses = []
-    with seeded_deterministic(seed, 1):
+    with seeded_deterministic(seed, 1, dev):
         opt = torch.optim.Adam(params, lr=config.learning_rate if train == "sram"
                                else config.learning_rate * 0.02)
         order_gen = torch.Generator().manual_seed(seed + 5)
         for idx in step_batches(len(x_all), config.batch_size, config.steps, order_gen):
-            loss = F.cross_entropy(chip.module(x_all[idx]), y_all[idx])
+            loss = classification_loss(chip.module(x_all[idx].to(dev)), y_all[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

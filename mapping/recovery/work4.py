@@ -92,7 +92,7 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
     opts.update(extra_options or {})
     cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods,
                          adapt=AdaptConfig(steps=s.steps, batch_size=s.batch),
-                         kd=KDConfig(epochs=s.kd_epochs), options=opts)
+                         kd=KDConfig(epochs=s.kd_epochs), options=opts, backend=s.backend)
     result = compare(teacher.model, ds, device_at(sigma), hw.xbar, cs, hw.timing,
                      hw.programming, hw.adaptation, say, energy=hw.energy, area=hw.area)
     result["work4"] = {"sigma": sigma}

@@ -63,7 +63,8 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
     cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods,
                          adapt=AdaptConfig(steps=s.steps, batch_size=s.batch),
                          kd=KDConfig(epochs=s.kd_epochs),
-                         options={k: v for k, v in options.items() if k in methods})
+                         options={k: v for k, v in options.items() if k in methods},
+                         backend=s.backend)
     say(f"work5: {device.name} on hardware {preset_hardware(DEVICE)!r}: {', '.join(methods)}")
     result = compare(teacher.model, teacher.dataset, device, hw.xbar, cs, hw.timing,
                      hw.programming, hw.adaptation, progress=say, energy=hw.energy,

@@ -81,6 +81,10 @@ class SweepSpec:
             :attr:`CompareSettings.options <xbar.mapping.recovery.compare.CompareSettings>`
             (``xbar sweep --option``); they go to every point of their method and into the
             configuration hash.
+        backend: Where each point's chips run and its KD and adaptation train
+            (:attr:`CompareSettings.backend <xbar.mapping.recovery.compare.CompareSettings>`),
+            resolved on each worker (``"auto"``: that worker's GPU, if any). A backend other
+            than ``"cpu"`` enters the configuration hash, so a sweep never mixes backends.
     """
 
     param: str
@@ -100,6 +104,7 @@ class SweepSpec:
     kd_epochs: int = 10
     test_limit: int | None = None
     options: dict[str, Any] = field(default_factory=dict, compare=False)
+    backend: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     settings = CompareSettings(sram_ratio=spec.sram_ratio, chips=spec.chips, seed=spec.seed,
                                methods=methods,
                                adapt=AdaptConfig(steps=spec.steps, batch_size=spec.batch),
-                               kd=KDConfig(epochs=spec.kd_epochs), options=dict(spec.options))
+                               kd=KDConfig(epochs=spec.kd_epochs), options=dict(spec.options),
+                               backend=spec.backend)
     device_file = resolve_device_file(spec.device)  # the device with its write-verify loop
     device = device_file.device
     hw = load_hardware(spec.hw)
@@ -223,7 +229,8 @@ def _config(plan: SweepPlan, label: str, dataset: Any, weights_hash: str) -> dic
             "param": plan.param.name, "values": list(v.value for v in plan.points),
             "methods": list(s.methods), "chips": s.chips, "seed": s.seed,
             # Only when given, so that a sweep without options keeps its earlier hash.
-            **({"options": options_json(s.options)} if s.options else {})}
+            **({"options": options_json(s.options)} if s.options else {}),
+            **({"backend": s.backend} if s.backend != "cpu" else {})}
 
 
 def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | None = None,
@@ -254,6 +261,9 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
     for flag, v in (("--workers", workers), ("--threads", threads)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise ConfigError(f"{flag} = {v!r} is invalid; allowed: an integer >= 1")
+    if scheduler is None:  # local workers: cuda without a GPU fails here, before any work
+        from xbar.kernel_torch import resolve_backend
+        resolve_backend(spec.backend)
     out = Path(out)
     start = time.perf_counter()
     teacher = load_teacher(spec.model, spec.dataset, spec.data_dir, spec.teacher_seed)
@@ -264,7 +274,7 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
                        plan.adaptation, plan.settings.seed, plan.settings.adapt,
                        plan.settings.kd, DeviceFile(plan.device,
                                                     write_verify=plan.write_verify),
-                       plan.settings.options)
+                       plan.settings.options, plan.settings.backend)
     methods = plan.settings.methods
     with exclusive(out) as lock_notes:
         results, warnings = open_results(out, config, plan.param.unit, plan.param.target,

@@ -71,6 +71,7 @@ class SweepContext:
     kd: KDConfig
     device_file: Any = None  # the base DeviceFile: its write-verify loop goes to R-V-W points
     options: Any = None  # CompareSettings.options (plug-in methods' settings by name)
+    backend: str = "cpu"  # CompareSettings.backend, resolved on the worker
 
 
 _LOCK = threading.Lock()  # one sweep task at a time per process (torch state is global)
@@ -174,7 +175,8 @@ def distill_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int,
     with _task_env(threads):
         model, ds = _worker_state(ctx, teacher)
         point = ctx.points[index]
-        student, info = distill(model, ds, point.device, point.xbar, ctx.kd, ctx.seed)
+        student, info = distill(model, ds, point.device, point.xbar, ctx.kd, ctx.seed,
+                                backend=ctx.backend)
         buf = io.BytesIO()
         torch.save(student.state_dict(), buf)
         return buf.getvalue(), info
@@ -208,7 +210,7 @@ def point_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int, me
         settings = CompareSettings(sram_ratio=point.sram_ratio, chips=1, seed=ctx.seed + chip,
                                    methods=(method,), adapt=ctx.adapt, kd=ctx.kd,
                                    options={k: v for k, v in (ctx.options or {}).items()
-                                            if k == method})
+                                            if k == method}, backend=ctx.backend)
         device = with_loop(point.device, ctx.device_file)  # the fitted loop, where it fits
         out = compare(model, ds, device, point.xbar, settings, ctx.timing,
                       ctx.programming, ctx.adaptation, student=kd_model)["methods"][method]
