@@ -186,6 +186,13 @@ def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Ten
     """
     if logits.device.type != "cuda":
         return nn.functional.cross_entropy(logits, labels)
+    return gathered_cross_entropy(logits, labels)
+
+
+def gathered_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy as ``-mean(log_softmax(logits)[i, labels[i]])``: the same loss as
+    ``F.cross_entropy`` (to float rounding), built from operations whose CUDA backward is
+    deterministic (a gather's backward is a scatter without atomics per row)."""
     logp = nn.functional.log_softmax(logits, dim=1)
     return -logp.gather(1, labels.view(-1, 1)).mean()
 
