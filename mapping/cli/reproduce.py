@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kd-epochs", type=count_arg, default=None, help="KD epochs (default 10)")
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--cifar", action="store_true",
-                   help="also the CIFAR-10 rows: VGG-16 where CUDA is available, else the "
+                   help="also the CIFAR-10 rows: VGG-16 with --backend cuda, else the "
                         "width-reduced vgg16-narrow (named in every row); trains the teacher "
                         "once (cached)")
     p.add_argument("--cifar-test-limit", type=count_arg, default=2000, metavar="N",

@@ -23,8 +23,8 @@ The settings (REFERENCE.md; where the papers are silent, the project's choice):
   write time of work 1 (6.5 us, 4.5 ms).
 
 ``quick`` runs the same on scikit-learn's digits with the digits CNN (a few minutes on 2
-cores); the full run is MNIST LeNet-5. CIFAR-10 VGG-16 rows are not simulated here (see the
-notes in the rows).
+cores); the full run is MNIST LeNet-5. ``cifar`` adds the CIFAR-10 rows: VGG-16 on the cuda
+backend (``backend``), the width-reduced ``vgg16-narrow`` otherwise.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ class ReproduceSettings:
         steps, batch: Adaptation budget per chip.
         kd_epochs: KD epochs.
         data_dir: Where MNIST lives (default: the usual search, see ``xbar simulate``).
-        cifar: Also run the CIFAR-10 rows: VGG-16 at full size where CUDA is available, else
-            the width-reduced ``vgg16-narrow`` (1/8 of every width), named in every row.
+        cifar: Also run the CIFAR-10 rows: VGG-16 at full size on the cuda backend, else the
+            width-reduced ``vgg16-narrow`` (1/8 of every width), named in every row.
         cifar_test_limit: CIFAR-10 test images evaluated (N evenly strided over the test set,
             which the image-folder release orders by class; None: all 10,000).
         extra: Works 3-5's own knobs, by name (:data:`EXTRA_KEYS`).
@@ -313,8 +313,8 @@ def reproduce(settings: ReproduceSettings,
                     "speedup = T_rvw / (T_one_shot + T_adapt)"))
         if not s.cifar:
             rows.append(row(published("work1", "kd-rsa-cifar10"), None, None, "not run",
-                             "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
-                             "VGG-16 on a CPU)"))
+                             "CIFAR-10 runs with --cifar (VGG-16 with --backend cuda, a "
+                             "width-reduced VGG-16 otherwise)"))
         out["works"]["work1"] = {"base": base, "by_fraction": {str(k): v
                                                                for k, v in by_f.items()}}
     if "work2" in s.works:
@@ -325,8 +325,8 @@ def reproduce(settings: ReproduceSettings,
                          m["one-shot"]["accuracy_std"], f"{dev_setting}, {where}"))
         if not s.cifar:
             rows.append(row(published("work2", "collapse-cifar10"), None, None, "not run",
-                             "CIFAR-10 runs with --cifar (VGG-16 on a GPU, a width-reduced "
-                             "VGG-16 on a CPU)"))
+                             "CIFAR-10 runs with --cifar (VGG-16 with --backend cuda, a "
+                             "width-reduced VGG-16 otherwise)"))
         need = _needed(by_f, "kd+osa", fp32 - 0.01)
         f_at = need if need is not None else max(s.fractions)
         r = by_f[f_at]["methods"]["kd+osa"]
@@ -372,8 +372,8 @@ def reproduce(settings: ReproduceSettings,
 
 def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
                 out: dict[str, Any]) -> list[dict[str, Any]]:
-    """The CIFAR-10 rows: work 1's KD+RSA at 5 % and work 2's collapse, on VGG-16 where CUDA
-    is available and on the width-reduced ``vgg16-narrow`` otherwise (named in each row)."""
+    """The CIFAR-10 rows: work 1's KD+RSA at 5 % and work 2's collapse, on VGG-16 on the cuda
+    backend and on the width-reduced ``vgg16-narrow`` otherwise (named in each row)."""
     import dataclasses
 
     from xbar.config import load_hardware
