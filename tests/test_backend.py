@@ -185,3 +185,32 @@ def test_compare_on_cuda_repeats_and_matches_the_cpu(teacher):
     for m in settings["methods"]:
         assert cuda[0]["methods"][m]["accuracy"] == cuda[1]["methods"][m]["accuracy"]
         assert abs(cuda[0]["methods"][m]["accuracy"] - cpu["methods"][m]["accuracy"]) < 0.03
+
+
+def test_sweep_on_torch_backend_records_it_and_refuses_to_mix(tmp_path):
+    """A sweep's points run on its backend; the backend enters the configuration hash, so
+    resuming a torch-cpu sweep on the cpu backend is refused, not silently mixed."""
+    import dataclasses
+
+    from xbar.mapping.sweep.run import SweepSpec, plan_sweep, run_sweep
+    from xbar.mapping.sweep.store import SweepResults
+
+    spec = SweepSpec(param="sigma", values="0.1", model="digits-cnn", dataset="digits",
+                     device="charan2020-jxcdc", methods=("one-shot", "bias-only"), chips=1,
+                     steps=5, backend="torch-cpu")
+    assert plan_sweep(spec).settings.backend == "torch-cpu"
+    with pytest.raises(ConfigError, match="CompareSettings.backend = 'gpu' is invalid"):
+        plan_sweep(dataclasses.replace(spec, backend="gpu"))
+    out = tmp_path / "s.h5"
+    run = run_sweep(spec, out, workers=1, threads=1)
+    assert run.computed == 2
+    saved = SweepResults.load(out)
+    assert saved.config["backend"] == "torch-cpu"
+    with pytest.raises(ValueError, match="differ in: backend"):
+        run_sweep(dataclasses.replace(spec, backend="cpu"), out, workers=1, threads=1)
+    cpu = run_sweep(dataclasses.replace(spec, backend="cpu"), tmp_path / "c.h5", workers=1,
+                    threads=1)
+    assert "backend" not in SweepResults.load(tmp_path / "c.h5").config  # earlier hashes hold
+    assert cpu.computed == 2
+    np.testing.assert_allclose(SweepResults.load(tmp_path / "c.h5").metrics["accuracy"],
+                               saved.metrics["accuracy"], atol=1.5 / 360)
