@@ -114,3 +114,33 @@ def test_matmul_patches_checks_its_inputs(rng):
     images[1, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         m.matmul_patches(images, np.zeros((2, 4), np.int32), None, 1.0, False)
+
+
+@pytest.mark.parametrize("n_out,n_in,rows,bits,mapping", [
+    (9, 37, 16, 8, "differential"),  # 18 columns: a second, partly used vector; 3 tiles
+    (16, 21, 128, 16, "differential"),  # 32 columns: two whole vectors; 16-bit codes
+    (3, 5, 128, 4, "offset"),
+    (7, 64, 32, 8, "offset")])
+def test_narrow_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping, monkeypatch):
+    """1-bit reads of narrow layers sum G rows from tables instead of two GEMMs: on integer
+    conductances the outputs are the GEMM path's bit for bit, read noise included (the
+    GEMM path run as the kernel's Python function with the tables turned off)."""
+    import xbar.analog
+    import xbar.kernel
+
+    rng = np.random.default_rng(n_in)
+    cfg = XbarConfig(ArrayConfig(rows=rows, cols=32, weight_mapping=mapping),
+                     DACConfig(input_bits=bits, bits_per_read=1),
+                     ADCConfig(bits=8, range_mode="calibrated"))
+    m = AnalogMatrix.program(rng.normal(size=(n_out, n_in)), DYADIC.replace(read_noise=0.03),
+                             cfg, rng)
+    x = rng.uniform(-1, 1, (23, n_in)).astype(np.float32)
+    x[::4, 1::3] = 0
+    x[2] = 0
+    m.calibrate_adc(x[:10])
+    fast = m.matmul(x, rng=np.random.default_rng(5))
+    monkeypatch.setattr(xbar.kernel, "_LUT_MAX_COLS", 0)
+    monkeypatch.setattr(xbar.analog, "mvm_kernel", xbar.kernel.mvm_kernel.py_func)
+    gemm = m.matmul(x, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(fast, gemm)
+    assert np.abs(fast).max() > 0

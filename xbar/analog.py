@@ -321,7 +321,12 @@ class AnalogMatrix:
         n_patch = patch.shape[0]
         out = np.empty((len(x), self.n_out, n_patch), np.float32)
         configure_threads()
-        with single_threaded_blas():
+        import contextlib
+
+        from xbar.kernel import table_reads
+        # Tables instead of GEMMs (narrow 1-bit layers): no BLAS to limit (~10 us a call).
+        no_blas = table_reads(dac.bits_per_read, g_tiles.shape[2], dac.input_bits)
+        with contextlib.nullcontext() if no_blas else single_threaded_blas():
             for lo, hi in self._chunks(len(x), n_patch):
                 mvm_kernel(x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
                            2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,

@@ -22,7 +22,9 @@ uS) split into row tiles of ``rows`` word lines:
    the weight domain, as float32.
 
 The array read of step 3 is a BLAS GEMM on each tile's slice matrix, and one on the squares
-for noisy reads (``np.dot`` inside the kernel); steps 1, 2, 4 and 5 are parallel loops, each
+for noisy reads (``np.dot`` inside the kernel), except for 1-bit reads of narrow layers (up to
+32 physical columns), which sum the G rows of the driven word lines from tables of subset
+sums (:func:`_lut_rows`; no BLAS call); steps 1, 2, 4 and 5 are parallel loops, each
 thread owning whole batch rows. A slice row whose inputs are all zero is skipped: it draws no
 current, so no noise (the variance is zero) and code 0, exactly what the full read gives.
 Random numbers come from a counter-based generator (a ziggurat on the splitmix64 hash of the
@@ -40,7 +42,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from xbar.errors import ConfigError
 from xbar.rng import GOLDEN, mix64
@@ -125,6 +130,170 @@ def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
     return out
 
 
+
+# ------------------------------------------------------------------ narrow bit-serial layers
+# A 1-bit slice row drives a subset of word lines, so a bit line's current is a sum of the
+# G rows of the driven inputs. For narrow layers (few physical columns) that sum is faster as
+# look-ups than as a GEMM: the inputs of a tile go in groups of 4, each with a table of the 16
+# subset sums of its 4 G rows (and of their squares), padded to whole 16-float vectors; a
+# slice row is then one vector load and add per group (the GEMM: 4 FMAs per group and column,
+# and a float copy of the slice row). The tables sum in input order from 0, and the groups are
+# added in order: where the bit-line sums are exact in float32 (integer conductances in the
+# tests) this is the GEMM's result bit for bit; elsewhere it differs from BLAS's order by
+# float32 rounding only, as BLAS itself does between row counts.
+
+_LUT_MAX_COLS = 32  # physical columns up to which 1-bit reads use the tables (2 vectors)
+
+
+@njit(cache=True)
+def table_reads(bits_per_read: int, n_phys: int, input_bits: int) -> bool:
+    """Whether :func:`mvm_kernel` reads with tables (:func:`_lut_rows`), not BLAS GEMMs."""
+    return bits_per_read == 1 and n_phys <= _LUT_MAX_COLS and input_bits <= 16
+_LANES = 16  # floats per vector (AVX-512); a table row holds whole vectors
+_BIT_GATHER = np.uint64((1 << 48) | (1 << 33) | (1 << 18) | (1 << 3))
+
+
+def _lut_sum_codegen(two: bool):
+    def codegen(context, builder, signature, args):
+        if two:
+            tab_v, tab2_v, offs_v, ng_v, add_v, cur_v, sq_v, doff_v = args
+            arr_args = (0, 1, 2, 5, 6)
+        else:
+            tab_v, offs_v, ng_v, add_v, cur_v, doff_v = args
+            arr_args = (0, 1, 4)
+        ptrs = [context.make_array(signature.args[i])(context, builder, args[i]).data
+                for i in arr_args]
+        if two:
+            tp, t2p, op, cp, sp = ptrs
+            tables, dests = (tp, t2p), (cp, sp)
+        else:
+            tp, op, cp = ptrs
+            tables, dests = (tp,), (cp,)
+        i64 = ir.IntType(64)
+        vt = ir.VectorType(ir.FloatType(), _LANES)
+
+        def vload(base, off):
+            ld = builder.load(builder.bitcast(builder.gep(base, [off]), vt.as_pointer()))
+            ld.align = 4
+            return ld
+
+        def offset(g):
+            return builder.add(builder.sext(builder.load(builder.gep(op, [g])), i64), add_v)
+
+        accs = [cgutils.alloca_once(builder, vt) for _ in tables]  # promoted to registers
+        o0 = offset(ir.Constant(i64, 0))
+        for acc, tab in zip(accs, tables):
+            builder.store(vload(tab, o0), acc)
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 1), ng_v, ir.Constant(i64, 1),
+                                     inc=True) as (g, _):
+            o = offset(g)
+            for acc, tab in zip(accs, tables):
+                builder.store(builder.fadd(builder.load(acc), vload(tab, o)), acc)
+        for acc, dst in zip(accs, dests):
+            st = builder.store(builder.load(acc),
+                               builder.bitcast(builder.gep(dst, [doff_v]), vt.as_pointer()))
+            st.align = 4
+        return context.get_dummy_value()
+    return codegen
+
+
+@intrinsic
+def _lut_sum2(typingctx, tab, tab2, offs, ng, add, cur, sq, doff):
+    """``cur[doff:doff + 16] = sum_g tab[offs[g] + add:][:16]`` for g < ng (in order, float32),
+    and ``sq`` likewise from ``tab2``: one 16-float vector accumulated in registers."""
+    return (types.void(tab, tab2, offs, ng, add, cur, sq, doff), _lut_sum_codegen(True))
+
+
+@intrinsic
+def _lut_sum1(typingctx, tab, offs, ng, add, cur, doff):
+    """:func:`_lut_sum2` for one table (noise-free reads)."""
+    return types.void(tab, offs, ng, add, cur, doff), _lut_sum_codegen(False)
+
+
+@njit(cache=True)
+def _lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
+    """Subset sums of each tile's G rows in groups of 4: float32 (n_tiles, n_groups * 16 *
+    lanes), entry ((g * 16 + m) * lanes + c) = sum of G[4 g + j, c] over the bits j of m
+    (ascending j, from 0; rows past n_in count as absent), lanes = n_phys rounded up to whole
+    vectors (zeros past n_phys)."""
+    n_tiles, rows, n_phys = g_tiles.shape
+    lanes = (n_phys + _LANES - 1) // _LANES * _LANES
+    n_groups = (rows + 3) // 4
+    tab = np.zeros((n_tiles, n_groups * 16 * lanes), np.float32)
+    for t in range(n_tiles):
+        r_used = min(rows, n_in - t * rows)
+        for g in range(n_groups):
+            for m in range(1, 16):
+                hb = 3 if m >= 8 else 2 if m >= 4 else 1 if m >= 2 else 0
+                prev = (g * 16 + (m ^ (1 << hb))) * lanes
+                dst = (g * 16 + m) * lanes
+                row = 4 * g + hb
+                for c in range(n_phys):
+                    v = tab[t, prev + c]
+                    if row < r_used:
+                        v = v + g_tiles[t, row, c]
+                    tab[t, dst + c] = v
+    return tab
+
+
+@njit(cache=True)
+def _lut_rows(codes: np.ndarray, r0: int, r_used: int, n_slices: int, tab: np.ndarray,
+              tab2: np.ndarray, noisy: bool, n_phys: int, cur: np.ndarray, sq: np.ndarray,
+              runs: np.ndarray, packed: np.ndarray, offs: np.ndarray) -> tuple[int, int]:
+    """:func:`_slice_rows` and the GEMMs in one, for 1-bit slices of narrow tiles: each slice
+    row that drives a word line is summed from the tile's tables (:func:`_lut_tables`) into
+    ``cur`` (and ``sq`` from ``tab2`` when noisy), flat, n_phys per row, in the same order and
+    with the same runs as :func:`_slice_rows`. ``cur`` and ``sq`` need ``lanes`` floats past
+    the last row (each row writes whole vectors; the next row overwrites the spill).
+    ``packed`` (>= samples x groups, uint64) and ``offs`` (>= groups, int32) are work space.
+    Codes must be below 2**16."""
+    nb = codes.shape[0]
+    n_groups = (r_used + 3) // 4
+    lanes = (n_phys + _LANES - 1) // _LANES * _LANES
+    on = np.empty(nb, np.int32)
+    ones = np.uint64(0x0001000100010001)
+    for b in range(nb):  # four 16-bit codes per word: bit s of each, gathered by a multiply
+        row = codes[b, r0:r0 + r_used]
+        o = 0
+        for i in range(r_used):
+            o |= row[i]
+        on[b] = o
+        pk = packed[b]
+        for g in range(n_groups):
+            pk[g] = np.uint64(0)
+        for i in range(r_used):
+            pk[i >> 2] |= np.uint64(row[i]) << np.uint64(16 * (i & 3))
+    n = 0
+    n_runs = 0
+    for s in range(n_slices):
+        in_run = False
+        sh = np.uint64(s)
+        for b in range(nb):
+            if (on[b] >> s) & 1 == 0:
+                in_run = False
+                continue
+            pk = packed[b]
+            for g in range(n_groups):
+                m = (((pk[g] >> sh) & ones) * _BIT_GATHER) >> np.uint64(48)
+                offs[g] = np.int32((g * 16 + np.int64(m & np.uint64(15))) * lanes)
+            for v in range(0, n_phys, _LANES):
+                if noisy:
+                    _lut_sum2(tab, tab2, offs, n_groups, v, cur, sq, n * n_phys + v)
+                else:
+                    _lut_sum1(tab, offs, n_groups, v, cur, n * n_phys + v)
+            if in_run:
+                runs[n_runs - 1, 3] += 1
+            else:
+                runs[n_runs, 0] = s
+                runs[n_runs, 1] = b
+                runs[n_runs, 2] = n
+                runs[n_runs, 3] = 1
+                n_runs += 1
+                in_run = True
+            n += 1
+    return n, n_runs
+
+
 _PIECE = 2048  # noise draws per step of a run: hashes and draws stay in L1
 
 
@@ -179,7 +348,7 @@ def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray
 def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarray,
                  weight: float, v_unit: float, noise_scale: float, adc_top: float,
                  key: np.uint64, ctr0: int, zig: np.ndarray, kn_int: np.ndarray,
-                 hs: np.ndarray, z: np.ndarray) -> None:
+                 hs: np.ndarray, z: np.ndarray, slow: np.ndarray) -> None:
     """Read noise, ADC and shift-and-add for one run: consecutive samples of one slice.
 
     ``cur``, ``sq`` (sum a_i**2 G_i**2; unused without noise) and ``acc`` are the run's rows
@@ -206,16 +375,20 @@ def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarr
             first = key + np.uint64(ctr0 + e0) * GOLDEN
             for e in range(m):
                 hs[e] = mix64(first + np.uint64(e) * GOLDEN)
-            for e in range(m):
-                h = hs[e]
-                z[e] = np.int64(np.int32(h & np.uint64(0xFFFFFFFF))) * wn[
-                    np.int64((h >> np.uint64(32)) & np.uint64(127))]
-            for e in range(m):  # |hz| < kn[iz] is |hz| < ceil(kn[iz]) for integer hz
+            n_slow = 0
+            for e in range(m):  # fast-path values; the rejected draws listed, branch-free
                 h = hs[e]
                 hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
                 iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-                if abs(hz) >= kn_int[iz]:
-                    z[e] = _normal_slow(h, hz, iz, zig)
+                z[e] = hz * wn[iz]
+                slow[n_slow] = e  # |hz| < kn[iz] is |hz| < ceil(kn[iz]) for integer hz
+                n_slow += 1 if abs(hz) >= kn_int[iz] else 0
+            for j in range(n_slow):
+                e = slow[j]
+                h = hs[e]
+                hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
+                iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
+                z[e] = _normal_slow(h, hz, iz, zig)
             for e in range(m):
                 s2 = np.float64(sq_p[e])
                 sd = noise_scale * np.sqrt(s2) if s2 > 0.0 else 0.0
@@ -337,19 +510,28 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
     piece_rows = max(1, _PIECE // n_phys)  # a run converts in pieces of whole rows
     lsb_rows = _repeat_rows(lsb, piece_rows)
     kn_int = _ceil_int(zig[0])
+    # Narrow 1-bit layers: table look-ups instead of the GEMMs (see _lut_rows).
+    lut = table_reads(k, n_phys, input_bits)
+    n_groups = (rows + 3) // 4
+    tab = _lut_tables(g_tiles, n_in) if lut else np.empty((n_tiles, 0), np.float32)
+    tab2 = _lut_tables(g2_tiles, n_in) if (lut and noisy) else tab
+    spill = _LUT_MAX_COLS if lut else 0  # the last row's vectors write past it
     n_chunks = (n_batch + chunk - 1) // chunk
     for ch in prange(n_chunks):
         b0 = ch * chunk
         nb = min(chunk, n_batch - b0)
         codes = np.empty((nb, n_in), np.int32)
         pixels = np.empty(((b0 + nb - 1) // n_patch - b0 // n_patch + 1, x.shape[1]), np.int32)
-        a_buf = np.empty(n_slices * nb * rows, np.float32)
+        a_buf = np.empty(0 if lut else n_slices * nb * rows, np.float32)
         a2_buf = np.empty(n_slices * nb * rows, np.float32) if (noisy and k > 1) else a_buf
-        cur = np.empty(n_slices * nb * n_phys, np.float32)
-        sq = np.empty(n_slices * nb * n_phys, np.float32) if noisy else cur
+        cur = np.empty(n_slices * nb * n_phys + spill, np.float32)
+        sq = np.empty(n_slices * nb * n_phys + spill, np.float32) if noisy else cur
         runs = np.empty((n_slices * nb, 4), np.int64)
+        packed = np.empty((nb if lut else 0, n_groups), np.uint64)
+        offs = np.empty(n_groups, np.int32)
         hs = np.empty(piece_rows * n_phys, np.uint64)
         z = np.empty(piece_rows * n_phys, np.float64)
+        slow = np.empty(piece_rows * n_phys, np.int64)
         acc = np.zeros(nb * n_phys)
         for p in range(n_passes):
             sign = 1.0 if p == 0 else -1.0
@@ -357,13 +539,19 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
             for t in range(n_tiles):
                 r0 = t * rows
                 r_used = min(rows, n_in - r0)  # the GEMM skips the last tile's padding
-                a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
-                n_used, n_runs = _slice_rows(codes, r0, k, n_slices, a, runs)
-                if n_used == 0:
-                    continue
-                np.dot(a[:n_used], g_tiles[t, :r_used],
-                       cur[:n_used * n_phys].reshape(n_used, n_phys))
-                if noisy:
+                if lut:
+                    n_used, n_runs = _lut_rows(codes, r0, r_used, n_slices, tab[t], tab2[t],
+                                               noisy, n_phys, cur, sq, runs, packed, offs)
+                    if n_used == 0:
+                        continue
+                else:
+                    a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
+                    n_used, n_runs = _slice_rows(codes, r0, k, n_slices, a, runs)
+                    if n_used == 0:
+                        continue
+                    np.dot(a[:n_used], g_tiles[t, :r_used],
+                           cur[:n_used * n_phys].reshape(n_used, n_phys))
+                if noisy and not lut:
                     a2 = a
                     if k > 1:
                         a2 = a2_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
@@ -380,7 +568,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
                     _convert_run(cur[e0:e1], sq[e0:e1], lsb_rows[t],
                                  acc[b_first * n_phys:(b_first + n_rows) * n_phys],
                                  sign * float(1 << (k * s)), v_unit, noise_scale, adc_top,
-                                 key, ctr0, zig, kn_int, hs, z)
+                                 key, ctr0, zig, kn_int, hs, z, slow)
         for b in range(nb):
             n = (b0 + b) // n_patch
             l = (b0 + b) - n * n_patch
