@@ -156,11 +156,11 @@ _BIT_GATHER = np.uint64((1 << 48) | (1 << 33) | (1 << 18) | (1 << 3))
 def _lut_sum_codegen(two: bool):
     def codegen(context, builder, signature, args):
         if two:
-            tab_v, tab2_v, offs_v, ng_v, add_v, cur_v, sq_v, doff_v = args
-            arr_args = (0, 1, 2, 5, 6)
+            tab_v, tab2_v, offs_v, obase_v, ostride_v, ng_v, add_v, cur_v, sq_v, doff_v = args
+            arr_args = (0, 1, 2, 7, 8)
         else:
-            tab_v, offs_v, ng_v, add_v, cur_v, doff_v = args
-            arr_args = (0, 1, 4)
+            tab_v, offs_v, obase_v, ostride_v, ng_v, add_v, cur_v, doff_v = args
+            arr_args = (0, 1, 6)
         ptrs = [context.make_array(signature.args[i])(context, builder, args[i]).data
                 for i in arr_args]
         if two:
@@ -177,8 +177,9 @@ def _lut_sum_codegen(two: bool):
             ld.align = 4
             return ld
 
-        def offset(g):
-            return builder.add(builder.sext(builder.load(builder.gep(op, [g])), i64), add_v)
+        def offset(g):  # offs[obase + g * ostride] + add
+            at = builder.add(obase_v, builder.mul(g, ostride_v))
+            return builder.add(builder.sext(builder.load(builder.gep(op, [at])), i64), add_v)
 
         accs = [cgutils.alloca_once(builder, vt) for _ in tables]  # promoted to registers
         o0 = offset(ir.Constant(i64, 0))
@@ -198,16 +199,19 @@ def _lut_sum_codegen(two: bool):
 
 
 @intrinsic
-def _lut_sum2(typingctx, tab, tab2, offs, ng, add, cur, sq, doff):
-    """``cur[doff:doff + 16] = sum_g tab[offs[g] + add:][:16]`` for g < ng (in order, float32),
-    and ``sq`` likewise from ``tab2``: one 16-float vector accumulated in registers."""
-    return (types.void(tab, tab2, offs, ng, add, cur, sq, doff), _lut_sum_codegen(True))
+def _lut_sum2(typingctx, tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff):
+    """``cur[doff:doff + 16] = sum_g tab[o_g + add:][:16]`` over g < ng in order (float32),
+    o_g = offs[obase + g * ostride]; ``sq`` likewise from ``tab2``: one 16-float vector each,
+    accumulated in registers."""
+    return (types.void(tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff),
+            _lut_sum_codegen(True))
 
 
 @intrinsic
-def _lut_sum1(typingctx, tab, offs, ng, add, cur, doff):
+def _lut_sum1(typingctx, tab, offs, obase, ostride, ng, add, cur, doff):
     """:func:`_lut_sum2` for one table (noise-free reads)."""
-    return types.void(tab, offs, ng, add, cur, doff), _lut_sum_codegen(False)
+    return (types.void(tab, offs, obase, ostride, ng, add, cur, doff),
+            _lut_sum_codegen(False))
 
 
 @njit(cache=True)
@@ -245,42 +249,55 @@ def _lut_rows(codes: np.ndarray, r0: int, r_used: int, n_slices: int, tab: np.nd
     ``cur`` (and ``sq`` from ``tab2`` when noisy), flat, n_phys per row, in the same order and
     with the same runs as :func:`_slice_rows`. ``cur`` and ``sq`` need ``lanes`` floats past
     the last row (each row writes whole vectors; the next row overwrites the spill).
-    ``packed`` (>= samples x groups, uint64) and ``offs`` (>= groups, int32) are work space.
+    ``packed`` (uint64) and ``offs`` (int32), both at least groups x samples, are work space.
     Codes must be below 2**16."""
     nb = codes.shape[0]
     n_groups = (r_used + 3) // 4
+    n_full = r_used // 4
     lanes = (n_phys + _LANES - 1) // _LANES * _LANES
     on = np.empty(nb, np.int32)
-    ones = np.uint64(0x0001000100010001)
-    for b in range(nb):  # four 16-bit codes per word: bit s of each, gathered by a multiply
+    for b in range(nb):  # four 16-bit codes per word, group-major
         row = codes[b, r0:r0 + r_used]
         o = 0
         for i in range(r_used):
             o |= row[i]
         on[b] = o
-        pk = packed[b]
-        for g in range(n_groups):
-            pk[g] = np.uint64(0)
-        for i in range(r_used):
-            pk[i >> 2] |= np.uint64(row[i]) << np.uint64(16 * (i & 3))
+        for g in range(n_full):
+            i = 4 * g
+            packed[g, b] = (np.uint64(row[i]) | (np.uint64(row[i + 1]) << np.uint64(16))
+                            | (np.uint64(row[i + 2]) << np.uint64(32))
+                            | (np.uint64(row[i + 3]) << np.uint64(48)))
+        if n_full < n_groups:
+            w = np.uint64(0)
+            for i in range(4 * n_full, r_used):
+                w |= np.uint64(row[i]) << np.uint64(16 * (i - 4 * n_full))
+            packed[n_full, b] = w
+    ones = np.uint64(0x0001000100010001)
     n = 0
     n_runs = 0
     for s in range(n_slices):
-        in_run = False
+        any_on = 0
+        for b in range(nb):
+            any_on |= on[b]
+        if (any_on >> s) & 1 == 0:
+            continue
         sh = np.uint64(s)
+        for g in range(n_groups):  # bit s of a group's 4 codes, gathered by a multiply
+            pg, og = packed[g], offs[g]
+            base = g * 16 * lanes
+            for b in range(nb):
+                m = ((((pg[b] >> sh) & ones) * _BIT_GATHER) >> np.uint64(48)) & np.uint64(15)
+                og[b] = np.int32(base + np.int64(m) * lanes)
+        in_run = False
         for b in range(nb):
             if (on[b] >> s) & 1 == 0:
                 in_run = False
                 continue
-            pk = packed[b]
-            for g in range(n_groups):
-                m = (((pk[g] >> sh) & ones) * _BIT_GATHER) >> np.uint64(48)
-                offs[g] = np.int32((g * 16 + np.int64(m & np.uint64(15))) * lanes)
             for v in range(0, n_phys, _LANES):
                 if noisy:
-                    _lut_sum2(tab, tab2, offs, n_groups, v, cur, sq, n * n_phys + v)
+                    _lut_sum2(tab, tab2, offs, b, nb, n_groups, v, cur, sq, n * n_phys + v)
                 else:
-                    _lut_sum1(tab, offs, n_groups, v, cur, n * n_phys + v)
+                    _lut_sum1(tab, offs, b, nb, n_groups, v, cur, n * n_phys + v)
             if in_run:
                 runs[n_runs - 1, 3] += 1
             else:
@@ -527,8 +544,8 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         cur = np.empty(n_slices * nb * n_phys + spill, np.float32)
         sq = np.empty(n_slices * nb * n_phys + spill, np.float32) if noisy else cur
         runs = np.empty((n_slices * nb, 4), np.int64)
-        packed = np.empty((nb if lut else 0, n_groups), np.uint64)
-        offs = np.empty(n_groups, np.int32)
+        packed = np.empty((n_groups, nb if lut else 0), np.uint64)
+        offs = np.empty((n_groups, nb if lut else 0), np.int32)
         hs = np.empty(piece_rows * n_phys, np.uint64)
         z = np.empty(piece_rows * n_phys, np.float64)
         slow = np.empty(piece_rows * n_phys, np.int64)
