@@ -239,8 +239,8 @@ def evaluate(model: nn.Module, x: np.ndarray | torch.Tensor, y: np.ndarray | tor
             for start in range(0, xt.shape[0], batch_size):
                 batch = xt[start:start + batch_size]
                 logits = check_logits(model(batch.to(device)), len(batch), start)
-                pred = logits.argmax(dim=1).cpu()
-                correct += int((pred == yt[start:start + batch_size]).sum())
+                pred = logits.argmax(dim=1)  # labels and images may live on either device
+                correct += int((pred == yt[start:start + batch_size].to(pred.device)).sum())
     finally:
         model.train(was_training)
     return correct / xt.shape[0]
