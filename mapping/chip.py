@@ -72,6 +72,9 @@ class Chip:
         # Fault-aware mapping (xbar.mapping.recovery.fault_aware): per layer name, the physical
         # row of each input row; the layer's arrays stay in input order. Absent: the identity.
         self.row_perms: dict[str, np.ndarray] = {}
+        # The digital state as programmed: what a chip file can hold and Chip.load rebuild.
+        self._programmed_keys = frozenset(k for k in module.state_dict()
+                                          if not k.endswith(ANALOG_STATE))
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -217,10 +220,20 @@ class Chip:
         Raises:
             OutputError: ``path`` exists and is not a chip file (a sweep's or a comparison's
                 results, say): it is never overwritten.
+            ModelError: modules were added to the chip after programming (work 4's
+                compensation layers): :meth:`load` could not rebuild them.
         """
         check_overwrite(path, FORMAT, "chip file")
         digital = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()
                    if not k.endswith(ANALOG_STATE)}
+        added = sorted(set(digital) - self._programmed_keys)
+        if added:  # Chip.load could not rebuild them: refuse rather than write a dead file
+            raise ModelError(f"cannot save this chip to {str(path)!r}: modules were added to it "
+                             f"after programming (their parameters {added[:6]}"
+                             f"{' ...' if len(added) > 6 else ''}, e.g. work 4's compensation "
+                             "layers); a chip file holds the programmed arrays and the "
+                             "network's own digital parameters, SRAM words and column gains "
+                             "only")
 
         def write(tmp: str) -> None:
             with h5py.File(tmp, "w") as f:

@@ -11,7 +11,7 @@ import torch
 
 from xbar.config import HardwareConfig, XbarConfig
 from xbar.devices.presets import preset
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, ModelError
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.data.train import train_model
@@ -124,6 +124,19 @@ def test_fresh_compensation_is_the_identity(digits) -> None:
         attach_compensation(chip, names[:1])
     with pytest.raises(ConfigError, match="no analog layer"):
         attach_compensation(chip, ["nope"])
+
+
+def test_a_compensated_chip_is_not_saved_as_a_chip_file_it_cannot_load(digits, tmp_path) -> None:
+    """Chip.load rebuilds the programmed network only: a chip with compensation layers used
+    to be written, then refused on loading; now saving says why and writes nothing."""
+    ds, model, _ = digits
+    chip = _chip(model, ds, 1.0)
+    chip.save(tmp_path / "plain.h5")  # the programmed chip itself saves and loads
+    Chip.load(tmp_path / "plain.h5", model)
+    attach_compensation(chip, [chip.layers[0].layer_name], rank=0)
+    with pytest.raises(ModelError, match="added to it after programming.*compensation"):
+        chip.save(tmp_path / "comp.h5")
+    assert not (tmp_path / "comp.h5").exists()
 
 
 def test_compensation_trained_on_the_chip_recovers_accuracy(digits) -> None:
