@@ -141,6 +141,45 @@ def test_narrow_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping
     fast = m.matmul(x, rng=np.random.default_rng(5))
     monkeypatch.setattr(xbar.kernel, "_LUT_MAX_COLS", 0)
     monkeypatch.setattr(xbar.analog, "mvm_kernel", xbar.kernel.mvm_kernel.py_func)
+    monkeypatch.setattr(xbar.kernel, "mvm_kernel_serial", xbar.kernel.mvm_kernel.py_func)
     gemm = m.matmul(x, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(fast, gemm)
     assert np.abs(fast).max() > 0
+
+
+@pytest.mark.parametrize("n_out,n_in,k", [(6, 25, 1), (20, 70, 1), (6, 25, 2)])
+def test_serial_twin_equals_the_parallel_kernel(n_out, n_in, k, monkeypatch):
+    """Calls of one work unit, or on one thread, run the kernel's serial twin: the same
+    output as the parallel kernel, noise included, on any number of work units."""
+    import numba
+
+    import xbar.analog
+    import xbar.kernel
+
+    rng = np.random.default_rng(n_in + k)
+    cfg = XbarConfig(ArrayConfig(rows=16, cols=32), DACConfig(input_bits=8, bits_per_read=k),
+                     ADCConfig(bits=8, range_mode="calibrated"))
+    m = AnalogMatrix.program(rng.normal(size=(n_out, n_in)), DYADIC.replace(read_noise=0.03),
+                             cfg, rng)
+    x = rng.uniform(-1, 1, (41, n_in)).astype(np.float32)
+    m.calibrate_adc(x[:10])
+    calls = []
+    for name in ("mvm_kernel", "mvm_kernel_serial"):
+        kernel = getattr(xbar.kernel, name)
+        monkeypatch.setattr(xbar.kernel if name.endswith("serial") else xbar.analog, name,
+                            lambda *a, _k=kernel, _n=name: (calls.append(_n), _k(*a))[1])
+    whole = m.matmul(x, rng=np.random.default_rng(5))  # one work unit: serial
+    monkeypatch.setattr(xbar.analog, "_THREAD_CHUNK_BYTES", 1)  # work units of 1 sample
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = m.matmul(x, rng=np.random.default_rng(5))
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = m.matmul(x, rng=np.random.default_rng(5))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(whole, one)
+    np.testing.assert_array_equal(whole, two)
+    assert calls[:2] == ["mvm_kernel_serial"] * 2
+    if numba.config.NUMBA_NUM_THREADS > 1:
+        assert calls[2] == "mvm_kernel"

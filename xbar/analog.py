@@ -323,16 +323,23 @@ class AnalogMatrix:
         configure_threads()
         import contextlib
 
-        from xbar.kernel import table_reads
+        import numba
+
+        from xbar.kernel import mvm_kernel_serial, table_reads
         # Tables instead of GEMMs (narrow 1-bit layers): no BLAS to limit (~10 us a call).
         no_blas = table_reads(dac.bits_per_read, g_tiles.shape[2], dac.input_bits)
+        chunk = self._thread_chunk(g_tiles, sigma > 0)
+        threads = numba.get_num_threads()
         with contextlib.nullcontext() if no_blas else single_threaded_blas():
             for lo, hi in self._chunks(len(x), n_patch):
-                mvm_kernel(x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
-                           2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
-                           self.config.array.read_voltage_v, key, lo * n_patch,
-                           len(x) * n_patch, self._thread_chunk(g_tiles, sigma > 0), pos, neg,
-                           to_weight, out[lo:hi], ZIGGURAT)
+                # One work unit, or one thread: the serial twin (same output) saves the
+                # thread pool's launch.
+                one = threads == 1 or (hi - lo) * n_patch <= chunk
+                (mvm_kernel_serial if one else mvm_kernel)(
+                    x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
+                    2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
+                    self.config.array.read_voltage_v, key, lo * n_patch, len(x) * n_patch,
+                    chunk, pos, neg, to_weight, out[lo:hi], ZIGGURAT)
         return out
 
     def _noise_key(self, rng: np.random.Generator | None, read_noise: bool
