@@ -223,7 +223,10 @@ def _lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
     n_tiles, rows, n_phys = g_tiles.shape
     lanes = (n_phys + _LANES - 1) // _LANES * _LANES
     n_groups = (rows + 3) // 4
-    tab = np.zeros((n_tiles, n_groups * 16 * lanes), np.float32)
+    size = n_groups * 16 * lanes  # a multiple of 16 floats: every vector 64-byte aligned
+    buf = np.zeros(n_tiles * size + _LANES, np.float32)
+    first = (-(buf.ctypes.data // 4)) % _LANES  # a vector split over two cache lines costs two
+    tab = buf[first:first + n_tiles * size].reshape(n_tiles, size)
     for t in range(n_tiles):
         r_used = min(rows, n_in - t * rows)
         for g in range(n_groups):
@@ -456,13 +459,23 @@ def _dac_codes(x: np.ndarray, patch: np.ndarray, b0: int, sign: float, x_max: fl
     """
     nb, n_in = codes.shape
     n_patch = patch.shape[0]
+    identity = n_patch == 1 and n_in == x.shape[1]  # plain vectors: code them in place
+    for i in range(n_in if identity else 0):
+        identity &= patch[0, i] == i
+    if identity:
+        for b in range(nb):
+            row = codes[b]
+            for i in range(n_in):  # max(v, 0) for v <= 0 is +0: code 0, as the branch
+                v = max(sign * x[b0 + b, i], 0.0)
+                row[i] = np.int32(np.rint(min(v / x_max, 1.0) * full_code))
+        return
     n_first = b0 // n_patch
     n_last = (b0 + nb - 1) // n_patch
     for n in range(n_first, n_last + 1):
         row = pixels[n - n_first]
         for f in range(x.shape[1]):
-            v = sign * x[n, f]
-            row[f] = 0 if v <= 0.0 else np.int32(np.rint(min(v / x_max, 1.0) * full_code))
+            v = max(sign * x[n, f], 0.0)
+            row[f] = np.int32(np.rint(min(v / x_max, 1.0) * full_code))
     for b in range(nb):
         n = (b0 + b) // n_patch
         offsets = patch[(b0 + b) - n * n_patch]
