@@ -120,11 +120,13 @@ def test_matmul_patches_checks_its_inputs(rng):
     (9, 37, 16, 8, "differential"),  # 18 columns: a second, partly used vector; 3 tiles
     (16, 21, 128, 16, "differential"),  # 32 columns: two whole vectors; 16-bit codes
     (3, 5, 128, 4, "offset"),
-    (7, 64, 32, 8, "offset")])
+    (7, 64, 32, 8, "offset"),
+    (128, 40, 16, 8, "differential"),  # 256 columns, the widest with tables: 16 vectors
+    (70, 30, 16, 8, "offset")])
 def test_narrow_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping, monkeypatch):
-    """1-bit reads of narrow layers sum G rows from tables instead of two GEMMs: on integer
-    conductances the outputs are the GEMM path's bit for bit, read noise included (the
-    GEMM path run as the kernel's Python function with the tables turned off)."""
+    """1-bit reads of layers up to 256 physical columns sum G rows from tables instead of two
+    GEMMs: on integer conductances the outputs are the GEMM path's bit for bit, read noise
+    included (the GEMM path run as the kernel's Python function with the tables off)."""
     import xbar.analog
     import xbar.kernel
 
@@ -139,7 +141,10 @@ def test_narrow_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping
     x[2] = 0
     m.calibrate_adc(x[:10])
     fast = m.matmul(x, rng=np.random.default_rng(5))
-    monkeypatch.setattr(xbar.kernel, "_LUT_MAX_COLS", 0)
+    # The kernel's Python functions down to the work unit, where the tables are turned off;
+    # the loops below it (slices, GEMMs, noise and ADC) run compiled.
+    monkeypatch.setattr(xbar.kernel, "table_reads", lambda *args: False)
+    monkeypatch.setattr(xbar.kernel, "_mvm_chunk", xbar.kernel._mvm_chunk.py_func)
     monkeypatch.setattr(xbar.analog, "mvm_kernel", xbar.kernel.mvm_kernel.py_func)
     monkeypatch.setattr(xbar.kernel, "mvm_kernel_serial", xbar.kernel.mvm_kernel.py_func)
     gemm = m.matmul(x, rng=np.random.default_rng(5))

@@ -330,6 +330,18 @@ class AnalogMatrix:
         no_blas = table_reads(dac.bits_per_read, g_tiles.shape[2], dac.input_bits)
         chunk = self._thread_chunk(g_tiles, sigma > 0)
         threads = numba.get_num_threads()
+        tab = tab2 = np.empty((0, 0), np.float32)
+        if no_blas:  # the subset-sum tables, kept as the tiles are (see _kernel_tiles)
+            from xbar.kernel import lut_tables
+            cached = getattr(self, "_numba_lut", None)
+            if cached is None or cached[0] is not g_tiles or cached[1] is not self.config:
+                cached = (g_tiles, self.config, {})
+                self._numba_lut = cached
+            for square in (False, True) if sigma > 0 else (False,):
+                if square not in cached[2]:
+                    cached[2][square] = lut_tables(g2_tiles if square else g_tiles, self.n_in)
+            tab = cached[2][False]
+            tab2 = cached[2].get(True, tab)
         with contextlib.nullcontext() if no_blas else single_threaded_blas():
             for lo, hi in self._chunks(len(x), n_patch):
                 # One work unit, or one thread: the serial twin (same output) saves the
@@ -339,7 +351,7 @@ class AnalogMatrix:
                     x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
                     2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
                     self.config.array.read_voltage_v, key, lo * n_patch, len(x) * n_patch,
-                    chunk, pos, neg, to_weight, out[lo:hi], ZIGGURAT)
+                    chunk, pos, neg, to_weight, out[lo:hi], ZIGGURAT, tab, tab2)
         return out
 
     def _noise_key(self, rng: np.random.Generator | None, read_noise: bool

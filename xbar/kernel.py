@@ -142,7 +142,7 @@ def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
 # tests) this is the GEMM's result bit for bit; elsewhere it differs from BLAS's order by
 # float32 rounding only, as BLAS itself does between row counts.
 
-_LUT_MAX_COLS = 32  # physical columns up to which 1-bit reads use the tables (2 vectors)
+_LUT_MAX_COLS = 256  # physical columns up to which 1-bit reads use the tables
 
 
 @njit(cache=True)
@@ -215,7 +215,7 @@ def _lut_sum1(typingctx, tab, offs, obase, ostride, ng, add, cur, doff):
 
 
 @njit(cache=True)
-def _lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
+def lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
     """Subset sums of each tile's G rows in groups of 4: float32 (n_tiles, n_groups * 16 *
     lanes), entry ((g * 16 + m) * lanes + c) = sum of G[4 g + j, c] over the bits j of m
     (ascending j, from 0; rows past n_in count as absent), lanes = n_phys rounded up to whole
@@ -248,7 +248,7 @@ def _lut_rows(codes: np.ndarray, r0: int, r_used: int, n_slices: int, tab: np.nd
               tab2: np.ndarray, noisy: bool, n_phys: int, cur: np.ndarray, sq: np.ndarray,
               runs: np.ndarray, packed: np.ndarray, offs: np.ndarray) -> tuple[int, int]:
     """:func:`_slice_rows` and the GEMMs in one, for 1-bit slices of narrow tiles: each slice
-    row that drives a word line is summed from the tile's tables (:func:`_lut_tables`) into
+    row that drives a word line is summed from the tile's tables (:func:`lut_tables`) into
     ``cur`` (and ``sq`` from ``tab2`` when noisy), flat, n_phys per row, in the same order and
     with the same runs as :func:`_slice_rows`. ``cur`` and ``sq`` need ``lanes`` floats past
     the last row (each row writes whole vectors; the next row overwrites the spill).
@@ -487,7 +487,8 @@ def _dac_codes(x: np.ndarray, patch: np.ndarray, b0: int, sign: float, x_max: fl
 
 @njit(cache=True)
 def _mvm_setup(input_bits: int, bits_per_read: int, g_tiles: np.ndarray, g2_tiles: np.ndarray,
-               lsb: np.ndarray, read_noise: float, n_in: int, zig: np.ndarray
+               lsb: np.ndarray, read_noise: float, n_in: int, zig: np.ndarray,
+               tab: np.ndarray, tab2: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-call tables of :func:`mvm_kernel`, built once outside its parallel loop: the ADC
     steps repeated for whole pieces, the ziggurat's integer bounds, the subset-sum tables."""
@@ -499,8 +500,16 @@ def _mvm_setup(input_bits: int, bits_per_read: int, g_tiles: np.ndarray, g2_tile
     kn_int = _ceil_int(zig[0])
     # Narrow 1-bit layers: table look-ups instead of the GEMMs (see _lut_rows).
     lut = table_reads(bits_per_read, n_phys, input_bits)
-    tab = _lut_tables(g_tiles, n_in) if lut else np.empty((n_tiles, 0), np.float32)
-    tab2 = _lut_tables(g2_tiles, n_in) if (lut and noisy) else tab
+    size = (rows + 3) // 4 * 16 * ((n_phys + _LANES - 1) // _LANES * _LANES)
+    if not lut:
+        tab = tab2 = np.empty((n_tiles, 0), np.float32)
+    else:  # the caller's tables (kept between calls), else built here
+        if tab.shape != (n_tiles, size):
+            tab = lut_tables(g_tiles, n_in)
+        if not noisy:
+            tab2 = tab
+        elif tab2.shape != (n_tiles, size):
+            tab2 = lut_tables(g2_tiles, n_in)
     return lsb_rows, kn_int, tab, tab2
 
 
@@ -592,7 +601,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
                lsb: np.ndarray, adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
                batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
                neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray,
-               zig: np.ndarray) -> None:
+               zig: np.ndarray, tab: np.ndarray, tab2: np.ndarray) -> None:
     """Bit-serial analog MVM of a batch over row tiles, written to ``out``.
 
     Threads take chunks of ``chunk`` samples. For each pass and row tile a thread builds
@@ -626,9 +635,13 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         to_weight: float64 (n_out,): from digital sum (uA) to the weight domain.
         out: float32 (N, n_out, L), written: sample n * L + l at ``out[n, :, l]``.
         zig: The ziggurat tables, :data:`ZIGGURAT`.
+        tab, tab2: float32 subset-sum tables of ``g_tiles`` and ``g2_tiles``
+            (:func:`lut_tables`) for the reads that use them (:func:`table_reads`), kept by
+            the caller between calls; any other shape (``np.empty((0, 0), np.float32)``):
+            built for this call.
     """
     tables = _mvm_setup(input_bits, bits_per_read, g_tiles, g2_tiles, lsb, read_noise,
-                        patch.shape[1], zig)
+                        patch.shape[1], zig, tab, tab2)
     n_chunks = (x.shape[0] * patch.shape[0] + chunk - 1) // chunk
     for ch in prange(n_chunks):
         _mvm_chunk(ch, x, patch, x_max, input_bits, bits_per_read, n_passes, g_tiles,
@@ -642,12 +655,12 @@ def mvm_kernel_serial(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits
                lsb: np.ndarray, adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
                batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
                neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray,
-               zig: np.ndarray) -> None:
+               zig: np.ndarray, tab: np.ndarray, tab2: np.ndarray) -> None:
     """:func:`mvm_kernel` on the calling thread: the same work units in order, the same
     output bit for bit, without the thread pool's launch (~25-60 us, measured; a 6x25 layer's
     1024-sample call is ~0.3 ms of work)."""
     tables = _mvm_setup(input_bits, bits_per_read, g_tiles, g2_tiles, lsb, read_noise,
-                        patch.shape[1], zig)
+                        patch.shape[1], zig, tab, tab2)
     n_chunks = (x.shape[0] * patch.shape[0] + chunk - 1) // chunk
     for ch in range(n_chunks):
         _mvm_chunk(ch, x, patch, x_max, input_bits, bits_per_read, n_passes, g_tiles,
