@@ -188,3 +188,13 @@ def test_serial_twin_equals_the_parallel_kernel(n_out, n_in, k, monkeypatch):
     assert calls[:2] == ["mvm_kernel_serial"] * 2
     if numba.config.NUMBA_NUM_THREADS > 1:
         assert calls[2] == "mvm_kernel"
+
+
+def test_which_reads_use_tables():
+    from xbar.kernel import table_reads
+
+    assert table_reads(1, 8, (1, 25, 12)) and table_reads(1, 16, (3, 128, 256))
+    assert not table_reads(2, 8, (1, 25, 12))  # multi-bit reads: GEMMs
+    assert not table_reads(1, 17, (1, 25, 12))  # codes past 16 bits
+    assert not table_reads(1, 8, (1, 128, 257))  # wider than 256 columns
+    assert not table_reads(1, 8, (65, 128, 256))  # tables over 32 MB

@@ -327,7 +327,7 @@ class AnalogMatrix:
 
         from xbar.kernel import mvm_kernel_serial, table_reads
         # Tables instead of GEMMs (narrow 1-bit layers): no BLAS to limit (~10 us a call).
-        no_blas = table_reads(dac.bits_per_read, g_tiles.shape[2], dac.input_bits)
+        no_blas = table_reads(dac.bits_per_read, dac.input_bits, g_tiles.shape)
         chunk = self._thread_chunk(g_tiles, sigma > 0)
         threads = numba.get_num_threads()
         tab = tab2 = np.empty((0, 0), np.float32)

@@ -143,12 +143,18 @@ def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
 # float32 rounding only, as BLAS itself does between row counts.
 
 _LUT_MAX_COLS = 256  # physical columns up to which 1-bit reads use the tables
+_LUT_MAX_BYTES = 32 << 20  # and tables up to this size (each of G and G**2)
 
 
 @njit(cache=True)
-def table_reads(bits_per_read: int, n_phys: int, input_bits: int) -> bool:
-    """Whether :func:`mvm_kernel` reads with tables (:func:`_lut_rows`), not BLAS GEMMs."""
-    return bits_per_read == 1 and n_phys <= _LUT_MAX_COLS and input_bits <= 16
+def table_reads(bits_per_read: int, input_bits: int, g_shape: tuple[int, int, int]) -> bool:
+    """Whether :func:`mvm_kernel` reads tiles of shape ``g_shape`` (n_tiles, rows, n_phys)
+    with tables (:func:`_lut_rows`), not BLAS GEMMs."""
+    n_tiles, rows, n_phys = g_shape
+    lanes = (n_phys + _LANES - 1) // _LANES * _LANES
+    size = n_tiles * ((rows + 3) // 4) * 16 * lanes * 4  # bytes, as lut_tables
+    return (bits_per_read == 1 and n_phys <= _LUT_MAX_COLS and input_bits <= 16
+            and size <= _LUT_MAX_BYTES)
 _LANES = 16  # floats per vector (AVX-512); a table row holds whole vectors
 _BIT_GATHER = np.uint64((1 << 48) | (1 << 33) | (1 << 18) | (1 << 3))
 
@@ -499,7 +505,7 @@ def _mvm_setup(input_bits: int, bits_per_read: int, g_tiles: np.ndarray, g2_tile
     lsb_rows = _repeat_rows(lsb, max(1, _PIECE // n_phys))
     kn_int = _ceil_int(zig[0])
     # Narrow 1-bit layers: table look-ups instead of the GEMMs (see _lut_rows).
-    lut = table_reads(bits_per_read, n_phys, input_bits)
+    lut = table_reads(bits_per_read, input_bits, g_tiles.shape)
     size = (rows + 3) // 4 * 16 * ((n_phys + _LANES - 1) // _LANES * _LANES)
     if not lut:
         tab = tab2 = np.empty((n_tiles, 0), np.float32)
@@ -533,7 +539,7 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
     noisy = read_noise > 0.0
     noise_scale = read_noise * v_unit if noisy else 0.0
     piece_rows = max(1, _PIECE // n_phys)  # a run converts in pieces of whole rows
-    lut = table_reads(k, n_phys, input_bits)
+    lut = table_reads(k, input_bits, g_tiles.shape)
     n_groups = (rows + 3) // 4
     spill = _LUT_MAX_COLS if lut else 0  # the last row's vectors write past it
     b0 = ch * chunk
