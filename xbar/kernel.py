@@ -373,24 +373,26 @@ def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray
 @njit(cache=True, error_model="numpy")
 def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarray,
                  weight: float, v_unit: float, noise_scale: float, adc_top: float,
-                 key: np.uint64, ctr0: int, zig: np.ndarray, kn_int: np.ndarray,
+                 key: np.uint64, ctr0: int, zig: np.ndarray, x_edge: np.ndarray,
                  hs: np.ndarray, z: np.ndarray, slow: np.ndarray) -> None:
     """Read noise, ADC and shift-and-add for one run: consecutive samples of one slice.
 
     ``cur``, ``sq`` (sum a_i**2 G_i**2; unused without noise) and ``acc`` are the run's rows
     flattened (row-major, n_phys columns); ``lsb`` is the tile's ADC steps repeated for
     whole rows, at least :data:`_PIECE` long. Element e draws its noise with counter
-    ``ctr0 + e``. ``noise_scale`` is read_noise * v_unit (0: no noise). ``kn_int`` is the
-    ziggurat's integer bounds rounded up (:func:`_ceil_int`).
+    ``ctr0 + e``. ``noise_scale`` is read_noise * v_unit (0: no noise). ``x_edge`` is the
+    ziggurat's fast-path bound on the value (:func:`_edges`).
 
     The loops are split so that the bulk vectorises (hashes, conversion); the ziggurat's
-    table look-ups run in scalar loops: every draw's fast-path value, then a scan that
-    redraws the rare rejected ones (wedges and tail, about 1.2 %) on the slow path. The
-    arithmetic is the step-by-step model's, operation for operation (no reciprocal of the
-    LSB, no reordering), so each output is the plain loop's.
+    table look-ups run in a scalar loop that computes every draw's fast-path value and lists
+    the draws it rejects (about 2.8 %, branch-free); a second loop, also branch-free, gives
+    those the wedge test's value or else the redraw's fast-path value; the few left (the
+    tail, a redraw rejected again: ~0.1 % of draws) go through :func:`_normal_slow` from the
+    start. The arithmetic is the step-by-step model's, operation for operation (no
+    reciprocal of the LSB, no reordering), so each output is the plain loop's.
     """
     n = cur.shape[0]
-    wn = zig[1]
+    wn, fn = zig[1], zig[2]
     piece = lsb.shape[0]
     for e0 in range(0, n, piece):
         m = min(piece, n - e0)
@@ -404,12 +406,31 @@ def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarr
             n_slow = 0
             for e in range(m):  # fast-path values; the rejected draws listed, branch-free
                 h = hs[e]
-                hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
                 iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-                z[e] = hz * wn[iz]
-                slow[n_slow] = e  # |hz| < kn[iz] is |hz| < ceil(kn[iz]) for integer hz
-                n_slow += 1 if abs(hz) >= kn_int[iz] else 0
+                v = np.int64(np.int32(h & np.uint64(0xFFFFFFFF))) * wn[iz]
+                z[e] = v
+                slow[n_slow] = e  # |hz| >= kn[iz], as |v| >= x_edge[iz] (see _edges)
+                n_slow += 1 if abs(v) >= x_edge[iz] else 0
+            # The slow path's usual outcomes without branches (97 % of its draws): the
+            # wedge test (accepted: x), else the redraw's fast path; the rest (tail, a
+            # redraw rejected again) from the start by _normal_slow: the same sequence.
+            n_rest = 0
             for j in range(n_slow):
+                e = slow[j]
+                h = hs[e]
+                iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
+                x = z[e]  # hz * wn[iz]
+                h2 = mix64(h + GOLDEN)
+                y = fn[iz] + _uniform(h2) * (fn[iz - 1] - fn[iz])  # iz = 0: not used
+                wedge = y < math.exp(-0.5 * x * x)
+                h3 = mix64(h2 + GOLDEN)
+                iz3 = np.int64((h3 >> np.uint64(32)) & np.uint64(127))
+                x3 = np.int64(np.int32(h3 & np.uint64(0xFFFFFFFF))) * wn[iz3]
+                z[e] = x if wedge else x3
+                slow[n_rest] = e
+                done = (iz != 0) & (wedge | (abs(x3) < x_edge[iz3]))
+                n_rest += 0 if done else 1
+            for j in range(n_rest):
                 e = slow[j]
                 h = hs[e]
                 hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
@@ -434,6 +455,19 @@ def _ceil_int(v: np.ndarray) -> np.ndarray:
     out = np.empty(v.shape[0], np.int64)
     for i in range(v.shape[0]):
         out[i] = np.int64(math.ceil(v[i]))
+    return out
+
+
+@njit(cache=True)
+def _edges(zig: np.ndarray) -> np.ndarray:
+    """The ziggurat's fast-path test on the value: ``|hz| < kn[iz]`` (hz an integer, |hz| <=
+    2**31) holds exactly when ``|hz * wn[iz]| < x_edge[iz] = ceil(kn[iz]) * wn[iz]`` in
+    float64: |hz| < K = ceil(kn) is |hz| <= K - 1, rounding is monotonic, and (K - 1) wn and
+    K wn differ by a factor 1 + 2**-31 or more, far beyond rounding, so they round apart."""
+    k = _ceil_int(zig[0])
+    out = np.empty(k.shape[0])
+    for i in range(k.shape[0]):
+        out[i] = np.float64(k[i]) * zig[1, i]
     return out
 
 
@@ -503,7 +537,7 @@ def _mvm_setup(input_bits: int, bits_per_read: int, g_tiles: np.ndarray, g2_tile
     if noisy and g2_tiles.shape != g_tiles.shape:
         raise ConfigError("noisy reads need g2_tiles (G**2) shaped like g_tiles")
     lsb_rows = _repeat_rows(lsb, max(1, _PIECE // n_phys))
-    kn_int = _ceil_int(zig[0])
+    x_edge = _edges(zig)
     # Narrow 1-bit layers: table look-ups instead of the GEMMs (see _lut_rows).
     lut = table_reads(bits_per_read, input_bits, g_tiles.shape)
     size = (rows + 3) // 4 * 16 * ((n_phys + _LANES - 1) // _LANES * _LANES)
@@ -516,7 +550,7 @@ def _mvm_setup(input_bits: int, bits_per_read: int, g_tiles: np.ndarray, g2_tile
             tab2 = tab
         elif tab2.shape != (n_tiles, size):
             tab2 = lut_tables(g2_tiles, n_in)
-    return lsb_rows, kn_int, tab, tab2
+    return lsb_rows, x_edge, tab, tab2
 
 
 @njit(cache=True)
@@ -525,7 +559,7 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
                adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
                batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
                neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray, zig: np.ndarray,
-               lsb_rows: np.ndarray, kn_int: np.ndarray, tab: np.ndarray,
+               lsb_rows: np.ndarray, x_edge: np.ndarray, tab: np.ndarray,
                tab2: np.ndarray) -> None:
     """Work unit ``ch`` of :func:`mvm_kernel` (samples ch * chunk ..), with the tables of
     :func:`_mvm_setup`."""
@@ -592,7 +626,7 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
                 _convert_run(cur[e0:e1], sq[e0:e1], lsb_rows[t],
                              acc[b_first * n_phys:(b_first + n_rows) * n_phys],
                              sign * float(1 << (k * s)), v_unit, noise_scale, adc_top,
-                             key, ctr0, zig, kn_int, hs, z, slow)
+                             key, ctr0, zig, x_edge, hs, z, slow)
     for b in range(nb):
         n = (b0 + b) // n_patch
         l = (b0 + b) - n * n_patch
