@@ -113,9 +113,15 @@ def main() -> None:
             x = rng.uniform(0, 1, (batch, n_in)).astype(np.float32)
             noise = np.random.default_rng(1)
             # Compile, and warm up outside the timing: the first calls of a shape also pay
-            # for the allocator's first touch of the threads' work buffers.
-            for _ in range(2):
+            # for the allocator's first touch of the threads' work buffers, and Numba's
+            # work-queue threads often share one core for the first ~0.1 s of a shape's
+            # calls (measured: a 2-thread 128x128 call at its 1-thread time for its first
+            # ~10 calls, then at half): at least 2 calls and 0.3 s.
+            t_warm = time.perf_counter()
+            for i in range(1000):
                 m.matmul(x, rng=noise, x_max=1.0)
+                if i >= 1 and time.perf_counter() - t_warm > 0.3:
+                    break
             # Short calls get more repeats: their two threads' start is at the mercy of the
             # OS scheduler (bimodal times, one thread or two, on a shared machine).
             work = batch * n_in * n_out

@@ -326,10 +326,18 @@ class AnalogMatrix:
         import numba
 
         from xbar.kernel import mvm_kernel_serial, table_reads
-        # Tables instead of GEMMs (narrow 1-bit layers): no BLAS to limit (~10 us a call).
         no_blas = table_reads(dac.bits_per_read, dac.input_bits, g_tiles.shape)
         chunk = self._thread_chunk(g_tiles, sigma > 0)
         threads = numba.get_num_threads()
+        calls = self._chunks(len(x), n_patch)
+        # One work unit, or one thread: the serial twin (same output) saves the thread
+        # pool's launch (~25-100 us measured).
+        serial = [threads == 1 or (hi - lo) * n_patch <= chunk for lo, hi in calls]
+        # BLAS limited to one thread: for the kernel's own GEMMs, and while the kernel runs
+        # on all cores, as this also parks OpenBLAS threads that still spin after a GEMM of
+        # the caller's (measured: they halved a 2-thread table-read kernel). Skipped for
+        # table reads on one thread (~10 us a call).
+        limit = not no_blas or not all(serial)
         tab = tab2 = np.empty((0, 0), np.float32)
         if no_blas:  # the subset-sum tables, kept as the tiles are (see _kernel_tiles)
             from xbar.kernel import lut_tables
@@ -342,11 +350,8 @@ class AnalogMatrix:
                     cached[2][square] = lut_tables(g2_tiles if square else g_tiles, self.n_in)
             tab = cached[2][False]
             tab2 = cached[2].get(True, tab)
-        with contextlib.nullcontext() if no_blas else single_threaded_blas():
-            for lo, hi in self._chunks(len(x), n_patch):
-                # One work unit, or one thread: the serial twin (same output) saves the
-                # thread pool's launch.
-                one = threads == 1 or (hi - lo) * n_patch <= chunk
+        with single_threaded_blas() if limit else contextlib.nullcontext():
+            for (lo, hi), one in zip(calls, serial):
                 (mvm_kernel_serial if one else mvm_kernel)(
                     x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
                     2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
