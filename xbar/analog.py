@@ -333,11 +333,9 @@ class AnalogMatrix:
         # One work unit, or one thread: the serial twin (same output) saves the thread
         # pool's launch (~25-100 us measured).
         serial = [threads == 1 or (hi - lo) * n_patch <= chunk for lo, hi in calls]
-        # BLAS limited to one thread: for the kernel's own GEMMs, and while the kernel runs
-        # on all cores, as this also parks OpenBLAS threads that still spin after a GEMM of
-        # the caller's (measured: they halved a 2-thread table-read kernel). Skipped for
-        # table reads on one thread (~10 us a call).
-        limit = not no_blas or not all(serial)
+        # BLAS limited to one thread for the kernel's own GEMMs; table reads call no BLAS
+        # (the limit costs ~10 us a call).
+        limit = not no_blas
         tab = tab2 = np.empty((0, 0), np.float32)
         if no_blas:  # the subset-sum tables, kept as the tiles are (see _kernel_tiles)
             from xbar.kernel import lut_tables
