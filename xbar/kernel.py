@@ -165,11 +165,11 @@ _BIT_GATHER = np.uint64((1 << 48) | (1 << 33) | (1 << 18) | (1 << 3))
 
 def _lut_sum_codegen(two: bool):
     def codegen(context, builder, signature, args):
-        if two:
-            tab_v, tab2_v, offs_v, obase_v, ostride_v, ng_v, add_v, cur_v, sq_v, doff_v = args
+        if two:  # tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff
+            obase_v, ostride_v, ng_v, add_v, doff_v = (args[i] for i in (3, 4, 5, 6, 9))
             arr_args = (0, 1, 2, 7, 8)
-        else:
-            tab_v, offs_v, obase_v, ostride_v, ng_v, add_v, cur_v, doff_v = args
+        else:  # tab, offs, obase, ostride, ng, add, cur, doff
+            obase_v, ostride_v, ng_v, add_v, doff_v = (args[i] for i in (2, 3, 4, 5, 7))
             arr_args = (0, 1, 6)
         ptrs = [context.make_array(signature.args[i])(context, builder, args[i]).data
                 for i in arr_args]
