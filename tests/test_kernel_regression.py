@@ -201,24 +201,24 @@ def test_which_reads_use_tables():
 
 
 def test_noise_and_adc_loops_equal_one_draw_at_a_time():
-    """_convert_run's split loops (hashes, fast path, slow-path stages, conversion) against
+    """convert_run's split loops (hashes, fast path, slow-path stages, conversion) against
     the plain model: each element's draw is ``normals`` (one ziggurat draw at a time, its
     slow path whole), then noise, ADC and shift-and-add, over ~300,000 draws: ~8,000
     through the slow path, ~170 of them in the tail."""
-    from xbar.kernel import ZIGGURAT, _PIECE, _convert_run, _edges, normals
+    from xbar.kernel_noise import PIECE, ZIGGURAT, convert_run, normals, ziggurat_edges
 
     rng = np.random.default_rng(11)
     n = 300_000
     cur = rng.integers(0, 3000, n).astype(np.float32)
     sq = (cur * rng.uniform(50, 128, n)).astype(np.float32)
     sq[::7] = 0  # no word line driven: no noise
-    lsb = np.full(_PIECE, 0.37)
+    lsb = np.full(PIECE, 0.37)
     acc = rng.normal(size=n)
     want = acc.copy()
     key, ctr0, weight, v_unit, scale, top = np.uint64(2**63 + 5), 1234, -4.0, 0.2, 0.02, 255.0
-    work = [np.empty(_PIECE, np.uint64), np.empty(_PIECE), np.empty(_PIECE, np.int64)]
-    _convert_run(cur, sq, lsb, acc, weight, v_unit, scale, top, key, ctr0, ZIGGURAT,
-                 _edges(ZIGGURAT), *work)
+    work = [np.empty(PIECE, np.uint64), np.empty(PIECE), np.empty(PIECE, np.int64)]
+    convert_run(cur, sq, lsb, acc, weight, v_unit, scale, top, key, ctr0, ZIGGURAT,
+                ziggurat_edges(ZIGGURAT), *work)
     z = normals(key, ctr0 + n)[ctr0:]
     s2 = sq.astype(np.float64)
     sd = np.where(s2 > 0, scale * np.sqrt(s2), 0.0)

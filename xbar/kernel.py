@@ -24,7 +24,7 @@ uS) split into row tiles of ``rows`` word lines:
 The array read of step 3 is a BLAS GEMM on each tile's slice matrix, and one on the squares
 for noisy reads (``np.dot`` inside the kernel), except for 1-bit reads of layers up to 256
 physical columns (:func:`table_reads`), which sum the G rows of the driven word lines from
-tables of subset sums (:func:`_lut_rows`; no BLAS call); steps 1, 2, 4 and 5 are parallel
+tables of subset sums (:func:`~xbar.kernel_tables.lut_rows`; no BLAS call); steps 1, 2, 4 and 5 are parallel
 loops, each thread owning whole batch rows (:func:`mvm_kernel_serial`: the same on the
 calling thread). A slice row whose inputs are all zero is skipped: it draws no
 current, so no noise (the variance is zero) and code 0, exactly what the full read gives.
@@ -41,290 +41,19 @@ differ by that float32 rounding too.
 Where the time goes and what was measured: ``docs/speed.md``.
 """
 
+
 from __future__ import annotations
 
-import math
-
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit, prange
 
 from xbar.errors import ConfigError
-from xbar.rng import GOLDEN, mix64
+from xbar.kernel_noise import PIECE, ZIGGURAT, convert_run, normals, ziggurat_edges
+from xbar.kernel_tables import LANES, LUT_MAX_COLS, lut_rows, lut_tables, table_reads
 
-_INV_2_32 = 1.0 / 4294967296.0
+__all__ = ["ZIGGURAT", "lut_tables", "mvm_kernel", "mvm_kernel_serial", "normals",
+           "peak_kernel", "table_reads"]
 
-
-def _ziggurat_tables(n: int = 128, r: float = 3.442619855899,
-                     v: float = 9.91256303526217e-3) -> np.ndarray:
-    """Marsaglia and Tsang's (2000) ziggurat for N(0, 1): rows k (int bound), w, f per layer."""
-    m1 = 2.0 ** 31
-    kn, wn, fn = np.zeros(n), np.zeros(n), np.zeros(n)
-    dn = tn = r
-    q = v / math.exp(-0.5 * dn * dn)
-    kn[0], kn[1] = (dn / q) * m1, 0.0
-    wn[0], wn[n - 1] = q / m1, dn / m1
-    fn[0], fn[n - 1] = 1.0, math.exp(-0.5 * dn * dn)
-    for i in range(n - 2, 0, -1):
-        dn = math.sqrt(-2.0 * math.log(v / dn + math.exp(-0.5 * dn * dn)))
-        kn[i + 1] = (dn / tn) * m1
-        tn = dn
-        fn[i] = math.exp(-0.5 * dn * dn)
-        wn[i] = dn / m1
-    return np.stack([kn, wn, fn])
-
-
-ZIGGURAT = _ziggurat_tables()
-_ZIG_R = 3.442619855899
-
-
-@njit(inline="always")
-def _uniform(h: np.uint64) -> float:
-    """(0, 1) from the top 32 bits of a hash."""
-    return (np.float64(h >> np.uint64(32)) + 0.5) * _INV_2_32
-
-
-@njit
-def _normal_slow(h: np.uint64, hz: np.int64, iz: np.int64, zig: np.ndarray) -> float:
-    """The ziggurat's rare paths (about 1.2 % of draws): wedges and the tail."""
-    while True:
-        x = hz * zig[1, iz]
-        if iz == 0:  # tail beyond r, by Marsaglia's exponential method
-            while True:
-                h = mix64(h + GOLDEN)
-                xt = -math.log(_uniform(h)) / _ZIG_R
-                h = mix64(h + GOLDEN)
-                y = -math.log(_uniform(h))
-                if y + y >= xt * xt:
-                    break
-            return _ZIG_R + xt if hz > 0 else -_ZIG_R - xt
-        h = mix64(h + GOLDEN)
-        if zig[2, iz] + _uniform(h) * (zig[2, iz - 1] - zig[2, iz]) < math.exp(-0.5 * x * x):
-            return x
-        h = mix64(h + GOLDEN)
-        hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
-        iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-        if abs(hz) < zig[0, iz]:
-            return hz * zig[1, iz]
-
-
-@njit(inline="always")
-def normal(key: np.uint64, counter: np.uint64, zig: np.ndarray) -> float:
-    """N(0, 1) draw number ``counter`` of stream ``key``: a ziggurat on a splitmix64 hash.
-
-    Counter-based, so any thread may draw any number in any order with the same result.
-    The layer index and the value come from separate bits of the hash (Doornik's fix).
-    """
-    h = mix64(key + counter * GOLDEN)
-    hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
-    iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-    if abs(hz) < zig[0, iz]:
-        return hz * zig[1, iz]
-    return _normal_slow(h, hz, iz, zig)
-
-
-@njit(cache=True)
-def normals(key: np.uint64, n: int, zig: np.ndarray = ZIGGURAT) -> np.ndarray:
-    """``n`` draws from the kernel's generator (counters 0..n-1), for statistical tests."""
-    out = np.empty(n, np.float64)
-    for c in range(n):
-        out[c] = normal(key, np.uint64(c), zig)
-    return out
-
-
-
-# ------------------------------------------------------------------ narrow bit-serial layers
-# A 1-bit slice row drives a subset of word lines, so a bit line's current is a sum of the
-# G rows of the driven inputs. For narrow layers (few physical columns) that sum is faster as
-# look-ups than as a GEMM: the inputs of a tile go in groups of 4, each with a table of the 16
-# subset sums of its 4 G rows (and of their squares), padded to whole 16-float vectors; a
-# slice row is then one vector load and add per group (the GEMM: 4 FMAs per group and column,
-# and a float copy of the slice row). The tables sum in input order from 0, and the groups are
-# added in order: where the bit-line sums are exact in float32 (integer conductances in the
-# tests) this is the GEMM's result bit for bit; elsewhere it differs from BLAS's order by
-# float32 rounding only, as BLAS itself does between row counts.
-
-_LUT_MAX_COLS = 256  # physical columns up to which 1-bit reads use the tables
-_LUT_MAX_BYTES = 32 << 20  # and tables up to this size (each of G and G**2)
-
-
-@njit(cache=True)
-def table_reads(bits_per_read: int, input_bits: int, g_shape: tuple[int, int, int]) -> bool:
-    """Whether :func:`mvm_kernel` reads tiles of shape ``g_shape`` (n_tiles, rows, n_phys)
-    with tables (:func:`_lut_rows`), not BLAS GEMMs."""
-    n_tiles, rows, n_phys = g_shape
-    lanes = (n_phys + _LANES - 1) // _LANES * _LANES
-    size = n_tiles * ((rows + 3) // 4) * 16 * lanes * 4  # bytes, as lut_tables
-    return (bits_per_read == 1 and n_phys <= _LUT_MAX_COLS and input_bits <= 16
-            and size <= _LUT_MAX_BYTES)
-_LANES = 16  # floats per vector (AVX-512); a table row holds whole vectors
-_BIT_GATHER = np.uint64((1 << 48) | (1 << 33) | (1 << 18) | (1 << 3))
-
-
-def _lut_sum_codegen(two: bool):
-    def codegen(context, builder, signature, args):
-        if two:  # tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff
-            obase_v, ostride_v, ng_v, add_v, doff_v = (args[i] for i in (3, 4, 5, 6, 9))
-            arr_args = (0, 1, 2, 7, 8)
-        else:  # tab, offs, obase, ostride, ng, add, cur, doff
-            obase_v, ostride_v, ng_v, add_v, doff_v = (args[i] for i in (2, 3, 4, 5, 7))
-            arr_args = (0, 1, 6)
-        ptrs = [context.make_array(signature.args[i])(context, builder, args[i]).data
-                for i in arr_args]
-        if two:
-            tp, t2p, op, cp, sp = ptrs
-            tables, dests = (tp, t2p), (cp, sp)
-        else:
-            tp, op, cp = ptrs
-            tables, dests = (tp,), (cp,)
-        i64 = ir.IntType(64)
-        vt = ir.VectorType(ir.FloatType(), _LANES)
-
-        def vload(base, off):
-            ld = builder.load(builder.bitcast(builder.gep(base, [off]), vt.as_pointer()))
-            ld.align = 4
-            return ld
-
-        def offset(g):  # offs[obase + g * ostride] + add
-            at = builder.add(obase_v, builder.mul(g, ostride_v))
-            return builder.add(builder.sext(builder.load(builder.gep(op, [at])), i64), add_v)
-
-        accs = [cgutils.alloca_once(builder, vt) for _ in tables]  # promoted to registers
-        o0 = offset(ir.Constant(i64, 0))
-        for acc, tab in zip(accs, tables):
-            builder.store(vload(tab, o0), acc)
-        with cgutils.for_range_slice(builder, ir.Constant(i64, 1), ng_v, ir.Constant(i64, 1),
-                                     inc=True) as (g, _):
-            o = offset(g)
-            for acc, tab in zip(accs, tables):
-                builder.store(builder.fadd(builder.load(acc), vload(tab, o)), acc)
-        for acc, dst in zip(accs, dests):
-            st = builder.store(builder.load(acc),
-                               builder.bitcast(builder.gep(dst, [doff_v]), vt.as_pointer()))
-            st.align = 4
-        return context.get_dummy_value()
-    return codegen
-
-
-@intrinsic
-def _lut_sum2(typingctx, tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff):
-    """``cur[doff:doff + 16] = sum_g tab[o_g + add:][:16]`` over g < ng in order (float32),
-    o_g = offs[obase + g * ostride]; ``sq`` likewise from ``tab2``: one 16-float vector each,
-    accumulated in registers."""
-    return (types.void(tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff),
-            _lut_sum_codegen(True))
-
-
-@intrinsic
-def _lut_sum1(typingctx, tab, offs, obase, ostride, ng, add, cur, doff):
-    """:func:`_lut_sum2` for one table (noise-free reads)."""
-    return (types.void(tab, offs, obase, ostride, ng, add, cur, doff),
-            _lut_sum_codegen(False))
-
-
-@njit(cache=True)
-def lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
-    """Subset sums of each tile's G rows in groups of 4: float32 (n_tiles, n_groups * 16 *
-    lanes), entry ((g * 16 + m) * lanes + c) = sum of G[4 g + j, c] over the bits j of m
-    (ascending j, from 0; rows past n_in count as absent), lanes = n_phys rounded up to whole
-    vectors (zeros past n_phys)."""
-    n_tiles, rows, n_phys = g_tiles.shape
-    lanes = (n_phys + _LANES - 1) // _LANES * _LANES
-    n_groups = (rows + 3) // 4
-    size = n_groups * 16 * lanes  # a multiple of 16 floats: every vector 64-byte aligned
-    buf = np.zeros(n_tiles * size + _LANES, np.float32)
-    first = (-(buf.ctypes.data // 4)) % _LANES  # a vector split over two cache lines costs two
-    tab = buf[first:first + n_tiles * size].reshape(n_tiles, size)
-    for t in range(n_tiles):
-        r_used = min(rows, n_in - t * rows)
-        for g in range(n_groups):
-            for m in range(1, 16):
-                hb = 3 if m >= 8 else 2 if m >= 4 else 1 if m >= 2 else 0
-                prev = (g * 16 + (m ^ (1 << hb))) * lanes
-                dst = (g * 16 + m) * lanes
-                row = 4 * g + hb
-                for c in range(n_phys):
-                    v = tab[t, prev + c]
-                    if row < r_used:
-                        v = v + g_tiles[t, row, c]
-                    tab[t, dst + c] = v
-    return tab
-
-
-@njit(cache=True)
-def _lut_rows(codes: np.ndarray, r0: int, r_used: int, n_slices: int, tab: np.ndarray,
-              tab2: np.ndarray, noisy: bool, n_phys: int, cur: np.ndarray, sq: np.ndarray,
-              runs: np.ndarray, packed: np.ndarray, offs: np.ndarray) -> tuple[int, int]:
-    """:func:`_slice_rows` and the GEMMs in one, for 1-bit slices of narrow tiles: each slice
-    row that drives a word line is summed from the tile's tables (:func:`lut_tables`) into
-    ``cur`` (and ``sq`` from ``tab2`` when noisy), flat, n_phys per row, in the same order and
-    with the same runs as :func:`_slice_rows`. ``cur`` and ``sq`` need ``lanes`` floats past
-    the last row (each row writes whole vectors; the next row overwrites the spill).
-    ``packed`` (uint64) and ``offs`` (int32), both at least groups x samples, are work space.
-    Codes must be below 2**16."""
-    nb = codes.shape[0]
-    n_groups = (r_used + 3) // 4
-    n_full = r_used // 4
-    lanes = (n_phys + _LANES - 1) // _LANES * _LANES
-    on = np.empty(nb, np.int32)
-    for b in range(nb):  # four 16-bit codes per word, group-major
-        row = codes[b, r0:r0 + r_used]
-        o = 0
-        for i in range(r_used):
-            o |= row[i]
-        on[b] = o
-        for g in range(n_full):
-            i = 4 * g
-            packed[g, b] = (np.uint64(row[i]) | (np.uint64(row[i + 1]) << np.uint64(16))
-                            | (np.uint64(row[i + 2]) << np.uint64(32))
-                            | (np.uint64(row[i + 3]) << np.uint64(48)))
-        if n_full < n_groups:
-            w = np.uint64(0)
-            for i in range(4 * n_full, r_used):
-                w |= np.uint64(row[i]) << np.uint64(16 * (i - 4 * n_full))
-            packed[n_full, b] = w
-    ones = np.uint64(0x0001000100010001)
-    n = 0
-    n_runs = 0
-    for s in range(n_slices):
-        any_on = 0
-        for b in range(nb):
-            any_on |= on[b]
-        if (any_on >> s) & 1 == 0:
-            continue
-        sh = np.uint64(s)
-        for g in range(n_groups):  # bit s of a group's 4 codes, gathered by a multiply
-            pg, og = packed[g], offs[g]
-            base = g * 16 * lanes
-            for b in range(nb):
-                m = ((((pg[b] >> sh) & ones) * _BIT_GATHER) >> np.uint64(48)) & np.uint64(15)
-                og[b] = np.int32(base + np.int64(m) * lanes)
-        in_run = False
-        for b in range(nb):
-            if (on[b] >> s) & 1 == 0:
-                in_run = False
-                continue
-            for v in range(0, n_phys, _LANES):
-                if noisy:
-                    _lut_sum2(tab, tab2, offs, b, nb, n_groups, v, cur, sq, n * n_phys + v)
-                else:
-                    _lut_sum1(tab, offs, b, nb, n_groups, v, cur, n * n_phys + v)
-            if in_run:
-                runs[n_runs - 1, 3] += 1
-            else:
-                runs[n_runs, 0] = s
-                runs[n_runs, 1] = b
-                runs[n_runs, 2] = n
-                runs[n_runs, 3] = 1
-                n_runs += 1
-                in_run = True
-            n += 1
-    return n, n_runs
-
-
-_PIECE = 2048  # noise draws per step of a run: hashes and draws stay in L1
 
 
 @njit(cache=True)
@@ -372,107 +101,6 @@ def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray
                 in_run = True
             n += 1
     return n, n_runs
-
-
-@njit(cache=True, error_model="numpy")
-def _convert_run(cur: np.ndarray, sq: np.ndarray, lsb: np.ndarray, acc: np.ndarray,
-                 weight: float, v_unit: float, noise_scale: float, adc_top: float,
-                 key: np.uint64, ctr0: int, zig: np.ndarray, x_edge: np.ndarray,
-                 hs: np.ndarray, z: np.ndarray, slow: np.ndarray) -> None:
-    """Read noise, ADC and shift-and-add for one run: consecutive samples of one slice.
-
-    ``cur``, ``sq`` (sum a_i**2 G_i**2; unused without noise) and ``acc`` are the run's rows
-    flattened (row-major, n_phys columns); ``lsb`` is the tile's ADC steps repeated for
-    whole rows, at least :data:`_PIECE` long. Element e draws its noise with counter
-    ``ctr0 + e``. ``noise_scale`` is read_noise * v_unit (0: no noise). ``x_edge`` is the
-    ziggurat's fast-path bound on the value (:func:`_edges`).
-
-    The loops are split so that the bulk vectorises (hashes, conversion); the ziggurat's
-    table look-ups run in a scalar loop that computes every draw's fast-path value and lists
-    the draws it rejects (about 2.8 %, branch-free); a second loop, also branch-free, gives
-    those the wedge test's value or else the redraw's fast-path value; the few left (the
-    tail, a redraw rejected again: ~0.1 % of draws) go through :func:`_normal_slow` from the
-    start. The arithmetic is the step-by-step model's, operation for operation (no
-    reciprocal of the LSB, no reordering), so each output is the plain loop's.
-    """
-    n = cur.shape[0]
-    wn, fn = zig[1], zig[2]
-    piece = lsb.shape[0]
-    for e0 in range(0, n, piece):
-        m = min(piece, n - e0)
-        cur_p = cur[e0:e0 + m]
-        acc_p = acc[e0:e0 + m]
-        if noise_scale > 0.0:
-            sq_p = sq[e0:e0 + m]
-            first = key + np.uint64(ctr0 + e0) * GOLDEN
-            for e in range(m):
-                hs[e] = mix64(first + np.uint64(e) * GOLDEN)
-            n_slow = 0
-            for e in range(m):  # fast-path values; the rejected draws listed, branch-free
-                h = hs[e]
-                iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-                v = np.int64(np.int32(h & np.uint64(0xFFFFFFFF))) * wn[iz]
-                z[e] = v
-                slow[n_slow] = e  # |hz| >= kn[iz], as |v| >= x_edge[iz] (see _edges)
-                n_slow += 1 if abs(v) >= x_edge[iz] else 0
-            # The slow path's usual outcomes without branches (97 % of its draws): the
-            # wedge test (accepted: x), else the redraw's fast path; the rest (tail, a
-            # redraw rejected again) from the start by _normal_slow: the same sequence.
-            n_rest = 0
-            for j in range(n_slow):
-                e = slow[j]
-                h = hs[e]
-                iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-                x = z[e]  # hz * wn[iz]
-                h2 = mix64(h + GOLDEN)
-                y = fn[iz] + _uniform(h2) * (fn[iz - 1] - fn[iz])  # iz = 0: not used
-                wedge = y < math.exp(-0.5 * x * x)
-                h3 = mix64(h2 + GOLDEN)
-                iz3 = np.int64((h3 >> np.uint64(32)) & np.uint64(127))
-                x3 = np.int64(np.int32(h3 & np.uint64(0xFFFFFFFF))) * wn[iz3]
-                z[e] = x if wedge else x3
-                slow[n_rest] = e
-                done = (iz != 0) & (wedge | (abs(x3) < x_edge[iz3]))
-                n_rest += 0 if done else 1
-            for j in range(n_rest):
-                e = slow[j]
-                h = hs[e]
-                hz = np.int64(np.int32(h & np.uint64(0xFFFFFFFF)))
-                iz = np.int64((h >> np.uint64(32)) & np.uint64(127))
-                z[e] = _normal_slow(h, hz, iz, zig)
-            for e in range(m):
-                s2 = np.float64(sq_p[e])
-                sd = noise_scale * np.sqrt(s2) if s2 > 0.0 else 0.0
-                i_ua = v_unit * np.float64(cur_p[e]) + sd * z[e]
-                step = lsb[e]
-                acc_p[e] += weight * min(max(np.rint(i_ua / step), 0.0), adc_top) * step
-        else:
-            for e in range(m):
-                i_ua = v_unit * np.float64(cur_p[e])
-                step = lsb[e]
-                acc_p[e] += weight * min(max(np.rint(i_ua / step), 0.0), adc_top) * step
-
-
-@njit(cache=True)
-def _ceil_int(v: np.ndarray) -> np.ndarray:
-    """``ceil(v)`` as int64 (outside the parallel kernel: no parallel loop launched)."""
-    out = np.empty(v.shape[0], np.int64)
-    for i in range(v.shape[0]):
-        out[i] = np.int64(math.ceil(v[i]))
-    return out
-
-
-@njit(cache=True)
-def _edges(zig: np.ndarray) -> np.ndarray:
-    """The ziggurat's fast-path test on the value: ``|hz| < kn[iz]`` (hz an integer, |hz| <=
-    2**31) holds exactly when ``|hz * wn[iz]| < x_edge[iz] = ceil(kn[iz]) * wn[iz]`` in
-    float64: |hz| < K = ceil(kn) is |hz| <= K - 1, rounding is monotonic, and (K - 1) wn and
-    K wn differ by a factor 1 + 2**-31 or more, far beyond rounding, so they round apart."""
-    k = _ceil_int(zig[0])
-    out = np.empty(k.shape[0])
-    for i in range(k.shape[0]):
-        out[i] = np.float64(k[i]) * zig[1, i]
-    return out
 
 
 @njit(cache=True)
@@ -540,11 +168,11 @@ def _mvm_setup(input_bits: int, bits_per_read: int, g_tiles: np.ndarray, g2_tile
     noisy = read_noise > 0.0
     if noisy and g2_tiles.shape != g_tiles.shape:
         raise ConfigError("noisy reads need g2_tiles (G**2) shaped like g_tiles")
-    lsb_rows = _repeat_rows(lsb, max(1, _PIECE // n_phys))
-    x_edge = _edges(zig)
-    # Narrow 1-bit layers: table look-ups instead of the GEMMs (see _lut_rows).
+    lsb_rows = _repeat_rows(lsb, max(1, PIECE // n_phys))
+    x_edge = ziggurat_edges(zig)
+    # Narrow 1-bit layers: table look-ups instead of the GEMMs (see lut_rows).
     lut = table_reads(bits_per_read, input_bits, g_tiles.shape)
-    size = (rows + 3) // 4 * 16 * ((n_phys + _LANES - 1) // _LANES * _LANES)
+    size = (rows + 3) // 4 * 16 * ((n_phys + LANES - 1) // LANES * LANES)
     if not lut:
         tab = tab2 = np.empty((n_tiles, 0), np.float32)
     else:  # the caller's tables (kept between calls), else built here
@@ -576,10 +204,10 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
     adc_top = float((1 << adc_bits) - 1)
     noisy = read_noise > 0.0
     noise_scale = read_noise * v_unit if noisy else 0.0
-    piece_rows = max(1, _PIECE // n_phys)  # a run converts in pieces of whole rows
+    piece_rows = max(1, PIECE // n_phys)  # a run converts in pieces of whole rows
     lut = table_reads(k, input_bits, g_tiles.shape)
     n_groups = (rows + 3) // 4
-    spill = _LUT_MAX_COLS if lut else 0  # the last row's vectors write past it
+    spill = LUT_MAX_COLS if lut else 0  # the last row's vectors write past it
     b0 = ch * chunk
     nb = min(chunk, n_batch - b0)
     codes = np.empty((nb, n_in), np.int32)
@@ -602,7 +230,7 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
             r0 = t * rows
             r_used = min(rows, n_in - r0)  # the GEMM skips the last tile's padding
             if lut:
-                n_used, n_runs = _lut_rows(codes, r0, r_used, n_slices, tab[t], tab2[t],
+                n_used, n_runs = lut_rows(codes, r0, r_used, n_slices, tab[t], tab2[t],
                                            noisy, n_phys, cur, sq, runs, packed, offs)
                 if n_used == 0:
                     continue
@@ -627,7 +255,7 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
                 ctr0 = (((p * n_slices + s) * n_tiles + t) * batch_total + batch_offset
                         + b0 + b_first) * n_phys
                 e0, e1 = j0 * n_phys, (j0 + n_rows) * n_phys
-                _convert_run(cur[e0:e1], sq[e0:e1], lsb_rows[t],
+                convert_run(cur[e0:e1], sq[e0:e1], lsb_rows[t],
                              acc[b_first * n_phys:(b_first + n_rows) * n_phys],
                              sign * float(1 << (k * s)), v_unit, noise_scale, adc_top,
                              key, ctr0, zig, x_edge, hs, z, slow)
@@ -654,7 +282,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
     second of the squares for noisy reads (``np.dot``: call this with BLAS limited to one
     thread, see :func:`xbar.threads.single_threaded_blas`), or for 1-bit reads of narrow
     tiles (:func:`table_reads`) sums each slice row from subset-sum tables (no BLAS, no
-    slice matrix; :func:`_lut_rows`), then converts and accumulates
+    slice matrix; :func:`lut_rows`), then converts and accumulates
     the currents (float64, per physical column) while they are in cache. Last, each output
     is ``(acc[pos] - acc[neg]) * to_weight`` as float32.
 

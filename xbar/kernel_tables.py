@@ -1,0 +1,202 @@
+"""Table reads for narrow bit-serial layers (:mod:`xbar.kernel`'s step 3 without BLAS): the
+G rows of a tile's driven word lines summed from tables of subset sums, in a fixed order.
+Measured: ``docs/speed.md``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+__all__ = ["LANES", "LUT_MAX_COLS", "lut_rows", "lut_tables", "table_reads"]
+
+# ------------------------------------------------------------------ narrow bit-serial layers
+# A 1-bit slice row drives a subset of word lines, so a bit line's current is a sum of the
+# G rows of the driven inputs. For narrow layers (few physical columns) that sum is faster as
+# look-ups than as a GEMM: the inputs of a tile go in groups of 4, each with a table of the 16
+# subset sums of its 4 G rows (and of their squares), padded to whole 16-float vectors; a
+# slice row is then one vector load and add per group (the GEMM: 4 FMAs per group and column,
+# and a float copy of the slice row). The tables sum in input order from 0, and the groups are
+# added in order: where the bit-line sums are exact in float32 (integer conductances in the
+# tests) this is the GEMM's result bit for bit; elsewhere it differs from BLAS's order by
+# float32 rounding only, as BLAS itself does between row counts.
+
+LUT_MAX_COLS = 256  # physical columns up to which 1-bit reads use the tables
+_LUT_MAX_BYTES = 32 << 20  # and tables up to this size (each of G and G**2)
+
+
+@njit(cache=True)
+def table_reads(bits_per_read: int, input_bits: int, g_shape: tuple[int, int, int]) -> bool:
+    """Whether :func:`mvm_kernel` reads tiles of shape ``g_shape`` (n_tiles, rows, n_phys)
+    with tables (:func:`lut_rows`), not BLAS GEMMs."""
+    n_tiles, rows, n_phys = g_shape
+    lanes = (n_phys + LANES - 1) // LANES * LANES
+    size = n_tiles * ((rows + 3) // 4) * 16 * lanes * 4  # bytes, as lut_tables
+    return (bits_per_read == 1 and n_phys <= LUT_MAX_COLS and input_bits <= 16
+            and size <= _LUT_MAX_BYTES)
+LANES = 16  # floats per vector (AVX-512); a table row holds whole vectors
+_BIT_GATHER = np.uint64((1 << 48) | (1 << 33) | (1 << 18) | (1 << 3))
+
+
+def _lut_sum_codegen(two: bool):
+    def codegen(context, builder, signature, args):
+        if two:  # tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff
+            obase_v, ostride_v, ng_v, add_v, doff_v = (args[i] for i in (3, 4, 5, 6, 9))
+            arr_args = (0, 1, 2, 7, 8)
+        else:  # tab, offs, obase, ostride, ng, add, cur, doff
+            obase_v, ostride_v, ng_v, add_v, doff_v = (args[i] for i in (2, 3, 4, 5, 7))
+            arr_args = (0, 1, 6)
+        ptrs = [context.make_array(signature.args[i])(context, builder, args[i]).data
+                for i in arr_args]
+        if two:
+            tp, t2p, op, cp, sp = ptrs
+            tables, dests = (tp, t2p), (cp, sp)
+        else:
+            tp, op, cp = ptrs
+            tables, dests = (tp,), (cp,)
+        i64 = ir.IntType(64)
+        vt = ir.VectorType(ir.FloatType(), LANES)
+
+        def vload(base, off):
+            ld = builder.load(builder.bitcast(builder.gep(base, [off]), vt.as_pointer()))
+            ld.align = 4
+            return ld
+
+        def offset(g):  # offs[obase + g * ostride] + add
+            at = builder.add(obase_v, builder.mul(g, ostride_v))
+            return builder.add(builder.sext(builder.load(builder.gep(op, [at])), i64), add_v)
+
+        accs = [cgutils.alloca_once(builder, vt) for _ in tables]  # promoted to registers
+        o0 = offset(ir.Constant(i64, 0))
+        for acc, tab in zip(accs, tables):
+            builder.store(vload(tab, o0), acc)
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 1), ng_v, ir.Constant(i64, 1),
+                                     inc=True) as (g, _):
+            o = offset(g)
+            for acc, tab in zip(accs, tables):
+                builder.store(builder.fadd(builder.load(acc), vload(tab, o)), acc)
+        for acc, dst in zip(accs, dests):
+            st = builder.store(builder.load(acc),
+                               builder.bitcast(builder.gep(dst, [doff_v]), vt.as_pointer()))
+            st.align = 4
+        return context.get_dummy_value()
+    return codegen
+
+
+@intrinsic
+def _lut_sum2(typingctx, tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff):
+    """``cur[doff:doff + 16] = sum_g tab[o_g + add:][:16]`` over g < ng in order (float32),
+    o_g = offs[obase + g * ostride]; ``sq`` likewise from ``tab2``: one 16-float vector each,
+    accumulated in registers."""
+    return (types.void(tab, tab2, offs, obase, ostride, ng, add, cur, sq, doff),
+            _lut_sum_codegen(True))
+
+
+@intrinsic
+def _lut_sum1(typingctx, tab, offs, obase, ostride, ng, add, cur, doff):
+    """:func:`_lut_sum2` for one table (noise-free reads)."""
+    return (types.void(tab, offs, obase, ostride, ng, add, cur, doff),
+            _lut_sum_codegen(False))
+
+
+@njit(cache=True)
+def lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
+    """Subset sums of each tile's G rows in groups of 4: float32 (n_tiles, n_groups * 16 *
+    lanes), entry ((g * 16 + m) * lanes + c) = sum of G[4 g + j, c] over the bits j of m
+    (ascending j, from 0; rows past n_in count as absent), lanes = n_phys rounded up to whole
+    vectors (zeros past n_phys)."""
+    n_tiles, rows, n_phys = g_tiles.shape
+    lanes = (n_phys + LANES - 1) // LANES * LANES
+    n_groups = (rows + 3) // 4
+    size = n_groups * 16 * lanes  # a multiple of 16 floats: every vector 64-byte aligned
+    buf = np.zeros(n_tiles * size + LANES, np.float32)
+    first = (-(buf.ctypes.data // 4)) % LANES  # a vector split over two cache lines costs two
+    tab = buf[first:first + n_tiles * size].reshape(n_tiles, size)
+    for t in range(n_tiles):
+        r_used = min(rows, n_in - t * rows)
+        for g in range(n_groups):
+            for m in range(1, 16):
+                hb = 3 if m >= 8 else 2 if m >= 4 else 1 if m >= 2 else 0
+                prev = (g * 16 + (m ^ (1 << hb))) * lanes
+                dst = (g * 16 + m) * lanes
+                row = 4 * g + hb
+                for c in range(n_phys):
+                    v = tab[t, prev + c]
+                    if row < r_used:
+                        v = v + g_tiles[t, row, c]
+                    tab[t, dst + c] = v
+    return tab
+
+
+@njit(cache=True)
+def lut_rows(codes: np.ndarray, r0: int, r_used: int, n_slices: int, tab: np.ndarray,
+              tab2: np.ndarray, noisy: bool, n_phys: int, cur: np.ndarray, sq: np.ndarray,
+              runs: np.ndarray, packed: np.ndarray, offs: np.ndarray) -> tuple[int, int]:
+    """:func:`_slice_rows` and the GEMMs in one, for 1-bit slices of narrow tiles: each slice
+    row that drives a word line is summed from the tile's tables (:func:`lut_tables`) into
+    ``cur`` (and ``sq`` from ``tab2`` when noisy), flat, n_phys per row, in the same order and
+    with the same runs as :func:`_slice_rows`. ``cur`` and ``sq`` need ``lanes`` floats past
+    the last row (each row writes whole vectors; the next row overwrites the spill).
+    ``packed`` (uint64) and ``offs`` (int32), both at least groups x samples, are work space.
+    Codes must be below 2**16."""
+    nb = codes.shape[0]
+    n_groups = (r_used + 3) // 4
+    n_full = r_used // 4
+    lanes = (n_phys + LANES - 1) // LANES * LANES
+    on = np.empty(nb, np.int32)
+    for b in range(nb):  # four 16-bit codes per word, group-major
+        row = codes[b, r0:r0 + r_used]
+        o = 0
+        for i in range(r_used):
+            o |= row[i]
+        on[b] = o
+        for g in range(n_full):
+            i = 4 * g
+            packed[g, b] = (np.uint64(row[i]) | (np.uint64(row[i + 1]) << np.uint64(16))
+                            | (np.uint64(row[i + 2]) << np.uint64(32))
+                            | (np.uint64(row[i + 3]) << np.uint64(48)))
+        if n_full < n_groups:
+            w = np.uint64(0)
+            for i in range(4 * n_full, r_used):
+                w |= np.uint64(row[i]) << np.uint64(16 * (i - 4 * n_full))
+            packed[n_full, b] = w
+    ones = np.uint64(0x0001000100010001)
+    n = 0
+    n_runs = 0
+    for s in range(n_slices):
+        any_on = 0
+        for b in range(nb):
+            any_on |= on[b]
+        if (any_on >> s) & 1 == 0:
+            continue
+        sh = np.uint64(s)
+        for g in range(n_groups):  # bit s of a group's 4 codes, gathered by a multiply
+            pg, og = packed[g], offs[g]
+            base = g * 16 * lanes
+            for b in range(nb):
+                m = ((((pg[b] >> sh) & ones) * _BIT_GATHER) >> np.uint64(48)) & np.uint64(15)
+                og[b] = np.int32(base + np.int64(m) * lanes)
+        in_run = False
+        for b in range(nb):
+            if (on[b] >> s) & 1 == 0:
+                in_run = False
+                continue
+            for v in range(0, n_phys, LANES):
+                if noisy:
+                    _lut_sum2(tab, tab2, offs, b, nb, n_groups, v, cur, sq, n * n_phys + v)
+                else:
+                    _lut_sum1(tab, offs, b, nb, n_groups, v, cur, n * n_phys + v)
+            if in_run:
+                runs[n_runs - 1, 3] += 1
+            else:
+                runs[n_runs, 0] = s
+                runs[n_runs, 1] = b
+                runs[n_runs, 2] = n
+                runs[n_runs, 3] = 1
+                n_runs += 1
+                in_run = True
+            n += 1
+    return n, n_runs
