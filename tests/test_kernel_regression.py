@@ -143,10 +143,12 @@ def test_narrow_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping
     fast = m.matmul(x, rng=np.random.default_rng(5))
     # The kernel's Python functions down to the work unit, where the tables are turned off;
     # the loops below it (slices, GEMMs, noise and ADC) run compiled.
-    monkeypatch.setattr(xbar.kernel, "table_reads", lambda *args: False)
+    for module in (xbar.kernel, xbar.analog):
+        monkeypatch.setattr(module, "table_reads", lambda *args: False)
     monkeypatch.setattr(xbar.kernel, "_mvm_chunk", xbar.kernel._mvm_chunk.py_func)
     monkeypatch.setattr(xbar.analog, "mvm_kernel", xbar.kernel.mvm_kernel.py_func)
-    monkeypatch.setattr(xbar.kernel, "mvm_kernel_serial", xbar.kernel.mvm_kernel.py_func)
+    monkeypatch.setattr(xbar.analog, "mvm_kernel_serial", xbar.kernel.mvm_kernel.py_func)
+    del m._numba_plan  # planned again: no tables
     gemm = m.matmul(x, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(fast, gemm)
     assert np.abs(fast).max() > 0
@@ -171,7 +173,7 @@ def test_serial_twin_equals_the_parallel_kernel(n_out, n_in, k, monkeypatch):
     calls = []
     for name in ("mvm_kernel", "mvm_kernel_serial"):
         kernel = getattr(xbar.kernel, name)
-        monkeypatch.setattr(xbar.kernel if name.endswith("serial") else xbar.analog, name,
+        monkeypatch.setattr(xbar.analog, name,
                             lambda *a, _k=kernel, _n=name: (calls.append(_n), _k(*a))[1])
     whole = m.matmul(x, rng=np.random.default_rng(5))  # one work unit: serial
     monkeypatch.setattr(xbar.analog, "_THREAD_CHUNK_BYTES", 1)  # work units of 1 sample
@@ -225,3 +227,34 @@ def test_noise_and_adc_loops_equal_one_draw_at_a_time():
     i_ua = v_unit * cur.astype(np.float64) + sd * z
     want += weight * np.minimum(np.maximum(np.rint(i_ua / 0.37), 0.0), top) * 0.37
     np.testing.assert_array_equal(acc, want)
+
+
+@pytest.mark.parametrize("bits_per_read", [1, 2])
+def test_kept_kernel_plan_follows_new_ranges_and_conductances(bits_per_read):
+    """Tiles, ADC steps and tables are kept between calls while ``g_us``, ``config`` and
+    ``adc_range_ua`` are the same objects; calibrating again or programming new cells (new
+    arrays) must give what a matrix without anything kept gives."""
+    import dataclasses
+
+    rng = np.random.default_rng(3)
+    cfg = XbarConfig(ArrayConfig(rows=16, cols=32),
+                     DACConfig(input_bits=8, bits_per_read=bits_per_read),
+                     ADCConfig(bits=8, range_mode="calibrated"))
+    m = AnalogMatrix.program(rng.normal(size=(6, 25)), DYADIC.replace(read_noise=0.03),
+                             cfg, rng)
+    x = rng.uniform(0, 1, (40, 25)).astype(np.float32)
+
+    def same_as_fresh() -> None:
+        fresh = dataclasses.replace(m)  # the same fields, nothing kept
+        assert not hasattr(fresh, "_numba_plan")
+        np.testing.assert_array_equal(m.matmul(x, rng=np.random.default_rng(1)),
+                                      fresh.matmul(x, rng=np.random.default_rng(1)))
+
+    m.calibrate_adc(x[:5])
+    first = m.matmul(x, rng=np.random.default_rng(1))
+    same_as_fresh()
+    m.calibrate_adc(x * 0.5)  # other ADC ranges
+    same_as_fresh()
+    assert not np.array_equal(first, m.matmul(x, rng=np.random.default_rng(1)))
+    m.g_us = np.where(m.g_us > 8, m.g_us - 1, m.g_us).astype(np.float32)  # other cells
+    same_as_fresh()

@@ -10,14 +10,17 @@ the idle cell of each differential pair.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numba
 import numpy as np
 
 from xbar.devices import Device
 from xbar.config import XbarConfig
-from xbar.kernel import ZIGGURAT, mvm_kernel, peak_kernel
+from xbar.kernel import (ZIGGURAT, lut_tables, mvm_kernel, mvm_kernel_serial, peak_kernel,
+                         table_reads)
 from xbar.layout import SCALES, WeightLayout, weight_layout
 from xbar.threads import configure_threads, single_threaded_blas
 from xbar.errors import ConfigError
@@ -180,7 +183,9 @@ class AnalogMatrix:
         x = np.asarray(x)
         if x.ndim != 2 or x.shape[1] != self.n_in:
             raise ConfigError(f"inputs must have shape (batch, {self.n_in}); got {x.shape}")
-        if not np.all(np.isfinite(x)):
+        # One pass, no temporary: a sum is finite only if every input is; a non-finite sum
+        # of finite inputs (an overflow) is settled element by element.
+        if not np.isfinite(x.sum()) and not np.all(np.isfinite(x)):
             raise ConfigError("inputs contain NaN or infinity")
         return np.ascontiguousarray(x, dtype=np.float32)
 
@@ -264,7 +269,6 @@ class AnalogMatrix:
         x_max = self._x_max(x, x_max)
         signed = bool((x < 0).any()) if signed is None else signed
         sigma, key = self._noise_key(rng, read_noise)
-        dac, adc = self.config.dac, self.config.adc
         run = self.resolved_backend(backend)
         if run != "cpu":
             import torch
@@ -310,52 +314,56 @@ class AnalogMatrix:
                     sigma: float, key: np.uint64) -> np.ndarray:
         """:func:`xbar.kernel.mvm_kernel` over ``x`` in calls of bounded size: (N, n_out, L)."""
         dac, adc = self.config.dac, self.config.adc
-        g_tiles = self._kernel_tiles()
-        g2_tiles = self._kernel_tiles(square=True) if sigma > 0 else g_tiles
-        lsb = self._lsb()
+        plan = self._kernel_plan(sigma > 0)
+        g_tiles, g2_tiles, lsb, pos, neg, tab, tab2, lut = plan
         v_unit = self.config.array.read_voltage_v / ((1 << dac.bits_per_read) - 1)
-        to_weight = np.ascontiguousarray(
-            x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale), dtype=np.float64)
-        pos = np.ascontiguousarray(self.pos_cols, dtype=np.int64)
-        neg = np.ascontiguousarray(self.neg_cols, dtype=np.int64)
+        to_weight = x_max / (((1 << dac.input_bits) - 1) * v_unit * self.g_scale)
+        to_weight = np.ascontiguousarray(to_weight, dtype=np.float64)
         n_patch = patch.shape[0]
         out = np.empty((len(x), self.n_out, n_patch), np.float32)
         configure_threads()
-        import contextlib
-
-        import numba
-
-        from xbar.kernel import mvm_kernel_serial, table_reads
-        no_blas = table_reads(dac.bits_per_read, dac.input_bits, g_tiles.shape)
         chunk = self._thread_chunk(g_tiles, sigma > 0)
         threads = numba.get_num_threads()
-        calls = self._chunks(len(x), n_patch)
-        # One work unit, or one thread: the serial twin (same output) saves the thread
-        # pool's launch (~25-100 us measured).
-        serial = [threads == 1 or (hi - lo) * n_patch <= chunk for lo, hi in calls]
         # BLAS limited to one thread for the kernel's own GEMMs; table reads call no BLAS
         # (the limit costs ~10 us a call).
-        limit = not no_blas
-        tab = tab2 = np.empty((0, 0), np.float32)
-        if no_blas:  # the subset-sum tables, kept as the tiles are (see _kernel_tiles)
-            from xbar.kernel import lut_tables
-            cached = getattr(self, "_numba_lut", None)
-            if cached is None or cached[0] is not g_tiles or cached[1] is not self.config:
-                cached = (g_tiles, self.config, {})
-                self._numba_lut = cached
-            for square in (False, True) if sigma > 0 else (False,):
-                if square not in cached[2]:
-                    cached[2][square] = lut_tables(g2_tiles if square else g_tiles, self.n_in)
-            tab = cached[2][False]
-            tab2 = cached[2].get(True, tab)
-        with single_threaded_blas() if limit else contextlib.nullcontext():
-            for (lo, hi), one in zip(calls, serial):
+        with contextlib.nullcontext() if lut else single_threaded_blas():
+            for lo, hi in self._chunks(len(x), n_patch):
+                # One work unit, or one thread: the serial twin (the same output) saves the
+                # thread pool's launch (~25-100 us measured).
+                one = threads == 1 or (hi - lo) * n_patch <= chunk
                 (mvm_kernel_serial if one else mvm_kernel)(
                     x[lo:hi], patch, x_max, dac.input_bits, dac.bits_per_read,
                     2 if signed else 1, g_tiles, g2_tiles, lsb, adc.bits, sigma,
                     self.config.array.read_voltage_v, key, lo * n_patch, len(x) * n_patch,
                     chunk, pos, neg, to_weight, out[lo:hi], ZIGGURAT, tab, tab2)
         return out
+
+    def _kernel_plan(self, noisy: bool) -> tuple:
+        """What every kernel call of this matrix passes besides the inputs: tiles (and their
+        squares when noisy), ADC steps, column pairs, subset-sum tables (when the reads use
+        them, :func:`xbar.kernel.table_reads`) and whether they do.
+
+        Kept while ``g_us``, ``config`` and ``adc_range_ua`` are the same objects (programming
+        and calibration assign new arrays, never edit them in place, as for
+        :meth:`_kernel_tiles`): a small layer's call then costs the kernel, not its set-up.
+        """
+        key = (self.g_us, self.config, self.adc_range_ua, noisy)
+        cached = getattr(self, "_numba_plan", None)
+        if cached is not None and all(a is b for a, b in zip(cached[0], key)):
+            return cached[1]
+        dac = self.config.dac
+        g_tiles = self._kernel_tiles()
+        g2_tiles = self._kernel_tiles(square=True) if noisy else g_tiles
+        lut = bool(table_reads(dac.bits_per_read, dac.input_bits, g_tiles.shape))
+        tab = tab2 = np.empty((0, 0), np.float32)
+        if lut:  # the subset-sum tables, kept as the tiles are
+            tab = lut_tables(g_tiles, self.n_in)
+            tab2 = lut_tables(g2_tiles, self.n_in) if noisy else tab
+        plan = (g_tiles, g2_tiles, np.ascontiguousarray(self._lsb()),
+                np.ascontiguousarray(self.pos_cols, dtype=np.int64),
+                np.ascontiguousarray(self.neg_cols, dtype=np.int64), tab, tab2, lut)
+        self._numba_plan = (key, plan)
+        return plan
 
     def _noise_key(self, rng: np.random.Generator | None, read_noise: bool
                    ) -> tuple[float, np.uint64]:
