@@ -50,13 +50,22 @@ BATCHES = [1, 64, 1024]
 CLOCK = time.perf_counter  # --clock process: CPU seconds of this process
 
 
-def best_time(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
+def best_time(fn, repeats: int, budget_s: float = 0.0) -> float:
+    """The fastest of ``repeats`` calls, or of as many as fit in ``budget_s`` seconds when
+    that is more (the minimum: the call's own cost, the scheduler's delays filtered out);
+    :data:`MEDIANS` gets the median of the same calls."""
+    times = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < budget_s:
         t0 = CLOCK()
         fn()
-        best = min(best, CLOCK() - t0)
-    return best
+        times.append(CLOCK() - t0)
+    MEDIANS.append(float(np.median(times)))
+    return min(times)
+
+
+MEDIANS: list[float] = []
+SHORT_BUDGET_S = 0.25  # calls under 1e7 MACs: timed for at least this long
 
 
 def main() -> None:
@@ -101,8 +110,8 @@ def main() -> None:
           f"{numba.get_num_threads()}, torch threads {torch.get_num_threads()}, cpus "
           f"{os.cpu_count()}, device {device.name} (read noise {device.read_noise}), 8-bit "
           f"DAC, 8-bit ADC")
-    print(f"{'mode':>6} {'shape (out x in)':>17} {'batch':>6} {'kernel s':>10} {'GEMM s':>10} "
-          f"{'kernel MAC/s':>13} {'x GEMM':>8}")
+    print(f"{'mode':>6} {'shape (out x in)':>17} {'batch':>6} {'kernel s':>10} "
+          f"{'median s':>10} {'GEMM s':>10} {'kernel MAC/s':>13} {'x GEMM':>8}")
     for mode, (n_out, n_in) in ((mode, shape) for mode in modes for shape in SHAPES):
         w = rng.normal(size=(n_out, n_in)).astype(np.float32)
         config = XbarConfig().replace(**{"dac.bits_per_read": MODES[mode]})
@@ -123,17 +132,21 @@ def main() -> None:
                 if i >= 1 and time.perf_counter() - t_warm > 0.3:
                     break
             # Short calls get more repeats: their two threads' start is at the mercy of the
-            # OS scheduler (bimodal times, one thread or two, on a shared machine).
+            # OS scheduler (bimodal times, one thread or two, on a shared machine), so they
+            # are timed for SHORT_BUDGET_S (hundreds of calls); the median is kept as well.
             work = batch * n_in * n_out
             reps = (max(args.repeats, 15) if work < 1e7 else args.repeats if work < 1e8
                     else max(1, args.repeats - 1))
+            budget = SHORT_BUDGET_S if work < 1e7 else 0.0
             if cuda:  # data already on the GPU, as between layers of a network
                 xt, wt = torch.from_numpy(x).cuda(), torch.from_numpy(w).cuda()
                 t_kernel = best_time(lambda: (m.matmul_tensor(xt, rng=noise, x_max=1.0),
-                                              sync()), reps)
+                                              sync()), reps, budget)
+                t_median = MEDIANS[-1]
                 t_gemm = best_time(lambda: (xt @ wt.T, sync()), max(5, reps))
             else:
-                t_kernel = best_time(lambda: m.matmul(x, rng=noise, x_max=1.0), reps)
+                t_kernel = best_time(lambda: m.matmul(x, rng=noise, x_max=1.0), reps, budget)
+                t_median = MEDIANS[-1]
                 # One GEMM: the faster of BLAS on all cores and on one (on a busy machine a
                 # small multi-threaded GEMM can wait a whole time slice for its second core).
                 t_gemm = best_time(lambda: x @ w.T, max(5, reps))
@@ -141,10 +154,11 @@ def main() -> None:
                     t_gemm = min(t_gemm, best_time(lambda: x @ w.T, max(5, reps)))
             macs = n_out * n_in * batch
             rows.append(dict(mode=mode, n_out=n_out, n_in=n_in, batch=batch, kernel_s=t_kernel,
-                             gemm_s=t_gemm, kernel_macs_per_s=macs / t_kernel,
+                             kernel_median_s=t_median, gemm_s=t_gemm,
+                             kernel_macs_per_s=macs / t_kernel,
                              ratio_to_gemm=t_kernel / t_gemm))
             print(f"{mode:>6} {f'{n_out}x{n_in}':>17} {batch:>6} {t_kernel:>10.4g} "
-                  f"{t_gemm:>10.4g} "
+                  f"{t_median:>10.4g} {t_gemm:>10.4g} "
                   f"{macs / t_kernel:>13.3g} {t_kernel / t_gemm:>8.1f}")
     big = max(batches)
     for mode in modes:  # time per MAC of each shape over that of the largest, at the top batch
@@ -153,6 +167,10 @@ def main() -> None:
         base = per_mac[SHAPES[1]]
         print(f"{mode}: time per MAC at batch {big} relative to 512x4608: " + ", ".join(
             f"{o}x{i} {v / base:.2f}" for (o, i), v in per_mac.items()))
+        med = {(r["n_out"], r["n_in"]): r["kernel_median_s"] / (r["n_out"] * r["n_in"])
+               for r in rows if r["mode"] == mode and r["batch"] == big}
+        print(f"{mode}: the same with median times: " + ", ".join(
+            f"{o}x{i} {v / med[SHAPES[1]]:.2f}" for (o, i), v in med.items()))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(args.out).with_suffix(".tmp")
     meta = {"backend": backend, "threads": numba.get_num_threads(), "clock": args.clock,
