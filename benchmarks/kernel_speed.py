@@ -175,6 +175,9 @@ def main() -> None:
     tmp = Path(args.out).with_suffix(".tmp")
     meta = {"backend": backend, "threads": numba.get_num_threads(), "clock": args.clock,
             "rows": rows}
+    if backend == "cpu":
+        meta["threading_layer"] = numba.threading_layer()
+        print(f"numba threading layer: {meta['threading_layer']}")
     if cuda:
         meta["gpu"] = torch.cuda.get_device_name()
         meta["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()

@@ -94,8 +94,8 @@ def main() -> None:
             split = {layer.layer_name: in_matmul.get(id(layer.matrix), 0.0)
                      for layer in chip.layers}
     print(f"LeNet-5, {len(x)} MNIST images, device {device.name}, numba threads "
-          f"{numba.get_num_threads()}, torch threads {torch.get_num_threads()}, cpus "
-          f"{os.cpu_count()}")
+          f"{numba.get_num_threads()} ({numba.threading_layer()} layer), torch threads "
+          f"{torch.get_num_threads()}, cpus {os.cpu_count()}")
     print(f"program + calibrate {t_program:.2f} s; evaluate {best:.2f} s "
           f"({len(x) / best:.0f} images/s, best of {args.repeats}); accuracy "
           f"{100 * accuracy:.2f} %")
