@@ -42,6 +42,7 @@ results do not depend on the chunk size with noise off.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Iterator
 
 import numpy as np
@@ -50,8 +51,13 @@ import torch
 from xbar.analog import BACKENDS
 from xbar.errors import ConfigError, ResourceError
 
-__all__ = ["BACKENDS", "CHUNK_ELEMS", "conductance_tiles", "matmul_on", "mvm_torch",
+__all__ = ["BACKENDS", "CHUNK_ELEMS", "CUBLAS_WORKSPACE", "conductance_tiles", "matmul_on", "mvm_torch",
            "peak_currents_on", "resolve_backend", "torch_device"]
+
+CUBLAS_WORKSPACE = ":4096:8"
+"""``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS GEMMs (NVIDIA's documented setting;
+torch refuses deterministic training on CUDA without it): set, when unset, as soon as the
+cuda backend is chosen, before cuBLAS creates its handle."""
 
 CHUNK_ELEMS = {"cuda": 1 << 27, "cpu": 1 << 21}
 """Largest (row tiles x slices x samples x columns) block per chunk, per device type: bounds
@@ -75,11 +81,13 @@ def resolve_backend(backend: str) -> str:
         raise ConfigError(f"backend = {backend!r} is invalid; allowed: one of "
                           f"{', '.join(BACKENDS)}")
     if backend == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        backend = "cuda" if torch.cuda.is_available() else "cpu"
     if backend == "cuda" and not torch.cuda.is_available():
         raise ResourceError(f"backend 'cuda' needs a CUDA GPU, but torch {torch.__version__} "
                             "sees none (torch.cuda.is_available() is False); use backend "
                             "'cpu' or 'auto'")
+    if backend == "cuda":  # before cuBLAS starts: it reads this once, when it creates a handle
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     return backend
 
 

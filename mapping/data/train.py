@@ -122,11 +122,6 @@ class TrainInfo:
         return asdict(self)
 
 
-CUBLAS_WORKSPACE = ":4096:8"
-"""``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS GEMMs (NVIDIA's documented setting;
-torch refuses deterministic mode on CUDA without it). Set, when unset, before CUDA training."""
-
-
 @contextmanager
 def seeded_deterministic(seed: int, threads: int | None,
                          device: torch.device | None = None) -> Iterator[None]:
@@ -142,7 +137,8 @@ def seeded_deterministic(seed: int, threads: int | None,
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     n_threads = torch.get_num_threads()
     cuda = device is not None and torch.device(device).type == "cuda"
-    if cuda:
+    if cuda:  # normally set already, when the backend was chosen (kernel_torch)
+        from xbar.kernel_torch import CUBLAS_WORKSPACE
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
     with torch.random.fork_rng(devices=[torch.device(device)] if cuda else []):
         torch.manual_seed(seed)
