@@ -51,8 +51,8 @@ import torch
 from xbar.analog import BACKENDS
 from xbar.errors import ConfigError, ResourceError
 
-__all__ = ["BACKENDS", "CHUNK_ELEMS", "CUBLAS_WORKSPACE", "conductance_tiles", "matmul_on", "mvm_torch",
-           "peak_currents_on", "resolve_backend", "torch_device"]
+__all__ = ["BACKENDS", "CHUNK_ELEMS", "CUBLAS_WORKSPACE", "conductance_tiles", "matmul_on",
+           "mvm_torch", "peak_currents_on", "resolve_backend", "torch_device"]
 
 CUBLAS_WORKSPACE = ":4096:8"
 """``CUBLAS_WORKSPACE_CONFIG`` for deterministic cuBLAS GEMMs (NVIDIA's documented setting;
