@@ -25,8 +25,8 @@ The array read of step 3 is a BLAS GEMM on each tile's slice matrix, and one on 
 for noisy reads (``np.dot`` inside the kernel), except for 1-bit reads of layers up to 256
 physical columns (:func:`table_reads`), which sum the G rows of the driven word lines from
 tables of subset sums (:func:`~xbar.kernel_tables.lut_rows`; no BLAS call); steps 1, 2, 4
-and 5 are parallel loops, each thread owning whole batch rows (:func:`mvm_kernel_serial`: the same on the
-calling thread). A slice row whose inputs are all zero is skipped: it draws no
+and 5 are parallel loops, each thread owning whole batch rows (:func:`mvm_kernel_serial`: the
+same on the calling thread). A slice row whose inputs are all zero is skipped: it draws no
 current, so no noise (the variance is zero) and code 0, exactly what the full read gives.
 Random numbers come from a counter-based generator (a ziggurat on the splitmix64 hash of the
 call's key and the index of (pass, slice, tile, sample, column)), so the result does not
