@@ -28,7 +28,6 @@ of 32 (``AdaptConfig`` defaults): forward, backward and SRAM updates.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ import torch  # noqa: E402
 
 from xbar.config import HardwareConfig, load_hardware  # noqa: E402
 from xbar.devices import Device, preset  # noqa: E402
-from xbar.files import write_atomically  # noqa: E402
+from xbar.files import write_json  # noqa: E402
 from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
 from xbar.mapping.geometry import layer_specs  # noqa: E402
@@ -186,8 +185,7 @@ def main() -> None:
            "hardware_isaac_like": ISAAC_HW.to_dict(), "weights": "untrained (seed 0)",
            "wall_s": time.perf_counter() - t0}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
+    write_json(out, doc)
     print(f"\nwritten to {out}")
 
 

@@ -27,7 +27,6 @@ the project's search tool), so no NeuroSim row is printed; docs/energy.md says s
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from xbar.config import HardwareConfig, load_hardware  # noqa: E402
-from xbar.files import write_atomically  # noqa: E402
+from xbar.files import write_json  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
 from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.timing import LayerSpec, simulate  # noqa: E402
@@ -214,8 +213,7 @@ def main() -> None:
            "isaac_toml": str(ISAAC_TOML.name), "weights": "untrained (seed 0); nominal G",
            "wall_s": time.perf_counter() - t0}
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(doc, indent=1)))
+    write_json(out, doc)
     print(f"\nwritten to {out} ({doc['wall_s']:.1f} s)")
 
 

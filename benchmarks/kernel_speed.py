@@ -23,7 +23,6 @@ the device) and the reference GEMM is torch's float32 ``X @ W.T`` on the same GP
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -41,6 +40,7 @@ from xbar.analog import AnalogMatrix  # noqa: E402
 from xbar.config import XbarConfig  # noqa: E402
 from xbar.errors import XbarError  # noqa: E402
 from xbar.kernel_torch import resolve_backend  # noqa: E402
+from xbar.files import write_json  # noqa: E402
 
 SHAPES = [(128, 128), (512, 4608), (10, 84), (6, 25)]
 MODES = {"serial": 1, "multi": 8}  # bits per read of the 8-bit DAC
@@ -171,8 +171,6 @@ def main() -> None:
                for r in rows if r["mode"] == mode and r["batch"] == big}
         print(f"{mode}: the same with median times: " + ", ".join(
             f"{o}x{i} {v / med[SHAPES[1]]:.2f}" for (o, i), v in med.items()))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.out).with_suffix(".tmp")
     meta = {"backend": backend, "threads": numba.get_num_threads(), "clock": args.clock,
             "rows": rows}
     if backend == "cpu":
@@ -182,8 +180,7 @@ def main() -> None:
         meta["gpu"] = torch.cuda.get_device_name()
         meta["peak_gpu_bytes"] = torch.cuda.max_memory_allocated()
         print(f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
-    tmp.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp, args.out)
+    write_json(args.out, meta)
     print(f"wrote {args.out}")
 
 

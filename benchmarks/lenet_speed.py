@@ -19,7 +19,6 @@ torch glue). ``--torch-threads`` sets torch's intra-op threads (default: torch's
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -36,6 +35,7 @@ from xbar.config import load_hardware  # noqa: E402
 from xbar.devices.files import resolve_device  # noqa: E402
 from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
+from xbar.files import write_json  # noqa: E402
 
 DEVICE_FILE = Path(__file__).resolve().parent / "devices" / "all-nonidealities.toml"
 
@@ -105,13 +105,10 @@ def main() -> None:
               f"{split[layer.layer_name]:6.2f} s")
     rest = best - sum(split.values())
     print(f"  {'outside matmul (im2col, pooling, glue)':<40} {rest:6.2f} s")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.write_text(json.dumps({"images": len(x), "evaluate_s": best, "program_s": t_program,
-                               "accuracy": accuracy, "matmul_s": split,
-                               "threads": numba.get_num_threads(),
-                               "torch_threads": torch.get_num_threads()}, indent=1))
-    os.replace(tmp, args.out)
+    write_json(args.out, {"images": len(x), "evaluate_s": best, "program_s": t_program,
+                          "accuracy": accuracy, "matmul_s": split,
+                          "threads": numba.get_num_threads(),
+                          "torch_threads": torch.get_num_threads()})
     print(f"wrote {args.out}")
 
 

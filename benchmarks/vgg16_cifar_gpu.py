@@ -27,8 +27,6 @@ run; the analog MACs per image and accuracy are the same quantities.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +44,7 @@ from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.data.datasets import load_dataset  # noqa: E402
 from xbar.mapping.data.workflow import calibration_inputs  # noqa: E402
 from xbar.mapping.data.zoo import build_model  # noqa: E402
+from xbar.files import write_json  # noqa: E402
 
 DEVICE_FILE = ROOT / "benchmarks" / "devices" / "all-nonidealities.toml"
 SMOKE_IMAGES = 8
@@ -178,10 +177,7 @@ def main() -> int:
         print(f"peak GPU memory during evaluation {peak / 2**30:.2f} GiB "
               f"(torch.cuda.max_memory_allocated)")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, out)
+    write_json(out, result)
     print(f"wrote {out}")
     return 0
 

@@ -28,7 +28,7 @@ from typing import Any
 
 
 from xbar.config import load_hardware
-from xbar.files import write_atomically
+from xbar.files import write_atomically, write_json
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.compare import CompareSettings, compare
 from xbar.mapping.recovery.kd import KDConfig
@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 "methods": {m: {k: v for k, v in r.items() if not isinstance(v, (list, dict))}
                             | {"accuracies": r["accuracies"]}
                             for m, r in res["methods"].items()}}
-            text = json.dumps(done, indent=1)
-            write_atomically(store, lambda tmp: Path(tmp).write_text(text))
+            write_json(store, done)
             accs = "  ".join(f"{m} {r['accuracy']:.2%}" for m, r in res["methods"].items())
             print(f"{model} {key}: {accs}  ({time.perf_counter() - start:.0f} s)", flush=True)
     _table(done, methods)

@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from xbar.files import write_atomically
+from xbar.files import write_json
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.reproduce import ReproduceSettings
 from xbar.mapping.recovery.work4 import adc_search, lipschitz_network, run
@@ -105,9 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
     out["wall_s"] = time.perf_counter() - start
     path = Path(a.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(out, indent=1,
-                                                                       default=str)))
+    write_json(path, out, default=str)
     print(f"wrote {path} ({out['wall_s']:.0f} s)")
     return 0
 

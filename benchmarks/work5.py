@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xbar.files import write_atomically
+from xbar.files import write_json
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.reproduce import ReproduceSettings
 from xbar.mapping.recovery.work5 import METHODS, run
@@ -145,9 +144,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"chip {r['chip']}: {r['inferences']:>10,} inferences, "
                   f"{r['read_pulses_max']:.3g} read pulses, {100 * r['accuracy']:.2f} %")
         out = Path(args.out or f"results/work5_{model}_served.json")
-        write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(
-            {"rows": rows, "device": device.to_dict(), "wall_s": time.perf_counter() - start},
-            indent=1)))
+        write_json(out, {"rows": rows, "device": device.to_dict(),
+                         "wall_s": time.perf_counter() - start})
         print(f"wrote {out}")
         return 0
     result = run(settings, teacher, say, methods=tuple(args.methods.split(",")),
@@ -166,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 sys.argv[1:])]), "wall_s": wall,
                            "model": model, "torch_threads": 1}
     out = Path(args.out or f"results/work5_{model}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1,
-                                                                       default=str)))
+    write_json(out, result, default=str)
     print(f"wrote {out}")
     return 0
 

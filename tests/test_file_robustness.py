@@ -491,3 +491,18 @@ def test_sweep_points_use_the_device_files_loop(tmp_path: Path, tiny_model_file:
             pulses[label] = f["results/pulses"][()].ravel().tolist()
     assert pulses["file"] == pulses["preset"]
     assert pulses["named"] != pulses["preset"]
+
+
+def test_write_json_is_atomic_and_refuses_what_json_cannot_hold(tmp_path: Path) -> None:
+    """The benchmarks' results writer: a whole file or the earlier one, never half."""
+    from xbar.files import write_json
+
+    out = tmp_path / "sub" / "r.json"
+    write_json(out, {"a": 1})
+    assert json.loads(out.read_text()) == {"a": 1}
+    with pytest.raises(TypeError):
+        write_json(out, {"a": object()})
+    assert json.loads(out.read_text()) == {"a": 1}
+    assert [p.name for p in out.parent.iterdir()] == ["r.json"]  # no temporary left
+    write_json(out, {"p": Path("x")}, default=str)
+    assert json.loads(out.read_text()) == {"p": "x"}

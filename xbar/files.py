@@ -19,7 +19,8 @@ from typing import Any, Callable
 from xbar.errors import FileFormatError, MissingFileError, OutputError, XbarError
 
 __all__ = ["check_distinct", "check_overwrite", "check_writable", "hdf5_kind", "hdf5_scalar",
-           "open_hdf5", "package_version", "stamp_hdf5", "write_atomically", "write_pngs"]
+           "open_hdf5", "package_version", "stamp_hdf5", "write_atomically", "write_json",
+           "write_pngs"]
 
 
 def package_version() -> str:
@@ -51,6 +52,14 @@ def write_atomically(path: str | Path, write: Callable[[str], Any]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json(path: str | Path, obj: Any, default: Callable[[Any], Any] | None = None) -> None:
+    """``obj`` as indented JSON at ``path``, atomically (:func:`write_atomically`);
+    ``default`` as :func:`json.dumps`' (None: an object JSON cannot hold is an error)."""
+    import json
+    text = json.dumps(obj, indent=1, default=default)
+    write_atomically(path, lambda tmp: Path(tmp).write_text(text))
 
 
 def check_writable(path: str | Path, what: str = "output") -> Path:
