@@ -49,7 +49,8 @@ from numba import njit, prange
 
 from xbar.errors import ConfigError
 from xbar.kernel_noise import PIECE, ZIGGURAT, convert_run, normals, ziggurat_edges
-from xbar.kernel_tables import LANES, LUT_MAX_COLS, lut_rows, lut_tables, table_reads
+from xbar.kernel_tables import (LANES, LUT_MAX_COLS, add_to_runs, lut_rows, lut_tables,
+                                table_reads)
 
 __all__ = ["ZIGGURAT", "lut_tables", "mvm_kernel", "mvm_kernel_serial", "normals",
            "peak_kernel", "table_reads"]
@@ -90,15 +91,8 @@ def _slice_rows(codes: np.ndarray, r0: int, k: int, n_slices: int, a: np.ndarray
             row, dst = codes[b, r0:r0 + r_used], a[n]
             for i in range(r_used):  # no reduction in the loop: it vectorises
                 dst[i] = np.float32((row[i] >> shift) & mask)
-            if in_run:
-                runs[n_runs - 1, 3] += 1
-            else:
-                runs[n_runs, 0] = s
-                runs[n_runs, 1] = b
-                runs[n_runs, 2] = n
-                runs[n_runs, 3] = 1
-                n_runs += 1
-                in_run = True
+            n_runs = add_to_runs(runs, n_runs, in_run, s, b, n)
+            in_run = True
             n += 1
     return n, n_runs
 
@@ -325,11 +319,12 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
 
 @njit(cache=True)
 def mvm_kernel_serial(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
-               bits_per_read: int, n_passes: int, g_tiles: np.ndarray, g2_tiles: np.ndarray,
-               lsb: np.ndarray, adc_bits: int, read_noise: float, v_read: float, key: np.uint64,
-               batch_offset: int, batch_total: int, chunk: int, pos_cols: np.ndarray,
-               neg_cols: np.ndarray, to_weight: np.ndarray, out: np.ndarray,
-               zig: np.ndarray, tab: np.ndarray, tab2: np.ndarray) -> None:
+                      bits_per_read: int, n_passes: int, g_tiles: np.ndarray,
+                      g2_tiles: np.ndarray, lsb: np.ndarray, adc_bits: int, read_noise: float,
+                      v_read: float, key: np.uint64, batch_offset: int, batch_total: int,
+                      chunk: int, pos_cols: np.ndarray, neg_cols: np.ndarray,
+                      to_weight: np.ndarray, out: np.ndarray, zig: np.ndarray, tab: np.ndarray,
+                      tab2: np.ndarray) -> None:
     """:func:`mvm_kernel` on the calling thread: the same work units in order, the same
     output bit for bit, without the thread pool's launch (~25-60 us, measured; a 6x25 layer's
     1024-sample call is ~0.3 ms of work)."""

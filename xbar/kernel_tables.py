@@ -11,7 +11,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["LANES", "LUT_MAX_COLS", "lut_rows", "lut_tables", "table_reads"]
+__all__ = ["LANES", "LUT_MAX_COLS", "add_to_runs", "lut_rows", "lut_tables", "table_reads"]
 
 # ------------------------------------------------------------------ narrow bit-serial layers
 # A 1-bit slice row drives a subset of word lines, so a bit line's current is a sum of the
@@ -102,6 +102,22 @@ def _lut_sum1(typingctx, tab, offs, obase, ostride, ng, add, cur, doff):
             _lut_sum_codegen(False))
 
 
+@njit(inline="always")
+def add_to_runs(runs: np.ndarray, n_runs: int, in_run: bool, s: int, b: int, n: int) -> int:
+    """Record slice row ``n`` (slice ``s``, sample ``b``) in ``runs``, the work unit's runs
+    of consecutive samples kept in one slice (``runs[j] = (slice, first sample, first row,
+    length)``, see :func:`xbar.kernel.mvm_kernel`): it extends the last run when ``in_run``
+    (the previous sample of this slice kept a row), else starts one. Returns the run count."""
+    if in_run:
+        runs[n_runs - 1, 3] += 1
+        return n_runs
+    runs[n_runs, 0] = s
+    runs[n_runs, 1] = b
+    runs[n_runs, 2] = n
+    runs[n_runs, 3] = 1
+    return n_runs + 1
+
+
 @njit(cache=True)
 def lut_tables(g_tiles: np.ndarray, n_in: int) -> np.ndarray:
     """Subset sums of each tile's G rows in groups of 4: float32 (n_tiles, n_groups * 16 *
@@ -189,14 +205,7 @@ def lut_rows(codes: np.ndarray, r0: int, r_used: int, n_slices: int, tab: np.nda
                     _lut_sum2(tab, tab2, offs, b, nb, n_groups, v, cur, sq, n * n_phys + v)
                 else:
                     _lut_sum1(tab, offs, b, nb, n_groups, v, cur, n * n_phys + v)
-            if in_run:
-                runs[n_runs - 1, 3] += 1
-            else:
-                runs[n_runs, 0] = s
-                runs[n_runs, 1] = b
-                runs[n_runs, 2] = n
-                runs[n_runs, 3] = 1
-                n_runs += 1
-                in_run = True
+            n_runs = add_to_runs(runs, n_runs, in_run, s, b, n)
+            in_run = True
             n += 1
     return n, n_runs
