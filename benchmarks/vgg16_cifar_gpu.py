@@ -99,7 +99,6 @@ def main() -> int:
               f"on backend torch-cpu instead, writing nothing")
     backend = "torch-cpu" if smoke else resolve_backend(args.backend)
     gpu = backend == "cuda"
-    dev = torch.device("cuda" if gpu else "cpu")
     limit = SMOKE_IMAGES if smoke else args.limit
 
     data = load_dataset("cifar10", args.data_dir)
@@ -125,7 +124,7 @@ def main() -> int:
     t0 = time.perf_counter()
     chip = Chip.program(model, device, config, args.seed, model_source="vgg16",
                         input_shape=data.input_shape)
-    chip.use_backend(backend)
+    dev = chip.use_backend(backend).torch_device
     t_programmed = time.perf_counter()
     chip.calibrate(calibration_inputs(data, n=n_calib, seed=args.seed))
     t1 = time.perf_counter()

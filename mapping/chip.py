@@ -108,7 +108,7 @@ class Chip:
         """
         from xbar.kernel_torch import resolve_backend, torch_device
         run = resolve_backend(backend)
-        dev = torch_device(run) if run != "cpu" else torch.device("cpu")
+        dev = torch_device(run)
         self.module.to(dev)
         for layer in self.layers:
             layer.matrix.backend = run

@@ -92,7 +92,7 @@ def resolve_backend(backend: str) -> str:
 
 
 def torch_device(backend: str) -> torch.device:
-    """The torch device of a resolved torch backend (``"cuda"`` or ``"torch-cpu"``)."""
+    """The torch device of a resolved backend: the GPU for ``"cuda"``, else the CPU."""
     return torch.device("cuda" if backend == "cuda" else "cpu")
 
 

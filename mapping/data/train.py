@@ -169,8 +169,8 @@ def backend_device(backend: str) -> torch.device:
     """The torch device that trains and runs the digital part for ``backend``
     (:data:`xbar.analog.BACKENDS`): the GPU for ``"cuda"`` (and ``"auto"`` with a GPU),
     else the CPU. Raises as :func:`xbar.kernel_torch.resolve_backend`."""
-    from xbar.kernel_torch import resolve_backend
-    return torch.device("cuda" if resolve_backend(backend) == "cuda" else "cpu")
+    from xbar.kernel_torch import resolve_backend, torch_device
+    return torch_device(resolve_backend(backend))
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -379,16 +379,15 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
                 path = candidate
                 break
         from_cache = meta is not None
+        model.to(device)  # trained and evaluated there, returned and cached on the CPU
         if meta is None:
             start = time.perf_counter()
-            model.to(device)
             _fit(model, dataset, recipe, seed, regularizer)
-            model.cpu()
             train_seconds = time.perf_counter() - start
         else:
             train_seconds = float(meta.get("train_seconds", float("nan")))
         model.eval()
-        accuracy = evaluate(model.to(device), dataset.x_test, dataset.y_test)
+        accuracy = evaluate(model, dataset.x_test, dataset.y_test)
         model.cpu()
     if cache and not from_cache:
         path.parent.mkdir(parents=True, exist_ok=True)
