@@ -48,13 +48,7 @@ HOPELESS = Device(name="hopeless", g_min_us=1.0, g_max_us=100.0, n_levels=4,
                   variation="gaussian", sigma=3.0, sigma_reference="range")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two torch threads on two shared cores made the chip evaluations 30x slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
