@@ -10,7 +10,13 @@ The model, per cell with target level ``l`` (conductances in uS):
    variability: some cells switch readily, some barely move).
 2. Verify. Each read sees ``r = g * (1 + read_noise * N(0, 1))``, drawn afresh. If
    ``window_lo_us[l] <= r <= window_hi_us[l]`` the cell is done (verified).
-3. Pulse. Otherwise, unless ``max_pulses[l]`` pulses have been applied, one pulse: a SET
+3. Stop. The controller gives up on a cell (it fails, unverified) when it has applied its
+   pulse cap (``max_pulses[l]``, or the controller's own cap, :class:`StoppingRule`), or,
+   with early abort on, after ``abort_after`` pulses in a row that each moved the cell's
+   conductance by less than ``abort_tolerance`` of its value (the way controllers detect a
+   stuck cell; judged on the conductance: the verify reads' noise, 0.1-0.2 % in the fits,
+   is well below the default 1 % tolerance).
+4. Pulse. Otherwise one pulse: a SET
    (raises g) when ``r`` is below the window, a RESET (lowers g) when above. It moves g in its
    direction by a random fraction of the remaining distance to the target ``target_us[l]``::
 
@@ -19,6 +25,13 @@ The model, per cell with target level ``l`` (conductances in uS):
 
    ``x > 1`` overshoots the target (an abrupt SET); small ``x`` is a gradual RESET. Then back
    to 2. Every pulse is followed by a verify read: reads = pulses + 1.
+
+Stuck cells. Besides the loop's own stuck cells (``stuck_fraction``, fitted to data where the
+cells that never verify are part of what was measured), a chip's stuck-at faults (the
+device's SA0/SA1 map, drawn at programming) are passed per cell (``stuck_us``): such a cell
+sits at its stuck conductance and verifies like any other. Inside its target's window at the
+first read it costs 0 pulses and 1 read (a cell stuck at g_min whose target is the lowest
+level); outside, it is pulsed until the controller stops (cap or early abort).
 
 Sources and assumptions. The loop is fixed-pulse program-and-verify (FPPV) as measured by Le,
 Levy et al., "RADAR", IEEE TED 2021 (doi 10.1109/TED.2021.3097975); its windows, caps and
@@ -30,9 +43,8 @@ amplitude or width changes (ISPP, RADAR's own scheme), conductance drift and rel
 the last verify, read disturb, coupling between neighbouring cells, and a SET/RESET asymmetry
 beyond what the per-level parameters absorb.
 
-Random numbers are counter-based: draw ``c`` of cell ``i`` is a function of (seed, i, c)
-only (a splitmix64 hash turned into a normal by an inverse-CDF rational approximation), so
-results are the same for any thread count and any chunking of the cells.
+Random numbers are counter-based (:mod:`xbar.rng`): draw ``c`` of cell ``i`` is a function
+of (seed, i, c) only, the same on any thread count and any chunking of the cells.
 """
 
 from __future__ import annotations
@@ -44,83 +56,10 @@ from typing import Any
 import numpy as np
 from numba import njit, prange
 
-from xbar.rng import GOLDEN, MIX1, MIX2, mix64
+from xbar.rng import Z_MAX, cell_key as _cell_key, normal_draw, seed_key, uniform_draw
 from xbar.threads import configure_threads
 from xbar.errors import ConfigError
-
-# --------------------------------------------------------------------------- random numbers
-_CELL = np.uint64(0xD6E8FEB86659FD93)
-_SEED_SALT = np.uint64(0x5772_6974_6556_6572)  # "WriteVer"
-_INV_2_32 = 1.0 / 4294967296.0
-#: Bound on |z| for the read shortcut: above the largest |z| the normal generator can
-#: return (its uniforms stay 2**-33 away from 0 and 1, so |z| <= 6.36).
-Z_MAX = 6.5
-
-# Acklam's rational approximation of the standard normal quantile, |relative error| < 1.2e-9.
-_A = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
-      1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
-_B = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-      6.680131188771972e+01, -1.328068155288572e+01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
-      -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
-      3.754408661907416e+00)
-_P_LOW = 0.02425
-
-
-@njit(inline="always")
-def _cell_key(key: np.uint64, cell: np.uint64) -> np.uint64:
-    """The stream of one cell: a hash of the run's key and the cell index."""
-    return mix64(key ^ (cell * _CELL))
-
-
-@njit(inline="always")
-def uniform_draw(cell_key: np.uint64, counter: np.uint64) -> float:
-    """Uniform (0, 1) draw number ``counter`` of a cell's stream (top 32 bits of a hash)."""
-    h = mix64(cell_key + (counter + np.uint64(1)) * GOLDEN)
-    return (np.float64(h >> np.uint64(32)) + 0.5) * _INV_2_32
-
-
-@njit(inline="always")
-def _normal_quantile(p: float) -> float:
-    if p < _P_LOW or p > 1.0 - _P_LOW:
-        q = math.sqrt(-2.0 * math.log(p if p < 0.5 else 1.0 - p))
-        x = ((((((_C[0] * q + _C[1]) * q + _C[2]) * q + _C[3]) * q + _C[4]) * q + _C[5])
-             / ((((_D[0] * q + _D[1]) * q + _D[2]) * q + _D[3]) * q + 1.0))
-        return x if p < 0.5 else -x
-    q = p - 0.5
-    r = q * q
-    return ((((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * q
-            / (((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + 1.0))
-
-
-@njit(inline="always")
-def normal_draw(cell_key: np.uint64, counter: np.uint64) -> float:
-    """N(0, 1) draw number ``counter`` of a cell's stream; |value| < :data:`Z_MAX`."""
-    return _normal_quantile(uniform_draw(cell_key, counter))
-
-
-def seed_key(seed: int) -> np.uint64:
-    """The 64-bit key of a run from a non-negative integer seed."""
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not \
-            0 <= int(seed) < 2 ** 64:
-        raise ConfigError(f"seed = {seed!r} is invalid; allowed: an integer in [0, 2**64)")
-    s = (int(seed) ^ int(_SEED_SALT)) & 0xFFFFFFFFFFFFFFFF
-    z = (s + int(GOLDEN)) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 30)) * int(MIX1)) & 0xFFFFFFFFFFFFFFFF
-    z = ((z ^ (z >> 27)) * int(MIX2)) & 0xFFFFFFFFFFFFFFFF
-    return np.uint64(z ^ (z >> 31))
-
-
-@njit(cache=True)
-def cell_draws(key: np.uint64, cell: int, n: int) -> np.ndarray:
-    """Normal draws 0..n-1 of one cell's stream (for tests and references)."""
-    ck = _cell_key(key, np.uint64(cell))
-    out = np.empty(n, np.float64)
-    for c in range(n):
-        out[c] = normal_draw(ck, np.uint64(c))
-    return out
-
+from xbar.params import check_float, check_int
 
 # --------------------------------------------------------------------------- parameters
 _PER_LEVEL = ("window_lo_us", "window_hi_us", "target_us", "step_fraction", "step_sigma",
@@ -276,6 +215,57 @@ class WriteVerifyParams:
 
 
 @dataclass(frozen=True)
+class StoppingRule:
+    """When the write-verify controller stops pulsing a cell that has not verified.
+
+    A property of the controller, not of the cells (set in the hardware's ``[programming]``
+    section: :class:`xbar.timing_config.ProgrammingConfig`).
+
+    Attributes:
+        max_pulses: Pulse cap per cell; 0 (default): the loop's own per-level caps
+            (:attr:`WriteVerifyParams.max_pulses`: for the RADAR fits, the caps of the chip
+            that was measured, 1,000-1,971 pulses; the transfer rule of
+            :func:`xbar.mapping.recovery.rvw.rvw_params` carries the fit's median).
+        abort_after: Early abort: stop a cell after this many pulses in a row that each moved
+            its conductance by less than ``abort_tolerance`` of its value; 0 (default): off.
+        abort_tolerance: A pulse that moves the cell by at most this fraction of its
+            conductance counts as not moving it (default 0.01 = 1 %).
+    """
+
+    max_pulses: int = 0
+    abort_after: int = 0
+    abort_tolerance: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("max_pulses", "abort_after"):
+            check_int("StoppingRule", name, getattr(self, name), 0, 10_000_000)
+        check_float("StoppingRule", "abort_tolerance", self.abort_tolerance, 0, 1,
+                    lo_open=False, hi_open=True)
+
+    def caps(self, params: "WriteVerifyParams") -> np.ndarray:
+        """The pulse cap of each level under this rule (int64)."""
+        if self.max_pulses:
+            return np.full(params.n_levels, self.max_pulses, np.int64)
+        return np.ascontiguousarray(params.max_pulses, dtype=np.int64)
+
+    def label(self, params: "WriteVerifyParams | None" = None) -> str:
+        """The rule in words, with the loop's caps and their source when given."""
+        if self.max_pulses:
+            cap = f"pulse cap {self.max_pulses} per cell (the controller's)"
+        elif params is not None:
+            caps = np.asarray(params.max_pulses)
+            span = f"{caps.min()}" if caps.min() == caps.max() else \
+                f"{caps.min()}-{caps.max()} (median {int(np.median(caps))})"
+            cap = f"pulse cap {span} per cell (the loop's: {params.source})"
+        else:
+            cap = "pulse cap of the loop"
+        abort = (f"early abort after {self.abort_after} pulses in a row moving a cell by "
+                 f"<= {self.abort_tolerance:g} of its conductance" if self.abort_after
+                 else "no early abort")
+        return f"{cap}; {abort}"
+
+
+@dataclass(frozen=True)
 class WriteVerifyResult:
     """What write-verify left in each cell.
 
@@ -297,43 +287,57 @@ class WriteVerifyResult:
 @njit(inline="always")
 def _program_cell(ck: np.uint64, lo: float, hi: float, target: float, step: float,
                   step_sigma: float, cell_sigma: float, stuck_fraction: float, stuck_g: float,
-                  cap: int, g_start: float, g_min: float, g_max: float, read_noise: float
+                  forced_g: float, cap: int, abort_after: int, abort_tol: float,
+                  g_start: float, g_min: float, g_max: float, read_noise: float
                   ) -> tuple[float, int, bool]:
-    """One cell's loop: (final conductance, pulses, verified). ``ck``: the cell's stream."""
+    """One cell's loop: (final conductance, pulses, verified). ``ck``: the cell's stream;
+    ``forced_g``: the conductance of a cell the chip's fault map holds stuck (NaN: none);
+    ``abort_after``: early abort after that many non-moving pulses in a row (0: off)."""
     margin = Z_MAX * read_noise
     stuck = uniform_draw(ck, np.uint64(0)) < stuck_fraction
-    if stuck:
+    if forced_g == forced_g:  # not NaN: stuck by the chip's fault map
+        stuck = True
+        g = forced_g
+        gain = 0.0
+    elif stuck:
         g = stuck_g
         gain = 0.0
     else:
         g = g_start
         gain = step * math.exp(cell_sigma * normal_draw(ck, np.uint64(1)))
+    # a stuck cell whose reads cannot pass stops at the first rule that fires
+    stop = cap if abort_after <= 0 else min(cap, abort_after)
     p = 0
+    still = 0  # pulses in a row that did not move the cell
     while True:
         if g * (1.0 + margin) < lo or g * (1.0 - margin) > hi:
             # the read cannot land in the window: no draw needed, the side is certain
             up = g < target
             if stuck:
-                return g, cap, False
+                return g, stop, False
         else:
             r = g * (1.0 + read_noise * normal_draw(ck, np.uint64(2 + 2 * p)))
             if lo <= r <= hi:
                 return g, p, True
             up = r < lo
-        if p >= cap:
+        if p >= cap or (abort_after > 0 and still >= abort_after):
             return g, p, False
         p += 1
         if stuck:
+            still += 1
             continue
         d = gain * math.exp(step_sigma * normal_draw(ck, np.uint64(1 + 2 * p))) \
             * abs(target - g)
-        g = min(max(g + d if up else g - d, g_min), g_max)
+        g_new = min(max(g + d if up else g - d, g_min), g_max)
+        still = still + 1 if abs(g_new - g) <= abort_tol * g else 0
+        g = g_new
 
 
 def _write_verify_loop(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                        target: np.ndarray, step: np.ndarray, step_sigma: np.ndarray,
                        cell_sigma: np.ndarray, stuck_fraction: np.ndarray,
-                       stuck_g: np.ndarray, cap: np.ndarray, g_start: float, g_min: float,
+                       stuck_g: np.ndarray, forced: np.ndarray, cap: np.ndarray,
+                       abort_after: int, abort_tol: float, g_start: float, g_min: float,
                        g_max: float, read_noise: float, key: np.uint64, cell_offset: int,
                        g_out: np.ndarray, pulses_out: np.ndarray, reads_out: np.ndarray,
                        verified_out: np.ndarray) -> None:
@@ -348,15 +352,19 @@ def _write_verify_loop(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray,
     responsiveness, ``2 + 2 k`` verify read k (k = 0, 1, ...), ``1 + 2 k`` pulse k (k = 1,
     2, ...). A read is not drawn when its outcome is certain (the window lies more than
     :data:`Z_MAX` read-noise sigmas away), which changes no result because no draw can
-    exceed Z_MAX; a stuck cell whose reads cannot pass jumps straight to the cap. Each
-    thread writes only its own cells' outputs.
+    exceed Z_MAX; a stuck cell whose reads cannot pass jumps straight to where the
+    controller stops (cap or early abort). ``forced``: per cell, the conductance of a cell
+    stuck by the chip's fault map (NaN: not stuck), or an empty array (none). Each thread
+    writes only its own cells' outputs.
     """
+    has_forced = forced.shape[0] > 0
     for i in prange(levels.shape[0]):
         lv = levels[i]
+        fg = forced[i] if has_forced else np.nan
         g, p, ok = _program_cell(_cell_key(key, np.uint64(cell_offset + i)), lo[lv], hi[lv],
                                  target[lv], step[lv], step_sigma[lv], cell_sigma[lv],
-                                 stuck_fraction[lv], stuck_g[lv], cap[lv], g_start, g_min,
-                                 g_max, read_noise)
+                                 stuck_fraction[lv], stuck_g[lv], fg, cap[lv], abort_after,
+                                 abort_tol, g_start, g_min, g_max, read_noise)
         g_out[i] = g
         pulses_out[i] = p
         reads_out[i] = p + 1
@@ -372,8 +380,9 @@ PARALLEL_MIN_CELLS = 200_000
 
 
 def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: int = 0,
-                         cell_offset: int = 0, parallel: bool | None = None
-                         ) -> WriteVerifyResult:
+                         cell_offset: int = 0, parallel: bool | None = None,
+                         stuck_us: np.ndarray | None = None,
+                         stopping: StoppingRule | None = None) -> WriteVerifyResult:
     """Program cells to target levels by write-verify.
 
     Args:
@@ -385,10 +394,18 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
             the same cells as programming it at once.
         parallel: Run on all Numba threads (True), on one (False), or on all from
             :data:`PARALLEL_MIN_CELLS` cells on (None). The results are the same.
+        stuck_us: Per cell (``levels``' shape), the conductance of a cell stuck by the chip's
+            fault map, NaN where the cell is not; None: no such cells. Such a cell verifies
+            like any other (module docstring).
+        stopping: When the controller gives up on a cell (None: the loop's caps, no early
+            abort).
 
     Returns:
         Final conductances (uS) and per-cell pulse and read counts.
     """
+    stopping = StoppingRule() if stopping is None else stopping
+    if not isinstance(stopping, StoppingRule):
+        raise ConfigError(f"stopping must be a StoppingRule, got {type(stopping).__name__}")
     if not isinstance(params, WriteVerifyParams):
         raise ConfigError(f"params must be WriteVerifyParams, got {type(params).__name__}")
     lv = np.asarray(levels)
@@ -402,6 +419,18 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
         raise ConfigError(f"cell_offset = {cell_offset!r} is invalid; allowed: an integer >= 0")
     flat = np.ascontiguousarray(lv.reshape(-1), dtype=np.int64)
     n = flat.size
+    if stuck_us is None:
+        forced = np.empty(0, np.float64)
+    else:
+        forced = np.ascontiguousarray(np.asarray(stuck_us, dtype=np.float64).reshape(-1))
+        if np.shape(stuck_us) != lv.shape:
+            raise ConfigError(f"stuck_us has shape {np.shape(stuck_us)}; allowed: the shape "
+                              f"of levels, {lv.shape}")
+        bad = np.isfinite(forced) & ((forced < params.g_min_us) | (forced > params.g_max_us))
+        if bad.any() or np.isinf(forced).any():
+            raise ConfigError(f"stuck_us holds {forced[bad | np.isinf(forced)][0]!r}; allowed: "
+                              f"NaN (not stuck) or a conductance in [g_min_us, g_max_us] = "
+                              f"[{params.g_min_us}, {params.g_max_us}] uS")
     g = np.empty(n, np.float32)
     pulses = np.empty(n, np.int32)
     reads = np.empty(n, np.int32)
@@ -412,8 +441,9 @@ def program_write_verify(params: WriteVerifyParams, levels: np.ndarray, seed: in
         configure_threads()
     kernel = write_verify_kernel if run_parallel else write_verify_kernel_serial
     kernel(flat, a["window_lo_us"], a["window_hi_us"], a["target_us"], a["step_fraction"],
-           a["step_sigma"], a["cell_sigma"], a["stuck_fraction"], a["stuck_g_us"],
-           a["max_pulses"], params.g_start_us, params.g_min_us, params.g_max_us,
+           a["step_sigma"], a["cell_sigma"], a["stuck_fraction"], a["stuck_g_us"], forced,
+           stopping.caps(params), int(stopping.abort_after), float(stopping.abort_tolerance),
+           params.g_start_us, params.g_min_us, params.g_max_us,
            params.read_noise, seed_key(seed), int(cell_offset), g, pulses, reads, verified)
     shape = lv.shape
     return WriteVerifyResult(g.reshape(shape), pulses.reshape(shape), reads.reshape(shape),

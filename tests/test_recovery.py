@@ -133,10 +133,75 @@ def test_rvw_lands_cells_in_their_windows_and_leaves_stuck_cells(digits):
         inside = (m.g_us >= lo * 0.98) & (m.g_us <= hi * 1.02)
         assert inside[healthy].mean() > 0.95
         assert np.all(m.g_us[m.stuck == 1] == dev.g_min_us)
-        assert np.all(c.pulses[~healthy] == cap)
+        # a stuck cell costs the cap unless it sits inside its window (then 0 pulses, 1 read)
+        stuck_in = ~healthy & inside
+        assert stuck_in.sum() > 0 and np.all(c.pulses[stuck_in] == 0)
+        assert np.all(c.reads[stuck_in] == 1)
+        assert np.all(c.pulses[~healthy & ~inside] == cap)
         assert c.pulses[healthy].min() >= 0 and c.reads.shape == m.g_us.shape
     with pytest.raises(ValueError, match="unknown write-verify template"):
         rvw_params(dev, "nope")
+
+
+def _exact_loop(dev: Device, cap: int) -> "WriteVerifyParams":
+    """A loop without randomness: a pulse lands exactly on its target (step 1, no spread)."""
+    from xbar.devices.write_verify import WriteVerifyParams
+    lv = dev.levels
+    half = 0.1 * (lv[1] - lv[0])
+    n = dev.n_levels
+    return WriteVerifyParams(window_lo_us=tuple(lv - half), window_hi_us=tuple(lv + half),
+                             target_us=tuple(lv), step_fraction=(1.0,) * n,
+                             step_sigma=(0.0,) * n, cell_sigma=(0.0,) * n,
+                             stuck_fraction=(0.0,) * n, stuck_g_us=tuple(lv),
+                             max_pulses=(cap,) * n, g_start_us=float(lv[0]),
+                             g_min_us=dev.g_min_us, g_max_us=dev.g_max_us, read_noise=0.0)
+
+
+@pytest.mark.parametrize("abort_after", [0, 5])
+def test_rvw_counts_a_tiny_chip_by_hand(abort_after):
+    """2 inputs x 2 outputs on differential pairs: 8 cells whose counts follow from the
+    rules alone. A healthy cell at level 0 starts inside its window (0 pulses, 1 read); at a
+    higher level one exact pulse lands it (1 pulse, 2 reads). A stuck cell inside its window
+    costs 0 pulses and 1 read; outside it, the cap (or the early abort's k) and one more read.
+    """
+    from xbar.devices.write_verify import StoppingRule
+    from xbar.mapping.recovery.rvw import healthy_median_pulses, stuck_time_share
+    from xbar.timing import TimingConfig
+    from xbar.timing.programming import ProgrammingConfig, programming_time
+
+    dev = Device(name="tiny", g_min_us=1.0, g_max_us=4.0, n_levels=4)
+    model = nn.Sequential(nn.Linear(2, 2, bias=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, -1.0], [0.0, 1.0]]))
+    chip = Chip.program(model, dev, XbarConfig(), seed=0, input_shape=(2,))
+    m = chip.layers[0].matrix
+    # cells (input row, physical column): columns 0-1 are G+ of outputs 0-1, 2-3 their G-
+    np.testing.assert_array_equal(m.target_levels, [[3, 0, 0, 0], [0, 3, 3, 0]])
+    stuck = np.array([[1, 1, 0, 2], [0, 0, 1, 0]], np.int8)  # 1: SA0 (g_min), 2: SA1 (g_max)
+    m.stuck = stuck
+    cap = 40
+    counts = program_rvw(chip, _exact_loop(dev, cap), seed=0,
+                         stopping=StoppingRule(abort_after=abort_after))
+    stop = abort_after or cap
+    # by hand, cell by cell (row 0: SA0 at level 3: out; SA0 at level 0: in; healthy level 0;
+    # SA1 at level 0: out. Row 1: healthy 0; healthy 3; SA0 at level 3: out; healthy 0)
+    want_pulses = np.array([[stop, 0, 0, stop], [0, 1, stop, 0]])
+    np.testing.assert_array_equal(counts[0].pulses, want_pulses)
+    np.testing.assert_array_equal(counts[0].reads, want_pulses + 1)
+    np.testing.assert_array_equal(m.g_us, [[1.0, 1.0, 1.0, 4.0], [1.0, 4.0, 1.0, 1.0]])
+    assert healthy_median_pulses(chip, counts) == 1
+    # one driver, one array at a time, 1-cycle pulse and verify at 1 GHz: the arrays' times
+    # add up, each the sum of its cells' pulses + reads (row-synchronous with one driver)
+    prog = ProgrammingConfig(t_pulse_ns=1.0, t_verify_ns=1.0, drivers_per_array=1)
+    timing = TimingConfig(clock_ghz=1.0)
+    share = stuck_time_share(chip, counts, prog, chip.config, timing)
+    total = int((want_pulses + want_pulses + 1).sum())
+    free = int(np.where(stuck != 0, 1, 2 * want_pulses + 1).sum())
+    assert programming_time(counts, prog, chip.config, timing).total_s == \
+        pytest.approx(total * 1e-9)
+    assert share["stuck_time_share"] == pytest.approx(1 - free / total)
+    assert share["stuck_pulse_share"] == pytest.approx(3 * stop / (3 * stop + 1))
+    assert share["stuck_cells"] == pytest.approx(4 / 8)
 
 
 def test_compare_json_schema_and_results_file(tmp_path, monkeypatch, capsys):

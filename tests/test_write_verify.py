@@ -11,8 +11,8 @@ import pytest
 from xbar.devices import PRESETS, load_device_file, save_device
 from xbar.devices.cell import Device
 from xbar.devices.presets import WRITE_VERIFY_PRESETS, preset, preset_write_verify
-from xbar.devices.write_verify import (Z_MAX, WriteVerifyParams, cell_draws, program_write_verify,
-                                  seed_key)
+from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
+from xbar.rng import Z_MAX, cell_draws, seed_key
 
 M64 = 0xFFFFFFFFFFFFFFFF
 GOLDEN, MIX1, MIX2, CELL = (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB,

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from xbar.devices.write_verify import StoppingRule
 from xbar.errors import ConfigError
 from xbar.params import Params, fail, param
 
@@ -215,6 +216,17 @@ class ProgrammingConfig(Params):
             ``"mapping"`` (default: layer, row tile, column tile, G+ then G-) or
             ``"longest-first"`` (the longest-processing-time rule, a shorter makespan when
             slots are few).
+        max_pulses: The write-verify controller's pulse cap per cell; 0 (default): the
+            write-verify loop's own per-level caps (for the RADAR fits, and the transfer rule
+            that carries them to other devices, those of the chip RADAR measured: a median of
+            1,933 pulses for 3 bits per cell). A cell not verified by the cap fails.
+        abort_after: Early abort: the controller stops a cell after this many pulses in a
+            row that each moved its conductance by at most ``abort_tolerance`` of its value
+            (a stuck cell never moves); 0 (default): off. The stopping rule decides what a
+            stuck cell outside its verify window costs, and with it most of T_rvw on a chip
+            with stuck-at faults (docs/programming_time.md).
+        abort_tolerance: The largest relative change of a cell's conductance a pulse may
+            make and still count as not moving it (default 0.01).
     """
 
     SECTION = "programming"
@@ -235,6 +247,18 @@ class ProgrammingConfig(Params):
                              doc="row: drivers share the selected row; independent: own pace.")
     array_order: str = param("mapping", choices=ARRAY_ORDERS,
                              doc="Order in which arrays queue for the programming slots.")
+    max_pulses: int = param(0, unit="pulses", range=(0, 10_000_000),
+                            note="0: the write-verify loop's own per-level caps",
+                            doc="R-V-W pulse cap per cell (the controller's stopping rule).")
+    abort_after: int = param(0, unit="pulses", range=(0, 10_000_000), note="0: off",
+                             doc="Stop a cell after this many non-moving pulses in a row.")
+    abort_tolerance: float = param(0.01, unit="fraction", range=(0, 1, True, False),
+                                   doc="A pulse moving a cell by at most this fraction of its "
+                                       "conductance does not move it.")
+
+    def stopping_rule(self) -> StoppingRule:
+        """The write-verify controller's :class:`xbar.devices.write_verify.StoppingRule`."""
+        return StoppingRule(self.max_pulses, self.abort_after, self.abort_tolerance)
 
     def pulse_cycles(self, timing: TimingConfig) -> int:
         """Cycles of one programming pulse."""

@@ -1,9 +1,16 @@
 """Read-verify-write (R-V-W) programming of a mapped chip, and its per-cell counts.
 
 Every cell of every layer is programmed by the write-verify loop of
-:mod:`xbar.devices.write_verify` toward its target level; stuck-at cells (the device's SA0/SA1
-map, drawn at one-shot programming) cannot be moved: they stay stuck and the loop spends its
-whole pulse cap on them, as the RADAR data shows for cells that never verify.
+:mod:`xbar.devices.write_verify` toward its target level. Stuck-at cells (the device's SA0/SA1
+map, drawn at one-shot programming) cannot be moved, but the controller does not know which
+they are: each verifies like any other cell. A cell stuck inside its target's verify window
+(stuck at g_min with the lowest level as target, at g_max with the highest) passes its first
+read: 0 pulses, 1 read. Any other stuck cell is pulsed until the controller's stopping rule
+gives up on it (:class:`xbar.devices.write_verify.StoppingRule`, from the hardware's
+``[programming]`` section: the pulse cap, by default the loop's own, and an optional early
+abort after k pulses that do not move the cell), as the RADAR data shows for cells that never
+verify. That rule decides most of T_rvw on a chip with stuck cells:
+:func:`stuck_time_share` says how much.
 
 Which loop programs the cells: the one that travels with the device
 (:class:`xbar.devices.DeviceFile`'s ``write_verify``: a device file's ``/write_verify`` group,
@@ -20,14 +27,16 @@ from the fit.
 from __future__ import annotations
 
 import math
+from typing import Any
+
 import numpy as np
 import torch
 
 from xbar.devices import Device, DeviceFile
 from xbar.devices.presets import WRITE_VERIFY_PRESETS
-from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
+from xbar.devices.write_verify import StoppingRule, WriteVerifyParams, program_write_verify
 from xbar.mapping.chip import Chip
-from xbar.timing.programming import LayerCells
+from xbar.timing.programming import LayerCells, programming_time
 from xbar.errors import ConfigError
 
 
@@ -105,26 +114,75 @@ def with_loop(device: Device, base: DeviceFile | None) -> Device | DeviceFile:
     return DeviceFile(device, write_verify=base.write_verify)
 
 
-def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0) -> list[LayerCells]:
-    """Reprogram every cell of ``chip`` by write-verify; returns per-layer counts."""
+def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0,
+                stopping: StoppingRule | None = None) -> list[LayerCells]:
+    """Reprogram every cell of ``chip`` by write-verify; returns per-layer counts.
+
+    ``stopping``: the controller's stopping rule (None: the loop's caps, no early abort;
+    :meth:`xbar.timing_config.ProgrammingConfig.stopping_rule` gives a hardware's). Cells the
+    chip's fault map holds stuck go through the loop at their stuck conductance (module
+    docstring) and stay stuck.
+    """
     counts = []
     offset = 0
-    cap = int(max(params.max_pulses))
     for layer in chip.layers:
         m = layer.matrix
-        res = program_write_verify(params, m.target_levels, seed=seed, cell_offset=offset)
+        stuck_us = np.where(m.stuck == 1, m.device.g_min_us,
+                            np.where(m.stuck == 2, m.device.g_max_us, np.nan))
+        # the loop's range may be narrower than the device's: a stuck cell sits at its own
+        # conductance, read as the loop's nearest reachable value
+        stuck_us = np.clip(stuck_us, params.g_min_us, params.g_max_us)
+        res = program_write_verify(params, m.target_levels, seed=seed, cell_offset=offset,
+                                   stuck_us=stuck_us, stopping=stopping)
         offset += m.target_levels.size
         g = res.g_us.astype(np.float32)
-        pulses = res.pulses.astype(np.int64)
-        reads = res.reads.astype(np.int64)
         np.clip(g, m.device.g_min_us, m.device.g_max_us, out=g)  # as one-shot programming
-        stuck0, stuck1 = m.stuck == 1, m.stuck == 2
-        g[stuck0] = m.device.g_min_us
-        g[stuck1] = m.device.g_max_us
-        stuck = stuck0 | stuck1
-        pulses[stuck] = cap
-        reads[stuck] = cap + 1
+        g[m.stuck == 1] = m.device.g_min_us
+        g[m.stuck == 2] = m.device.g_max_us
         m.g_us = g
         layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
-        counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out, pulses, reads))
+        counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out,
+                                 res.pulses.astype(np.int64), res.reads.astype(np.int64)))
     return counts
+
+
+def without_stuck(chip: Chip, counts: list[LayerCells]) -> list[LayerCells]:
+    """``counts`` with every cell the chip's fault map holds stuck charged 0 pulses and 1
+    read: what R-V-W would cost if stuck cells cost nothing beyond their first verify."""
+    out = []
+    for layer, c in zip(chip.layers, counts):
+        stuck = layer.matrix.stuck != 0
+        out.append(LayerCells(c.name, c.n_in, c.n_out, np.where(stuck, 0, c.pulses),
+                              np.where(stuck, 1, c.reads)))
+    return out
+
+
+def stuck_time_share(chip: Chip, counts: list[LayerCells], programming: Any, xbar: Any,
+                     timing: Any) -> dict[str, float]:
+    """How much of R-V-W's cost the chip's stuck cells carry.
+
+    Returns ``stuck_cells`` (fraction of cells stuck), ``stuck_pulse_share`` (their share of
+    all pulses) and ``stuck_time_share`` = 1 - T(:func:`without_stuck`) / T_rvw, both times
+    from the programming engine under ``programming``'s accounting (under row-synchronous
+    timing a row waits for its slowest cell, so the time share exceeds the pulse share when
+    stuck cells set the rows' pace).
+    """
+    t_all = programming_time(counts, programming, xbar, timing).total_s
+    t_free = programming_time(without_stuck(chip, counts), programming, xbar, timing).total_s
+    n = sum(c.n_cells for c in counts)
+    stuck = [layer.matrix.stuck != 0 for layer in chip.layers]
+    pulses = sum(int(c.pulses.sum()) for c in counts)
+    stuck_pulses = sum(int(c.pulses[s].sum()) for c, s in zip(counts, stuck))
+    return {"stuck_cells": sum(int(s.sum()) for s in stuck) / n if n else 0.0,
+            "stuck_pulse_share": stuck_pulses / pulses if pulses else 0.0,
+            "stuck_time_share": 1.0 - t_free / t_all if t_all > 0 else 0.0,
+            "t_rvw_s": t_all, "t_rvw_without_stuck_s": t_free}
+
+
+def healthy_median_pulses(chip: Chip, counts: list[LayerCells]) -> int:
+    """Median pulses of the healthy cells that needed at least one pulse (>= 1): the cap of
+    the stopping rule "cap = a healthy cell's median"."""
+    vals = [c.pulses[(layer.matrix.stuck == 0) & (c.pulses > 0)]
+            for layer, c in zip(chip.layers, counts)]
+    flat = np.concatenate(vals) if vals else np.zeros(0)
+    return max(1, int(np.median(flat))) if flat.size else 1
