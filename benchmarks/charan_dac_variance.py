@@ -56,7 +56,7 @@ def main() -> None:
     print(f"published (DAC 2020): {100 * PUBLISHED:.2f}%; {args.chips} chips per reading\n")
     rows = []
     for label, changes, mapping in readings():
-        device = preset("charan2020-dac").replace(**changes)
+        device = preset("charan2020-dac").replace(weight_mapping=mapping, **changes)
         config = XbarConfig(array=ArrayConfig(weight_mapping=mapping))
         accs = []
         for seed in range(args.chips):

@@ -89,8 +89,10 @@ READINGS = {k: READINGS[k] for k in (
 
 
 def reading_device(key: str) -> Device:
-    _, changes, _ = READINGS[key]
-    return preset("charan2020-dac").replace(**changes)
+    """The preset with the reading's variation, fixing the reading's mapping (the preset
+    itself fixes one cell per weight)."""
+    _, changes, mapping = READINGS[key]
+    return preset("charan2020-dac").replace(weight_mapping=mapping, **changes)
 
 
 def reading_hw(key: str) -> XbarConfig:

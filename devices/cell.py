@@ -24,6 +24,7 @@ from xbar.params import INF, fail, param, validate
 VARIATION_MODELS = ("none", "gaussian", "lognormal", "table", "polynomial")
 SIGMA_REFERENCES = ("level", "g_max", "range", "spacing")
 READ_DISTURB_TARGETS = ("g_max", "g_min")
+WEIGHT_MAPPINGS = ("", "differential", "offset")  # "": the device fixes none
 
 
 def _fail(name: str, value: Any, allowed: str) -> None:
@@ -75,6 +76,12 @@ class Device:
             G_n = G_* + (G_0 - G_*) (1 - rate)^n (:mod:`xbar.devices.read_disturb`).
         read_disturb_toward: The state read disturb pulls cells toward: ``"g_max"`` (LRS,
             reads of SET polarity) or ``"g_min"`` (HRS, reads of RESET polarity).
+        weight_mapping: The weight mapping the device's source fixes: ``"offset"`` (one
+            cell per weight against a reference column), ``"differential"`` (a cell pair), or
+            empty (the default): none, the hardware decides. A chip whose
+            ``ArrayConfig.weight_mapping`` contradicts it is refused
+            (:func:`xbar.layout.check_device_mapping`); ``--device`` without ``--hw`` uses
+            the hardware it implies (:func:`xbar.devices.presets.implied_hardware`).
         source: Where the numbers come from (paper, data set, or "user").
     """
 
@@ -126,6 +133,9 @@ class Device:
                                          "read_disturb_toward a cell moves per read.")
     read_disturb_toward: str = param("g_max", choices=READ_DISTURB_TARGETS,
                                      doc="The state read disturb pulls cells toward.")
+    weight_mapping: str = param("", choices=WEIGHT_MAPPINGS, nonempty=False,
+                                doc="The weight mapping the device's source fixes; empty: "
+                                    "none, the hardware decides.")
     source: str = param("user", nonempty=False,
                         doc="Where the numbers come from (paper, data set, or user).")
     _levels: np.ndarray = field(init=False, repr=False, compare=False)

@@ -1,12 +1,14 @@
 """Device files: HDF5 (lossless, with provenance and measured tables) and TOML (by hand).
 
-HDF5 layout (``format = "xbar-sim device"``, ``format_version = 2``; version 1 files, written
-before read disturb was modelled, lack its two fields and load with it off)::
+HDF5 layout (``format = "xbar-sim device"``, ``format_version = 3``; version 1 files, written
+before read disturb was modelled, lack its two fields and load with it off; version 1 and 2
+files predate ``weight_mapping`` and load with it empty: no mapping fixed)::
 
     /                     attrs: format, format_version, written_by, created_utc
     /device               attrs: every scalar Device field (name, g_min_us, g_max_us,
                           n_levels, variation, sigma, sigma_reference, poly_g_ref_us,
-                          read_noise, sa0_rate, sa1_rate, source)
+                          read_noise, sa0_rate, sa1_rate, read_disturb_rate,
+                          read_disturb_toward, weight_mapping, source)
     /device/<field>       float64 datasets for the non-empty tuple fields (levels_us,
                           level_mean_us, level_std_us, sigma_poly_us)
     /provenance           attrs: free-form strings (who measured, how it was fitted, ...)
@@ -45,11 +47,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FORMAT = "xbar-sim device"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _TUPLE_FIELDS = ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us")
-# Fields added in format version 2 (device files and chip files): a version 1 file predates
-# them and meant read disturb off (xbar.devices.read_disturb); a version 2 file must hold them.
-ADDED_IN_V2 = ("read_disturb_rate", "read_disturb_toward")
+# The format version (of device files and chip files alike) that added each field; an older
+# file predates it and meant its default (read disturb off: xbar.devices.read_disturb; no
+# weight mapping fixed); a file of that version or newer must hold it.
+ADDED_IN: dict[str, int] = {"read_disturb_rate": 2, "read_disturb_toward": 2,
+                            "weight_mapping": 3}
+ADDED_IN_V2 = tuple(k for k, v in ADDED_IN.items() if v == 2)
 
 
 @dataclass
@@ -166,9 +171,9 @@ def device_from_attrs(group: h5py.Group, where: str, version: int) -> Device:
     """The Device stored in ``group`` (a device file's or a chip file's ``/device``).
 
     Every scalar field must be an attribute (a file lacking one is damaged: its default is
-    never used in its place), except, in a ``version`` 1 file, the fields that version
-    predates (:data:`ADDED_IN_V2`: read disturb, off); tuple fields are attributes or 1-D
-    datasets, absent when empty.
+    never used in its place), except the fields ``version`` predates (:data:`ADDED_IN`:
+    read disturb in version 1, off; the weight mapping in versions 1 and 2, none fixed);
+    tuple fields are attributes or 1-D datasets, absent when empty.
     """
     values: dict[str, Any] = {k: hdf5_scalar(v) for k, v in group.attrs.items()}
     for k, v in list(values.items()):
@@ -180,7 +185,7 @@ def device_from_attrs(group: h5py.Group, where: str, version: int) -> Device:
     for k in group:
         values[k] = _vector(group[k], f"{where}/{k}")
     required = [f.name for f in fields(Device) if f.init and f.name not in _TUPLE_FIELDS
-                and (version >= 2 or f.name not in ADDED_IN_V2)]
+                and version >= ADDED_IN.get(f.name, 1)]
     return _from_mapping(values, where, required, "every scalar Device field is stored, so "
                          "no default stands in for a lost value")
 

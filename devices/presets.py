@@ -43,18 +43,21 @@ def charan2020_dac() -> Device:
     measured on MNIST LeNet-5 (``benchmarks/dac2020_readings.py``; README "Reading the DAC
     2020 variance"), the one closest to both figures jointly is a lognormal spread,
     G = G_level exp(0.5 N(0, 1)) (sigma/mu about 0.53), with the 10-level student mapped one
-    cell per signed weight against a reference column (the hardware preset ``one-cell``,
-    implied by this preset: :data:`PRESET_HARDWARE`): one-shot 23.9 +- 3.7 % (2 chips), KD
+    cell per signed weight against a reference column (``weight_mapping = "offset"``: the
+    hardware preset ``one-cell``, :func:`implied_hardware`): one-shot 23.9 +- 3.7 % (2 chips), KD
     87.9 %, KD + OSA 95.9 % at 5 % and 96.1 % at 8 % of weights in SRAM (FP32 98.9 %). The
     Gaussian sigma = 0.5 x level reading is statistically tied (21.9 %, 96.1 %); readings
     relative to the level spacing never collapse (one-shot >= 94.9 %), relative to the range
     never recover, and on differential pairs nothing collapses. The alternatives stay
-    available through ``variation``, ``sigma_reference`` and ``--hw``.
+    available through ``variation`` and ``sigma_reference``, and other mappings through a
+    copy with ``weight_mapping = ""`` (the preset itself refuses hardware that maps
+    weights otherwise).
 
     Conductance range: not given in the paper; DNN+NeuroSim V1.3's 6 kOhm / 900 kOhm.
     """
     return Device(name="charan2020-dac", g_min_us=_NEUROSIM_G_MIN_US,
                   g_max_us=_NEUROSIM_G_MAX_US, n_levels=10, variation="lognormal", sigma=0.5,
+                  weight_mapping="offset",
                   source="Charan et al., DAC 2020 (10 levels, 50% variance read as lognormal "
                          "sigma = 0.5, one cell per weight: the reading closest to both the "
                          "collapse and the recovery; see README)")
@@ -106,7 +109,7 @@ def lv2024_mlc() -> Device:
     (docs/work5.md), each a Device field that can be changed:
 
     * 16 levels (4-bit MLC), mapped one cell per signed weight against a reference column
-      (the hardware preset ``one-cell``, :data:`PRESET_HARDWARE`);
+      (``weight_mapping = "offset"``: the hardware preset ``one-cell``);
     * on/off ratio 10 (g_max 100 uS, g_min 10 uS): a limited ratio puts the zero weight's
       cell (the middle level) high up the range, where a relative spread is large in uS;
     * lognormal variation sigma = 0.3 (sigma/mu about 0.31), high but below the DAC 2020
@@ -120,6 +123,7 @@ def lv2024_mlc() -> Device:
     return Device(name="lv2024-mlc", g_min_us=10.0, g_max_us=100.0, n_levels=16,
                   variation="lognormal", sigma=0.3, read_noise=0.01,
                   read_disturb_rate=1e-9, read_disturb_toward="g_max",
+                  weight_mapping="offset",
                   source="Lv, Zhang, Wang, IEEE TCAD 2024 (setting named, values the "
                          "project's choice: on/off 10, lognormal 0.3, 16 levels, read "
                          "disturb 1e-9 per read; docs/work5.md)")
@@ -246,23 +250,26 @@ WRITE_VERIFY_PRESETS: dict[str, Callable[[], WriteVerifyParams]] = {
 }
 
 
-PRESET_HARDWARE: dict[str, str] = {
-    # DAC 2020 maps its 10-level student one cell per signed weight (a multilevel cell used
-    # alone); see README "Reading the DAC 2020 variance".
-    "charan2020-dac": "one-cell",
-    # Work 5 (Lv et al., TCAD 2024): one multilevel cell per weight.
-    "lv2024-mlc": "one-cell",
-}
-"""The hardware preset (``xbar.config.HARDWARE_PRESETS``) a device preset's source implies,
-for presets whose paper fixes the weight mapping; every other preset implies ``default``."""
+MAPPING_HARDWARE: dict[str, str] = {"": "default", "differential": "default",
+                                     "offset": "one-cell"}
+"""The hardware preset (``xbar.config.HARDWARE_PRESETS``) each ``Device.weight_mapping``
+implies: ``one-cell`` maps one cell per weight against a reference column, ``default``
+differential pairs; a device that fixes no mapping runs on the defaults."""
+
+
+def implied_hardware(device: Device) -> str:
+    """The hardware preset ``device`` is meant for, from its ``weight_mapping`` (the mapping
+    its source fixes; ``"default"`` when it fixes none): ``--device`` without ``--hw`` uses
+    it, and ``xbar devices`` shows it."""
+    return MAPPING_HARDWARE[device.weight_mapping]
 
 
 def preset_hardware(name: str) -> str:
-    """The hardware preset that device preset ``name`` is meant for (``"default"`` unless its
-    source fixes the mapping): ``--device NAME`` without ``--hw`` uses it."""
+    """The hardware preset that device preset ``name`` is meant for
+    (:func:`implied_hardware` of the preset)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown device preset {name!r}; presets: {', '.join(PRESETS)}")
-    return PRESET_HARDWARE.get(name, "default")
+    return implied_hardware(PRESETS[name]())
 
 
 def preset(name: str) -> Device:

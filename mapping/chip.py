@@ -13,7 +13,7 @@ Random streams: the seed's ``SeedSequence`` spawns one stream per mapped layer f
 programming and a separate tree for reads, reset at every :meth:`Chip.evaluate`, so the same
 seed gives the same chip and the same accuracy.
 
-HDF5 layout (``format = "xbar-sim chip"``, version 1)::
+HDF5 layout (``format = "xbar-sim chip"``, version 3, see ``chip_file.FORMAT_VERSION``)::
 
     /                 attrs: format, format_version, seed, scale, model (zoo name or file),
                       model_input_shape, written_by, created_utc
@@ -51,6 +51,7 @@ from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX
                                     read_header, read_row_perm, restore_layer)
 from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
 from xbar.config import XbarConfig
+from xbar.layout import check_device_mapping
 from xbar.errors import FileFormatError, MissingFileError, ModelError
 
 ADC_CALIBRATION_VECTORS = 4096  # input vectors per layer used to set ADC ranges
@@ -81,7 +82,15 @@ class Chip:
     def program(cls, model: nn.Module, device: Device, config: XbarConfig, seed: int = 0,
                 scale: str = "column", model_source: str = "",
                 input_shape: tuple[int, ...] = ()) -> "Chip":
-        """Fold BatchNorm and program every mappable layer of ``model`` once."""
+        """Fold BatchNorm and program every mappable layer of ``model`` once.
+
+        Raises:
+            ConfigError: ``config.array.weight_mapping`` contradicts the mapping the device's
+                source fixes (``device.weight_mapping``; :func:`xbar.layout.check_device_mapping`
+                says how to resolve it). Other invalid settings and unmappable models as the
+                mapping raises them.
+        """
+        check_device_mapping(device, config, "the hardware configuration")
         folded, _ = fold_batchnorm(model)
         n = len(mapped_layers(folded))
         if n == 0:

@@ -25,11 +25,13 @@ from xbar.devices import Device
 from xbar.devices.files import device_from_attrs
 from xbar.errors import FileFormatError, XbarError
 from xbar.files import hdf5_scalar, open_hdf5
+from xbar.layout import check_device_mapping
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
 
 FORMAT = "xbar-sim chip"
-FORMAT_VERSION = 2
-"""Version 2 stores the device's read-disturb fields (a version 1 file predates them: off)."""
+FORMAT_VERSION = 3
+"""Version 2 stores the device's read-disturb fields (a version 1 file predates them: off);
+version 3 its ``weight_mapping`` (older files predate it: no mapping fixed)."""
 MATRIX_ARRAYS = ("g_us", "target_levels", "stuck", "g_scale", "pos_cols", "neg_cols",
                  "tile_of_col")
 LAYOUT_ARRAYS = ("pos_cols", "neg_cols", "tile_of_col")
@@ -91,8 +93,12 @@ def read_header(f: h5py.File, path: Path) -> ChipHeader:
                               "with)")
     device = device_from_attrs(f["device"], f"{where} /device",
                                hdf5_scalar(f.attrs["format_version"]))
-    return ChipHeader(seed, scale, model, tuple(int(v) for v in shape), device,
-                      read_hardware(f, path))
+    config = read_hardware(f, path)
+    try:  # Chip.program refuses it; a file saying so is damaged, not a user's choice
+        check_device_mapping(device, config, "its /hardware")
+    except XbarError as exc:
+        raise FileFormatError(f"{where}: {exc}") from None
+    return ChipHeader(seed, scale, model, tuple(int(v) for v in shape), device, config)
 
 
 def read_hardware(f: h5py.File, path: Path) -> XbarConfig:

@@ -195,7 +195,7 @@ def test_a_chip_file_written_before_read_disturb_loads_with_it_off(tmp_path) -> 
     from xbar.mapping.chip import Chip
     from xbar.mapping.data.zoo import build_model as build
     model = build("digits-cnn")
-    chip = Chip.program(model, preset("charan2020-dac"), load_hardware("default").xbar, 3,
+    chip = Chip.program(model, preset("charan2020-dac"), load_hardware("one-cell").xbar, 3,
                         "column", "digits-cnn", (1, 8, 8))
     path = tmp_path / "chip.h5"
     chip.save(path)

@@ -29,7 +29,8 @@ _PUBLIC: dict[str, str] = {
     "OutputError": "xbar.errors", "ResourceError": "xbar.errors",
     # devices
     "Device": "xbar.devices.cell", "PRESETS": "xbar.devices.presets",
-    "preset": "xbar.devices.presets", "DeviceFile": "xbar.devices.files",
+    "preset": "xbar.devices.presets", "implied_hardware": "xbar.devices.presets",
+    "DeviceFile": "xbar.devices.files",
     "load_device_file": "xbar.devices.files", "save_device": "xbar.devices.files",
     "resolve_device": "xbar.devices.files", "WriteVerifyParams": "xbar.devices.write_verify",
     # hardware configuration

@@ -394,8 +394,10 @@ def parameters_markdown() -> str:
             "print(m(), end='')\" > docs/parameters.md\n```\n\n"
             "Rules that tie fields together are checked too: `g_max_us > g_min_us`; "
             "`levels_us`, `level_mean_us`, `level_std_us` hold `n_levels` values inside "
-            "[g_min_us, g_max_us]; `sa0_rate + sa1_rate <= 1`; the offset mapping needs "
-            "`cols >= 2`; `bits_per_read <= input_bits`; `drivers_per_array <= cols`; "
+            "[g_min_us, g_max_us]; `sa0_rate + sa1_rate <= 1`; a device's `weight_mapping`, "
+            "when set, must equal the hardware's `[array]` `weight_mapping`; the offset "
+            "mapping needs `cols >= 2`; `bits_per_read <= input_bits`; "
+            "`drivers_per_array <= cols`; "
             "`duplicate_layers` must name conv layers of the simulated network.\n\n")
     return head + markdown_table(param_rows(parameter_sections()))
 

@@ -193,7 +193,9 @@ class WeightLayout(ABC):
                 ) -> ProgrammedCells:
         """Quantise ``weights`` (n_out x n_in) to the device's levels and program every cell
         once (:meth:`xbar.devices.Device.program_cells`): the chip's one-shot programming,
-        for NumPy (``np.random.Generator``) or torch (``torch.Generator``)."""
+        for NumPy (``np.random.Generator``) or torch (``torch.Generator``). A device whose
+        source fixes another weight mapping is refused (:func:`check_device_mapping`)."""
+        check_device_mapping(device, self.array)
         g_scale = self.scales(weights, device, scale)
         levels = self.target_levels(weights, device, g_scale)
         g, stuck = device.program_cells(levels, rng)
@@ -286,6 +288,43 @@ LAYOUTS: dict[str, type[WeightLayout]] = {
     DifferentialLayout.name: DifferentialLayout,
     OffsetLayout.name: OffsetLayout,
 }
+
+
+MAPPING_WORDS = {"differential": "a cell pair per weight",
+                 "offset": "one cell per weight against a reference column"}
+
+
+def check_device_mapping(device: Device, config: Any, hardware: str = "the hardware") -> None:
+    """Refuse to map weights onto ``device``'s cells in a way its source rules out.
+
+    ``config``: an :class:`ArrayConfig`, anything holding one as ``.array`` (an
+    :class:`xbar.config.XbarConfig`), or a mapping name. A device whose ``weight_mapping`` is
+    empty fixes nothing; otherwise the array's mapping must equal it. ``hardware`` names the
+    hardware in the message (``"--hw default"``).
+
+    Raises:
+        ConfigError: Naming both mappings and the two ways out: hardware with the device's
+            mapping, or a copy of the device that fixes none.
+    """
+    fixed = device.weight_mapping
+    if isinstance(config, str):
+        mapping = config
+    else:
+        array = config if isinstance(config, ArrayConfig) else getattr(config, "array", None)
+        mapping = getattr(array, "weight_mapping", None)
+    if not fixed or mapping == fixed:
+        return
+    from xbar.devices.presets import implied_hardware
+
+    hw = implied_hardware(device)
+    raise ConfigError(
+        f"device {device.name!r} fixes weight_mapping = {fixed!r} "
+        f"({MAPPING_WORDS.get(fixed, fixed)}: the setting of its source), but {hardware} has "
+        f"array.weight_mapping = {mapping!r} ({MAPPING_WORDS.get(mapping, mapping)}); "
+        f"use hardware with array.weight_mapping = {fixed!r} (the hardware preset {hw!r}: "
+        f"load_hardware({hw!r}) in Python, --hw {hw} or no --hw on the command line), or, to "
+        f"run this cell on {mapping!r}, a copy that fixes no mapping: "
+        "device.replace(weight_mapping=\"\") (in a device file: weight_mapping = \"\")")
 
 
 def weight_layout(config: Any) -> WeightLayout:

@@ -127,19 +127,41 @@ def dumps_json(obj: Any) -> str:
     return json.dumps(json_safe(obj), indent=2, allow_nan=False)
 
 
-def hardware_spec(device: str, hw: str | None) -> tuple[str | None, str]:
-    """The ``--hw`` to use and a label for it: ``--hw`` when given, else the hardware preset
-    that a device preset's source implies (``xbar.devices.presets.preset_hardware``: DAC
-    2020's cell maps one cell per weight), else the defaults. The label says which, so the
-    output never hides an implied mapping."""
-    from xbar.devices.presets import PRESETS, preset_hardware
+HW_IMPLIED = ("; without --hw, the hardware the device implies (one-cell for a device "
+              "whose source fixes one cell per weight: see `xbar devices`); a --hw must "
+              "agree with a mapping the device fixes")
+"""The end of every ``--hw`` help text that goes with ``--device``."""
 
+
+def hardware_spec(device: Any, hw: str | None) -> tuple[str | None, str]:
+    """The ``--hw`` to use and a label for it, for ``--device`` ``device`` (a preset name or
+    device file as given, or a resolved :class:`~xbar.devices.Device`).
+
+    ``--hw`` when given, unless its ``array.weight_mapping`` contradicts the mapping the
+    device's source fixes (``Device.weight_mapping``: DAC 2020's cell maps one cell per
+    weight), which is refused; else the hardware preset that mapping implies
+    (:func:`xbar.devices.presets.implied_hardware`); else the defaults. The label says which,
+    so the output never hides an implied mapping.
+
+    Raises:
+        ConfigError: ``--hw`` maps weights otherwise than the device fixes, naming both and
+            how to resolve it (:func:`xbar.layout.check_device_mapping`).
+    """
+    from xbar.config import load_hardware
+    from xbar.devices import Device, resolve_device
+    from xbar.devices.presets import implied_hardware
+    from xbar.layout import check_device_mapping
+
+    dev = device if isinstance(device, Device) else resolve_device(device)
+    name = dev.name if isinstance(device, Device) else device
     if hw is not None:
+        check_device_mapping(dev, load_hardware(hw).xbar, f"--hw {hw}")
         return hw, hw
-    if device in PRESETS:
-        implied = preset_hardware(device)
-        if implied != "default":
-            return implied, f"{implied} (implied by --device {device}; --hw overrides)"
+    if dev.weight_mapping:
+        implied = implied_hardware(dev)
+        return (None if implied == "default" else implied,
+                f"{implied} (implied by --device {name}, whose source fixes weight_mapping "
+                f"{dev.weight_mapping!r}; a --hw must agree)")
     return None, "default"
 
 

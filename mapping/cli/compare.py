@@ -15,9 +15,9 @@ from xbar.mapping.recovery.kd import KDConfig, kd_config
 from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.methods import options_json
-from xbar.mapping.cli.common import (add_backend_arg, add_option_arg, check_image_output,
-                                     check_output, count_arg, dumps_json, hardware_spec,
-                                     parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, add_option_arg,
+                                     check_image_output, check_output, count_arg, dumps_json,
+                                     hardware_spec, parse_methods, parse_options, seed_arg)
 
 # Memory per (chip, method) kept until the end: accuracies, times and pulses in lists.
 _BYTES_PER_CHIP_METHOD = 200
@@ -30,7 +30,7 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--device", default=defaults["device"], metavar="PRESET|FILE")
     p.add_argument("--hw", default=defaults.get("hw"), metavar="PRESET|FILE",
                    help="hardware preset (default, one-cell) or TOML with [array], [dac], "
-                        "[adc], [timing], [programming], [adaptation]")
+                        "[adc], [timing], [programming], [adaptation]" + HW_IMPLIED)
     p.add_argument("--sram-ratio", type=float, default=0.05,
                    help="fraction of each layer's weights in SRAM (default 0.05)")
     p.add_argument("--chips", type=count_arg, default=defaults["chips"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from xbar.devices import PRESETS, load_device_file, preset
-from xbar.devices.presets import preset_hardware
+from xbar.devices.presets import implied_hardware
 from xbar.mapping.cli.common import dumps_json
 
 
@@ -20,15 +20,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     devs = [load_device_file(args.file).device] if args.file else [preset(n) for n in PRESETS]
-    # The hardware preset a preset's paper fixes (used when --hw is not given); a file: none.
-    hws = ["default"] if args.file else [preset_hardware(n) for n in PRESETS]
-    if args.json:
-        print(dumps_json([{**d.to_dict(), "hardware": hw} for d, hw in zip(devs, hws)]))
+    if args.json:  # weight_mapping is a Device field; "hardware" the preset it implies
+        print(dumps_json([{**d.to_dict(), "hardware": implied_hardware(d)} for d in devs]))
         return 0
-    for d, hw in zip(devs, hws):
+    for d in devs:
+        if d.weight_mapping:
+            mapping = (f"weight mapping {d.weight_mapping}, fixed by its source (hardware "
+                       f"{implied_hardware(d)} without --hw; a --hw must agree)")
+        else:
+            mapping = "weight mapping not fixed (hardware default without --hw)"
         print(f"{d.name:18s} {d.summary()}")
         print(f"{'':18s} R_on {d.r_on_ohm / 1e3:.3g} kOhm, R_off {d.r_off_ohm / 1e3:.4g} kOhm,"
-              f" on/off {d.on_off_ratio:.3g}; hardware {hw}"
-              f"{' (implied when --hw is not given)' if hw != 'default' else ''}; "
-              f"source: {d.source}")
+              f" on/off {d.on_off_ratio:.3g}; {mapping}; source: {d.source}")
     return 0

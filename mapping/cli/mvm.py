@@ -11,8 +11,8 @@ from xbar.devices import resolve_device
 from xbar.analog import AnalogMatrix
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_backend_arg, count_arg, dumps_json, hardware_spec,
-                                     seed_arg)
+from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, count_arg, dumps_json,
+                                     hardware_spec, seed_arg)
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="charan2020-jxcdc",
                    help="device preset name or .h5/.toml device file (default %(default)s)")
     p.add_argument("--hw", help="hardware preset (default, one-cell) or TOML file with "
-                   "[array], [dac], [adc] sections")
+                   "[array], [dac], [adc] sections" + HW_IMPLIED)
     p.add_argument("--shape", type=_shape, default=(256, 1024), metavar="OUTxIN",
                    help="weight matrix shape (default 256x1024)")
     p.add_argument("--batch", type=count_arg, default=256, help="input vectors (default 256)")

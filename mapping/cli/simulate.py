@@ -10,8 +10,8 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
 from xbar.config import load_hardware
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_backend_arg, check_output, count_arg, dumps_json,
-                                     hardware_spec, seed_arg)
+from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, check_output, count_arg,
+                                     dumps_json, hardware_spec, seed_arg)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="device preset (see `xbar devices`) or .h5/.toml file (default ideal)")
     p.add_argument("--hw", metavar="PRESET|FILE",
                    help="hardware preset (default, one-cell) or TOML file with "
-                   "[array], [dac], [adc] sections")
+                   "[array], [dac], [adc] sections" + HW_IMPLIED)
     p.add_argument("--seed", type=seed_arg, default=0,
                    help="chip seed: programming and read noise (0 to 2**32 - 1)")
     p.add_argument("--teacher-seed", type=seed_arg, default=0,

@@ -7,9 +7,9 @@ import sys
 
 from xbar.mapping.recovery.compare import METHODS
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_backend_arg, add_option_arg, check_image_output,
-                                     check_output, count_arg, dumps_json, hardware_spec,
-                                     parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, add_option_arg,
+                                     check_image_output, check_output, count_arg, dumps_json,
+                                     hardware_spec, parse_methods, parse_options, seed_arg)
 
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "../shared/data")
     p.add_argument("--device", default="charan2020-jxcdc", metavar="PRESET|FILE")
     p.add_argument("--hw", metavar="PRESET|FILE",
-                   help="hardware preset (default, one-cell) or TOML file")
+                   help="hardware preset (default, one-cell) or TOML file" + HW_IMPLIED)
     p.add_argument("--methods", default=_DEFAULT_METHODS,
                    help=f"comma-separated subset of {','.join(METHODS)} "
                         f"(default {_DEFAULT_METHODS})")

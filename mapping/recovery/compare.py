@@ -41,6 +41,7 @@ from xbar.mapping.recovery.methods import MethodContext, method, method_names
 from xbar.mapping.recovery.rvw import program_rvw, rvw_params
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import HardwareConfig, XbarConfig
+from xbar.layout import check_device_mapping
 from xbar.energy_config import AreaConfig, EnergyConfig
 from xbar.timing import TimingConfig
 from xbar.timing.adaptation import AdaptationConfig, adaptation_time
@@ -187,6 +188,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
     backend = resolve_backend(settings.backend)  # before any work: cuda without a GPU fails
     rvw_loop = rvw_params(device) if "rvw" in settings.methods else None
     device = device.device if isinstance(device, DeviceFile) else device
+    check_device_mapping(device, xbar, "the hardware configuration")  # before any work
 
     say = progress or (lambda _: None)
     methods = settings.methods

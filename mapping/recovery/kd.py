@@ -57,7 +57,7 @@ from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.data.train import (backend_device, classification_loss, evaluate,
                                      seeded_deterministic)
 from xbar.config import ArrayConfig, XbarConfig
-from xbar.layout import weight_layout
+from xbar.layout import check_device_mapping, weight_layout
 from xbar.errors import DataError
 from xbar.params import ParamSpec, param
 
@@ -86,7 +86,9 @@ class DeviceNoise(nn.Module):
             array = ArrayConfig(weight_mapping=array)
         self.device = device
         self.layout = weight_layout(array)
-        self.layout.span_us(device)  # refuse a device the mapping cannot use, up front
+        # refuse, up front, a device the mapping cannot use or whose source rules it out
+        check_device_mapping(device, array, "KD's array configuration")
+        self.layout.span_us(device)
         self.generator = generator
         self.scale = scale
         self.active = True

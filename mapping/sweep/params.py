@@ -19,11 +19,13 @@ from xbar.devices import Device
 from xbar.mapping.recovery.compare import CompareSettings
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig
 from xbar.errors import ConfigError
+from xbar.layout import check_device_mapping
 from xbar.params import ParamSpec, param_rows
 
 # Device fields that are labels, not physical parameters (tuple fields hold a whole table
-# per value and are not sweepable either).
-_DEVICE_SKIP = ("name", "source")
+# per value and are not sweepable either). weight_mapping states what the device's source
+# fixes; the mapping itself is the hardware's array.weight_mapping, which is sweepable.
+_DEVICE_SKIP = ("name", "source", "weight_mapping")
 _HARDWARE_SECTIONS: tuple[tuple[str, type], ...] = (
     ("array", ArrayConfig), ("dac", DACConfig), ("adc", ADCConfig))
 # Only these variation models read the field; sweeping it on another device changes nothing.
@@ -145,7 +147,9 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
     Raises:
         ValueError: Unknown name (with the valid names), a value of the wrong type, a value
             the Device/XbarConfig/CompareSettings validation refuses (naming the value and the
-            allowed range), or a parameter the base device never reads.
+            allowed range), a parameter the base device never reads, or a point whose
+            hardware maps weights otherwise than its device fixes (``weight_mapping``: sweep
+            ``array.weight_mapping`` on a device that fixes none).
     """
     params = sweep_params(device, xbar)
     param = params[_canonical(name, params)]
@@ -154,6 +158,8 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
         raise ConfigError(f"device {device.name!r} has variation {device.variation!r}, which "
                          f"does not read {param.name} (only {' / '.join(needs)} do): sweeping it "
                          "would change nothing; pick another --device or --param")
+    if param.name != "array.weight_mapping":  # else each swept value is checked below
+        check_device_mapping(device, xbar, "the sweep's hardware (--hw)")
     points = []
     for v in parse_values(values, param):
         try:
@@ -164,6 +170,8 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
             else:
                 CompareSettings(sram_ratio=v)
                 point = SweepPoint(v, device, xbar, v)
+            check_device_mapping(point.device, point.xbar,
+                                 f"the hardware at {param.name} = {v!r}")
         except ValueError as exc:
             raise ConfigError(f"--values: {param.name} = {v!r} is refused: {exc}") from None
         points.append(point)

@@ -67,7 +67,10 @@ class SweepSpec:
         data_dir: Where the data set's files are (None: ``$XBAR_DATA`` or ../shared/data).
         device: Device preset, device file, a :class:`xbar.devices.Device`, or a
             :class:`xbar.devices.DeviceFile` (whose write-verify loop R-V-W uses).
-        hw: Hardware preset or TOML file (None: the defaults).
+        hw: Hardware preset or TOML file (None: the hardware the device's
+            ``weight_mapping`` implies, :func:`xbar.devices.presets.implied_hardware`; the
+            defaults for a device that fixes none). A hardware, or a swept array field,
+            contradicting the mapping the device fixes is refused.
         methods: Recovery methods (:data:`xbar.mapping.recovery.compare.METHODS`).
         chips: Chip instances per (value, method), >= 1.
         seed: Chip c has seed ``seed + c``; KD students are distilled with ``seed``.
@@ -135,6 +138,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
             unknown method, device or hardware, or a bad budget; each names what to change.
     """
     from xbar.config import load_hardware
+    from xbar.devices.presets import implied_hardware
 
     methods = tuple(m.strip() for m in spec.methods)
     if not methods or "" in methods:
@@ -153,7 +157,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
                                backend=spec.backend)
     device_file = resolve_device_file(spec.device)  # the device with its write-verify loop
     device = device_file.device
-    hw = load_hardware(spec.hw)
+    hw = load_hardware(spec.hw if spec.hw is not None else implied_hardware(device))
     xbar = hw.xbar
     param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
     n_points = len(points) * len(methods) * spec.chips
