@@ -74,16 +74,35 @@ def test_cache_dir_honours_env(isolated_cache: Path) -> None:
 
 # --- MNIST -------------------------------------------------------------------------------------
 
-def test_mnist_shared_test_set_is_split_8000_2000(mnist_dir: Path) -> None:
-    ds = load_dataset("mnist", mnist_dir)
+def test_mnist_t10k_only_is_split_8000_2000(mnist_dir: Path, tmp_path: Path) -> None:
+    """The fallback: a folder holding only copies of the two t10k files (no training files)."""
+    d = tmp_path / "data" / "mnist"
+    d.mkdir(parents=True)
+    for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (d / f"{stem}.gz").write_bytes((mnist_dir / f"{stem}.gz").read_bytes())
+    ds = load_dataset("mnist", d, download=False)
     assert ds.x_train.shape == (8000, 1, 28, 28) and ds.x_test.shape == (2000, 1, 28, 28)
     assert ds.y_train.dtype == np.int64 and set(np.unique(ds.y_test)) == set(range(10))
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() == 1.0
     assert "first 8,000" in ds.note and "last 2,000" in ds.note
+    assert "training files are absent" in ds.note and "official split" not in ds.note
     # The parent directory works too (it holds mnist/).
-    assert np.array_equal(load_dataset("mnist", mnist_dir.parent).y_test, ds.y_test)
+    assert np.array_equal(load_dataset("mnist", d.parent, download=False).y_test, ds.y_test)
     # The first test label of the official t10k file is a 7.
     assert ds.y_train[0] == 7
+
+
+def test_mnist_shared_folder_gives_official_split(mnist_dir: Path) -> None:
+    """The shared folder holds all four official files: 60,000 train / 10,000 test."""
+    if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip(f"MNIST training files are absent from {mnist_dir}")
+    ds = load_dataset("mnist", mnist_dir, download=False)
+    assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
+    assert ds.y_train.dtype == np.int64 and ds.y_test.dtype == np.int64
+    assert set(np.unique(ds.y_train)) == set(range(10)) == set(np.unique(ds.y_test))
+    assert "official split" in ds.note and "60,000 train / 10,000 test" in ds.note
+    # The first labels of the official files: train starts 5 0 4 1, t10k starts 7 2 1 0.
+    assert ds.y_train[:4].tolist() == [5, 0, 4, 1] and ds.y_test[:4].tolist() == [7, 2, 1, 0]
 
 
 def test_mnist_checksum_mismatch_names_file(mnist_dir: Path, tmp_path: Path) -> None:

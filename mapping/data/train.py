@@ -82,8 +82,9 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
     "vgg16-narrow": TrainRecipe(epochs=10, batch_size=128, learning_rate=2e-3,
                                 weight_decay=5e-4, threads=None),
 }
-"""Default recipe per zoo model (digits-cnn: seconds; lenet5 on 8,000 MNIST images: under a
-minute on two CPU cores; vgg16: hours on a CPU, and no data augmentation)."""
+"""Default recipe per zoo model (digits-cnn: seconds; lenet5 on the 60,000 official MNIST
+training images: about a minute on one CPU thread, 99.19 % FP32 test accuracy with seed 0
+(the mlp: 98.47 %, 43 s); vgg16: hours on a CPU; no data augmentation for any)."""
 
 
 @dataclass(frozen=True)
