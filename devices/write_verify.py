@@ -256,7 +256,7 @@ class StoppingRule:
             caps = np.asarray(params.max_pulses)
             span = f"{caps.min()}" if caps.min() == caps.max() else \
                 f"{caps.min()}-{caps.max()} (median {int(np.median(caps))})"
-            cap = f"pulse cap {span} per cell (the loop's: {params.source})"
+            cap = f"pulse cap {span} per cell (the write-verify loop's)"
         else:
             cap = "pulse cap of the loop"
         abort = (f"early abort after {self.abort_after} pulses in a row moving a cell by "

@@ -38,7 +38,7 @@ from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.kd import KDConfig, distill
 from xbar.mapping.recovery.methods import MethodContext, method, method_names
-from xbar.mapping.recovery.rvw import program_rvw, rvw_params
+from xbar.mapping.recovery.rvw import program_rvw, rvw_params, stuck_time_share
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import HardwareConfig, XbarConfig
 from xbar.layout import check_device_mapping
@@ -294,9 +294,13 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
                 r.sram_area_fraction = sram_area_fraction(specs, words, hw)
             else:  # rvw
                 chip = Chip.program(teacher, device, xbar, seed, "column", "", shape)
-                counts = program_rvw(chip, rvw_loop, seed)
+                counts = program_rvw(chip, rvw_loop, seed, programming.stopping_rule())
                 chip.use_backend(backend).calibrate(calib)
                 prog = programming_time(counts, programming, xbar, timing)
+                for key, value in stuck_time_share(chip, counts, programming, xbar,
+                                                   timing).items():
+                    if not key.startswith("t_"):
+                        r.costs.setdefault(key, []).append(value)
                 r.program_s.append(prog.total_s)
                 r.pulses.append(prog.total_pulses)
                 r.program_pj.append(programming_energy(prog, hw).total_pj)
@@ -327,6 +331,8 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             "speedup_accounting": accounting_label(programming, xbar),
             "n_weights": n_weights, "rram_cells": rram_cells, "kd": kd_info,
             "rvw_loop": rvw_loop.source if rvw_loop is not None else None,
+            "rvw_stopping_rule": (programming.stopping_rule().label(rvw_loop)
+                                  if rvw_loop is not None else None),
             "settings": {"sram_ratio": settings.sram_ratio, "chips": settings.chips,
                          "seed": settings.seed, "methods": list(methods),
                          "adapt_steps": settings.adapt.steps,

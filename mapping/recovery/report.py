@@ -58,6 +58,14 @@ def format_table(result: dict[str, Any]) -> str:
     if result.get("speedup_rsa_vs_rvw") is not None:
         rows.append(f"speedup of KD+RSA over R-V-W: {result['speedup_rsa_vs_rvw']:.3g}x")
         rows.append(f"  {result['speedup_definition']}")
+    rvw = result["methods"].get("rvw")
+    if rvw is not None and "stuck_time_share" in rvw:
+        rows.append(f"R-V-W stopping rule: {result.get('rvw_stopping_rule')}")
+        rows.append(f"  stuck cells ({100 * rvw['stuck_cells']:.1f} % of cells) take "
+                    f"{100 * rvw['stuck_pulse_share']:.1f} % of R-V-W's pulses and "
+                    f"{100 * rvw['stuck_time_share']:.1f} % of its time (T_rvw with stuck cells "
+                    "charged one read each is that much shorter): the speedup hangs on the "
+                    "stopping rule ([programming] max_pulses, abort_after)")
     kd = result.get("kd") or {}
     if kd.get("clean_gap", 0.0) > 0.01:  # more than 1 point: say so beside the KD rows
         rows.append(f"KD student without the device: {100 * kd['student_fp32_accuracy']:.2f} %, "
@@ -123,6 +131,8 @@ def save_compare(path: str | Path, result: dict[str, Any], config: dict[str, Any
             stamp_hdf5(f, FORMAT, FORMAT_VERSION)
             f.attrs["config_json"] = json.dumps(config)
             f.attrs["speedup_definition"] = result["speedup_definition"]
+            if result.get("rvw_stopping_rule"):
+                f.attrs["rvw_stopping_rule"] = result["rvw_stopping_rule"]
             if result.get("speedup_rsa_vs_rvw") is not None:
                 f.attrs["speedup_rsa_vs_rvw"] = result["speedup_rsa_vs_rvw"]
             for k, v in result["settings"].items():

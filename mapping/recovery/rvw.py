@@ -186,3 +186,17 @@ def healthy_median_pulses(chip: Chip, counts: list[LayerCells]) -> int:
             for layer, c in zip(chip.layers, counts)]
     flat = np.concatenate(vals) if vals else np.zeros(0)
     return max(1, int(np.median(flat))) if flat.size else 1
+
+
+def outside_windows(chip: Chip, params: WriteVerifyParams) -> float:
+    """Fraction of the chip's healthy cells whose conductance lies outside their target
+    level's verify window (cells the controller gave up on, or never verified)."""
+    out = total = 0
+    lo, hi = np.asarray(params.window_lo_us), np.asarray(params.window_hi_us)
+    for layer in chip.layers:
+        m = layer.matrix
+        healthy = m.stuck == 0
+        g, lv = m.g_us[healthy], m.target_levels[healthy]
+        out += int(((g < lo[lv]) | (g > hi[lv])).sum())
+        total += int(healthy.sum())
+    return out / total if total else 0.0
