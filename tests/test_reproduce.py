@@ -13,6 +13,7 @@ from xbar.errors import ConfigError
 from xbar.mapping.cli.main import main
 from xbar.mapping.recovery.published import KINDS, PUBLISHED, published
 from xbar.mapping.recovery.reproduce import WORKS, ReproduceSettings, reproduce
+from xbar.mapping.recovery.reproduce_report import format_rows
 
 TINY = ["--quick", "--chips", "1", "--steps", "10", "--batch", "16", "--kd-epochs", "1",
         "--fractions", "0.03,0.08"]
@@ -61,6 +62,17 @@ def test_reproduce_all_rows_json_and_file(tmp_path: Path,
             assert r["note"], r  # a figure not simulated says why
         elif r["published"] is not None and r["kind"] != "speedup":
             assert r["difference"] == pytest.approx(r["simulated"] - r["published"])
+        # the paper's figure or null: never our own FP32 in its place
+        assert r["published"] == published(r["work"], r["figure"]).value, r
+        if r["published"] is None:
+            assert r["difference"] is None
+    for fig in ("kd-osa-mnist", "recovery"):   # the paper's "baseline": against our FP32
+        r = next(x for x in rows if x["figure"] == fig)
+        assert "baseline = our FP32" in r["setting"] and r["versus_our_fp32"] is not None
+    adc = next(r for r in rows if r["figure"] == "adc-power")
+    test = result["works"]["work4"]["adc_search"]
+    assert test["test_images"] == 360 and 0 < test["test_accuracy"] <= 1   # digits' test set
+    assert f"{100 * test['test_accuracy']:.2f} %" in adc["setting"]
     speedups = [r for r in rows if r["figure"] == "speedup"]
     assert {r["setting"].split(" accounting")[0] for r in speedups} == {"full-chip",
                                                                           "cell-by-cell"}
@@ -92,6 +104,24 @@ def test_reproduce_one_work(capsys: pytest.CaptureFixture[str]) -> None:
                                          batch=16, kd_epochs=1, fractions=(0.05,)))
     assert {r["work"] for r in result["rows"]} == {"work2"}
     assert "work1" not in result["works"] and "sensitivity" not in result
+    fp32 = result["fp32_accuracy"]
+    rows = {r["figure"]: r for r in result["rows"]}
+    kd_osa = rows["kd-osa-mnist"]   # the paper prints "baseline", no number
+    assert kd_osa["published"] is None and kd_osa["published_text"] == "baseline"
+    assert kd_osa["difference"] is None
+    assert kd_osa["versus_our_fp32"] == pytest.approx(kd_osa["simulated"] - fp32)
+    assert f"baseline = our FP32 ({fp32:.2%})" in kd_osa["setting"]
+    assert f"{100 * (kd_osa['simulated'] - fp32):+.2f} points against our FP32" in kd_osa["note"]
+    collapse = rows["collapse-mnist"]   # a published number: compared with it, not FP32
+    assert collapse["published"] == pytest.approx(0.3176)
+    assert collapse["difference"] == pytest.approx(collapse["simulated"] - 0.3176)
+    assert collapse["versus_our_fp32"] is None
+    table = format_rows(result).splitlines()
+    line = next(x for x in table if x.split()[:2] == ["work2", "kd-osa-mnist"])
+    assert f"{100 * kd_osa['versus_our_fp32']:+.2f}*" in line
+    assert any(x.startswith("* no published number") for x in table)
+    line = next(x for x in table if x.split()[:2] == ["work2", "collapse-mnist"])
+    assert f" {100 * collapse['difference']:+.2f}  {collapse['setting']}" in line
 
 
 def _result(**acc: float) -> dict:

@@ -18,7 +18,7 @@ from xbar.mapping.data.train import train_model
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.adc_search import (ADCSearchConfig, adc_energy_table,
-                                              search_adc_bits, set_adc_bits)
+                                              held_out_accuracy, search_adc_bits, set_adc_bits)
 from xbar.mapping.recovery.compensation import (CompensationConfig, CompensationLayer,
                                                 attach_compensation, compensation_costs,
                                                 compensations, place_compensation,
@@ -105,6 +105,16 @@ def test_adc_search_respects_the_floor(digits) -> None:
     assert chip.evaluate(ds.x_train[idx], ds.y_train[idx]) == pytest.approx(result.accuracy)
     for entry in result.history:
         assert entry["accepted"] == (entry["accuracy"] >= result.floor)
+    # what the row reports: the test set at the chosen bits and at uniform 8-bit, on the
+    # search's chips, measured apart from the search (which never saw a test image)
+    assert result.test_accuracy is None
+    held = held_out_accuracy(model, ds, device_at(0.3), hw, result, config, seed=0)
+    assert held.bits == result.bits and held.accuracy == result.accuracy
+    assert held.test_images == len(ds.y_test)
+    assert held.test_accuracy == pytest.approx(chip.evaluate(ds.x_test, ds.y_test))
+    assert held.reference_test_accuracy == pytest.approx(
+        _chip(model, ds, 0.3).evaluate(ds.x_test, ds.y_test))
+    assert held.to_dict()["test_accuracy"] == held.test_accuracy
 
 
 def test_fresh_compensation_is_the_identity(digits) -> None:

@@ -29,6 +29,9 @@ reference, each round tries lowering one layer by one bit, in order of the ADC e
 saves (largest first), and keeps the first move whose mean accuracy stays at or above the
 floor; a layer whose move failed is not tried again (lowering other layers only adds error).
 It stops when no move is left. At most (layers x (max_bits - min_bits) + layers) evaluations.
+The accuracy a reader compares is measured afterwards, apart from the search:
+:func:`held_out_accuracy` scores the chosen bits and the uniform reference on the test set,
+on the same chips (:attr:`ADCSearchResult.test_accuracy`).
 
 Cell levels: in this simulator one weight is one differential pair (or one cell against a
 reference column), never bit-sliced over several cells, so the level count changes no ADC
@@ -60,7 +63,7 @@ from xbar.timing.closed_form import network_cycles_layer_schedule
 from xbar.timing.energy import inference_energy
 
 __all__ = ["ADCSearchConfig", "ADCSearchResult", "adc_energy_table", "adc_latency_ns",
-           "search_adc_bits", "set_adc_bits"]
+           "held_out_accuracy", "search_adc_bits", "set_adc_bits"]
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,12 @@ class ADCSearchConfig(Params):
 
 @dataclass
 class ADCSearchResult:
-    """What the search found (energies in pJ per inference, latencies in ns)."""
+    """What the search found (energies in pJ per inference, latencies in ns).
+
+    ``reference_accuracy``, ``floor`` and ``accuracy`` are on the search's training images;
+    ``test_accuracy`` and ``reference_test_accuracy`` (None until :func:`held_out_accuracy`
+    fills them) on the test set, at the chosen bits and at the uniform reference.
+    """
 
     bits: dict[str, int]
     levels: int
@@ -116,6 +124,9 @@ class ADCSearchResult:
     evaluations: int
     wall_s: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    test_accuracy: float | None = None
+    reference_test_accuracy: float | None = None
+    test_images: int | None = None
 
     @property
     def power_change(self) -> float:
@@ -193,6 +204,37 @@ def _accuracy(chips: list[Chip], x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean([c.evaluate(x, y) for c in chips]))
 
 
+def _chips(model: nn.Module, dataset: Dataset, device: Device, xbar: Any, chips: int,
+           seed: int) -> list[Chip]:
+    """``chips`` programmed and calibrated chips (seeds seed, seed + 1, ...) on training
+    images, as the search builds them."""
+    shape = tuple(dataset.input_shape)
+    out = []
+    for c in range(chips):
+        chip = Chip.program(model, device, xbar, seed + c, "column", "", shape)
+        chip.calibrate(calibration_inputs(dataset, seed=seed + c))
+        out.append(chip)
+    return out
+
+
+def held_out_accuracy(model: nn.Module, dataset: Dataset, device: Device, hw: HardwareConfig,
+                      result: ADCSearchResult, config: ADCSearchConfig = ADCSearchConfig(),
+                      seed: int = 0) -> ADCSearchResult:
+    """``result`` with its test-set accuracies: the mean over the search's chips (the same
+    seeds, programmed and calibrated as the search did) of the accuracy on every test image
+    at the chosen bits and level count, and at the uniform reference (``max_bits``, the
+    device's levels). The search never sees the test set; this only reports it."""
+    xbar = hw.xbar.replace(adc_bits=config.max_bits)
+    x, y = dataset.x_test, dataset.y_test
+    reference = _accuracy(_chips(model, dataset, device, xbar, config.chips, seed), x, y)
+    chosen = _chips(model, dataset, _device_with_levels(device, result.levels), xbar,
+                    config.chips, seed)
+    for chip in chosen:
+        set_adc_bits(chip, result.bits)
+    return dataclasses.replace(result, test_accuracy=_accuracy(chosen, x, y),
+                               reference_test_accuracy=reference, test_images=len(y))
+
+
 def search_adc_bits(model: nn.Module, dataset: Dataset, device: Device, hw: HardwareConfig,
                     config: ADCSearchConfig = ADCSearchConfig(), seed: int = 0,
                     say: Any = None) -> ADCSearchResult:
@@ -215,12 +257,7 @@ def search_adc_bits(model: nn.Module, dataset: Dataset, device: Device, hw: Hard
     evaluations = 0
 
     def chips_for(dev: Device) -> list[Chip]:
-        out = []
-        for c in range(config.chips):
-            chip = Chip.program(model, dev, xbar, seed + c, "column", "", shape)
-            chip.calibrate(calibration_inputs(dataset, seed=seed + c))
-            out.append(chip)
-        return out
+        return _chips(model, dataset, dev, xbar, config.chips, seed)
 
     reference_chips = chips_for(device)
     reference = _accuracy(reference_chips, x, y)

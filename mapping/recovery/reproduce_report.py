@@ -117,7 +117,9 @@ def save_reproduce(path: str | Path, result: dict[str, Any]) -> list[Path]:
 
 
 def format_rows(result: dict[str, Any]) -> str:
-    """The table ``xbar reproduce`` prints."""
+    """The table ``xbar reproduce`` prints. ``diff`` is simulated - published (points, or a
+    ratio for speedups); where the paper prints no number but compares with its own FP32
+    (``versus_our_fp32`` set), it is simulated - our FP32, marked ``*``."""
 
     def fmt(kind: str, v: float | None) -> str:
         if v is None or (isinstance(v, float) and not math.isfinite(v)):
@@ -129,12 +131,17 @@ def format_rows(result: dict[str, Any]) -> str:
         return f"{100 * v:.2f} %"
 
     lines = [f"{'work':6} {'figure':20} {'published':>10} {'simulated':>18} {'diff':>9}  setting"]
+    starred = False
     for r in result["rows"]:
         pub = r["published_text"]
         sim = fmt(r["kind"], r["simulated"])
         if r["simulated_std"]:
             sim += f" +- {100 * r['simulated_std']:.2f}"
-        if r["difference"] is None:
+        versus = r.get("versus_our_fp32")
+        if r["difference"] is None and versus is not None:
+            diff = f"{100 * versus:+.2f}*"
+            starred = True
+        elif r["difference"] is None:
             diff = "-"
         elif r["kind"] == "speedup":
             diff = f"{r['difference']:.2g}x"
@@ -144,4 +151,7 @@ def format_rows(result: dict[str, Any]) -> str:
                      f"{r['setting']}")
         if r["note"]:
             lines.append(f"{'':6} {'':20} {'':>10} {'':>18} {'':>9}  note: {r['note']}")
+    if starred:
+        lines.append("* no published number (the paper compares with its own FP32 baseline): "
+                     "simulated - our FP32, in points")
     return "\n".join(lines)
