@@ -13,11 +13,11 @@ access transistor suppresses them).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
+from xbar.devices.programming import CellProgramming
 from xbar.errors import ConfigError
 from xbar.params import INF, fail, param, validate
 
@@ -32,7 +32,7 @@ def _fail(name: str, value: Any, allowed: str) -> None:
 
 
 @dataclass(frozen=True)
-class Device:
+class Device(CellProgramming):
     """One RRAM cell technology.
 
     Attributes:
@@ -43,8 +43,9 @@ class Device:
         levels_us: Explicit level conductances in uS, ascending, inside [g_min_us, g_max_us].
             Empty (the default) means ``n_levels`` levels spaced uniformly in conductance
             from g_min_us to g_max_us.
-        variation: Device-to-device programming variation, drawn once per cell when it is
-            programmed:
+        variation: Programming variation, the scatter of a programmed cell around its
+            level (split into a device-to-device and a cycle-to-cycle part by
+            ``c2c_fraction``):
             ``"none"``;
             ``"gaussian"``: G = G_level + sigma * s * N(0, 1), where s is set by
             ``sigma_reference`` (the level itself, g_max, g_max - g_min, or the level
@@ -54,6 +55,23 @@ class Device:
             ``"table"``: G = mean_us[l] + std_us[l] * N(0, 1), a measured per-level table;
             ``"polynomial"``: G = G_level + sigma(G_level) * N(0, 1) with sigma in uS given by
             the polynomial ``sum_k sigma_poly_us[k] * x**k``, x = G_level / poly_g_ref_us.
+            Every draw is then clipped to [g_min_us, g_max_us] (:meth:`landed`): the model
+            takes g_min and g_max as hard bounds (no cell conducts less than its lowest state
+            or more than its highest). That is intended, not a bug, but not neutral: a level
+            on a bound loses the half of its spread beyond it (Gaussian: the cells' mean
+            moves inward by 0.40 x the spread and their std falls to 0.58 x; lognormal at the
+            presets' sigmas: 0.33-0.81 x). On differential pairs the idle cell of every pair
+            sits at level 0 = g_min, so every nonzero weight shrinks toward zero by 0.40 x
+            the idle cell's spread (over g_scale) and, with a spread the same at every level,
+            its error std is 0.82 x what ``sigma`` implies (a zero weight's: 0.58 x); a weight
+            at the top level loses its upward half too. At the presets' sigmas, in % of
+            g_max - g_min against the same draws unclipped: the level-0 mean rises by 0.03
+            (charan2020-jxcdc), 0.10 (charan2020-dac), 0.74 (wan2022), 1.1 (lv2024-mlc);
+            the top level's mean falls by 4.0, 28 (lognormal 0.5: 15 % below the level
+            itself), 1.1, 16. For lognormal the lower clip guards nothing physical (its
+            draws are > 0 anyway): it encodes the assumption that g_min is a hard floor, as
+            the upper clip does for g_max. Numbers and their effect on accuracy and its
+            spread over chips: docs/variation.md.
         sigma: Relative spread for ``gaussian`` (a fraction, 0.1 = 10 %) or the log-space
             standard deviation for ``lognormal``; >= 0.
         sigma_reference: What the Gaussian sigma is relative to: ``"level"`` (multiplicative
@@ -62,6 +80,17 @@ class Device:
             spacing between adjacent levels, the same for every level: (g_max_us - g_min_us)
             / (n_levels - 1) for uniform levels, the mean spacing of ``levels_us`` otherwise,
             i.e. (levels_us[-1] - levels_us[0]) / (n_levels - 1)).
+        c2c_fraction: The share of the programming variance that is cycle-to-cycle, in
+            [0, 1]. Every model above is ``centre + spread * z`` (``lognormal``: in log
+            space) with z ~ N(0, 1); z = sqrt(1 - f) * z_d2d + sqrt(f) * z_c2c, where z_d2d is
+            the cell's own, fixed for the life of the chip (device-to-device: what a test
+            pass can measure and every later write repeats), and z_c2c is drawn afresh at
+            every write of the cell (cycle-to-cycle: one-shot programming, a rewrite). The
+            total spread is the same for any f. Default 0.5: an assumption where a source gives
+            only a total (HfO2 RRAM shows cycle-to-cycle spreads of the same order as
+            device-to-device ones: Ambrogio et al., IEEE TED 61(8), 2014; Fantini et al.,
+            IMW 2013; resistances correlate over only ~40 cycles: Chen et al., IEEE EDL
+            37(6), 2016, doi 10.1109/LED.2016.2553370). Each preset states its own.
         level_mean_us: Per-level programmed mean conductance in uS (``table`` only).
         level_std_us: Per-level programmed standard deviation in uS (``table`` only).
         sigma_poly_us: Polynomial coefficients, lowest order first, in uS (``polynomial``).
@@ -105,6 +134,10 @@ class Device:
     sigma_reference: str = param("level", choices=SIGMA_REFERENCES,
                                  doc="What the gaussian sigma is relative to (spacing: the "
                                      "mean spacing of adjacent levels).")
+    c2c_fraction: float = param(0.5, unit="fraction", range=(0, 1),
+                                note="0: all device-to-device; 1: all cycle-to-cycle",
+                                doc="Share of the programming variance drawn afresh at every "
+                                    "write (the rest is fixed per cell).")
     level_mean_us: tuple[float, ...] = param(
         (), kind=tuple, item=float, unit="uS", note="n_levels values; variation = table",
         doc="Per-level programmed mean conductance (variation = table).")
@@ -267,183 +300,13 @@ class Device:
             return float(self._levels[-1] - self._levels[0]) / (self.n_levels - 1)
         return self.g_max_us - self.g_min_us   # range
 
-    def nearest_level(self, g_us: Any) -> Any:
-        """Index of the nominal level nearest to each conductance (uS); a tie goes down.
-
-        NumPy in, int32 NumPy out; a torch tensor in, an int64 tensor on its device out (the
-        same arithmetic, in float64, so both give the same indices).
-        """
-        if _is_numpy(g_us):
-            lv = self._levels
-            g = np.asarray(g_us, dtype=np.float64)
-        else:
-            g = g_us.double().contiguous()
-            lv = _like(self._levels, g)
-        xp = array_namespace(g)
-        idx = xp.searchsorted(lv, g).clip(1, len(self._levels) - 1)
-        left = lv[idx - 1]
-        right = lv[idx]
-        out = xp.where(g - left <= right - g, idx - 1, idx)
-        return out.astype(np.int32) if xp is np else out
-
-    # ------------------------------------------------------------------ programming
-    def program(self, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Program cells one-shot: target level indices in, conductances (uS, float32) out.
-
-        Applies, in order: the programming variation (once per cell), clipping to
-        [g_min_us, g_max_us], and stuck-at faults (a stuck cell ignores its target). Works
-        on any shape; vectorised over cells (tens of millions per second).
-
-        Args:
-            levels: Integer level indices in [0, n_levels).
-            rng: The random generator; the same generator state gives the same cells.
-        """
-        return self.program_cells(levels, rng)[0]
-
-    def program_cells(self, levels: Any, rng: Any) -> tuple[Any, Any]:
-        """As :meth:`program`, also returning the stuck map (0 healthy, 1 SA0, 2 SA1; int8).
-
-        ``levels`` and ``rng`` are NumPy (an integer array and a ``np.random.Generator``) or
-        torch (an integer tensor and a ``torch.Generator``, for a training-time model of
-        programming such as KD's): the draws come from that generator and the cells are
-        made by the same formula, :meth:`conductances`.
-        """
-        lv = self._check_levels(levels)
-        eps, u = self.draw(lv.shape, rng, getattr(lv, "device", None))
-        g, sa0, sa1 = self.conductances(lv, eps, u)
-        if _is_numpy(g):
-            return g, sa0.astype(np.int8) + 2 * sa1.astype(np.int8)
-        return g, sa0.char() + 2 * sa1.char()   # torch: int8 as well
-
-    def _check_levels(self, levels: Any) -> Any:
-        if _is_numpy(levels):
-            lv = np.asarray(levels)
-            integer = lv.dtype.kind in "iu"
-        else:
-            lv = levels
-            integer = not (lv.dtype.is_floating_point or lv.dtype.is_complex
-                           or lv.dtype == _torch().bool)
-        if not integer:
-            raise ConfigError(f"levels must be integer level indices, got dtype {lv.dtype}")
-        if lv.shape.numel() if not _is_numpy(lv) else lv.size:
-            lo, hi = int(lv.min()), int(lv.max())
-            if lo < 0 or hi >= self.n_levels:
-                raise ConfigError(f"levels must lie in [0, {self.n_levels - 1}] for device "
-                                  f"{self.name!r}; got range [{lo}, {hi}]")
-        return lv
-
-    def draw(self, shape: tuple[int, ...], rng: Any, device: Any = None
-             ) -> tuple[Any, Any]:
-        """The random numbers programming ``shape`` cells consumes, in the order it draws
-        them: standard normals (float32; None when there is neither a spread nor a fault to
-        draw) and uniforms in [0, 1) for the stuck-at faults (float32; None without faults).
-
-        The normals are drawn whenever faults are, even without a spread, so that the
-        stuck-at map that follows is the same with and without variation (a sweep over sigma
-        keeps its faults). ``rng``: a ``np.random.Generator`` or a ``torch.Generator`` (its
-        draws are moved to ``device``).
-        """
-        faults = bool(self.sa0_rate or self.sa1_rate)
-        normals = faults or not (self.variation == "none" or self._zero_spread())
-        if isinstance(rng, np.random.Generator):
-            eps = rng.standard_normal(shape, dtype=np.float32) if normals else None
-            u = rng.random(shape, dtype=np.float32) if faults else None
-            return eps, u
-        torch = sys.modules.get("torch")   # a torch.Generator means torch is imported
-        if torch is None or not isinstance(rng, torch.Generator):
-            raise ConfigError(f"rng must be a numpy.random.Generator or a torch.Generator; "
-                              f"got {type(rng).__name__}")
-        kw = {"generator": rng, "dtype": torch.float32, "device": rng.device}
-        to = rng.device if device is None else device
-        eps = torch.randn(shape, **kw).to(to) if normals else None
-        u = torch.rand(shape, **kw).to(to) if faults else None
-        return eps, u
-
-    def level_statistics(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per level, float32: the conductance programming aims at (the nominal level, or the
-        measured mean of a ``table`` device) and the spread around it. For the additive
-        models a cell is ``centre + spread * N(0, 1)`` (spread in uS); for ``lognormal`` it is
-        ``centre * exp(sigma * N(0, 1))`` and the spread column holds sigma."""
-        nominal = self._levels.astype(np.float32)
-        v = self.variation
-        if v == "none" or self._zero_spread():
-            return nominal, np.zeros_like(nominal)
-        if v == "gaussian":
-            if self.sigma_reference == "level":
-                return nominal, np.float32(self.sigma) * nominal
-            return nominal, np.full_like(nominal, np.float32(self.sigma * self._sigma_scale_us()))
-        if v == "lognormal":
-            return nominal, np.full_like(nominal, np.float32(self.sigma))
-        if v == "table":
-            return (np.asarray(self.level_mean_us, dtype=np.float32),
-                    np.asarray(self.level_std_us, dtype=np.float32))
-        return nominal, self.sigma_at(self._levels).astype(np.float32)   # polynomial
-
-    def conductances(self, levels: Any, eps: Any, u: Any) -> tuple[Any, Any, Any]:
-        """The programmed cells from their target levels and the draws of :meth:`draw`.
-
-        The one formula of one-shot programming, for NumPy arrays and torch tensors alike:
-        variation around the level's centre (:meth:`level_statistics`), clipping to
-        [g_min_us, g_max_us], then stuck-at faults (``u < sa0_rate``: g_min;
-        ``sa0_rate <= u < sa0_rate + sa1_rate``: g_max). Returns (g, sa0 mask, sa1 mask).
-        """
-        centre_np, spread_np = self.level_statistics()
-        centre = _like(centre_np, levels)
-        if self.variation == "none" or self._zero_spread():
-            g = centre[levels]
-        elif self.variation == "lognormal":
-            g = centre[levels] * array_namespace(eps).exp(_scalar(spread_np[0], eps) * eps)
-        else:
-            g = centre[levels] + _like(spread_np, levels)[levels] * eps
-        g = g.clip(self.g_min_us, self.g_max_us)
-        if u is None:
-            sa0 = _zeros_bool(g)
-            sa1 = _zeros_bool(g)
-        else:
-            sa0 = u < self.sa0_rate
-            sa1 = (u >= self.sa0_rate) & (u < self.sa0_rate + self.sa1_rate)
-            g[sa0] = self.g_min_us
-            g[sa1] = self.g_max_us
-        return g, sa0, sa1
-
     def summary(self) -> str:
         """One line with the key figures, for listings."""
         var = {"none": "none", "gaussian": f"gaussian {self.sigma:g} x {self.sigma_reference}",
                "lognormal": f"lognormal {self.sigma:g}", "table": "measured table",
                "polynomial": "sigma(G) polynomial"}[self.variation]
+        if self.has_c2c() or (self.c2c_fraction == 0 and var != "none"):
+            var += f" ({100 * (1 - self.c2c_fraction):g} % of its variance per cell)"
         return (f"{self.g_min_us:.4g}-{self.g_max_us:.4g} uS, {self.n_levels} levels, "
                 f"variation {var}, read noise {self.read_noise:g}, "
                 f"SA0 {self.sa0_rate:g}, SA1 {self.sa1_rate:g}")
-
-
-# --------------------------------------------------------------------------- array modules
-def _is_numpy(x: Any) -> bool:
-    """True unless ``x`` is a torch tensor (lists and scalars count as NumPy)."""
-    torch = sys.modules.get("torch")
-    return torch is None or not isinstance(x, torch.Tensor)
-
-
-def _torch() -> Any:
-    import torch  # only reached with a torch tensor or generator in hand: already imported
-    return torch
-
-
-def array_namespace(x: Any) -> Any:
-    """The module whose functions apply to ``x``: ``torch`` for a tensor, else ``numpy``."""
-    return np if _is_numpy(x) else sys.modules["torch"]
-
-
-def _like(table: np.ndarray, ref: Any) -> Any:
-    """``table`` as an array of ``ref``'s kind (a tensor on ``ref``'s device for torch)."""
-    return table if _is_numpy(ref) else _torch().as_tensor(table, device=ref.device)
-
-
-def _scalar(value: np.floating, ref: Any) -> Any:
-    """A float32 scalar for NumPy; the same value as a Python float for torch."""
-    return value if _is_numpy(ref) else float(value)
-
-
-def _zeros_bool(ref: Any) -> Any:
-    if _is_numpy(ref):
-        return np.zeros(ref.shape, dtype=bool)
-    return _torch().zeros(ref.shape, dtype=_torch().bool, device=ref.device)

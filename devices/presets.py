@@ -21,6 +21,13 @@ from xbar.errors import ConfigError
 # NeuroSim V1.3 Param.cpp: R_on = 6 kOhm, R_off = 900 kOhm.
 _NEUROSIM_G_MIN_US = 1e6 / 900e3
 _NEUROSIM_G_MAX_US = 1e6 / 6e3
+# Where a source gives only the total programming spread: half its variance
+# device-to-device (fixed per cell), half cycle-to-cycle (fresh at every write). HfO2 RRAM
+# shows cycle-to-cycle spreads of the same order as device-to-device ones (Ambrogio et al.,
+# IEEE TED 61(8), 2014; Fantini et al., IMW 2013); an assumption, kept a parameter
+# (Device.c2c_fraction) and stated in each preset's source.
+_ASSUMED_SPLIT = 0.5
+_SPLIT_NOTE = "variation split 50/50 device-to-device / cycle-to-cycle assumed"
 
 
 def ideal() -> Device:
@@ -57,10 +64,11 @@ def charan2020_dac() -> Device:
     """
     return Device(name="charan2020-dac", g_min_us=_NEUROSIM_G_MIN_US,
                   g_max_us=_NEUROSIM_G_MAX_US, n_levels=10, variation="lognormal", sigma=0.5,
+                  c2c_fraction=_ASSUMED_SPLIT,
                   weight_mapping="offset",
                   source="Charan et al., DAC 2020 (10 levels, 50% variance read as lognormal "
                          "sigma = 0.5, one cell per weight: the reading closest to both the "
-                         "collapse and the recovery; see README)")
+                         f"collapse and the recovery; see README; {_SPLIT_NOTE})")
 
 
 def charan2020_jxcdc() -> Device:
@@ -72,8 +80,10 @@ def charan2020_jxcdc() -> Device:
     """
     return Device(name="charan2020-jxcdc", g_min_us=_NEUROSIM_G_MIN_US,
                   g_max_us=_NEUROSIM_G_MAX_US, n_levels=16, variation="gaussian", sigma=0.1,
+                  c2c_fraction=_ASSUMED_SPLIT,
                   sigma_reference="level", sa0_rate=0.0904, sa1_rate=0.0175,
-                  source="Charan et al., IEEE JxCDC 6(1) 2020")
+                  source=f"Charan et al., IEEE JxCDC 6(1) 2020; {_SPLIT_NOTE} (the paper "
+                         "gives a total)")
 
 
 def neurosim_rram() -> Device:
@@ -96,10 +106,12 @@ def wan2022() -> Device:
     4-bit weights), read noise 1 % per read (aihwkit's ReRAM inference read noise).
     """
     return Device(name="wan2022", g_min_us=1.0, g_max_us=40.0, n_levels=16,
-                  variation="polynomial",
+                  variation="polynomial", c2c_fraction=1.0,
                   sigma_poly_us=(0.348, 16.03, -43.85, 45.39, -16.82), poly_g_ref_us=40.0,
                   read_noise=0.01,
-                  source="Wan et al., Nature 2022; aihwkit ReRamWan2022NoiseModel")
+                  source="Wan et al., Nature 2022; aihwkit ReRamWan2022NoiseModel (which "
+                         "draws the programming noise afresh at every programming: "
+                         "c2c_fraction 1)")
 
 
 def lv2024_mlc() -> Device:
@@ -121,12 +133,13 @@ def lv2024_mlc() -> Device:
     * read noise 1 % per read (aihwkit's ReRAM inference read noise).
     """
     return Device(name="lv2024-mlc", g_min_us=10.0, g_max_us=100.0, n_levels=16,
-                  variation="lognormal", sigma=0.3, read_noise=0.01,
+                  variation="lognormal", sigma=0.3, c2c_fraction=_ASSUMED_SPLIT,
+                  read_noise=0.01,
                   read_disturb_rate=1e-9, read_disturb_toward="g_max",
                   weight_mapping="offset",
                   source="Lv, Zhang, Wang, IEEE TCAD 2024 (setting named, values the "
                          "project's choice: on/off 10, lognormal 0.3, 16 levels, read "
-                         "disturb 1e-9 per read; docs/work5.md)")
+                         "disturb 1e-9 per read; docs/work5.md; " + _SPLIT_NOTE + ")")
 
 
 _RADAR_DOI = "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975"
@@ -151,13 +164,14 @@ def radar_2bpc() -> Device:
         n_levels=4,
         levels_us=(2.5806611694564117, 112.4600993839307, 169.84978819241184,
                    210.47429541990664),
-        variation="table",
+        variation="table", c2c_fraction=_ASSUMED_SPLIT,
         level_mean_us=(15.997147734534636, 112.7809176721173, 170.0799679278654,
                        213.12439856301216),
         level_std_us=(34.152826931922924, 7.3635211804703475, 4.794889821440342,
                       11.463287060539056),
         read_noise=0.001,
-        source=f"{_RADAR_DOI}; data fppv-2bpc-chip1.tsv; {_RADAR_FIT}")
+        source=f"{_RADAR_DOI}; data fppv-2bpc-chip1.tsv; {_RADAR_FIT}; {_SPLIT_NOTE} (the "
+               "data hold one write per cell)")
 
 
 def radar_2bpc_write_verify() -> WriteVerifyParams:
@@ -195,7 +209,7 @@ def radar_3bpc() -> Device:
         levels_us=(7.545859793110786, 98.27898927033198, 128.38403572333348,
                    152.72007110905855, 175.43494633371603, 197.4889496310546,
                    219.5045718790842, 239.98218372268045),
-        variation="table",
+        variation="table", c2c_fraction=_ASSUMED_SPLIT,
         level_mean_us=(18.380498828509907, 101.67950694601232, 130.69923287270868,
                        154.4966058831913, 176.64655872752994, 198.46669247369,
                        220.02620093575806, 241.39488914997767),
@@ -203,7 +217,8 @@ def radar_3bpc() -> Device:
                       14.31277252289137, 11.89399191854634, 8.860280331157687,
                       6.446647531751602, 9.960274624800592),
         read_noise=0.001,
-        source=f"{_RADAR_DOI}; data fppv-3bpc-chip1.tsv; {_RADAR_FIT}")
+        source=f"{_RADAR_DOI}; data fppv-3bpc-chip1.tsv; {_RADAR_FIT}; {_SPLIT_NOTE} (the "
+               "data hold one write per cell)")
 
 
 def radar_3bpc_write_verify() -> WriteVerifyParams:

@@ -46,6 +46,7 @@ from torch import nn
 from xbar.devices import Device
 from xbar.files import check_overwrite, write_atomically
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
+from xbar.mapping.cells import chip_cells
 from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX_ARRAYS,
                                     check_layer_groups, load_digital, open_chip_file,
                                     read_header, read_row_perm, restore_layer)
@@ -327,6 +328,15 @@ class Chip:
                 if perm is not None:
                     chip.row_perms[layer.layer_name] = perm
             load_digital(f, path, chip.module)
+        if chip.row_perms:  # the cells' own draws follow their rows (xbar.mapping.cells)
+            spare = max(int(p.max()) + 1 - lay.matrix.n_in for lay in layers
+                        if (p := chip.row_perms.get(lay.layer_name)) is not None)
+            cells = chip_cells(h.seed, [(lay.layer_name, lay.matrix.n_in, lay.matrix.n_out)
+                                        for lay in layers], h.device, h.config, max(spare, 0))
+            for lay, c in zip(layers, cells):
+                perm = chip.row_perms.get(lay.layer_name)
+                if perm is not None and c.eps is not None:
+                    lay.matrix.d2d = c.eps[perm]
         return chip
 
     def describe(self) -> list[dict[str, Any]]:

@@ -163,3 +163,58 @@ def test_stuck_map_does_not_depend_on_the_variation():
     _, none = noisy.replace(variation="none").program_cells(lv, np.random.default_rng(8))
     np.testing.assert_array_equal(with_spread, without)
     np.testing.assert_array_equal(with_spread, none)
+
+
+@pytest.mark.parametrize("c2c", [0.0, 0.5, 1.0])
+def test_variation_splits_into_a_fixed_and_a_fresh_part(c2c: float) -> None:
+    """Two writes of the same cells to the same levels: their log deviations correlate by
+    1 - c2c_fraction (the device-to-device share) and each keeps the total spread; two
+    networks programmed on one seed share only the device-to-device part as well."""
+    from xbar.analog import AnalogMatrix
+    from xbar.config import ArrayConfig, XbarConfig
+
+    dev = Device(name="split", g_min_us=1.0, g_max_us=100.0, n_levels=16,
+                 variation="lognormal", sigma=0.1, c2c_fraction=c2c)
+    cfg = XbarConfig(array=ArrayConfig(weight_mapping="offset"))
+    rng = np.random.default_rng(0)
+    w = rng.uniform(-1, 1, (120, 300))
+    m = AnalogMatrix.program(w, dev, cfg, np.random.default_rng(7))
+    level = dev.levels[m.target_levels]
+    first = np.log(m.g_us / level)
+    assert m.write(m.target_levels, np.random.default_rng(8),
+                   cells=np.ones(m.g_us.shape, bool)) == m.g_us.size
+    second = np.log(m.g_us / level)
+    # no cell reaches the clip at sigma 0.1 on levels 2..15 (and the offset layout's
+    # zero weight sits mid-range), so the log deviations are the Gaussian draws times sigma
+    inner = (m.target_levels > 0) & (m.target_levels < 15)
+    assert first[inner].std() == pytest.approx(0.1, rel=0.03)
+    assert second[inner].std() == pytest.approx(0.1, rel=0.03)
+    r = np.corrcoef(first[inner], second[inner])[0, 1]
+    assert r == pytest.approx(1 - c2c, abs=0.02)
+    if c2c == 0:
+        np.testing.assert_array_equal(first, second)   # a per-cell constant: the oracle case
+    other = AnalogMatrix.program(rng.uniform(-1, 1, (120, 300)), dev, cfg,
+                                 np.random.default_rng(7))
+    both = inner & (other.target_levels > 0) & (other.target_levels < 15)
+    dev_other = np.log(other.g_us / dev.levels[other.target_levels])
+    assert np.corrcoef(first[both], dev_other[both])[0, 1] == pytest.approx(1 - c2c, abs=0.03)
+
+
+def test_a_rewrite_leaves_stuck_cells_and_the_rest_alone() -> None:
+    from xbar.analog import AnalogMatrix
+    from xbar.config import XbarConfig
+
+    dev = Device(name="s", g_min_us=1.0, g_max_us=100.0, n_levels=8, variation="gaussian",
+                 sigma=0.05, sa0_rate=0.1, sa1_rate=0.1)
+    m = AnalogMatrix.program(np.random.default_rng(0).normal(size=(20, 50)), dev, XbarConfig(),
+                             np.random.default_rng(1))
+    g0, old = m.g_us.copy(), m.target_levels.copy()
+    new = np.where(old < 7, old + 1, old).astype(np.int32)
+    changed = new != old
+    assert m.write(new, np.random.default_rng(2)) == int(changed.sum()) > 0
+    np.testing.assert_array_equal(m.target_levels, new)
+    np.testing.assert_array_equal(m.g_us[~changed], g0[~changed])     # not written: as it was
+    assert np.all(m.g_us[m.stuck == 1] == dev.g_min_us)                # stuck: stays stuck
+    assert np.all(m.g_us[m.stuck == 2] == dev.g_max_us)
+    healthy = changed & (m.stuck == 0)
+    assert np.all(m.g_us[healthy] != g0[healthy])                      # written: moved

@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from xbar.devices.programming import write_rng
 from scipy.stats import ks_2samp
 from torch import nn
 from torch.nn.utils import parametrize
@@ -137,10 +139,16 @@ def test_numpy_and_torch_programming_share_one_formula(name: str) -> None:
     """Given the same draws, the chip's (NumPy) and KD's (torch) cells are the same."""
     device = DEVICES[name]()
     levels = np.random.default_rng(1).integers(0, device.n_levels, (40, 30)).astype(np.int32)
-    eps, u = device.draw(levels.shape, np.random.default_rng(2))
-    g_np, sa0_np, sa1_np = device.conductances(levels, eps, u)
+    rng = np.random.default_rng(2)
+    eps, u = device.draw(levels.shape, rng)
+    # the write's cycle-to-cycle part: keyed by the chip's stream and the levels written
+    c2c = device.draw_c2c(levels.shape, write_rng(int(rng.integers(0, 2**63)), levels)) \
+        if device.has_c2c() else None
+    assert (c2c is None) == (device.c2c_fraction == 0 or eps is None)
+    g_np, sa0_np, sa1_np = device.conductances(levels, eps, u, c2c)
     as_t = (lambda a: None if a is None else torch.from_numpy(a))
-    g_t, sa0_t, sa1_t = device.conductances(torch.from_numpy(levels).long(), as_t(eps), as_t(u))
+    g_t, sa0_t, sa1_t = device.conductances(torch.from_numpy(levels).long(), as_t(eps), as_t(u),
+                                            as_t(c2c))
     assert g_t.dtype == torch.float32 and g_np.dtype == np.float32
     np.testing.assert_allclose(g_t.numpy(), g_np, rtol=1e-6, atol=0)
     np.testing.assert_array_equal(sa0_t.numpy(), sa0_np)

@@ -78,6 +78,12 @@ def test_reproduce_all_rows_json_and_file(tmp_path: Path,
                                                                           "cell-by-cell"}
     for r in speedups:
         assert "write" in r["setting"] and r["simulated"] > 0
+        assert "stopping rule" in r["setting"] and "of T_rvw" in r["note"]
+    assert {r["setting"].split("stopping rule ")[1].split(":")[0] for r in speedups} == \
+        {"loop-cap", "abort-8"}
+    rules = {r["rule"] for r in result["sensitivity"]}
+    assert rules == {"loop-cap", "healthy-median", "abort-8", "abort-32"}
+    assert "by stopping rule and write time" in format_rows(result)
     collapse = next(r for r in rows if r["figure"] == "collapse-mnist")
     assert 0 <= collapse["simulated"] <= 1 and "charan2020-dac" in collapse["setting"]
     assert result["sensitivity"] and out.exists()

@@ -91,16 +91,29 @@ def test_stuck_map_depends_on_the_seed_only() -> None:
         assert np.array_equal(g, lay.matrix.g_us) and np.array_equal(stuck, lay.matrix.stuck)
 
 
-def test_test_pass_finds_every_stuck_cell_and_the_deviation() -> None:
-    dev = stuck_device(0.2).replace(variation="lognormal", sigma=0.2)
+@pytest.mark.parametrize("c2c", [0.0, 0.5, 1.0])
+def test_test_pass_finds_every_stuck_cell_and_the_deviation(c2c: float) -> None:
+    """The test write lands at the cell's own device-to-device draw plus a fresh
+    cycle-to-cycle one (replayed here from the test pass's stream: per layer, the two test
+    writes' draws); the map keeps the expected device-to-device part, (1 - c2c) times the
+    read log ratio: all of it with c2c = 0, nothing with c2c = 1."""
+    dev = stuck_device(0.2).replace(variation="lognormal", sigma=0.2, c2c_fraction=c2c)
     chip = Chip.program(tiny_mlp(), dev, XB, seed=2, input_shape=SHAPE)
     cells = chip_cells(2, layer_shapes(chip), dev, XB)
     fmap = run_test_pass(cells, dev, HardwareConfig.from_parts(XB), 2)
+    replay = np.random.default_rng(np.random.SeedSequence([2, 6]))
     for lmap, lay, cell in zip(fmap.layers, chip.layers, cells):
         assert np.array_equal(lmap.stuck, lay.matrix.stuck)
-        ok = (lmap.stuck == 0) & (np.abs(cell.eps * 0.2) < 1.0)
+        fresh = replay.standard_normal(cell.eps.shape, dtype=np.float32) if c2c else 0.0
+        if c2c:
+            replay.standard_normal(cell.eps.shape, dtype=np.float32)  # the second pattern's
+        z = np.sqrt(1 - c2c) * cell.eps + np.sqrt(c2c) * fresh
+        ok = (lmap.stuck == 0) & (np.abs(z * 0.2) < 1.0)
         # the middle-level read resolves the log deviation to about the ADC's lsb
-        assert np.allclose(lmap.theta[ok], 0.2 * cell.eps[ok], atol=0.02)
+        assert np.allclose(lmap.theta_read[ok], 0.2 * z[ok], atol=0.02)
+        np.testing.assert_allclose(lmap.theta, (1 - c2c) * lmap.theta_read, rtol=1e-6)
+        if c2c == 0:
+            assert np.allclose(lmap.theta[ok], 0.2 * cell.eps[ok], atol=0.02)
 
 
 def test_test_cost_is_the_closed_form() -> None:

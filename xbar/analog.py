@@ -50,6 +50,9 @@ class AnalogMatrix:
         tile_of_col: ADC-range group (one physical array) of each physical column.
         adc_range_ua: Full-scale current of each row tile and array, float64
             (n_row_tiles, n_arrays); None until calibrated when range_mode is "calibrated".
+        d2d: The cells' device-to-device draws, float32 (n_in, n_phys), or None (a device
+            without a spread or faults): fixed for the chip's life, repeated by every write
+            (:meth:`write`).
         backend: Where the MVM runs: "cpu" (the default: the Numba kernel), "auto" (CUDA
             when torch sees a GPU, else "cpu"), "cuda" or "torch-cpu"
             (:mod:`xbar.kernel_torch`). The default is "cpu", not "auto", so that one seed
@@ -71,6 +74,7 @@ class AnalogMatrix:
     tile_of_col: np.ndarray
     adc_range_ua: np.ndarray | None = None
     backend: str = "cpu"
+    d2d: np.ndarray | None = None
 
     # ------------------------------------------------------------------ layout
     @property
@@ -119,7 +123,28 @@ class AnalogMatrix:
         return cls(config=config, device=device, n_out=n_out, n_in=n_in, g_us=cells.g_us,
                    target_levels=cells.target_levels, stuck=cells.stuck,
                    g_scale=cells.g_scale, pos_cols=cm.pos_cols, neg_cols=cm.neg_cols,
-                   tile_of_col=cm.array)
+                   tile_of_col=cm.array, d2d=cells.d2d)
+
+    def write(self, levels: np.ndarray, rng: np.random.Generator,
+              cells: np.ndarray | None = None) -> int:
+        """Rewrite cells one-shot (one pulse each) to new target ``levels`` (n_in, n_phys):
+        every cell of ``cells`` (a boolean mask; default: those whose level changes) lands
+        by :meth:`xbar.devices.Device.write` (its own device-to-device draw plus a fresh
+        cycle-to-cycle one from ``rng``); a stuck cell takes the write and stays stuck. The
+        target levels become ``levels``; ``g_us`` is replaced, never edited in place (the
+        kernels' kept tiles follow it). Returns the number of cells written."""
+        levels = np.asarray(levels)
+        if levels.shape != self.target_levels.shape:
+            raise ConfigError(f"levels have shape {levels.shape}; allowed: the matrix's cells, "
+                              f"{self.target_levels.shape}")
+        mask = levels != self.target_levels if cells is None else np.asarray(cells, bool)
+        g = self.g_us.copy()
+        if mask.any():
+            d2d = None if self.d2d is None else self.d2d[mask]
+            g[mask] = self.device.write(levels[mask], d2d, self.stuck[mask], rng)
+        self.g_us = g
+        self.target_levels = np.where(mask, levels, self.target_levels).astype(np.int32)
+        return int(mask.sum())
 
     @property
     def layout(self) -> WeightLayout:

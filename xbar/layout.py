@@ -49,7 +49,7 @@ import numpy as np
 
 from xbar.config import ArrayConfig
 from xbar.devices import Device
-from xbar.devices.cell import array_namespace
+from xbar.devices.programming import array_namespace
 from xbar.errors import ConfigError
 
 SCALES = ("column", "layer")
@@ -90,12 +90,16 @@ class ProgrammedCells:
         target_levels: Intended level of each cell (n_in, n_phys); int32 for NumPy.
         stuck: 0 healthy, 1 stuck at g_min, 2 stuck at g_max; int8 (n_in, n_phys).
         g_scale: uS per weight unit of each output column, float64 (n_out,).
+        d2d: The cells' device-to-device standard normals, float32 (n_in, n_phys), or None
+            (a device without a spread or faults): what every later write of these cells
+            repeats (:meth:`xbar.devices.Device.write`).
     """
 
     g_us: Any
     target_levels: Any
     stuck: Any
     g_scale: Any
+    d2d: Any = None
 
 
 class WeightLayout(ABC):
@@ -192,14 +196,15 @@ class WeightLayout(ABC):
     def program(self, weights: Any, device: Device, rng: Any, scale: str = "column"
                 ) -> ProgrammedCells:
         """Quantise ``weights`` (n_out x n_in) to the device's levels and program every cell
-        once (:meth:`xbar.devices.Device.program_cells`): the chip's one-shot programming,
+        once (:meth:`xbar.devices.Device.first_write`): the chip's one-shot programming,
         for NumPy (``np.random.Generator``) or torch (``torch.Generator``). A device whose
         source fixes another weight mapping is refused (:func:`check_device_mapping`)."""
         check_device_mapping(device, self.array)
         g_scale = self.scales(weights, device, scale)
         levels = self.target_levels(weights, device, g_scale)
-        g, stuck = device.program_cells(levels, rng)
-        return ProgrammedCells(g_us=g, target_levels=levels, stuck=stuck, g_scale=g_scale)
+        g, stuck, d2d = device.first_write(levels, rng)
+        return ProgrammedCells(g_us=g, target_levels=levels, stuck=stuck, g_scale=g_scale,
+                               d2d=d2d)
 
     def effective_weights(self, g_us: Any, g_scale: Any) -> Any:
         """Weights (n_out x n_in, float64) that cells ``g_us`` (n_in, n_phys) represent: each

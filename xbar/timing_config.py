@@ -252,7 +252,7 @@ class ProgrammingConfig(Params):
                             doc="R-V-W pulse cap per cell (the controller's stopping rule).")
     abort_after: int = param(0, unit="pulses", range=(0, 10_000_000), note="0: off",
                              doc="Stop a cell after this many non-moving pulses in a row.")
-    abort_tolerance: float = param(0.01, unit="fraction", range=(0, 1, True, False),
+    abort_tolerance: float = param(0.01, unit="fraction", range=(0, 1, False, True),
                                    doc="A pulse moving a cell by at most this fraction of its "
                                        "conductance does not move it.")
 

@@ -11,10 +11,12 @@ their cost from the timing engine.
   (later layers are not read).
 * :func:`reprogram_layer`: one-shot re-programming of one layer with new weights, in the
   column scale (``g_scale``) it was programmed with: the new weights are quantised to level
-  indices; only cells whose target level changed get a pulse, and draw a fresh programming
-  error from the device's own model (a cell not rewritten keeps its conductance; a stuck
-  cell stays stuck: faults are not redrawn). The draws come from ``SeedSequence([chip seed,
-  5, round, layer])``, so the same seed gives the same re-programmed chip.
+  indices; only cells whose target level changed get a pulse, and land by the device's one
+  write (:meth:`xbar.analog.AnalogMatrix.write`: the cell's own device-to-device deviation
+  plus a fresh cycle-to-cycle draw, in the device's split; a cell not rewritten keeps its
+  conductance; a stuck cell stays stuck: faults are not redrawn). The cycle-to-cycle draws
+  come from ``SeedSequence([chip seed, 5, round, layer])``, so the same seed gives the same
+  re-programmed chip.
 * Costs: :func:`forward_seconds` (inferences through the first layers, the engine's batch
   makespan) and :func:`rewrite_cost` (the engine's programming time and energy of the
   rewritten cells, one pulse each, no verify).
@@ -152,14 +154,9 @@ def reprogram_layer(chip: Chip, index: int, weights: np.ndarray, round_: int) ->
         raise ConfigError(f"weights for layer {layer.layer_name!r} contain NaN or infinity")
     levels = m.layout.target_levels(w, chip.device, m.g_scale)
     changed = levels != m.target_levels
-    rewrite = changed & (m.stuck == 0)
     rng = np.random.default_rng(np.random.SeedSequence(
         [chip.seed, REPROGRAM_STREAM, int(round_), int(index)]))
-    healthy = chip.device.replace(sa0_rate=0.0, sa1_rate=0.0)   # faults are not redrawn
-    g = m.g_us.copy()
-    g[rewrite] = healthy.program(levels[rewrite], rng)
-    m.g_us = g
-    m.target_levels = levels.astype(m.target_levels.dtype)
+    m.write(levels, rng, cells=changed)
     refresh_weights(layer)
     cells = LayerCells(layer.layer_name, m.n_in, m.n_out, changed.astype(np.int8),
                        np.zeros(changed.shape, np.int8))

@@ -163,6 +163,7 @@ def program_mapped(model: nn.Module, device: Device, xbar: Any, seed: int,
         levels = layout.target_levels(wp, device, g_scale)
         g, stuck = c.program(device, levels)
         m.g_us, m.target_levels, m.stuck = g[perm], levels[perm], stuck[perm]
+        m.d2d = None if c.eps is None else c.eps[perm]
         layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
         chip.row_perms[layer.layer_name] = perm
     return chip

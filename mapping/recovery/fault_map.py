@@ -1,15 +1,17 @@
 """A chip's physical cells and the test pass that maps them (work 3: ITT-RNA, DATE 2017).
 
 **The cells.** A chip's cells are a property of its seed: :meth:`xbar.mapping.chip.Chip.program`
-draws, for mapped layer ``k``, the standard normals (programming variation) and the
-uniforms (stuck-at faults) of its ``n_in x n_phys`` cell matrix from stream ``k`` of
+draws, for mapped layer ``k``, the device-to-device standard normals and the uniforms
+(stuck-at faults) of its ``n_in x n_phys`` cell matrix from stream ``k`` of
 ``SeedSequence([seed, 0])``, in an order that does not depend on the weights
-(:meth:`xbar.devices.Device.draw`). :func:`chip_cells` draws the same numbers, so physical
-row ``r`` of layer ``k`` has the same stuck state and the same variation draw whatever is
-programmed onto it: the variation is device-to-device, a per-cell constant, as the DATE 2017
-map presumes (``w exp(theta)`` with one theta per cell). Spare rows (the unused word lines
-of a layer's last row tile, offered to fault-aware mapping) draw from their own stream,
-``SeedSequence([seed, 5])``.
+(:meth:`xbar.devices.Device.draw`), then the cycle-to-cycle normals of that first write.
+:func:`chip_cells` draws the same numbers, so physical row ``r`` of layer ``k`` has the same
+stuck state and the same device-to-device draw whatever is programmed onto it; every write
+adds a fresh cycle-to-cycle draw (``Device.c2c_fraction`` of the variance,
+:meth:`xbar.devices.Device.landed`). The DATE 2017 map presumes one constant theta per cell
+(``w exp(theta)``): the test pass can know only the device-to-device part. Spare rows (the
+unused word lines of a layer's last row tile, offered to fault-aware mapping) draw from
+their own stream, ``SeedSequence([seed, 5])``.
 
 **The test pass.** Before mapping, every cell (spare rows included) is written twice and
 read twice: pattern 1 writes the middle level ``(n_levels - 1) // 2`` to every cell and reads
@@ -20,9 +22,13 @@ scale (``g_max``: lsb = g_max / (2^bits - 1)), with the device's read noise. The
 * SA0 (our SA0: stuck at g_min, the high-resistance state): the pattern-1 read is at or
   below the code of g_min;
 * SA1 (stuck at g_max, the low-resistance state): the pattern-2 read is at full scale;
-* each healthy cell's deviation ``theta = ln(read_1 / level_1)``, the log-ratio of its
-  pattern-1 read to the middle level (exact for ``lognormal`` variation up to the ADC's
-  resolution and read noise; a multiplicative approximation for the additive models).
+* each healthy cell's deviation: the log-ratio of its pattern-1 read to the middle level,
+  ``ln(read_1 / level_1)`` (``theta_read``), holds the cell's device-to-device deviation plus
+  the test write's own cycle-to-cycle draw (and read noise and ADC steps); the map keeps
+  ``theta = (1 - c2c_fraction) * theta_read``, the expected device-to-device part given the
+  read (the best linear estimate for Gaussian parts in log space: exact in form for
+  ``lognormal`` variation, a multiplicative approximation for the additive models). With
+  ``c2c_fraction = 1`` the map knows nothing of the variation, only the stuck cells.
 
 Time and energy come from the programming engine (:func:`xbar.timing.programming.
 programming_time`): each cell costs two one-shot pulses and two reads, the reads timed as
@@ -40,11 +46,11 @@ from typing import Any
 
 import numpy as np
 
-from xbar.config import HardwareConfig, XbarConfig
+from xbar.config import HardwareConfig
 from xbar.devices import Device
-from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.timing.energy import programming_energy
+from xbar.mapping.cells import LayerCellsDraw, chip_cells, spare_capacity
 from xbar.timing.programming import LayerCells, programming_time
 
 __all__ = ["LayerCellsDraw", "LayerMap", "FaultMap", "chip_cells", "layer_shapes",
@@ -57,48 +63,21 @@ TEST_READS = 2
 
 
 @dataclass(frozen=True)
-class LayerCellsDraw:
-    """The random draws that make one layer's physical cells.
-
-    Attributes:
-        name: The layer's name.
-        n_in: Weight rows (the word lines the unpermuted mapping uses).
-        n_out: Outputs.
-        rows: Physical rows offered: ``n_in`` plus the spare rows.
-        eps: Standard normals, float32 (rows, n_phys), or None (no spread and no faults).
-        u: Uniforms in [0, 1) for the faults, float32 (rows, n_phys), or None (no faults).
-    """
-
-    name: str
-    n_in: int
-    n_out: int
-    rows: int
-    eps: np.ndarray | None
-    u: np.ndarray | None
-
-    def program(self, device: Device, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """These cells programmed one-shot to ``levels`` (rows, n_phys): (g_us float32,
-        stuck int8), by the device's one formula (:meth:`Device.conductances`)."""
-        if levels.shape[0] != self.rows:
-            raise ConfigError(f"layer {self.name!r}: levels for {levels.shape[0]} rows given, "
-                              f"the layer has {self.rows} physical rows")
-        g, sa0, sa1 = device.conductances(levels, self.eps, self.u)
-        return g.astype(np.float32), (sa0.astype(np.int8) + 2 * sa1.astype(np.int8))
-
-
-@dataclass(frozen=True)
 class LayerMap:
     """What the test pass found in one layer's physical cells (rows, n_phys).
 
     Attributes:
         name: The layer's name.
         stuck: 0 healthy, 1 SA0 (g_min), 2 SA1 (g_max), as detected; int8.
-        theta: Measured log deviation of each healthy cell (0 for stuck cells); float32.
+        theta: Expected device-to-device log deviation of each healthy cell given its read
+            (0 for stuck cells); float32 (module docstring).
+        theta_read: The measured log ratio itself, ``ln(read_1 / level_1)``; float32.
     """
 
     name: str
     stuck: np.ndarray
     theta: np.ndarray
+    theta_read: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -116,35 +95,6 @@ class FaultMap:
     test_s: float
     test_pj: float
     cells: int
-
-
-def spare_capacity(n_in: int, xbar: XbarConfig) -> int:
-    """Unused word lines in a layer's last row tile (the spare rows it can offer)."""
-    rows = xbar.array.rows
-    return -n_in % rows
-
-
-def chip_cells(seed: int, shapes: list[tuple[str, int, int]], device: Device,
-               xbar: XbarConfig, spare_rows: int = 0) -> list[LayerCellsDraw]:
-    """The draws of a chip's physical cells, per mapped layer: ``shapes`` lists (name, n_in,
-    n_out) in mapping order; ``spare_rows`` extra rows per layer, at most the unused word
-    lines of its last row tile (fewer where there are fewer)."""
-    if isinstance(spare_rows, bool) or not isinstance(spare_rows, int) or spare_rows < 0:
-        raise ConfigError(f"spare_rows = {spare_rows!r} is invalid; allowed: an integer >= 0")
-    layout = weight_layout(xbar.array)
-    main = np.random.default_rng(np.random.SeedSequence([seed, 0])).spawn(len(shapes))
-    spare = np.random.default_rng(np.random.SeedSequence([seed, 5])).spawn(len(shapes))
-    out = []
-    for (name, n_in, n_out), rng, rng_s in zip(shapes, main, spare):
-        n_phys = layout.physical_columns(n_out)
-        eps, u = device.draw((n_in, n_phys), rng)
-        extra = min(spare_rows, spare_capacity(n_in, xbar))
-        if extra:
-            eps_s, u_s = device.draw((extra, n_phys), rng_s)
-            eps = None if eps is None else np.concatenate([eps, eps_s])
-            u = None if u is None else np.concatenate([u, u_s])
-        out.append(LayerCellsDraw(name, n_in, n_out, n_in + extra, eps, u))
-    return out
 
 
 def cost_of_test_pass(cells: list[LayerCellsDraw], hw: HardwareConfig) -> tuple[float, float]:
@@ -173,7 +123,7 @@ def _read(g: np.ndarray, device: Device, bits: int, rng: np.random.Generator) ->
 def run_test_pass(cells: list[LayerCellsDraw], device: Device, hw: HardwareConfig,
               seed: int) -> FaultMap:
     """Run the test pass over a chip's physical cells (module docstring); the reads' noise
-    comes from ``SeedSequence([seed, 6])``."""
+    and the test writes' cycle-to-cycle draws come from ``SeedSequence([seed, 6])``."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 6]))
     bits = hw.adc.bits
     top = (1 << bits) - 1
@@ -186,15 +136,16 @@ def run_test_pass(cells: list[LayerCellsDraw], device: Device, hw: HardwareConfi
     for c in cells:
         shape = (c.rows, weight_layout(hw.array).physical_columns(c.n_out))
         n_cells += shape[0] * shape[1]
-        g1, _ = c.program(device, np.full(shape, mid, np.int32))
-        g2, _ = c.program(device, np.zeros(shape, np.int32))
+        g1 = c.write(device, np.full(shape, mid, np.int32), rng)
+        g2 = c.write(device, np.zeros(shape, np.int32), rng)
         r1, r2 = _read(g1, device, bits, rng), _read(g2, device, bits, rng)
         stuck = np.zeros(shape, np.int8)
         stuck[r1 <= floor_code] = 1
         stuck[(r2 >= top) & (stuck == 0)] = 2
-        theta = np.log(np.maximum(r1, 0.5) * lsb / g_mid).astype(np.float32)
-        theta[stuck != 0] = 0.0
-        layers.append(LayerMap(c.name, stuck, theta))
+        theta_read = np.log(np.maximum(r1, 0.5) * lsb / g_mid).astype(np.float32)
+        theta_read[stuck != 0] = 0.0
+        known = np.float32(1.0 - device.c2c_fraction) if device.has_c2c() else np.float32(1)
+        layers.append(LayerMap(c.name, stuck, theta_read * known, theta_read))
     test_s, test_pj = cost_of_test_pass(cells, hw)
     return FaultMap(layers, test_s, test_pj, n_cells)
 

@@ -11,11 +11,12 @@ the cells' own weights), then rewrites cells:
 2. the layout gives their new target levels (with the chip's programmed column scales,
    which cannot change without rewriting the whole column); every healthy cell whose level
    changed is rewritten, by ``rewrite_mode``:
-   ``"one-shot"``: one pulse; the cell lands at its level with, by ``rewrite_variation``,
-   its own device-to-device deviation (``"cell"``: the draw the chip's seed gives the cell,
-   as the map presumes) or a fresh draw (``"fresh"``: cycle-to-cycle);
+   ``"one-shot"``: one pulse; the cell lands at its level by the device's one write
+   (:meth:`xbar.analog.AnalogMatrix.write`): its own device-to-device deviation plus a
+   fresh cycle-to-cycle draw, in the device's split (``Device.c2c_fraction``);
    ``"write-verify"``: the write-verify loop of :mod:`xbar.devices.write_verify` (the loop
-   R-V-W uses, :func:`xbar.mapping.recovery.rvw.rvw_params`), counting its pulses and reads.
+   R-V-W uses, :func:`xbar.mapping.recovery.rvw.rvw_params`, with the chip's stuck cells
+   and the hardware's stopping rule), counting its pulses and reads.
 
 Costs: every rewrite is one write of one cell and one endurance cycle (counted per cell:
 max and mean over the chip's cells, with the test pass's and the first programming's writes
@@ -43,18 +44,15 @@ from xbar.devices.write_verify import program_write_verify
 from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.mapping.chip import Chip
-from xbar.mapping.recovery.fault_map import LayerCellsDraw
 from xbar.params import Params, param
 from xbar.timing.adaptation import adaptation_time
 from xbar.timing.energy import adaptation_energy, conductance_sums, programming_energy
 from xbar.timing.network import ceil_div
 from xbar.timing.programming import LayerCells, programming_time
 
-__all__ = ["OnChipConfig", "OnChipResult", "REWRITE_MODES", "REWRITE_VARIATIONS",
-           "retrain_on_chip"]
+__all__ = ["OnChipConfig", "OnChipResult", "REWRITE_MODES", "retrain_on_chip"]
 
 REWRITE_MODES = ("one-shot", "write-verify")
-REWRITE_VARIATIONS = ("cell", "fresh")
 
 
 @dataclass(frozen=True)
@@ -70,8 +68,6 @@ class OnChipConfig(Params):
                                     doc="Weights per layer moved one level per iteration.")
     rewrite_mode: str = param("one-shot", choices=REWRITE_MODES,
                               doc="one-shot: one pulse per write; write-verify: the R-V-W loop.")
-    rewrite_variation: str = param("cell", choices=REWRITE_VARIATIONS,
-                                   doc="A one-shot rewrite's deviation: the cell's own, or fresh.")
 
 
 @dataclass
@@ -106,7 +102,7 @@ def _step_weights(layer: Any, device: Device, layout: Any) -> torch.Tensor:
 
 
 def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
-                    stuck_known: list[np.ndarray], cells: list[LayerCellsDraw],
+                    stuck_known: list[np.ndarray],
                     cfg: OnChipConfig, hw: Any, specs: list[Any], seed: int,
                     wv_params: Any = None) -> OnChipResult:
     """Retrain ``chip`` in place for ``cfg.iterations`` iterations (module docstring).
@@ -116,7 +112,6 @@ def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
         dataset: Training images and labels (``x_train``, ``y_train``).
         weights: The weights programmed (out x in) per layer: the starting targets.
         stuck_known: Per layer, the map's stuck codes in input-row order (n_in, n_phys).
-        cells: The chip's physical cell draws (``rewrite_variation = "cell"``).
         hw: The hardware configuration (timing, programming, adaptation, energy).
         specs: The network's layer shapes, aligned with the chip's layers.
         seed: Batches and fresh draws.
@@ -176,17 +171,12 @@ def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
                 # every cell the map calls healthy whose level changed is written; a stuck
                 # cell the test missed takes the write and stays stuck
                 changed = (levels != m.target_levels) & ~bad
-                g = m.g_us.copy()
-                rows, cols = np.nonzero(changed)
-                if len(rows):
-                    g[rows, cols], pulses[rows, cols], reads[rows, cols] = _write(
-                        levels[rows, cols], rows, cols, chip, k, cells[k], device, cfg, rng,
-                        wv_params, seed, wv_cells)
-                    wv_cells += len(rows)
-                g[m.stuck == 1] = device.g_min_us
-                g[m.stuck == 2] = device.g_max_us
-                m.g_us = g
-                m.target_levels = np.where(changed, levels, m.target_levels).astype(np.int32)
+                if cfg.rewrite_mode == "write-verify":
+                    wv_cells += _write_verify(m, levels, changed, wv_params, seed, wv_cells,
+                                              prog, pulses, reads)
+                else:
+                    m.write(levels, rng, cells=changed)
+                    pulses[changed] = 1
                 res.writes_per_cell[k] += changed
                 res.rewrites += int(changed.sum())
             layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
@@ -201,22 +191,30 @@ def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
     return res
 
 
-def _write(levels: np.ndarray, rows: np.ndarray, cols: np.ndarray, chip: Chip, k: int,
-           cells: LayerCellsDraw, device: Device, cfg: OnChipConfig, rng: np.random.Generator,
-           wv_params: Any, seed: int, offset: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """New conductances, pulses and reads of the cells (rows, cols) rewritten to ``levels``."""
-    if cfg.rewrite_mode == "write-verify":
-        r = program_write_verify(wv_params, levels, seed=seed + 17, cell_offset=offset)
-        g = np.clip(r.g_us, device.g_min_us, device.g_max_us).astype(np.float32)
-        return g, r.pulses.astype(np.int64), r.reads.astype(np.int64)
-    if cfg.rewrite_variation == "cell" and cells.eps is not None:
-        perm = chip.row_perms.get(chip.layers[k].layer_name)
-        phys = rows if perm is None else perm[rows]
-        eps = cells.eps[phys, cols]
-    else:
-        eps = rng.standard_normal(len(levels), dtype=np.float32)
-    g, _, _ = device.conductances(levels, eps, None)
-    return g.astype(np.float32), np.ones(len(levels), np.int64), np.zeros(len(levels), np.int64)
+def _write_verify(m: Any, levels: np.ndarray, cells: np.ndarray, wv_params: Any, seed: int,
+                  offset: int, prog: Any, pulses: np.ndarray, reads: np.ndarray) -> int:
+    """Rewrite ``cells`` of matrix ``m`` to ``levels`` by the write-verify loop (stuck cells
+    verify like any other, under the hardware's stopping rule), recording their pulses and
+    reads; returns the number of cells written (the next call's cell offset)."""
+    rows, cols = np.nonzero(cells)
+    if not len(rows):
+        return 0
+    stuck = m.stuck[rows, cols]
+    dev = m.device
+    stuck_us = np.clip(np.where(stuck == 1, dev.g_min_us,
+                                np.where(stuck == 2, dev.g_max_us, np.nan)),
+                       wv_params.g_min_us, wv_params.g_max_us)
+    r = program_write_verify(wv_params, levels[rows, cols], seed=seed + 17, cell_offset=offset,
+                             stuck_us=stuck_us, stopping=prog.stopping_rule())
+    g = m.g_us.copy()
+    g[rows, cols] = np.clip(r.g_us, dev.g_min_us, dev.g_max_us)
+    g[m.stuck == 1] = dev.g_min_us
+    g[m.stuck == 2] = dev.g_max_us
+    m.g_us = g
+    m.target_levels = np.where(cells, levels, m.target_levels).astype(np.int32)
+    pulses[rows, cols] = r.pulses
+    reads[rows, cols] = r.reads
+    return len(rows)
 
 
 def _pass_cost(chip: Chip, hw: Any, specs: list[Any], cfg: OnChipConfig

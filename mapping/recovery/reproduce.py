@@ -37,6 +37,7 @@ import numpy as np
 
 from xbar.errors import ConfigError
 from xbar.mapping.recovery.published import Published, published
+from xbar.mapping.recovery.speedup import ACCOUNTINGS, WRITE_TIMES_NS, speedup_sensitivity
 
 __all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "reproduce", "row",
            "speedup_sensitivity"]
@@ -53,12 +54,6 @@ EXTRA_KEYS = ("work3_sigma", "work3_stuck_rate", "work4_sigma", "work4_adc_sigma
               "work4_comp_layers", "work5_images")
 """The knobs of works 3-5 that :attr:`ReproduceSettings.extra` may set (each work's module
 documents and checks its own); any other key is refused rather than ignored."""
-WRITE_TIMES_NS = (6_500.0, 50_000.0, 500_000.0, 4_500_000.0)
-"""Work 1's range of RRAM write times per cell (6.5 us to 4.5 ms), with two points between."""
-ACCOUNTINGS = ("full-chip", "cell-by-cell")
-"""Hardware presets whose ``[programming]`` section sets the R-V-W accounting."""
-
-
 @dataclass(frozen=True)
 class ReproduceSettings:
     """What to reproduce and how hard to try.
@@ -167,60 +162,6 @@ def _needed(by_fraction: dict[float, dict[str, Any]], method: str, target: float
     return None
 
 
-def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar: Any,
-                        hardware: Callable[[str], Any], chips: int, seed: int,
-                        write_times_ns: tuple[float, ...] = WRITE_TIMES_NS,
-                        budgets: tuple[tuple[int, int], ...] = ((100, 16), (300, 64)),
-                        sram_fraction: float = 0.05,
-                        drivers: tuple[int, ...] = (1, 4, 16, 64, 128)
-                        ) -> list[dict[str, Any]]:
-    """Speedup of one-shot + adaptation over R-V-W against write time and write parallelism.
-
-    R-V-W pulse and verify counts come from the device's write-verify loop on each chip (the
-    loop a device file stores, else the transfer rule); every time from the timing engine.
-    Rows: one per (accounting, write time, budget) and, for the parallelism axis, one per
-    (write drivers per array, write time) at the first budget with the full-chip accounting's
-    other settings (``accounting`` = ``"drivers"``, ``drivers`` set); the mean over chips.
-    """
-    from xbar.mapping.chip import Chip
-    from xbar.mapping.geometry import layer_specs
-    from xbar.mapping.recovery.rvw import program_rvw, rvw_params
-    from xbar.timing.adaptation import adaptation_time, sram_words_per_layer
-    from xbar.timing.programming import one_shot_time, programming_time
-
-    specs = layer_specs(teacher, shape)
-    counts = []
-    loop = rvw_params(device)
-    dev = getattr(device, "device", device)
-    for c in range(chips):
-        chip = Chip.program(teacher, dev, xbar, seed + c, "column", "", shape)
-        counts.append(program_rvw(chip, loop, seed + c))
-    words = sram_words_per_layer(specs, sram_fraction)
-    rows: list[dict[str, Any]] = []
-    base = hardware("full-chip")
-    variants: list[tuple[str, int, Any, tuple[tuple[int, int], ...]]] = []
-    for name in ACCOUNTINGS:
-        hw = hardware(name)
-        variants.append((name, hw.programming.drivers_per_array, hw, budgets))
-    for d in drivers:
-        variants.append(("drivers", d, base.replace(programming=base.programming.replace(
-            drivers_per_array=d)), budgets[:1]))
-    for label, d, hw, these in variants:
-        for t_ns in write_times_ns:
-            prog = hw.programming.replace(t_pulse_ns=t_ns)
-            t_one = one_shot_time(specs, prog, hw.xbar, hw.timing).total_s
-            t_rvw = float(np.mean([programming_time(c, prog, hw.xbar, hw.timing).total_s
-                                   for c in counts]))
-            for steps, batch in these:
-                t_adapt = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, steps,
-                                          batch, words).total_s
-                rows.append({"accounting": label, "drivers": d or hw.xbar.array.cols,
-                             "write_time_ns": t_ns, "steps": steps, "batch": batch,
-                             "t_rvw_s": t_rvw, "t_one_shot_s": t_one, "t_adapt_s": t_adapt,
-                             "speedup": t_rvw / (t_one + t_adapt)})
-    return rows
-
-
 def reproduce(settings: ReproduceSettings,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the reproduction; a JSON-ready dict with ``rows`` and ``sensitivity``."""
@@ -301,21 +242,34 @@ def reproduce(settings: ReproduceSettings,
                              f"no tried fraction reached FP32 - 1 point ({target:.2%})"))
         say("speedup sensitivity")
         budgets = tuple(dict.fromkeys(((s.steps, s.batch), (50, 16), (600, 64))))
+
+        def rvw_accuracy(chip: Any) -> float:
+            from xbar.mapping.data.workflow import calibration_inputs
+            chip.use_backend(backend).calibrate(calibration_inputs(ds, seed=chip.seed))
+            return chip.evaluate(ds.x_test, ds.y_test)
+
         sens = speedup_sensitivity(teacher.model, tuple(ds.input_shape),
                                    preset("charan2020-jxcdc"), hw.xbar, load_hardware,
-                                   s.chips, s.seed, budgets=budgets)
+                                   s.chips, s.seed, budgets=budgets, evaluate=rvw_accuracy)
         out["sensitivity"] = sens
-        for acc in ACCOUNTINGS:
-            for t_ns in (WRITE_TIMES_NS[0], WRITE_TIMES_NS[-1]):
-                r = next(x for x in sens if x["accounting"] == acc
-                         and x["write_time_ns"] == t_ns and x["steps"] == s.steps
-                         and x["batch"] == s.batch)
-                rows.append(row(
-                    published("work1", "speedup"), r["speedup"], None,
-                    f"{acc} accounting, write {t_ns / 1000:g} us per pulse; KD+RSA 5 % SRAM, "
-                    f"{s.steps} x {s.batch}; T_rvw {r['t_rvw_s']:.3g} s, T_one_shot "
-                    f"{r['t_one_shot_s']:.3g} s, T_adapt {r['t_adapt_s']:.3g} s",
-                    "speedup = T_rvw / (T_one_shot + T_adapt)"))
+        for rule in ("loop-cap", "abort-8"):
+            for acc in ACCOUNTINGS:
+                for t_ns in (WRITE_TIMES_NS[0], WRITE_TIMES_NS[-1]):
+                    r = next(x for x in sens if x["accounting"] == acc and x["rule"] == rule
+                             and x["write_time_ns"] == t_ns and x["steps"] == s.steps
+                             and x["batch"] == s.batch)
+                    rows.append(row(
+                        published("work1", "speedup"), r["speedup"], None,
+                        f"{acc} accounting, write {t_ns / 1000:g} us per pulse; stopping rule "
+                        f"{rule}: {r['rule_label']}; KD+RSA 5 % SRAM, {s.steps} x {s.batch}; "
+                        f"T_rvw {r['t_rvw_s']:.3g} s, T_one_shot {r['t_one_shot_s']:.3g} s, "
+                        f"T_adapt {r['t_adapt_s']:.3g} s",
+                        f"speedup = T_rvw / (T_one_shot + T_adapt); stuck cells "
+                        f"({100 * r['stuck_cells']:.1f} % of cells) take "
+                        f"{100 * r['stuck_time_share']:.0f} % of T_rvw and "
+                        f"{100 * r['stuck_pulse_share']:.0f} % of its pulses; R-V-W accuracy "
+                        f"{100 * r['rvw_accuracy']:.2f} %, healthy cells left outside their "
+                        f"window {100 * r['healthy_outside_window']:.2f} %"))
         if not s.cifar:
             rows.append(row(published("work1", "kd-rsa-cifar10"), None, None, "not run",
                              "CIFAR-10 runs with --cifar (VGG-16 with --backend cuda, a "

@@ -215,7 +215,7 @@ def _run_on_chip(ctx: MethodContext) -> MethodOutcome:
     if m.opts.on_chip.rewrite_mode == "write-verify":
         from xbar.mapping.recovery.rvw import rvw_params
         wv = rvw_params(ctx.device)
-    res = retrain_on_chip(chip, ctx.dataset, folded_weights(model), known, m.cells,
+    res = retrain_on_chip(chip, ctx.dataset, folded_weights(model), known,
                           m.opts.on_chip, ctx.hardware, ctx.specs, ctx.seed, wv)
     writes = np.concatenate([w.reshape(-1) for w in res.writes_per_cell]) + 3
     out = m.outcome(chip, offline_train_host_s=info["offline_train_host_s"],
