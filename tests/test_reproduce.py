@@ -84,6 +84,7 @@ def test_reproduce_all_rows_json_and_file(tmp_path: Path,
     rules = {r["rule"] for r in result["sensitivity"]}
     assert rules == {"loop-cap", "healthy-median", "abort-8", "abort-32"}
     assert "by stopping rule and write time" in format_rows(result)
+    _physics_bands(result)
     collapse = next(r for r in rows if r["figure"] == "collapse-mnist")
     assert 0 <= collapse["simulated"] <= 1 and "charan2020-dac" in collapse["setting"]
     assert result["sensitivity"] and out.exists()
@@ -92,6 +93,38 @@ def test_reproduce_all_rows_json_and_file(tmp_path: Path,
         assert len(f["rows"]) == len(rows)
         assert "speedup.png" in f["plots"]
     assert (tmp_path / "rep-speedup.png").stat().st_size > 1000
+
+
+def _physics_bands(result: dict) -> None:
+    """What the physics implies of any run, whatever its budget: no hardware beats FP32; the
+    DAC 2020 setting collapses; the chip's stuck cells are its fault rates; a pulse cap is
+    the most a controller can spend on a cell, so the loop's cap gives the longest R-V-W at
+    any write time and accounting, and a cap at the healthy median verifies no more cells."""
+    fp32 = result["fp32_accuracy"]
+    for r in result["rows"]:
+        if r["kind"] == "accuracy" and r["simulated"] is not None:
+            assert 0.0 <= r["simulated"] <= fp32 + 0.02, r
+        if r["kind"] == "accuracy-loss" and r["simulated"] is not None:
+            assert -0.02 <= r["simulated"] <= 1.0, r
+        if r["kind"] == "power-change" and r["simulated"] is not None:
+            assert -1.0 < r["simulated"] <= 0.0, r
+    collapse = next(r for r in result["rows"] if r["figure"] == "collapse-mnist")
+    assert collapse["simulated"] < fp32 - 0.3
+    sens = [r for r in result["sensitivity"] if r["accounting"] != "drivers"]
+    jxcdc = 0.0904 + 0.0175
+    for r in sens:
+        assert abs(r["stuck_cells"] - jxcdc) < 0.01, r
+        assert 0.0 <= r["stuck_time_share"] <= 1.0 and 0.0 <= r["stuck_pulse_share"] <= 1.0
+        loop = next(x for x in sens if x["rule"] == "loop-cap" and all(
+            x[k] == r[k] for k in ("accounting", "write_time_ns", "steps", "batch")))
+        assert r["t_rvw_s"] <= loop["t_rvw_s"] * (1 + 1e-12), (r["rule"], loop["rule"])
+        if r["rule"] == "loop-cap":    # about half the stuck cells sit outside their window
+            assert r["stuck_pulse_share"] > 0.5
+        if r["rule"].startswith("abort-"):
+            assert r["stuck_pulse_share"] < loop["stuck_pulse_share"]
+        if r["rule"] == "healthy-median":
+            assert r["rvw_accuracy"] <= loop["rvw_accuracy"] + 0.02
+            assert r["healthy_outside_window"] >= loop["healthy_outside_window"]
 
 
 def test_reproduce_refuses_bad_options(tmp_path: Path,
