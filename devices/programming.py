@@ -50,7 +50,8 @@ class CellProgramming:
     def program(self, levels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Program cells one-shot: target level indices in, conductances (uS, float32) out.
 
-        Applies, in order: the programming variation (once per cell), clipping to
+        Applies, in order: the programming variation (the new cells' device-to-device
+        draws plus this write's cycle-to-cycle draws, :meth:`landed`), clipping to
         [g_min_us, g_max_us], and stuck-at faults (a stuck cell ignores its target). Works
         on any shape; vectorised over cells (tens of millions per second).
 
