@@ -77,7 +77,7 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     ("rows = 64\n", r"unknown top-level key 'rows' = 64 \(every field belongs in a section\)"),
     # an unknown field
     ("[adc]\nbitz = 4\n", r"hw.toml: unknown field\(s\) \['bitz'\] in \[adc\]; valid fields: "
-                          r"\['bits', 'cols_per_adc', 'range_mode'\]"),
+                          r"\['bits', 'calibration_headroom', 'cols_per_adc', 'range_mode'\]"),
     # booleans where numbers belong, and the reverse
     ("[array]\nrows = true\n", r"hw.toml, section \[array\]: ArrayConfig.rows = True is "
                                r"invalid; allowed: an integer in \[1, 65536\]"),

@@ -229,7 +229,9 @@ class AnalogMatrix:
 
     def calibrate_adc(self, x: np.ndarray, x_max: float | None = None,
                       signed: bool | None = None, backend: str | None = None) -> np.ndarray:
-        """Set each array's ADC range to the largest noise-free bit-line current on ``x``.
+        """Set each array's ADC range to the largest noise-free bit-line current on ``x``,
+        times ``config.adc.calibration_headroom`` (1 by default: no margin, so a noisy read
+        or a stronger input above that current clips at the top code).
 
         Returns the ranges in uA, (n_row_tiles, n_arrays).
         """
@@ -255,6 +257,7 @@ class AnalogMatrix:
                                 self._thread_chunk(g_tiles), cur_max)
         ranges = np.zeros((self.n_row_tiles, self.n_arrays))
         np.maximum.at(ranges, (slice(None), self.tile_of_col), cur_max)
+        ranges *= self.config.adc.calibration_headroom   # exact for the default 1.0
         # An array that never conducts still needs a finite range: use its full scale.
         full = self.rows * self.config.array.read_voltage_v * self.device.g_max_us
         ranges[ranges <= 0] = full

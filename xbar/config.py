@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from xbar.errors import ConfigError, FileFormatError, MissingFileError
-from xbar.params import Params, markdown_table, param, param_rows
+from xbar.params import INF, Params, markdown_table, param, param_rows
 from xbar.energy_config import AreaConfig, EnergyConfig
 from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
 
@@ -131,6 +131,12 @@ class ADCConfig(Params):
             what the tile actually produces; currents above it clip.
         cols_per_adc: Bit lines sharing one ADC through a multiplexer (timing only; the
             functional model digitises every column).
+        calibration_headroom: The factor a calibrated range is multiplied by (``"calibrated"``
+            only): I_range = headroom x the largest noise-free column current on the
+            calibration inputs. 1 (the default) leaves no margin: a read-noise excursion, or
+            an input stronger than any calibration input, clips at the top code. Above 1
+            such currents stay in range at the cost of a coarser step (I_range / (2**bits -
+            1)); below 1 the largest currents clip on purpose for a finer step.
     """
 
     SECTION = "adc"
@@ -140,6 +146,10 @@ class ADCConfig(Params):
                             doc="ADC range: the array's full scale or calibrated per tile.")
     cols_per_adc: int = param(8, unit="bit lines", range=(1, 65536),
                               doc="Bit lines sharing one ADC (timing only).")
+    calibration_headroom: float = param(1.0, unit="-", range=(0, INF, True, True),
+                                        note="1: the calibrated peak itself",
+                                        doc="Calibrated range = this x the largest noise-free "
+                                            "current on the calibration inputs.")
 
 
 _XBAR_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
