@@ -128,7 +128,7 @@ class Device(CellProgramming):
         note="n_levels ascending values inside [g_min_us, g_max_us]",
         doc="Explicit level conductances; empty: n_levels uniformly spaced levels.")
     variation: str = param("none", choices=VARIATION_MODELS,
-                           doc="Programming variation model, drawn once per programmed cell.")
+                           doc="Programming variation model (split by c2c_fraction).")
     sigma: float = param(0.0, unit="fraction", range=(0, 10), note="a fraction, not a percent",
                          doc="Relative spread (gaussian) or log-space sigma (lognormal).")
     sigma_reference: str = param("level", choices=SIGMA_REFERENCES,
