@@ -23,7 +23,7 @@ from xbar.devices.cell import Device
 from xbar.devices.radar import (OPEN_HIGH_OHM, LevelStats, RadarData, RadarLevel,
                                 conductance_us, level_stats, measured_levels, read_radar)
 from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
-from xbar.errors import FileFormatError
+from xbar.errors import ConfigError, FileFormatError
 
 #: Relative standard deviation of a verify read assumed by the fit (not identifiable from
 #: the data, which records only verify reads): a quarter of the narrowest window's half
@@ -45,6 +45,9 @@ _STARTS = 2
 N_REPORT_CELLS = 20_000
 #: Relative tolerance each pulse statistic is scaled by in the loss (5 %).
 _PULSE_TOL = 0.05
+#: Measured cells a level needs for a fit: its 90th percentile of pulses, success rate and
+#: conductance spread mean nothing below this (the RADAR files hold thousands per level).
+MIN_FIT_CELLS = 10
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,14 @@ def fit_radar(data: RadarData | str | Path, seed: int = 0, n_fit_cells: int = 40
     if len(levels) < 2:
         raise FileFormatError(f"{data.path}: only {len(levels)} verify window(s); a device needs "
                          f"at least 2 levels")
+    for lvl in levels:
+        if lvl.measured.n_cells < MIN_FIT_CELLS:
+            hi = "open" if lvl.r_hi_ohm >= OPEN_HIGH_OHM else f"{lvl.r_hi_ohm:g}"
+            raise FileFormatError(
+                f"{data.path}: level {lvl.name} (verify window [{lvl.r_lo_ohm:g}, {hi}] ohm) "
+                f"has {lvl.measured.n_cells} cell(s); the fit needs at least {MIN_FIT_CELLS} "
+                "per level (the mean, median and 90th percentile of their pulse counts and "
+                "their success rate): measure more cells of that level")
     g_final = conductance_us(data.r_final_ohm)
     g_ok = g_final[np.isfinite(g_final)]
     if g_ok.size == 0:
@@ -283,7 +294,12 @@ def fit_radar(data: RadarData | str | Path, seed: int = 0, n_fit_cells: int = 40
     stem = Path(data.path).name
     source = (f"write-verify fit to {stem} (Le, Levy et al., RADAR, IEEE TED 2021, "
               f"doi 10.1109/TED.2021.3097975), seed {seed}")
-    params = base_params(levels, g_min, g_max, source=source)
+    try:
+        params = base_params(levels, g_min, g_max, source=source)
+    except ConfigError as exc:  # a level's window outside every measured conductance
+        raise FileFormatError(f"{data.path}: the measured final conductances "
+                              f"({g_min:.4g}-{g_max:.4g} uS) do not reach every verify "
+                              f"window: {exc}") from None
     rows_level = data.level_of_rows()
     fits: dict[int, FitLevel] = {}
     for i, lvl in enumerate(levels):

@@ -1,4 +1,4 @@
-"""No silent wrong answers, no lost results (issue 9, section 3): models, output paths, sizes
+"""No silent wrong answers, no lost results (issue 9, section 3; issue 22): models, output paths, sizes
 and options.
 
 Every case drives the real command line (``main([...])``) on tiny models saved with
@@ -385,3 +385,233 @@ def test_the_largest_seed_is_accepted(capsys: pytest.CaptureFixture[str]) -> Non
                        "--json")
     assert rc == 0, err
     assert json.loads(out)["seed"] == 4294967295
+
+
+# ---------------------------------------------------------------------- issue 22: models
+
+def wide_model(outputs: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, outputs))
+
+
+@pytest.mark.parametrize("outputs", [3, 1, 100])
+@pytest.mark.parametrize("command", [
+    ["simulate", "--test-limit", "20"],
+    ["compare", "--methods", "one-shot", "--chips", "1"],
+    ["compare", "--methods", "one-shot,kd", "--chips", "1"],   # before: IndexError in the loss
+    ["compare", "--methods", "one-shot,rsa", "--chips", "1"],
+    ["sweep", "--param", "sigma", "--values", "0.1", "--methods", "one-shot", "--chips", "1",
+     "--workers", "1", "--out", "{out}"],
+])
+def test_a_model_whose_outputs_are_not_the_classes_is_refused(
+        outputs: int, command: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: 3 outputs on the 10-class digits were scored "10.00 %" (exit 0)."""
+    path = tmp_path / f"w{outputs}.pt"
+    torch.save(wide_model(outputs), path)
+    out = str(tmp_path / "r.h5")
+    rc, text, err = cli(capsys, *[out if a == "{out}" else a for a in command],
+                        "--model", str(path), "--dataset", "digits")
+    assert rc == 2 and text == ""
+    assert (f"--model '{path}' has {outputs} output(s) but data set digits has 10 classes"
+            in last_line(err))
+    assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_a_directory_or_a_damaged_file_as_model_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "net.pt"
+    folder.mkdir()
+    rc, _, err = cli(capsys, "simulate", "--model", str(folder), "--dataset", "digits")
+    assert rc == 2 and f"model file '{folder}' (--model) is a directory" in last_line(err)
+    whole = tmp_path / "whole.pt"
+    torch.save(wide_model(10), whole)
+    data = whole.read_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 100):  # EOF, zip, "[Errno 22] Invalid ..."
+        damaged = tmp_path / f"cut{cut}.pt"
+        damaged.write_bytes(data[:cut])
+        for command in (["simulate", "--dataset", "digits"], ["latency", "--input-shape",
+                                                               "1,8,8"]):
+            rc, _, err = cli(capsys, *command, "--model", str(damaged))
+            line = last_line(err)
+            assert rc == 2 and f"model file '{damaged}' (--model) cannot be loaded: the file " \
+                "is damaged or truncated" in line, line
+
+
+@pytest.mark.parametrize("args", [["--input-shape", "-1,8,8"], ["--input-shape=-1,8,8"],
+                                  ["--input-shape", "-1"]])
+def test_a_negative_input_shape_is_refused_naming_the_option(
+        args: list[str], tiny_linear: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: argparse took -1,8,8 for an option ("expected one argument")."""
+    rc, _, err = cli(capsys, "latency", "--model", str(tiny_linear), *args)
+    value = args[-1].rpartition("=")[2]
+    assert rc == 2
+    assert f"--input-shape: input shape '{value}' is invalid; expected C,H,W as positive " \
+        "integers" in last_line(err)
+
+
+# ---------------------------------------------------------------------- issue 22: outputs
+
+SPECIAL = [d for d in ("/proc", "/sys") if Path(d).is_dir()]
+
+
+@pytest.mark.skipif(not SPECIAL, reason="no /proc or /sys (not Linux)")
+@pytest.mark.parametrize("folder", SPECIAL)
+@pytest.mark.parametrize("command, option", [
+    (["compare", "--model", "missing.pt", "--dataset", "digits", "--out"], "--out"),
+    (["simulate", "--model", "missing.pt", "--dataset", "digits", "--save-chip"],
+     "--save-chip"),
+    (["latency", "--model", "missing.pt", "--input-shape", "1,8,8", "--out"], "--out"),
+    (["sweep", "--param", "sigma", "--values", "0.1", "--model", "missing.pt", "--out"],
+     "--out"),
+])
+def test_an_output_in_a_special_directory_fails_before_any_work_naming_the_option(
+        folder: str, command: list[str], option: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Permission bits say /proc and /sys are writable for root; creating a file there fails.
+    Before: compare and simulate failed after the whole run naming '/proc/.x.h5.aj73alz5.tmp',
+    latency named the temporary file and sweep its lock file."""
+    target = f"{folder}/x.h5"
+    rc, _, err = cli(capsys, *command, target)
+    line = last_line(err)
+    assert rc == 2 and f"{option} '{target}': cannot create a file in '{folder}'" in line, line
+    assert ".tmp" not in err and ".lock" not in err and "missing" not in err
+
+
+def test_check_writable_creates_and_removes_a_file_and_names_the_option(
+        tmp_path: Path) -> None:
+    from xbar.errors import OutputError
+    from xbar.files import check_writable
+
+    assert check_writable(tmp_path / "new" / "deeper" / "r.h5", "--out").name == "r.h5"
+    assert os.listdir(tmp_path) == []  # the probe directory is gone, nothing was created
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(OutputError, match=r"^--out '.*plain/r.h5': '.*plain' is not a dir"):
+        check_writable(tmp_path / "plain" / "r.h5", "--out")
+
+
+def temp_name(out: Path, pid: int, random: str = "abcdefgh") -> Path:
+    from xbar.files import _temp_prefix  # the naming write_atomically uses, of process pid
+
+    prefix = _temp_prefix(out).replace(f".{os.getpid()}@", f".{pid}@")
+    return out.parent / f"{prefix}{random}.tmp"
+
+
+def test_stale_temporary_files_beside_an_output_are_removed_on_the_next_write(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the 0-byte hidden file a SIGKILL in the write window left stayed for good."""
+    from xbar.files import STALE_TEMP_S
+
+    out = tmp_path / "lat.h5"
+    killed = temp_name(out, dead_pid())                 # its writer no longer runs
+    live = temp_name(out, os.getpid(), "ijklmnop")      # a writer still running: kept
+    old_style = tmp_path / ".lat.h5.x1y2z3ab.tmp"       # older naming: by age
+    fresh_old_style = tmp_path / ".lat.h5.q9w8e7r6.tmp"
+    other = tmp_path / ".other.h5.x1y2z3ab.tmp"         # another output's: untouched
+    for path in (killed, live, old_style, fresh_old_style, other):
+        path.write_bytes(b"")
+    aged = os.stat(old_style).st_mtime - STALE_TEMP_S - 60
+    os.utime(old_style, (aged, aged))
+    os.utime(other, (aged, aged))
+    rc, _, err = cli(capsys, "latency", "--model", "lenet5", "--out", str(out))
+    assert rc == 0, err
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["lat.h5", "lat-energy.png", live.name, fresh_old_style.name, other.name])
+
+
+# ---------------------------------------------------------------------- issue 22: sizes
+
+@pytest.mark.parametrize("command, says", [
+    (["compare", "--chips", "1000", "--steps", "1e7", "--methods", "rsa", "--model",
+      "missing.pt"], "--chips 1000 --steps 10000000 with --methods rsa would take at least"),
+    (["sweep", "--param", "sigma", "--values", "0.1,0.2", "--chips", "100", "--steps", "1e7",
+      "--methods", "osa", "--model", "missing.pt", "--out", "{out}"],
+     "--chips 100 --steps 10000000 over 2 values with --methods osa would take at least"),
+    (["reproduce", "work1", "--quick", "--chips", "100", "--steps", "1e7", "--out", "{out}"],
+     "--chips 100 --steps 10000000 over 1 work(s) would take at least"),
+])
+def test_counts_that_cannot_finish_are_refused_with_the_estimate(
+        command: list[str], says: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Little memory, much time: refused by the time bound, the estimate in the message."""
+    out = str(tmp_path / "r.h5")
+    rc, _, err = cli(capsys, *[out if a == "{out}" else a for a in command])
+    line = last_line(err)
+    assert rc == 2 and says in line, line
+    assert "adaptation steps x >= 0.001 s" in line
+    assert "xbar refuses runs estimated over 7 days: choose a smaller value" in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_compare_chips_1e8_is_refused_up_front(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: it started working through 10^8 chips (killed after 300 s). Refused by its
+    time or, on a small machine, its memory, whichever bound it meets first."""
+    rc, _, err = cli(capsys, "compare", "--chips", "1e8", "--methods", "one-shot", "--model",
+                     "missing.pt", "--out", str(tmp_path / "r.h5"))
+    line = last_line(err)
+    assert rc == 2 and "--chips 100000000" in line
+    assert "would take at least" in line or "would need about" in line
+
+
+# ---------------------------------------------------------------------- issue 22: options
+
+def test_methods_all_is_alone_or_refused(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from xbar.mapping.cli.common import parse_methods
+    from xbar.mapping.recovery.compare import METHODS
+
+    assert parse_methods("all", METHODS) == METHODS
+    for command in (["compare"], ["sweep", "--param", "sigma", "--values", "0.1", "--out",
+                                  str(tmp_path / "r.h5")]):
+        rc, _, err = cli(capsys, *command, "--methods", "all,one-shot")
+        assert rc == 2
+        assert "--methods 'all,one-shot': 'all' names every method and cannot be combined " \
+            "with others; give all alone" in last_line(err)
+
+
+@pytest.mark.parametrize("values, entry", [("0,,0.1", 2), ("0,0.1,", 3), (",0.1", 1)])
+def test_sweep_values_with_an_empty_entry_are_refused(
+        values: str, entry: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: the empty entry was dropped and the sweep ran the others."""
+    rc, _, err = cli(capsys, "sweep", "--param", "sigma", "--values", values, "--out",
+                     str(tmp_path / "r.h5"))
+    assert rc == 2
+    assert f"--values '{values}' has an empty entry (entry {entry})" in last_line(err)
+    assert os.listdir(tmp_path) == []
+
+
+# ---------------------------------------------------------------------- issue 22: data
+
+def test_reproduce_cifar_without_the_data_fails_before_the_first_work(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: reproduce all --cifar ran the other works (73 s) and then failed, losing them."""
+    rc, _, err = cli(capsys, "reproduce", "all", "--quick", "--cifar", "--data-dir",
+                     str(tmp_path), "--out", str(tmp_path / "r.h5"))
+    line = last_line(err)
+    assert rc == 2 and "--cifar needs the CIFAR-10 data (checked before any work runs): " \
+        f"CIFAR-10 not found under {tmp_path}" in line
+    assert os.listdir(tmp_path) == []
+
+
+def test_device_fit_on_too_few_cells_names_the_file_level_and_count(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: a 3-row file blamed WriteVerifyParams.target_us[2]."""
+    rows = ["30000\t0\t0\t1\t0\t0\t0\t5000\t1\t0\t0",
+            "30001\t2\t1\t2\t5791.2\t0\t5770\t6010\t1\t0\t0",
+            "30002\t23\t12\t12\t8742.9\t0\t8510\t9310\t1\t0\t0"]
+    data = tmp_path / "three.tsv"
+    data.write_bytes(("\r\n".join(rows) + "\r\n").encode())
+    rc, _, err = cli(capsys, "device", "fit", "--data", str(data), "--out",
+                     str(tmp_path / "d.h5"))
+    assert rc == 2
+    assert (f"{data}: level L0 (verify window [0, 5000] ohm) has 1 cell(s); the fit needs at "
+            "least 10 per level") in last_line(err)
+    assert not (tmp_path / "d.h5").exists()
+
+
+def test_chip_module_docstring_states_the_chip_file_version() -> None:
+    """Issue 22 found "version 1" there; it is checked here so that it cannot drift."""
+    import xbar.mapping.chip as chip
+    from xbar.mapping.chip_file import FORMAT_VERSION
+
+    assert f"version {FORMAT_VERSION}, see ``chip_file.FORMAT_VERSION``" in (chip.__doc__ or "")

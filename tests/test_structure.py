@@ -231,6 +231,20 @@ def test_import_xbar_loads_neither_torch_nor_numba(tmp_path: Path) -> None:
     assert out == "[]", f"import xbar loaded {out}; import heavy packages where they are used"
 
 
+def test_xbar_help_loads_no_command(tmp_path: Path) -> None:
+    """``xbar --help`` lists every command without loading torch, Numba, SciPy, h5py or the
+    recovery plug-ins (issue 22: it took about 4 s); each command loads them when it runs."""
+    out = _fresh("import sys\nfrom xbar.mapping.cli.main import main\ntry:\n    main(['--help'])\n"
+                 "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if "
+                 "m.split('.')[0] in ('torch', 'numba', 'scipy', 'h5py') or "
+                 "m.startswith('xbar.mapping.recovery')))", tmp_path)
+    help_text, _, loaded = out.rpartition("\n")
+    assert loaded == "[]", f"xbar --help loaded {loaded}"
+    for command in ("compare", "demo", "device", "devices", "latency", "mvm", "reproduce",
+                    "simulate", "sweep"):
+        assert f"\n    {command}" in help_text, command
+
+
 def test_one_import_root(tmp_path: Path) -> None:
     out = _fresh("import sys, xbar.mapping.chip, xbar.devices.fit, xbar.mapping.sweep.run; "
                  "print(sorted({m.split('.')[0] for m in sys.modules} & "

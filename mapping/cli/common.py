@@ -1,7 +1,7 @@
 """Option types and checks shared by the commands: seeds, counts, ``--methods``, output paths,
 and JSON output without bare ``NaN``.
 
-Not a command (no ``register``): :mod:`xbar.mapping.cli.main` skips it.
+Not a command (no ``COMMANDS``): :mod:`xbar.mapping.cli.main` skips it.
 """
 
 from __future__ import annotations
@@ -56,18 +56,25 @@ def count_arg(text: str) -> int:
 
 def parse_methods(text: str, allowed: Sequence[str], option: str = "--methods"
                   ) -> tuple[str, ...]:
-    """A comma-separated list of recovery methods: no empty entry, no repeat, all known.
+    """A comma-separated list of recovery methods: no empty entry, no repeat, all known; or
+    ``all`` alone, every method of ``allowed``.
 
     Raises:
         ConfigError: Naming the entry and listing the allowed methods.
     """
-    valid = f"a comma-separated list of distinct methods from {','.join(allowed)}"
+    valid = (f"a comma-separated list of distinct methods from {','.join(allowed)}, or all "
+             "(alone)")
     if not text.strip():
         raise ConfigError(f"{option} is empty; allowed: {valid}")
     names = [m.strip() for m in text.split(",")]
+    if names == ["all"]:
+        return tuple(allowed)
     if "" in names:
         raise ConfigError(f"{option} {text!r} has an empty entry (entry {names.index('') + 1})"
                           f"; allowed: {valid}")
+    if "all" in names:
+        raise ConfigError(f"{option} {text!r}: 'all' names every method and cannot be combined "
+                          f"with others; give all alone, or {valid.partition(', or')[0]}")
     unknown = [m for m in names if m not in allowed]
     if unknown:
         raise ConfigError(f"{option} {text!r}: unknown method {unknown[0]!r}; allowed: {valid}")

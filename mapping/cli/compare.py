@@ -7,23 +7,21 @@ import sys
 import time
 from pathlib import Path
 
-from xbar.devices import resolve_device_file
-from xbar.mapping.recovery.sram import AdaptConfig
-from xbar.mapping.recovery.compare import (BUILTIN_METHODS, METHODS, CompareSettings, compare,
-                                           story)
-from xbar.mapping.recovery.kd import KDConfig, kd_config
-from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
-from xbar.mapping.data.workflow import load_teacher
-from xbar.mapping.recovery.methods import options_json
 from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, add_option_arg,
                                      check_image_output, check_output, count_arg, dumps_json,
                                      hardware_spec, parse_methods, parse_options, seed_arg)
+
+COMMANDS = {"compare": "compare recovery methods: accuracy and time",
+            "demo": "the embedded default comparison (digits, DAC 2020 cell)"}
 
 # Memory per (chip, method) kept until the end: accuracies, times and pulses in lists.
 _BYTES_PER_CHIP_METHOD = 200
 
 
 def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
+    from xbar.mapping.recovery.compare import BUILTIN_METHODS, METHODS
+    from xbar.mapping.recovery.kd import KDConfig
+
     p.add_argument("--model", default=defaults["model"], metavar="NAME|FILE")
     p.add_argument("--dataset", default=defaults.get("dataset"), metavar="NAME")
     p.add_argument("--data-dir", metavar="DIR")
@@ -57,8 +55,8 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
     p.add_argument("--kd-draws", type=count_arg, metavar="N",
                    help=f"KD: device draws per training step (default {KDConfig.draws})")
     p.add_argument("--methods", default=",".join(BUILTIN_METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}, or 'all' (default: "
-                        f"works 1 and 2's, {','.join(BUILTIN_METHODS)})")
+                   help=f"comma-separated subset of {','.join(METHODS)}, or all (alone; "
+                        f"default: works 1 and 2's, {','.join(BUILTIN_METHODS)})")
     add_option_arg(p)
     add_backend_arg(p, "where chips run and KD and SRAM/bias-only adaptation train: ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -67,14 +65,14 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("compare", help="compare recovery methods: accuracy and time",
+    p = sub.add_parser("compare", help=COMMANDS["compare"],
                        description="Program the network onto N chip instances and compare "
                                    "one-shot, bias-only, KD, RSA, KD+RSA, OSA, KD+OSA and "
                                    "R-V-W in accuracy and in time on chip.")
     _add_common(p, {"model": "digits-cnn", "device": "charan2020-jxcdc", "chips": 3,
                     "steps": 200, "batch": 32, "kd_epochs": 10})
     p.set_defaults(func=run)
-    d = sub.add_parser("demo", help="the embedded default comparison (digits, DAC 2020 cell)",
+    d = sub.add_parser("demo", help=COMMANDS["demo"],
                        description="`xbar compare` on the embedded digits data with the "
                                    "charan2020-dac device mapped one cell per weight; prints "
                                    "the table and writes results/demo.h5 with plots.")
@@ -86,12 +84,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xbar.config import load_hardware
-    from xbar.resources import check_memory
-
+    from xbar.devices import resolve_device_file
     from xbar.kernel_torch import resolve_backend
+    from xbar.mapping.data.workflow import load_teacher
+    from xbar.mapping.recovery.budget import check_budget
+    from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare, story
+    from xbar.mapping.recovery.kd import kd_config
+    from xbar.mapping.recovery.methods import options_json
+    from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
+    from xbar.mapping.recovery.sram import AdaptConfig
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
-    methods = METHODS if args.methods.strip() == "all" else parse_methods(args.methods, METHODS)
+    methods = parse_methods(args.methods, METHODS)
     options = parse_options(args.option, methods)
     if args.out:
         out = Path(args.out)
@@ -105,8 +109,7 @@ def run(args: argparse.Namespace) -> int:
                      temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
                      weight_clip=args.kd_weight_clip, draws=args.kd_draws),
         options=options, backend=backend)
-    check_memory(args.chips * len(methods) * _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}",
-                 f"results of {args.chips} chips x {len(methods)} methods")
+    check_budget(settings, _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
     device = device_file.device
     args.hw, hw_label = hardware_spec(args.device, args.hw)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import check_output, dumps_json, seed_arg
 
+COMMANDS = {"device": "work with measured device data (fit a device model)"}
 FORMATS = ("radar",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("device", help="work with measured device data (fit a device model)",
+    p = sub.add_parser("device", help=COMMANDS["device"],
                        description="Fit device models to measured data.")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
     f = actions.add_parser(
@@ -52,6 +52,8 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from xbar.devices.files import FORMAT as DEVICE_FORMAT, save_device
     from xbar.devices.radar import fit_radar
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from xbar.devices import PRESETS, load_device_file, preset
-from xbar.devices.presets import implied_hardware
 from xbar.mapping.cli.common import dumps_json
+
+COMMANDS = {"devices": "list device presets (or describe a device file)"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("devices", help="list device presets (or describe a device file)",
+    p = sub.add_parser("devices", help=COMMANDS["devices"],
                        description="List the device presets with their key figures and sources,"
                                    " or describe one device file.")
     p.add_argument("file", nargs="?", help="a .h5 or .toml device file to describe")
@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xbar.devices import PRESETS, load_device_file, preset
+    from xbar.devices.presets import implied_hardware
+
     devs = [load_device_file(args.file).device] if args.file else [preset(n) for n in PRESETS]
     if args.json:  # weight_mapping is a Device field; "hardware" the preset it implies
         print(dumps_json([{**d.to_dict(), "hardware": implied_hardware(d)} for d in devs]))

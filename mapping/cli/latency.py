@@ -9,14 +9,19 @@ only load files you trust.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from xbar.config import XbarConfig, load_hardware
-from xbar.timing import SCHEDULES, LatencyResult, TimingConfig, simulate
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, ModelError
 from xbar.mapping.cli.common import check_image_output, check_output, count_arg, dumps_json
-from xbar.timing.energy import AreaReport, InferenceEnergy, chip_area, inference_energy
-from xbar.timing.network import LayerSpec
+
+if TYPE_CHECKING:
+    from xbar.config import XbarConfig
+    from xbar.timing import LatencyResult, TimingConfig
+    from xbar.timing.energy import AreaReport, InferenceEnergy
+    from xbar.timing.network import LayerSpec
+
+COMMANDS = {"latency": "cycle-level latency and throughput of a network on crossbars"}
 
 # Memory of the event engine per row event (the event, its callbacks and list slot) and per
 # recorded tile burst (a tuple of four ints), from the peak RSS of lenet5 at --batch 1 and
@@ -26,8 +31,10 @@ _BURST_BYTES = 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from xbar.timing import SCHEDULES
+
     p = sub.add_parser(
-        "latency", help="cycle-level latency and throughput of a network on crossbars",
+        "latency", help=COMMANDS["latency"],
         description="Simulate a network mapped onto RRAM crossbars with the SimPy cycle-level "
                     "engine: total latency, per-layer latency and tiles, steady-state "
                     "throughput and tile/ADC utilisation; energy per inference (per layer and "
@@ -38,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a zoo model name (lenet5, mlp, digits-cnn, vgg16) or a file holding a "
                         "whole nn.Module saved with torch.save")
     p.add_argument("--input-shape", metavar="C,H,W",
-                   help="input shape of one sample (required for a model file; known for zoo "
-                        "models)")
+                   help="input shape of one sample: 1 to 3 positive integers (required for a "
+                        "model file; known for zoo models)")
     p.add_argument("--hw", metavar="FILE",
                    help="hardware TOML file with any of the sections [array], [dac], [adc], "
                         "[timing], [energy], [area] (e.g. benchmarks/hardware/isaac.toml; "
@@ -61,17 +68,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def load_model(spec: str, input_shape: str | None) -> tuple[object, tuple[int, ...], str]:
-    """Resolve ``--model`` and ``--input-shape`` into (module, shape, label)."""
-    from xbar.mapping.data.workflow import load_model_spec
+    """Resolve ``--model`` and ``--input-shape`` into (module, shape, label).
 
-    model, shape, label = load_model_spec(spec, input_shape)
+    (``--input-shape -1,8,8`` reaches here as a value: :func:`xbar.mapping.cli.main.main`
+    joins a dash-led list to its option, which argparse would otherwise refuse as missing.)
+    """
+    from xbar.mapping.data.workflow import load_model_spec
+    from xbar.mapping.geometry import parse_input_shape
+
+    try:
+        shape_given = parse_input_shape(input_shape) if input_shape is not None else None
+    except ModelError as exc:
+        raise ConfigError(f"--input-shape: {exc}") from None
+    model, shape, label = load_model_spec(spec, shape_given)
     if not shape:
         raise ConfigError(f"--input-shape C,H,W is required for the model file {spec!r}")
     return model, shape, label
 
 
 def run(args: argparse.Namespace) -> int:
+    from xbar.config import load_hardware
     from xbar.mapping.geometry import layer_specs
+    from xbar.timing import simulate
+    from xbar.timing.energy import chip_area, inference_energy
 
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")
@@ -82,6 +101,9 @@ def run(args: argparse.Namespace) -> int:
                       "--energy-plot": args.energy_plot})
     if args.out:
         check_output(args.out, "--out", LATENCY_FORMAT)
+        if not args.energy_plot:
+            out = Path(args.out)
+            check_image_output(out.with_name(f"{out.stem}-energy.png"), "--out's energy plot")
     for option, path in (("--timeline", args.timeline), ("--energy-plot", args.energy_plot)):
         if path:
             check_image_output(path, option)
@@ -100,26 +122,28 @@ def run(args: argparse.Namespace) -> int:
     energy, area = inference_energy(specs, hw), chip_area(specs, hw)
     costs = energy_summary(energy, area, result)
     written: list[tuple[str, str]] = []
-    if args.out:
-        from xbar.timing.results import save_latency
-        save_latency(result, args.out, model=label, input_shape=shape, extra=costs)
-        written.append(("results", args.out))
-    if args.timeline:
-        from xbar.timing.gantt import plot_timeline
-        plot_timeline(result, args.timeline)
-        written.append(("timeline", args.timeline))
+    images: dict[str, bytes] = {}
     if args.energy_plot or args.out:
-        from xbar.files import write_atomically, write_pngs
         from xbar.timing.energy_plot import energy_png
 
         png = energy_png(energy, area, f"{label}, {result.schedule} schedule: "
                          f"{energy.total_pj * 1e-6:.4g} uJ per inference, "
                          f"{energy.tops_per_w:.3g} TOPS/W, {area.total_mm2:.4g} mm^2")
         if args.energy_plot:
+            from xbar.files import write_atomically
             write_atomically(args.energy_plot, lambda tmp: open(tmp, "wb").write(png))
             written.append(("energy plot", args.energy_plot))
         else:
-            written += [("energy plot", str(p)) for p in write_pngs(args.out, {"energy": png})]
+            images["energy"] = png  # beside --out, written together with it
+    if args.out:
+        from xbar.timing.results import save_latency
+        pngs = save_latency(result, args.out, model=label, input_shape=shape, extra=costs,
+                            images=images)
+        written += [("results", args.out)] + [("energy plot", str(p)) for p in pngs]
+    if args.timeline:
+        from xbar.timing.gantt import plot_timeline
+        plot_timeline(result, args.timeline)
+        written.append(("timeline", args.timeline))
     if args.json:
         doc = {"model": label, "input_shape": list(shape), **result.to_dict(), **costs}
         print(dumps_json(doc))

@@ -1,9 +1,12 @@
 """The ``xbar`` command line.
 
 Each subcommand lives in its own module under :mod:`xbar.mapping.cli`, with its formatting,
-and exposes ``register(subparsers)``, which adds its parser and sets ``func`` (called with the
-parsed arguments, returning an exit code). Modules are discovered, so adding a command touches
-no other file.
+and exposes ``COMMANDS`` (its command names and one-line help) and ``register(subparsers)``,
+which adds its parsers and sets ``func`` (called with the parsed arguments, returning an exit
+code). Modules are discovered, so adding a command touches no other file. A command module
+imports at its top only what its name and help need; torch, Numba and the recovery plug-ins
+load when its ``register`` (for the command being run) or ``run`` does, so ``xbar --help``
+lists the commands without loading them.
 
 Exit status: 0 success; 2 a user error (an :class:`~xbar.errors.XbarError`, an unreadable or
 unwritable path, a bad option), printed as one line; 1 anything else, which is a bug in
@@ -15,28 +18,69 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import signal
 import sys
 import threading
-
 import traceback
+from collections.abc import Sequence
 
 import xbar.mapping.cli
 from xbar.errors import XbarError
+from xbar.files import written_files
 from xbar.threads import configure_threads
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``xbar`` parser. With ``argv``, only the command it names gets its options (the
+    others their name and help, enough for ``xbar --help`` and for refusing an unknown
+    command); without, every command gets them."""
     parser = argparse.ArgumentParser(
         prog="xbar",
         description="xbar-sim: accuracy, cycle-level latency and programming cost of neural "
                     "networks on RRAM (1T1R) crossbars.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for info in sorted(pkgutil.iter_modules(xbar.mapping.cli.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"xbar.mapping.cli.{info.name}")
-        if hasattr(module, "register"):
+        commands: dict[str, str] = getattr(module, "COMMANDS", {})
+        if not commands:  # a helper module (common)
+            continue
+        if wanted is None or wanted in commands:
             module.register(sub)
+        else:
+            for name, text in commands.items():
+                sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+_NEGATIVE_LIST = re.compile(r"-\.?\d[\w.+-]*,[\w.,+-]*")
+
+
+def _negative_lists_joined(argv: Sequence[str]) -> list[str]:
+    """``--option -1,8,8`` as ``--option=-1,8,8``: argparse takes a word that starts with a
+    dash and is not a plain negative number for an option, and would refuse the option as
+    missing its value; joined, the option's own check says what is wrong with the value."""
+    out: list[str] = []
+    for word in argv:
+        if (out and out[-1].startswith("--") and "=" not in out[-1]
+                and _NEGATIVE_LIST.fullmatch(word)):
+            out[-1] = f"{out[-1]}={word}"
+        else:
+            out.append(word)
+    return out
+
+
+def _terminated_message(command: str, written: Sequence[object]) -> str:
+    """What SIGTERM left: nothing written, or the files written (each whole) before it."""
+    if not written:
+        return (f"xbar {command}: terminated before writing any output; nothing half-written "
+                "was left")
+    names = list(dict.fromkeys(str(p) for p in written))
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return (f"xbar {command}: terminated after writing {shown}: each is complete (a file "
+            "and the plots beside it are replaced together); the run's other outputs were "
+            "not written")
 
 
 class _Terminated(BaseException):
@@ -54,19 +98,22 @@ def main(argv: list[str] | None = None) -> int:
     progress removes its temporary file and a sweep releases its lock before the process
     ends (SIGKILL cannot be caught: a sweep's next run takes over what it leaves).
     """
-    parser = build_parser()
+    argv = _negative_lists_joined(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     configure_threads()
+    first_write = len(written_files())
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return int(args.func(args) or 0)
     except _Terminated:
-        print(f"xbar {args.command}: terminated; nothing half-written was left", file=sys.stderr)
+        print(_terminated_message(args.command, written_files()[first_write:]),
+              file=sys.stderr)
         return 143
     except (XbarError, OSError) as exc:
         print(f"xbar {args.command}: error: {exc}", file=sys.stderr)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-
-from xbar.devices import resolve_device
-from xbar.analog import AnalogMatrix
-from xbar.config import load_hardware
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, count_arg, dumps_json,
                                      hardware_spec, seed_arg)
+
+COMMANDS = {"mvm": "run the analog MVM kernel once and compare to float"}
 
 
 def _shape(text: str) -> tuple[int, int]:
@@ -27,7 +24,7 @@ def _shape(text: str) -> tuple[int, int]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("mvm", help="run the analog MVM kernel once and compare to float",
+    p = sub.add_parser("mvm", help=COMMANDS["mvm"],
                        description="Program a random Gaussian weight matrix onto tiled arrays "
                                    "of a device and multiply a batch of uniform [0, 1) inputs "
                                    "through DAC, noisy arrays and ADC; print the error "
@@ -46,10 +43,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch < 1:
-        raise ConfigError(f"--batch = {args.batch} is invalid; allowed: >= 1")
+    import numpy as np
+
+    from xbar.analog import AnalogMatrix
+    from xbar.config import load_hardware
+    from xbar.devices import resolve_device
     from xbar.kernel_torch import resolve_backend
     from xbar.resources import check_memory
+
+    if args.batch < 1:
+        raise ConfigError(f"--batch = {args.batch} is invalid; allowed: >= 1")
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import Any
 
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (add_backend_arg, check_output, count_arg, dumps_json,
                                      seed_arg)
 
+COMMANDS = {"reproduce": "each published figure of the works beside the simulated one"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "reproduce", help="each published figure of the works beside the simulated one",
+        "reproduce", help=COMMANDS["reproduce"],
         description="For every published figure of the works in REFERENCE.md: "
                     "the paper's number and setting, the simulated number (mean +- std over "
                     "chips) and setting, and the difference. The full run is MNIST LeNet-5; "
@@ -64,6 +67,28 @@ def parse_fractions(text: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def check_run_time(settings: Any) -> None:
+    """Refuse ``--chips`` and ``--steps`` whose run could not finish: at the least, every work
+    programs and evaluates one-shot on every chip, and works 1 and 2 adapt every chip at
+    every SRAM fraction (:func:`xbar.mapping.recovery.budget.min_seconds`)."""
+    from xbar.mapping.recovery.budget import min_seconds
+    from xbar.mapping.recovery.compare import CompareSettings
+    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.resources import check_time
+
+    s = settings
+    runs, what = min_seconds(CompareSettings(chips=s.chips, methods=("one-shot",)),
+                             len(s.works))
+    adapting = sum(w in ("work1", "work2") for w in s.works) * len(s.fractions)
+    if adapting:
+        adapt = CompareSettings(chips=s.chips, methods=("rsa",),
+                                adapt=AdaptConfig(steps=s.steps, batch_size=s.batch))
+        steps, more = min_seconds(adapt, adapting)
+        runs, what = runs + steps, f"{what}, then {more}"
+    check_time(runs, f"--chips {s.chips} --steps {s.steps} over {len(s.works)} work(s)",
+               f"{what}, on one core")
+
+
 def run(args: argparse.Namespace) -> int:
     from xbar.mapping.recovery.reproduce import WORKS, ReproduceSettings, reproduce
     from xbar.mapping.recovery.reproduce_report import FORMAT, format_rows, save_reproduce
@@ -81,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
                                  seed=args.seed, data_dir=args.data_dir, cifar=args.cifar,
                                  cifar_test_limit=args.cifar_test_limit,
                                  backend=args.backend, **budget)
+    check_run_time(settings)
     quiet = args.json or not sys.stderr.isatty()
     start = time.perf_counter()
     result = reproduce(settings, progress=None if quiet else

@@ -5,18 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 
-from xbar.devices import resolve_device
-from xbar.mapping.chip import Chip
-from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
-from xbar.config import load_hardware
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, check_output, count_arg,
                                      dumps_json, hardware_spec, seed_arg)
 
+COMMANDS = {"simulate": "accuracy of a network mapped onto RRAM crossbars"}
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "simulate", help="accuracy of a network mapped onto RRAM crossbars",
+        "simulate", help=COMMANDS["simulate"],
         description="Train (or read from the cache) the FP32 network, program it onto tiled "
                     "1T1R arrays of a device, calibrate DAC and ADC ranges on training images, "
                     "and measure test accuracy through the analog model (DAC, conductance "
@@ -50,8 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xbar.config import load_hardware
+    from xbar.devices import resolve_device
     from xbar.kernel_torch import resolve_backend
-    from xbar.mapping.chip import FORMAT as CHIP_FORMAT
+    from xbar.mapping.chip import FORMAT as CHIP_FORMAT, Chip
+    from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
 

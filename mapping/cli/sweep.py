@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-from xbar.mapping.recovery.compare import METHODS
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, add_option_arg,
                                      check_image_output, check_output, count_arg, dumps_json,
                                      hardware_spec, parse_methods, parse_options, seed_arg)
 
+COMMANDS = {"sweep": "sweep one device/array parameter against the recovery methods"}
 _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from xbar.mapping.recovery.compare import METHODS
+
     p = sub.add_parser(
-        "sweep", help="sweep one device/array parameter against the recovery methods",
+        "sweep", help=COMMANDS["sweep"],
         description="Evaluate the recovery methods on N chip instances at every value of one "
                     "device, array/converter or SRAM parameter. Every (value, method, chip) "
                     "point is independent and seeded from --seed; each is written to the "
@@ -36,8 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hw", metavar="PRESET|FILE",
                    help="hardware preset (default, one-cell) or TOML file" + HW_IMPLIED)
     p.add_argument("--methods", default=_DEFAULT_METHODS,
-                   help=f"comma-separated subset of {','.join(METHODS)} "
-                        f"(default {_DEFAULT_METHODS})")
+                   help=f"comma-separated subset of {','.join(METHODS)}, or all (alone; "
+                        f"default {_DEFAULT_METHODS})")
     add_option_arg(p)
     add_backend_arg(p, "where each point's chips run and its KD and adaptation train: ")
     p.add_argument("--chips", type=count_arg, default=3,
@@ -93,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(missing)} required (see xbar sweep --help; "
                          "--list-params shows what can be swept)")
     from xbar.files import check_distinct
+    from xbar.mapping.recovery.compare import METHODS
     from xbar.mapping.sweep.store import FORMAT as SWEEP_FORMAT
 
     methods = parse_methods(args.methods, METHODS)

@@ -22,7 +22,7 @@ from xbar.errors import DataError, MissingFileError
 from xbar.files import write_atomically
 from xbar.mapping.data.base import Dataset, cache_dir, data_root
 
-__all__ = ["CIFAR10_CLASSES", "decode_cifar_tar", "load_cifar10"]
+__all__ = ["CIFAR10_CLASSES", "decode_cifar_tar", "find_cifar10", "load_cifar10"]
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
@@ -185,30 +185,43 @@ def _cifar_from_tar(path: Path) -> Dataset:
                           arrays["y_test"], source)
 
 
-def load_cifar10(data_dir: str | Path | None = None) -> Dataset:
-    """Load CIFAR-10 from the python batches directory or the JPEG image-folder tar.
+def find_cifar10(data_dir: str | Path | None = None) -> Path:
+    """Where CIFAR-10 is, without reading it: the python batches directory or the JPEG
+    image-folder tar :func:`load_cifar10` would read (so that a run needing it can check
+    before any work).
 
-    Looked for, in order: ``cifar-10-batches-py`` (under ``<root>/cifar10`` or ``<root>``, or
-    ``<root>`` itself), then ``cifar10-jpeg.tar`` (under ``<root>/cifar10`` or ``<root>``, or
-    ``data_dir`` naming the tar itself), where ``<root>`` is :func:`data_root`.
-
-    Returns:
-        50,000 train / 10,000 test images, shape (3, 32, 32), standard class order.
+    Raises:
+        MissingFileError: Neither is there; says what to put where.
     """
     root = data_root(data_dir)
     if root.is_file():
-        return _cifar_from_tar(root)
+        return root
     batch_dirs = [root / "cifar10" / "cifar-10-batches-py", root / "cifar-10-batches-py",
                   root / "cifar10", root]
     found = next((d for d in batch_dirs if (d / "data_batch_1").is_file()), None)
     if found is not None:
-        return _cifar_from_batches(found)
+        return found
     tars = [root / "cifar10" / _CIFAR_TAR, root / _CIFAR_TAR]
     tar = next((t for t in tars if t.is_file()), None)
     if tar is not None:
-        return _cifar_from_tar(tar)
+        return tar
     raise MissingFileError(
         f"CIFAR-10 not found under {root}: looked for {batch_dirs[0]} (the python version, "
         f"data_batch_1..5 and test_batch) and {tars[0]} (image-folder tar with "
         "train/<class>/NNNN.jpg and test/<class>/NNNN.jpg). Put either there, or point "
         "--data-dir or the XBAR_DATA environment variable at the directory that holds it.")
+
+
+def load_cifar10(data_dir: str | Path | None = None) -> Dataset:
+    """Load CIFAR-10 from the python batches directory or the JPEG image-folder tar.
+
+    Looked for, in order: ``cifar-10-batches-py`` (under ``<root>/cifar10`` or ``<root>``, or
+    ``<root>`` itself), then ``cifar10-jpeg.tar`` (under ``<root>/cifar10`` or ``<root>``, or
+    ``data_dir`` naming the tar itself), where ``<root>`` is :func:`data_root`
+    (:func:`find_cifar10`).
+
+    Returns:
+        50,000 train / 10,000 test images, shape (3, 32, 32), standard class order.
+    """
+    found = find_cifar10(data_dir)
+    return _cifar_from_tar(found) if found.is_file() else _cifar_from_batches(found)

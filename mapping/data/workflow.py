@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -13,7 +15,7 @@ import numpy as np
 from torch import nn
 
 from xbar.mapping.data.datasets import Dataset, load_dataset
-from xbar.errors import ConfigError, MissingFileError
+from xbar.errors import ConfigError, FileFormatError, MissingFileError, ModelError
 
 
 def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
@@ -33,6 +35,10 @@ def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
     path = Path(spec)
     looks_like_file = path.suffix.lower() in (".pt", ".pth") or os.sep in spec or path.exists()
     if looks_like_file:
+        if path.is_dir():
+            raise FileFormatError(f"model file {spec!r} (--model) is a directory; give a file "
+                                  "saved with torch.save(model, FILE), or a zoo name: lenet5, "
+                                  "mlp, digits-cnn, vgg16")
         if not path.is_file():
             raise MissingFileError(f"model file {spec!r} does not exist (or pass a zoo name: "
                                     "lenet5, mlp, digits-cnn, vgg16)")
@@ -40,8 +46,8 @@ def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
         try:
             model = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise ConfigError(f"cannot load model file {spec!r}: {type(exc).__name__}: {exc}"
-                             ) from None
+            raise FileFormatError(f"model file {spec!r} (--model) cannot be loaded: "
+                                  f"{_load_failure(exc)}") from None
         if not isinstance(model, nn.Module):
             raise ConfigError(f"model file {spec!r} holds a {type(model).__name__}, not an "
                              "nn.Module; save the whole model with torch.save(model, FILE), "
@@ -53,6 +59,53 @@ def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
         raise ConfigError(f"unknown model {spec!r}: not a file and not a zoo model; zoo models: "
                          f"{', '.join(zoo.MODELS)}")
     return zoo.build_model(name), shape or tuple(zoo.INPUT_SHAPES[name]), name
+
+
+def _load_failure(exc: BaseException) -> str:
+    """Why ``torch.load`` failed, in a line: a damaged or truncated file says so (torch and
+    the OS report it as an EOF, a zip-archive or an "Invalid argument" error)."""
+    first = (str(exc).strip().splitlines() or [""])[0].split(". ")[0]
+    if isinstance(exc, (EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile)) or (
+            isinstance(exc, RuntimeError) and "zip archive" in first):
+        return (f"the file is damaged or truncated ({type(exc).__name__}: {first}); save the "
+                "model again with torch.save(model, FILE)")
+    return f"{type(exc).__name__}: {first}"
+
+
+def check_output_width(model: nn.Module, dataset: Dataset, label: str,
+                       what: str = "model") -> None:
+    """Refuse ``model`` unless it maps one ``dataset`` image to one logit per class.
+
+    A network with another output count would be scored anyway (the argmax picks some
+    output), silently wrong, and training against it fails inside the loss; this runs one
+    test image through it and names both counts.
+
+    Raises:
+        ModelError: The output count differs from ``dataset.n_classes`` (or the model does
+            not take the data set's images, or returns no logits tensor).
+    """
+    import torch
+
+    from xbar.mapping.data.train import check_logits, model_device
+
+    x = torch.as_tensor(dataset.x_test[:1], dtype=torch.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logits = model(x.to(model_device(model)))
+        if not isinstance(logits, torch.Tensor) or logits.dim() != 2 or len(logits) != 1:
+            check_logits(logits, 1)  # says what the model returned instead
+    except RuntimeError as exc:
+        raise ModelError(f"{what} {label!r} does not accept {dataset.name} inputs of shape "
+                         f"{dataset.input_shape}: {exc}") from None
+    finally:
+        model.train(was_training)
+    if logits.shape[1] != dataset.n_classes:
+        raise ModelError(f"{what} {label!r} has {logits.shape[1]} output(s) but data set "
+                         f"{dataset.name} has {dataset.n_classes} classes; allowed: a model "
+                         f"whose last layer gives one logit per class ({dataset.n_classes} "
+                         "outputs)")
 
 
 @dataclass
@@ -87,11 +140,13 @@ def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = Non
         return Teacher(model, name, dataset, info.test_accuracy, info.from_cache,
                        info.train_seconds)
     model, _, label = load_model_spec(spec, None)
+    # Where every command's model meets its data (compare, simulate, sweep, reproduce).
+    check_output_width(model, dataset, label, "--model")
     try:
         accuracy = evaluate(model, dataset.x_test, dataset.y_test)
-    except RuntimeError as exc:
-        raise ConfigError(f"model {label!r} does not accept {dataset.name} inputs of shape "
-                         f"{dataset.input_shape}: {exc}") from None
+    except RuntimeError as exc:  # one image passed, a batch did not (a fixed batch size?)
+        raise ModelError(f"model {label!r} fails on a batch of {dataset.name} images: {exc}"
+                         ) from None
     return Teacher(model, label, dataset, accuracy, True, 0.0)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from xbar.files import stamp_hdf5, write_atomically, write_pngs
+from xbar.files import stamp_hdf5, write_with_pngs
 
 FORMAT = "xbar-sim compare"
 FORMAT_VERSION = 1
@@ -149,5 +149,4 @@ def save_compare(path: str | Path, result: dict[str, Any], config: dict[str, Any
                 p.create_dataset(f"{name}.png", data=np.frombuffer(data, dtype=np.uint8))
             f.attrs["kd_json"] = json.dumps(result.get("kd", {}))
 
-    write_atomically(path, write)
-    return write_pngs(path, images)
+    return write_with_pngs(path, write, images)

@@ -35,11 +35,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, MissingFileError
 from xbar.mapping.recovery.published import Published, published
 from xbar.mapping.recovery.speedup import ACCOUNTINGS, WRITE_TIMES_NS, speedup_sensitivity
 
-__all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "reproduce", "row",
+__all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "check_data", "reproduce", "row",
            "speedup_sensitivity"]
 
 WORK_MODULES: dict[str, str] = {"work3": "xbar.mapping.recovery.reproduce_work3",
@@ -162,6 +162,24 @@ def _needed(by_fraction: dict[float, dict[str, Any]], method: str, target: float
     return None
 
 
+def check_data(settings: ReproduceSettings) -> None:
+    """Before the first work runs: the data every requested work needs is there (CIFAR-10
+    for ``cifar``; the main data set is the teacher's, loaded first anyway), so that a
+    missing file does not discard the works run before it.
+
+    Raises:
+        MissingFileError: Naming the option that asks for the data and what to put where.
+    """
+    from xbar.mapping.data.cifar import find_cifar10
+
+    if settings.cifar:
+        try:
+            find_cifar10(settings.data_dir)
+        except MissingFileError as exc:
+            raise MissingFileError(f"--cifar needs the CIFAR-10 data (checked before any work "
+                                   f"runs): {exc}") from None
+
+
 def reproduce(settings: ReproduceSettings,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the reproduction; a JSON-ready dict with ``rows`` and ``sensitivity``."""
@@ -177,6 +195,7 @@ def reproduce(settings: ReproduceSettings,
     say = progress or (lambda _: None)
     s = settings
     backend = resolve_backend(s.backend)  # before any work: cuda without a GPU fails here
+    check_data(s)
     say(f"teacher: {s.model} on {s.dataset}")
     teacher = load_teacher(s.model, s.dataset, s.data_dir, backend=backend)
     ds = teacher.dataset

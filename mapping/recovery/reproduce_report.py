@@ -18,7 +18,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from xbar.files import stamp_hdf5, write_atomically, write_pngs
+from xbar.files import stamp_hdf5, write_with_pngs
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "format_rows", "save_reproduce", "sensitivity_plot",
            "speedup_table"]
@@ -128,8 +128,7 @@ def save_reproduce(path: str | Path, result: dict[str, Any]) -> list[Path]:
             for name, data in images.items():
                 p.create_dataset(f"{name}.png", data=np.frombuffer(data, dtype=np.uint8))
 
-    write_atomically(path, write)
-    return write_pngs(path, images)
+    return write_with_pngs(path, write, images)
 
 
 def format_rows(result: dict[str, Any]) -> str:

@@ -5,7 +5,8 @@ its points (:meth:`Backend.student_ref`):
 
 * :class:`InlineBackend`: in this process, one task after another (``--workers 1``).
 * :class:`PoolBackend`: N spawned local processes (``concurrent.futures``), each limited to
-  cores / N threads; each dies when the driver dies.
+  cores / N threads; each dies, quietly, when the driver dies; the teacher reaches them
+  through a file in the cache (``$XBAR_CACHE/sweep``).
 * :class:`DaskBackend`: a ``distributed.Client`` on a scheduler address; threads per worker =
   its host's cores / worker processes on that host; the teacher is scattered once.
 
@@ -21,6 +22,7 @@ import os
 from typing import Any, Callable
 
 from xbar.errors import ConfigError
+from xbar.mapping.data.base import cache_dir
 from xbar.mapping.sweep.workers import TeacherPayload, init_local_worker
 
 __all__ = ["Backend", "DaskBackend", "InlineBackend", "PoolBackend", "default_workers",
@@ -100,15 +102,40 @@ class InlineBackend(Backend):
         pass
 
 
+def _start_quiet_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker (if it is not running) with its warnings off.
+
+    The tracker outlives a SIGKILLed sweep to remove the pool's semaphores, and would then
+    warn on stderr that it found them "leaked": it did its job, and the user did not ask for
+    that line. Its warning filter comes from the environment it starts with.
+    """
+    from multiprocessing import resource_tracker
+
+    before = os.environ.get("PYTHONWARNINGS")
+    quiet = "ignore::UserWarning:multiprocessing.resource_tracker"
+    os.environ["PYTHONWARNINGS"] = f"{before},{quiet}" if before else quiet
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        if before is None:
+            del os.environ["PYTHONWARNINGS"]
+        else:
+            os.environ["PYTHONWARNINGS"] = before
+
+
 class PoolBackend(Backend):
-    """Local worker processes (spawned: no inherited threads or locks)."""
+    """Local worker processes (spawned: no inherited threads or locks); each exits quietly
+    when this process dies (:func:`~xbar.mapping.sweep.workers.init_local_worker`)."""
 
     def __init__(self, teacher: TeacherPayload, workers: int, threads: int) -> None:
         self.where = f"{workers} local worker processes x {threads} thread(s)"
         self.teacher, self.threads = None, threads  # installed by the initializer
+        teacher_file = teacher.to_file(cache_dir() / "sweep")
+        _start_quiet_resource_tracker()
         self.pool = cf.ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=init_local_worker, initargs=(teacher, threads))
+            initializer=init_local_worker,
+            initargs=(os.getpid(), str(teacher_file), teacher.weights_hash, threads))
 
     def submit(self, fn: Callable[..., Any], *args: Any, priority: int = 0) -> cf.Future:
         return self.pool.submit(fn, *args)

@@ -18,7 +18,8 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
-from xbar.errors import ConfigError
+from xbar.errors import ConfigError, OutputError
+from xbar.files import temp_files
 
 __all__ = ["exclusive", "lock_path"]
 
@@ -68,11 +69,6 @@ def _own(lock: Path, fd: int) -> bool:
         return False
 
 
-def _stale_temps(out: Path) -> list[Path]:
-    """Temporary files of :func:`xbar.files.write_atomically` for ``out``."""
-    return sorted(out.parent.glob(f".{out.name}.*.tmp"))
-
-
 @contextlib.contextmanager
 def exclusive(out: str | Path) -> Iterator[list[str]]:
     """Hold the lock of results file ``out`` for the body; yields notes for the user (a stale
@@ -92,7 +88,12 @@ def exclusive(out: str | Path) -> Iterator[list[str]]:
     notes: list[str] = []
     broken = False
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise OutputError(f"results file {str(out)!r}: cannot create its lock beside it "
+                              f"({exc.strerror or exc}); choose a writable directory"
+                              ) from None
         holder = _holder(lock)
         try:
             if fcntl is None:
@@ -125,7 +126,7 @@ def exclusive(out: str | Path) -> Iterator[list[str]]:
                          f"{holder[1]}, which is no longer running")
         os.ftruncate(fd, 0)
         os.write(fd, f"{me[0]} {me[1]}\n".encode())
-        temps = _stale_temps(out)
+        temps = temp_files(out)  # the lock's holder owns every one of them
         for tmp in temps:
             tmp.unlink(missing_ok=True)
         if temps:

@@ -101,10 +101,13 @@ def _canonical(name: str, params: dict[str, SweepParam]) -> str:
 def parse_values(text: str | list[Any] | tuple[Any, ...], param: SweepParam) -> tuple[Any, ...]:
     """``"0,0.1,0.2"`` (or a list) to typed values; refuses empties, duplicates, bad numbers."""
     raw = [v.strip() for v in text.split(",")] if isinstance(text, str) else list(text)
-    raw = [v for v in raw if not (isinstance(v, str) and v == "")]
-    if not raw:
+    if not raw or raw == [""]:
         raise ConfigError(f"--values is empty; give comma-separated values of {param.name}, "
                          "e.g. --values 0,0.1,0.2")
+    empty = [i for i, v in enumerate(raw, 1) if isinstance(v, str) and v == ""]
+    if empty:
+        raise ConfigError(f"--values {text!r} has an empty entry (entry {empty[0]}); allowed: "
+                          f"comma-separated values of {param.name}, e.g. --values 0,0.1,0.2")
     values: list[Any] = []
     for v in raw:
         try:

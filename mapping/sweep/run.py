@@ -36,6 +36,7 @@ from typing import Any
 
 from xbar.devices import Device, DeviceFile, resolve_device_file
 from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.budget import check_budget
 from xbar.mapping.recovery.compare import METHODS, CompareSettings
 from xbar.mapping.recovery.kd import KDConfig
 from xbar.mapping.recovery.methods import options_json
@@ -46,7 +47,6 @@ from xbar.mapping.sweep.backends import default_workers, make_backend
 from xbar.mapping.sweep.schedule import SweepError, execute_points
 from xbar.mapping.sweep.workers import SweepContext, TeacherPayload, distill_task, point_task
 from xbar.errors import ConfigError
-from xbar.resources import check_memory
 
 DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
 # Memory per (value, method, chip) point while a sweep runs: its eight metrics and flags in
@@ -161,9 +161,9 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     xbar = hw.xbar
     param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
     n_points = len(points) * len(methods) * spec.chips
-    check_memory(n_points * _BYTES_PER_POINT, f"--chips {spec.chips} ({len(points)} values x "
+    check_budget(settings, _BYTES_PER_POINT, f"--chips {spec.chips} ({len(points)} values x "
                  f"{len(methods)} methods x {spec.chips} chips = {n_points} points)",
-                 f"about {_BYTES_PER_POINT} bytes of results and task state per point")
+                 values=len(points))
     return SweepPlan(spec, param, points, device, xbar.to_dict(), hw.timing, hw.programming,
                      hw.adaptation, settings, device_file.write_verify)
 

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 from xbar.mapping.recovery.sram import AdaptConfig
@@ -28,6 +29,7 @@ from xbar.mapping.recovery.kd import KDConfig
 from xbar.mapping.recovery.rvw import with_loop
 from xbar.mapping.sweep.params import SweepPoint
 from xbar.errors import ConfigError
+from xbar.files import write_atomically
 from xbar.threads import configure_threads
 
 RESULT_KEYS = ("accuracy", "program_s", "adapt_s", "time_s", "pulses", "sram_words",
@@ -52,6 +54,14 @@ class TeacherPayload:
         buf = io.BytesIO()
         torch.save(model, buf)
         return cls(buf.getvalue(), h.hexdigest()[:16])
+
+    def to_file(self, directory: Path) -> Path:
+        """The bytes in ``directory`` under a name from their digest (written once, kept
+        as a cache entry: sweeps of the same teacher share it), for local workers to read."""
+        path = directory / f"teacher-{hashlib.sha256(self.data).hexdigest()[:24]}.pt"
+        if not path.is_file() or path.stat().st_size != len(self.data):
+            write_atomically(path, lambda tmp: Path(tmp).write_bytes(self.data))
+        return path
 
 
 @dataclass(frozen=True)
@@ -79,17 +89,28 @@ _STATE: dict[tuple[Any, ...], tuple[Any, Any]] = {}
 _INSTALLED: dict[str, Any] = {}
 
 
-def init_local_worker(teacher: TeacherPayload, threads: int) -> None:
-    """Process-pool initializer: keep the teacher, limit threads, die with the parent."""
-    _INSTALLED["teacher"] = teacher
-    _limit_threads(threads)
-    parent = os.getppid()
+def init_local_worker(parent: int, teacher_file: str, weights_hash: str, threads: int
+                      ) -> None:
+    """Process-pool initializer: die with the parent (process ``parent``), read the teacher
+    from ``teacher_file`` (:meth:`TeacherPayload.to_file`), limit threads.
 
+    The teacher comes through a file, not the arguments, so that what the parent pipes to a
+    starting worker fits the pipe at once: a parent killed while a worker starts no longer
+    leaves it a truncated pickle to fail on with a traceback. Whenever the parent is gone, the
+    worker exits at once without a word: its points are lost with the run anyway.
+    """
     def watch() -> None:  # a killed sweep must not leave its workers computing
         while os.getppid() == parent:
-            time.sleep(1.0)
+            time.sleep(0.5)
         os._exit(1)
     threading.Thread(target=watch, daemon=True).start()
+    try:
+        _INSTALLED["teacher"] = TeacherPayload(Path(teacher_file).read_bytes(), weights_hash)
+    except OSError:
+        if os.getppid() != parent:
+            os._exit(1)
+        raise
+    _limit_threads(threads)
 
 
 def _limit_threads(threads: int | dict[str, int]) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from xbar.files import stamp_hdf5, write_atomically
+from xbar.files import stamp_hdf5, write_with_pngs
 from xbar.timing.engine import LatencyResult, LayerTiming
 from xbar.errors import OutputError
 
@@ -37,12 +37,14 @@ _SCALARS = ("schedule", "batch", "clock_ghz", "total_cycles", "latency_ns", "mak
 
 
 def save_latency(result: LatencyResult, path: str | Path, model: str = "",
-                 input_shape: tuple[int, ...] = (), extra: dict[str, Any] | None = None
-                 ) -> None:
+                 input_shape: tuple[int, ...] = (), extra: dict[str, Any] | None = None,
+                 images: dict[str, bytes] | None = None) -> list[Path]:
     """Write ``result`` to an HDF5 file; a crash mid-write leaves any old file intact.
 
     ``extra``: the energy and area figures (``xbar latency``), written to ``/energy``: its
-    numbers as attributes and the whole dict as JSON in the attribute ``json``."""
+    numbers as attributes and the whole dict as JSON in the attribute ``json``. ``images``:
+    PNGs (name: bytes) written beside it as ``<stem>-<name>.png`` together with it
+    (:func:`xbar.files.write_with_pngs`); returns their paths."""
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
@@ -81,7 +83,7 @@ def save_latency(result: LatencyResult, path: str | Path, model: str = "",
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         en.attrs[k] = v
 
-    write_atomically(path, write)
+    return write_with_pngs(path, write, images or {})
 
 
 def load_latency_summary(path: str | Path) -> dict[str, object]:
