@@ -22,6 +22,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+#: The release, written only here: setup.cfg reads it (``version = attr: xbar.__version__``)
+#: into the package metadata, and ``xbar --version`` prints it.
+__version__ = "0.1.0"
+
 _PUBLIC: dict[str, str] = {
     # errors
     "XbarError": "xbar.errors", "ConfigError": "xbar.errors", "FileFormatError": "xbar.errors",

@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
+from xbar import __version__
 from xbar.errors import FileFormatError, MissingFileError, OutputError, XbarError
 
 __all__ = ["STALE_TEMP_S", "check_distinct", "check_overwrite", "check_writable", "hdf5_kind",
@@ -34,12 +35,8 @@ __all__ = ["STALE_TEMP_S", "check_distinct", "check_overwrite", "check_writable"
 
 
 def package_version() -> str:
-    """The installed xbar-sim version, or "unknown" when run from a checkout."""
-    try:
-        from importlib.metadata import version
-        return version("xbar-sim")
-    except Exception:  # not installed (running from a checkout)
-        return "unknown"
+    """The xbar-sim version (:data:`xbar.__version__`, also when run from a checkout)."""
+    return __version__
 
 
 #: A temporary file whose name does not say which process writes it (an older xbar-sim's,

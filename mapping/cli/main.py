@@ -6,7 +6,8 @@ which adds its parsers and sets ``func`` (called with the parsed arguments, retu
 code). Modules are discovered, so adding a command touches no other file. A command module
 imports at its top only what its name and help need; torch, Numba and the recovery plug-ins
 load when its ``register`` (for the command being run) or ``run`` does, so ``xbar --help``
-lists the commands without loading them.
+lists the commands, and ``xbar --version`` prints :data:`xbar.__version__`, without loading
+them.
 
 Exit status: 0 success; 2 a user error (an :class:`~xbar.errors.XbarError`, an unreadable or
 unwritable path, a bad option), printed as one line; 1 anything else, which is a bug in
@@ -26,6 +27,7 @@ import traceback
 from collections.abc import Sequence
 
 import xbar.mapping.cli
+from xbar import __version__
 from xbar.errors import XbarError
 from xbar.files import written_files
 from xbar.threads import configure_threads
@@ -39,6 +41,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="xbar",
         description="xbar-sim: accuracy, cycle-level latency and programming cost of neural "
                     "networks on RRAM (1T1R) crossbars.")
+    parser.add_argument("--version", action="version", version=f"xbar-sim {__version__}",
+                        help="print the xbar-sim version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = None if argv is None else next((a for a in argv if not a.startswith("-")), "")
     for info in sorted(pkgutil.iter_modules(xbar.mapping.cli.__path__), key=lambda m: m.name):
