@@ -5,8 +5,10 @@ each module (class identity holds)."""
 from __future__ import annotations
 
 import shutil
+import site
 import subprocess
 import sys
+import sysconfig
 import venv
 import zipfile
 from pathlib import Path
@@ -14,7 +16,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("xbar", "devices", "mapping", "setup.cfg", "pyproject.toml", "README.md")
+SOURCES = ("xbar", "devices", "mapping", "setup.cfg", "pyproject.toml", "README.md", "LICENSE")
+
+
+def site_dirs() -> list[str]:
+    """Where the running interpreter's installed packages are: its site-packages (a virtual
+    environment's own, plus the base interpreter's when it includes them) and the user's."""
+    dirs = [*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return [d for d in dict.fromkeys(dirs) if Path(d).is_dir()]
 
 
 def test_public_api_is_one_import_root() -> None:
@@ -52,10 +63,24 @@ def test_wheel_installs_one_import_root(tmp_path: Path) -> None:
     assert tops == {"xbar"}, tops
     assert "xbar/devices/cell.py" in names and "xbar/mapping/chip.py" in names
     assert "xbar/mapping/cli/main.py" in names and "xbar/devices/py.typed" in names
+    import xbar
+    info = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    assert f"\nVersion: {xbar.__version__}\n" in zipfile.ZipFile(wheel).read(info).decode()
+    assert any(n.endswith("/LICENSE") and ".dist-info/" in n for n in names), names
 
+    # The wheel's dependencies come from the environment running the tests: a .pth file adds
+    # its site-packages to the new environment's path, after the wheel's own. (A venv with
+    # system_site_packages would see the base interpreter's instead, which lack them when
+    # the tests run in a virtual environment: issue 21.) Path entries added by a .pth file
+    # are not site directories, so the .pth files inside them (the editable install's
+    # finder) do not run: the only xbar there is the wheel's.
     env_dir = tmp_path / "venv"
-    venv.EnvBuilder(system_site_packages=True, with_pip=False).create(env_dir)
+    venv.EnvBuilder(system_site_packages=False, with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
+    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
+                              "print(sysconfig.get_path('purelib'))"], check=True,
+                             capture_output=True, text=True).stdout.strip()
+    (Path(purelib) / "running_env.pth").write_text("".join(f"{d}\n" for d in site_dirs()))
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
                     "--no-deps", "--no-index", "-q", str(wheel)], check=True, cwd=tmp_path)
     check = (
@@ -69,3 +94,6 @@ def test_wheel_installs_one_import_root(tmp_path: Path) -> None:
     out = subprocess.run([str(python), "-c", check], cwd=tmp_path, capture_output=True,
                          text=True)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    version = subprocess.run([str(env_dir / "bin" / "xbar"), "--version"], cwd=tmp_path,
+                             capture_output=True, text=True)
+    assert version.stdout.strip() == f"xbar-sim {xbar.__version__}", version
