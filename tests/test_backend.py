@@ -110,6 +110,7 @@ def test_adaptation_on_torch_backend_is_reproducible_and_saves(teacher, tmp_path
     assert loaded.evaluate(ds.x_test, ds.y_test) == before
 
 
+@pytest.mark.slow
 def test_compare_on_torch_backend(teacher):
     """KD, bias-only, SRAM adaptation and R-V-W on the torch path give the Numba path's
     accuracies on a device without read noise (its sums are not all exact in float32, so

@@ -57,6 +57,7 @@ def run(script: str, out: Path) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=out.parent, timeout=300)
 
 
+@pytest.mark.slow
 def test_sigterm_mid_write_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "lat.h5"
     proc = run(SCRIPT, out)
@@ -81,6 +82,7 @@ def old_run(tmp_path: Path) -> dict[str, tuple[int, bytes]]:
     return before
 
 
+@pytest.mark.slow
 def test_sigterm_mid_write_keeps_the_old_file_and_its_plot(tmp_path: Path) -> None:
     before = old_run(tmp_path)
     proc = run(SCRIPT, tmp_path / "lat.h5")
@@ -88,6 +90,7 @@ def test_sigterm_mid_write_keeps_the_old_file_and_its_plot(tmp_path: Path) -> No
     assert files(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_sigterm_between_replacements_replaces_the_file_and_its_plot_together(
         tmp_path: Path) -> None:
     before = old_run(tmp_path)
@@ -115,6 +118,7 @@ def children(pid: int) -> list[int]:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux's /proc")
 def test_sweep_workers_exit_quietly_when_the_sweep_is_killed_as_they_start(
         tmp_path: Path) -> None:

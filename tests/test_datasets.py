@@ -92,6 +92,7 @@ def test_mnist_t10k_only_is_split_8000_2000(mnist_dir: Path, tmp_path: Path) -> 
     assert ds.y_train[0] == 7
 
 
+@pytest.mark.slow
 def test_mnist_shared_folder_gives_official_split(mnist_dir: Path) -> None:
     """The shared folder holds all four official files: 60,000 train / 10,000 test."""
     if not (mnist_dir / "train-images-idx3-ubyte.gz").exists():

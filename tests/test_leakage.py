@@ -210,6 +210,7 @@ def small_options() -> dict[str, Any]:
             "io-kd": IOKDConfig(images=32, steps=2, batch_size=8)}
 
 
+@pytest.mark.slow
 def test_no_test_image_reaches_training_calibration_or_selection(guard: Guard) -> None:
     ds = marked_digits()
     # the teacher itself is trained under the guard (a fresh cache: it really trains)

@@ -167,6 +167,7 @@ def test_wrong_input_shape_and_uncalibrated_chip_errors():
         conv.predict(np.ones((1, 3, 5, 5)))
 
 
+@pytest.mark.slow
 def test_simulate_digits_ideal_matches_software(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("XBAR_CACHE", str(tmp_path))
     assert main(["simulate", "--model", "digits-cnn", "--dataset", "digits", "--device",

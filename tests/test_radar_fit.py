@@ -123,6 +123,7 @@ def test_measured_statistics_match_the_data_readme(data_dir):
     assert sum(lv.measured.n_cells for lv in levels) == 32_772
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FILES))
 def test_fit_reproduces_per_level_statistics(fits, name):
     fit = fits[name]
@@ -137,6 +138,7 @@ def test_fit_reproduces_per_level_statistics(fits, name):
     assert fit.seconds < 120
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(FILES))
 def test_fit_matches_the_embedded_preset(fits, name):
     fit = fits[name]

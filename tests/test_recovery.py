@@ -204,6 +204,7 @@ def test_rvw_counts_a_tiny_chip_by_hand(abort_after):
     assert share["stuck_cells"] == pytest.approx(4 / 8)
 
 
+@pytest.mark.slow
 def test_compare_json_schema_and_results_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XBAR_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "cmp.h5"

@@ -245,6 +245,7 @@ def test_xbar_help_loads_no_command(tmp_path: Path) -> None:
         assert f"\n    {command}" in help_text, command
 
 
+@pytest.mark.slow
 def test_one_import_root(tmp_path: Path) -> None:
     out = _fresh("import sys, xbar.mapping.chip, xbar.devices.fit, xbar.mapping.sweep.run; "
                  "print(sorted({m.split('.')[0] for m in sys.modules} & "

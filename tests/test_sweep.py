@@ -121,6 +121,7 @@ def test_cli_error_names_the_valid_parameters(tmp_path: Path,
 
 # ---------------------------------------------------------------------- results
 
+@pytest.mark.slow
 def test_file_layout_and_attributes(reference: SweepResults, tmp_path: Path) -> None:
     r = reference
     assert r.done.all() and r.shape == (2, 2, 2)
@@ -134,6 +135,7 @@ def test_file_layout_and_attributes(reference: SweepResults, tmp_path: Path) -> 
     assert summary["kd"]["chips"] == [2, 2]
 
 
+@pytest.mark.slow
 def test_a_point_is_one_chip_of_compare(reference: SweepResults) -> None:
     """sigma 0.3, KD, chip 1 equals compare() on that device with chip seed 3 + 1."""
     from xbar.devices import preset
@@ -158,6 +160,7 @@ def test_a_point_is_one_chip_of_compare(reference: SweepResults) -> None:
     assert got["methods"]["kd"]["accuracy"] == reference.metrics["accuracy"][1, 1, 1]
 
 
+@pytest.mark.slow
 def test_rerun_skips_and_other_config_is_refused(reference: SweepResults,
                                                  tmp_path: Path) -> None:
     out = tmp_path / "r.h5"
@@ -198,6 +201,7 @@ def test_a_failed_point_keeps_the_finished_ones(
     assert (again.skipped, again.computed) == (1, 1)
 
 
+@pytest.mark.slow
 def test_plot_marks_the_published_point(reference: SweepResults, tmp_path: Path) -> None:
     from xbar.mapping.sweep.plot import published_points, save_plot
 
@@ -214,6 +218,7 @@ def test_plot_marks_the_published_point(reference: SweepResults, tmp_path: Path)
 
 # ---------------------------------------------------------------------- where it runs
 
+@pytest.mark.slow
 def test_dask_local_cluster_equals_the_local_run(reference: SweepResults,
                                                  tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
@@ -226,6 +231,7 @@ def test_dask_local_cluster_equals_the_local_run(reference: SweepResults,
     assert "distributed" in got.versions
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_without_recomputing(reference: SweepResults,
                                                 tmp_path: Path) -> None:
     """Kill a 2-worker run (driver and workers) after its first points, rerun, compare."""

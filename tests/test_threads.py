@@ -42,6 +42,7 @@ def _available(layer: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_openmp_preferred_environment_obeyed_outputs_identical():
     layer, digest = _run(NUMBA_NUM_THREADS="2")
     expected = next(name for name in PRIORITY if _available(name))
@@ -51,6 +52,7 @@ def test_openmp_preferred_environment_obeyed_outputs_identical():
     assert forced_digest == digest  # work units are fixed by the shape: the same output
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not _available("omp"), reason="this Numba has no OpenMP layer")
 def test_priority_from_the_environment_is_kept():
     layer, _ = _run(NUMBA_THREADING_LAYER_PRIORITY="workqueue omp tbb")
