@@ -9,7 +9,7 @@ programming, knowledge distillation (KD), random sparse adaptation (RSA, KD+RSA)
 read-verify-write (R-V-W, with the fitted loop): accuracy, time and energy to program and
 adapt, and R-V-W's time over KD+RSA's.
 
-Run it (about 30-60 s on one core; the data file is in the RADAR release, see README)::
+Run it (about 20-60 s on one core; the data file is in the RADAR release, see README)::
 
     python examples/fit_and_compare.py --data ../shared/data/rram-radar/fppv-2bpc-chip1.tsv
     python examples/fit_and_compare.py --chips 1 --steps 5 --kd-epochs 1   # a smoke run

@@ -108,10 +108,11 @@ def main() -> None:
     print(f"latency:  {latency.total_cycles} cycles = {latency.latency_ns:.0f} ns per image; "
           f"{latency.throughput_inferences_per_s:,.0f} images/s at batch {latency.batch}")
     for layer in latency.layers:
-        print(f"          {layer.name:>4}: {layer.cycles:>6} cycles on {layer.tiles} tile(s)")
+        print(f"          {layer.name:>5}: {layer.cycles:>6} cycles on {layer.tiles} tile(s)")
     print(f"energy:   {energy.total_pj:,.0f} pJ per image ({energy.tops_per_w:.1f} TOPS/W); "
           f"ADC {energy.by_component['adc']:,.0f} pJ")
-    print(f"area:     {area.total_mm2:.4f} mm2; one-shot programming {program.total_s * 1e3:.3f} ms")
+    print(f"area:     {area.total_mm2:.4f} mm2; "
+          f"one-shot programming {program.total_s * 1e3:.3f} ms")
 
 
 if __name__ == "__main__":
