@@ -156,7 +156,7 @@ def sweep(teacher: Any, label: str, sigmas: list[float], mappings: list[str], ch
                 f"{100 * r['accuracy']:.2f} % (top class {r['top_class']} "
                 f"{100 * r['top_share']:.1f} %, entropy {r['entropy']:.2f}, label-blind "
                 f"{100 * r['label_blind']:.2f} %)" for r in per_chip)
-                + f"; weights per layer: corr/sign kept "
+                + "; weights per layer: corr/sign kept "
                 + " ".join(f"{c:.2f}/{k:.2f}" for c, k in stats) + f"  [{row['wall_s']:.0f} s]")
     return rows
 

@@ -152,7 +152,11 @@ def rows(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
         row(published("work4", "collapse"), m["one-shot"]["accuracy"],
             m["one-shot"]["accuracy_std"], f"{where}; the plain teacher programmed one-shot",
             f"FP32 {100 * fp32:.2f} %; the highest sigma of this run (the sweep, "
-            "benchmarks/work4_sweep.py, goes further)"),
+            "benchmarks/work4_sweep.py, goes further). 1.69 % is below MNIST's chance "
+            "floor: every reading (differential pairs, one cell per weight, float weights "
+            "x exp(sigma N)) at every sigma up to 6 stops at chance, the lowest of 262 "
+            "collapsed chips 4.76 %, label-blind 8.9-11.4 % (docs/work4.md); it implies a "
+            "task with more classes or a class-unbalanced test subset"),
         row(published("work4", "recovered"), comp["accuracy"] / fp32,
             comp["accuracy_std"] / fp32,
             f"{where}; Lipschitz-trained network (FP32 "
