@@ -46,9 +46,9 @@ from xbar.mapping.recovery.rvw import program_rvw, rvw_params  # noqa: E402
 from xbar.mapping.recovery.sram import AdaptConfig  # noqa: E402
 from xbar.timing import simulate  # noqa: E402
 from xbar.timing.adaptation import adaptation_time, sram_words_per_layer  # noqa: E402
-from xbar.timing.energy import (adaptation_energy, chip_area, conductance_sums,  # noqa: E402
-                                inference_energy, one_shot_energy, programming_energy,
-                                sram_area_fraction)
+from xbar.timing.area import chip_area, sram_area_fraction  # noqa: E402
+from xbar.timing.energy import (adaptation_energy, conductance_sums,  # noqa: E402
+                                inference_energy, one_shot_energy, programming_energy)
 from xbar.timing.programming import one_shot_time, programming_time  # noqa: E402
 
 MODELS = ("lenet5", "vgg16")

@@ -143,7 +143,7 @@ def lv2024_mlc() -> Device:
 
 
 _RADAR_DOI = "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975"
-_RADAR_FIT = "fitted with xbar.devices.radar.fit_radar (seed 0; see docs/write_verify.md)"
+_RADAR_FIT = "fitted with xbar.devices.fit.fit_radar (seed 0; see docs/write_verify.md)"
 
 
 def radar_2bpc() -> Device:

@@ -16,9 +16,9 @@ Level numbering. The data's levels ``L0, L1, ...`` go up in resistance (L0 is th
 conductive); a :class:`~xbar.devices.cell.Device` numbers levels up in conductance. Both are kept:
 :attr:`RadarLevel.name` is the data's label, :attr:`RadarLevel.device_level` the device index.
 
-The write-verify model is fitted to these data in :mod:`xbar.devices.fit`; its names
-(:func:`~xbar.devices.fit.fit_radar`, :class:`~xbar.devices.fit.RadarFit`, ...) are also
-importable from here.
+The write-verify model is fitted to these data in :mod:`xbar.devices.fit`
+(:func:`~xbar.devices.fit.fit_radar`, :class:`~xbar.devices.fit.RadarFit`), which imports
+this module (never the other way round).
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -265,14 +264,3 @@ def measured_levels(data: RadarData) -> list[RadarLevel]:
             max_pulses=cap))
     return out
 
-
-_FIT_NAMES = frozenset({"FIT_READ_NOISE", "FITTED", "N_REPORT_CELLS", "FitLevel", "RadarFit",
-                        "base_params", "fit_level", "fit_radar", "simulate_level"})
-
-
-def __getattr__(name: str) -> Any:
-    """The fit's names, from :mod:`xbar.devices.fit` on first use (it imports this module)."""
-    if name in _FIT_NAMES:
-        from xbar.devices import fit
-        return getattr(fit, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,7 +4,7 @@
 onto arrays (conductances drawn once, faults included); ``chip.calibrate(x)`` sets each
 layer's DAC input range and each array's ADC range from a few batches of training inputs;
 ``chip.predict(x)`` runs it with fresh read noise on every read. ``chip.use_backend(b)`` moves
-it to another backend (:data:`xbar.analog.BACKENDS`): the MVMs run there and the digital part
+it to another backend (:data:`xbar.backends.BACKENDS`): the MVMs run there and the digital part
 (biases, pooling, SRAM words) moves to the same torch device; programming stays on the host
 (the cells are NumPy arrays, drawn from NumPy generators), so a chip's cells never depend on
 its backend.
@@ -113,7 +113,7 @@ class Chip:
         a GPU, else ``"cpu"``. Inputs may live anywhere: :meth:`predict` moves each batch.
 
         Raises:
-            ConfigError: ``backend`` is not one of :data:`xbar.analog.BACKENDS`.
+            ConfigError: ``backend`` is not one of :data:`xbar.backends.BACKENDS`.
             ResourceError: ``"cuda"`` where torch sees no GPU.
         """
         from xbar.kernel_torch import resolve_backend, torch_device

@@ -20,10 +20,11 @@ from xbar.errors import ConfigError
 from xbar.mapping.cli.main import main
 from xbar.mapping.geometry import layer_specs
 from xbar.timing import LayerSpec, simulate
-from xbar.timing.energy import (COMPONENTS, adaptation_energy, chip_area, conductance_sums,
-                                inference_energy, layer_events, one_shot_energy,
-                                programming_energy, sram_area, sram_area_fraction,
+from xbar.timing.area import chip_area, sram_area, sram_area_fraction
+from xbar.timing.energy import (COMPONENTS, adaptation_energy, conductance_sums,
+                                inference_energy, one_shot_energy, programming_energy,
                                 verify_read_pj)
+from xbar.timing.events import layer_events
 from xbar.timing.programming import LayerCells, cells_one_shot, programming_time
 from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
 

@@ -13,7 +13,8 @@ from xbar.energy_config import ADC_ENERGY_MODELS, EnergyConfig
 from xbar.errors import ConfigError
 from xbar.timing import LayerSpec, simulate
 from xbar.timing.area import chip_area
-from xbar.timing.energy import inference_energy, layer_events
+from xbar.timing.energy import inference_energy
+from xbar.timing.events import layer_events
 
 ISAAC_TOML = Path(__file__).resolve().parent.parent / "benchmarks" / "hardware" / "isaac.toml"
 # 4 unsigned inputs, 3 outputs: one array (offset mapping: 3 weight columns + 1 reference).

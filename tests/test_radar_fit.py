@@ -11,7 +11,8 @@ import pytest
 
 from xbar.devices import load_device_file
 from xbar.devices.presets import preset, preset_write_verify
-from xbar.devices.radar import FITTED, RadarFit, fit_radar, measured_levels, read_radar
+from xbar.devices.fit import FITTED, RadarFit, fit_radar
+from xbar.devices.radar import measured_levels, read_radar
 from xbar.mapping.cli.main import main
 
 FILES = {"radar-2bpc": "fppv-2bpc-chip1.tsv", "radar-3bpc": "fppv-3bpc-chip1.tsv"}

@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 _CHUNK_ELEMS = 1 << 26  # slice-row elements per kernel call (bounds per-call bookkeeping)
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
-BACKENDS = ("auto", "cpu", "cuda", "torch-cpu")  # see xbar.kernel_torch.resolve_backend
 
 
 @dataclass

@@ -48,10 +48,10 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from xbar.analog import BACKENDS
+from xbar.backends import BACKENDS
 from xbar.errors import ConfigError, ResourceError
 
-__all__ = ["BACKENDS", "CHUNK_ELEMS", "CUBLAS_WORKSPACE", "conductance_tiles", "matmul_on",
+__all__ = ["CHUNK_ELEMS", "CUBLAS_WORKSPACE", "conductance_tiles", "matmul_on",
            "mvm_torch", "peak_currents_on", "resolve_backend", "torch_device"]
 
 CUBLAS_WORKSPACE = ":4096:8"

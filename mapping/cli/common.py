@@ -173,9 +173,9 @@ def hardware_spec(device: Any, hw: str | None) -> tuple[str | None, str]:
 
 
 def add_backend_arg(p: Any, what: str = "where the MVMs run: ") -> None:
-    """``--backend``: where the MVMs run (see :data:`xbar.analog.BACKENDS`); ``what`` starts
+    """``--backend``: where the MVMs run (see :data:`xbar.backends.BACKENDS`); ``what`` starts
     the help text."""
-    from xbar.analog import BACKENDS
+    from xbar.backends import BACKENDS
 
     p.add_argument("--backend", choices=BACKENDS, default="cpu",
                    help=what + "cpu (the Numba kernel, the default: the same "

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from xbar.devices.files import FORMAT as DEVICE_FORMAT, save_device
-    from xbar.devices.radar import fit_radar
+    from xbar.devices.fit import fit_radar
 
     if args.format not in FORMATS:
         raise ConfigError(f"unknown --format {args.format!r}; supported formats: "
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     measured["window_r_lo_ohm"] = np.array([lv.r_lo_ohm for lv, _ in by_dev])
     measured["window_r_hi_ohm"] = np.array([lv.r_hi_ohm for lv, _ in by_dev])
     provenance = {"data": str(Path(args.data).resolve()), "format": args.format,
-                  "fit": "per-level Nelder-Mead after a coarse grid (xbar.devices.radar.fit_radar)",
+                  "fit": "per-level Nelder-Mead after a coarse grid (xbar.devices.fit.fit_radar)",
                   "seed": str(args.seed), "n_fit_cells": str(fit.n_fit_cells),
                   "source": "Le, Levy et al., RADAR, IEEE TED 2021, doi 10.1109/TED.2021.3097975",
                   "per_level_order": "ascending conductance (device levels)"}

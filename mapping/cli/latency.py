@@ -18,7 +18,8 @@ from xbar.mapping.cli.common import check_image_output, check_output, count_arg,
 if TYPE_CHECKING:
     from xbar.config import XbarConfig
     from xbar.timing import LatencyResult, TimingConfig
-    from xbar.timing.energy import AreaReport, InferenceEnergy
+    from xbar.timing.area import AreaReport
+    from xbar.timing.energy import InferenceEnergy
     from xbar.timing.network import LayerSpec
 
 COMMANDS = {"latency": "cycle-level latency and throughput of a network on crossbars"}
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     from xbar.config import load_hardware
     from xbar.mapping.geometry import layer_specs
     from xbar.timing import simulate
-    from xbar.timing.energy import chip_area, inference_energy
+    from xbar.timing.area import chip_area
+    from xbar.timing.energy import inference_energy
 
     if args.batch < 1:
         raise ConfigError(f"--batch {args.batch} is invalid; allowed: an integer >= 1")

@@ -168,7 +168,7 @@ def step_batches(n: int, batch_size: int, steps: int, generator: torch.Generator
 
 def backend_device(backend: str) -> torch.device:
     """The torch device that trains and runs the digital part for ``backend``
-    (:data:`xbar.analog.BACKENDS`): the GPU for ``"cuda"`` (and ``"auto"`` with a GPU),
+    (:data:`xbar.backends.BACKENDS`): the GPU for ``"cuda"`` (and ``"auto"`` with a GPU),
     else the CPU. Raises as :func:`xbar.kernel_torch.resolve_backend`."""
     from xbar.kernel_torch import resolve_backend, torch_device
     return torch_device(resolve_backend(backend))
@@ -347,7 +347,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         regularizer: None, or a callable ``regularizer(model) -> loss term`` added to every
             step's loss (e.g. :class:`xbar.mapping.recovery.lipschitz.LipschitzRegularizer`);
             its ``repr`` enters the fingerprint, so a regularised model is cached apart.
-        backend: Where it trains (:data:`xbar.analog.BACKENDS`): ``"cpu"`` and
+        backend: Where it trains (:data:`xbar.backends.BACKENDS`): ``"cpu"`` and
             ``"torch-cpu"`` on the CPU, ``"cuda"`` on the GPU (``"auto"``: the GPU when
             there is one). GPU-trained weights differ in their last bits, so they are cached
             apart (the device type enters the fingerprint); on the GPU, CPU-trained weights

@@ -45,11 +45,12 @@ from xbar.layout import check_device_mapping
 from xbar.energy_config import AreaConfig, EnergyConfig
 from xbar.timing import TimingConfig
 from xbar.timing.adaptation import AdaptationConfig, adaptation_time
+from xbar.timing.area import sram_area_fraction
 from xbar.timing.energy import (adaptation_energy, conductance_sums, inference_energy,
-                                one_shot_energy, programming_energy, sram_area_fraction)
+                                one_shot_energy, programming_energy)
 from xbar.timing.speedup import SPEEDUP_DEFINITION, accounting_label
 from xbar.timing.programming import ProgrammingConfig, one_shot_time, programming_time
-from xbar.analog import BACKENDS
+from xbar.backends import BACKENDS
 from xbar.errors import ConfigError
 from xbar.params import fail, param, validate
 
@@ -125,7 +126,7 @@ class CompareSettings:
         kd: The distillation recipe.
         options: Settings of plug-in methods, by method name (each method documents the type
             it takes; a method not named here runs with its defaults).
-        backend: Where chips run and KD and adaptation train (:data:`xbar.analog.BACKENDS`).
+        backend: Where chips run and KD and adaptation train (:data:`xbar.backends.BACKENDS`).
             ``"cpu"`` (the default) gives the same figures on every machine; ``"cuda"`` runs
             the MVMs (:mod:`xbar.kernel_torch`), KD, SRAM and bias-only adaptation on the
             GPU, equal in distribution to the CPU's, not bit-identical. Programming (the

@@ -17,6 +17,7 @@ from typing import Any
 from xbar.config import HardwareConfig
 from xbar.errors import ConfigError
 from xbar.timing.closed_form import plan_network
+from xbar.timing.events import layer_events
 from xbar.timing.network import LayerSpec, check_chain
 
 __all__ = ["AREA_COMPONENTS", "AreaReport", "chip_area", "sram_area", "sram_area_fraction"]
@@ -99,8 +100,6 @@ def sram_area(specs: Sequence[LayerSpec], sram_words: int | Sequence[int] | Mapp
     if isinstance(sram_words, int):
         total, layers = sram_words, (len(specs) if sram_words else 0)
     else:
-        from xbar.timing.energy import layer_events
-
         per = layer_events(specs, hw, sram_words)
         total, layers = sum(e.sram_words for e in per), sum(1 for e in per if e.sram_words)
     ad, ar = hw.adaptation, hw.area

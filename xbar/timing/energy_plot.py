@@ -6,7 +6,8 @@ import io
 
 import numpy as np
 
-from xbar.timing.energy import AREA_COMPONENTS, COMPONENTS, AreaReport, InferenceEnergy
+from xbar.timing.area import AREA_COMPONENTS, AreaReport
+from xbar.timing.energy import COMPONENTS, InferenceEnergy
 
 
 def energy_png(energy: InferenceEnergy, area: AreaReport, title: str = "") -> bytes:
