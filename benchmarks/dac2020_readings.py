@@ -8,7 +8,7 @@ the wording allows, this measures on MNIST LeNet-5 (the 8,000 / 2,000 split of t
 MNIST test set):
 
 - one-shot: the FP32 teacher programmed once;
-- KD: a student distilled once per reading (:func:`xbar.mapping.recovery.kd.distill`, the
+- KD: a student distilled once per reading (:func:`xbar.mapping.recovery.techniques.kd.distill`, the
   same seed for every reading) and programmed once;
 - KD+OSA: the KD student plus SRAM words at importance-sampled positions trained on the chip
   (:func:`xbar.mapping.recovery.compare.compare`, method ``kd+osa``) at 1, 3, 5 and 8 % of the
@@ -58,7 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from xbar.config import ArrayConfig, XbarConfig  # noqa: E402
 from xbar.devices import Device, preset  # noqa: E402
 from xbar.files import write_atomically  # noqa: E402
-from xbar.mapping.recovery.sram import AdaptConfig  # noqa: E402
+from xbar.mapping.recovery.techniques.sram import AdaptConfig  # noqa: E402
 
 PUBLISHED_ONE_SHOT = 0.3176      # DAC 2020, MNIST LeNet-5, 10 levels, "50 % variance"
 PUBLISHED_AREA = 0.0786          # DAC 2020: KD + OSA reaches the baseline at 7.86 % area cost
@@ -128,7 +128,7 @@ def run_reading(job: dict[str, Any]) -> dict[str, Any]:
 
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.kd import KDConfig, distill
+    from xbar.mapping.recovery.techniques.kd import KDConfig, distill
 
     torch.set_num_threads(1)
     start = time.perf_counter()
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                                  else "results/dac2020_readings.json"))
     from xbar.files import check_writable
     from xbar.mapping.data.workflow import load_teacher
-    from xbar.mapping.recovery.kd import KDConfig
+    from xbar.mapping.recovery.techniques.kd import KDConfig
 
     check_writable(out_path, "--out")
     try:

@@ -42,8 +42,8 @@ from xbar.files import write_json  # noqa: E402
 from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
 from xbar.mapping.geometry import layer_specs  # noqa: E402
-from xbar.mapping.recovery.rvw import program_rvw, rvw_params  # noqa: E402
-from xbar.mapping.recovery.sram import AdaptConfig  # noqa: E402
+from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params  # noqa: E402
+from xbar.mapping.recovery.techniques.sram import AdaptConfig  # noqa: E402
 from xbar.timing import simulate  # noqa: E402
 from xbar.timing.adaptation import adaptation_time, sram_words_per_layer  # noqa: E402
 from xbar.timing.area import chip_area, sram_area_fraction  # noqa: E402

@@ -32,11 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbar.devices import preset  # noqa: E402
-from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, sram_words  # noqa: E402
+from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt, attach_sram, sram_words  # noqa: E402
 from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.geometry import layer_specs  # noqa: E402
-from xbar.mapping.recovery.kd import KDConfig, distill  # noqa: E402
-from xbar.mapping.recovery.rvw import program_rvw, rvw_params  # noqa: E402
+from xbar.mapping.recovery.techniques.kd import KDConfig, distill  # noqa: E402
+from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params  # noqa: E402
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
 from xbar.config import load_hardware  # noqa: E402
 from xbar.timing import TimingConfig  # noqa: E402

@@ -81,7 +81,7 @@ def patched_attach(selection: str, student_of: dict[str, Any]):
     import torch
     from torch import nn
 
-    from xbar.mapping.recovery import sram
+    from xbar.mapping.recovery.techniques import sram
 
     def attach(chip: Any, fraction: float, sram_word_bits: int = 8, _sel: str = "random",
                dataset: Any = None, seed: int = 0) -> int:
@@ -137,7 +137,7 @@ def oracle_fill(chip: Any, student: Any) -> None:
 
 def exact_reference(chip: Any) -> None:
     """Put every reference-column cell exactly at its level (as if written by R-V-W)."""
-    from xbar.mapping.recovery.chip_loop import refresh_weights
+    from xbar.mapping.recovery.techniques.chip_loop import refresh_weights
 
     for layer in chip.layers:
         m = layer.matrix
@@ -158,8 +158,8 @@ def rvw_reference(chip: Any, hw: Any, seed: int) -> tuple[float, float, float]:
     engine."""
     import copy
 
-    from xbar.mapping.recovery.chip_loop import refresh_weights
-    from xbar.mapping.recovery.rvw import program_rvw, rvw_params
+    from xbar.mapping.recovery.techniques.chip_loop import refresh_weights
+    from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params
     from xbar.timing.programming import LayerCells, programming_time
 
     verified = copy.deepcopy(chip)
@@ -213,7 +213,7 @@ def load_student(args: argparse.Namespace, teacher: Any, ds: Any, device: Any, x
     """The KD student for this recipe: from the cache, or distilled (and cached)."""
     import torch
 
-    from xbar.mapping.recovery.kd import distill
+    from xbar.mapping.recovery.techniques.kd import distill
 
     what = [args.model, args.device, args.seed, asdict(kd)]
     if args.kd_reference != "programmed":
@@ -315,8 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     from xbar.mapping.chip import Chip
     from xbar.mapping.geometry import layer_specs
     from xbar.mapping.recovery import compare as cmp
-    from xbar.mapping.recovery.kd import kd_config
-    from xbar.mapping.recovery.sram import AdaptConfig, adapt
+    from xbar.mapping.recovery.techniques.kd import kd_config
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt
     from xbar.timing.area import sram_area_fraction
 
     wall0 = time.perf_counter()

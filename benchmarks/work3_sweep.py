@@ -3,7 +3,7 @@
 For each model (MNIST LeNet-5 and the 784-300-100-10 MLP by default), each stuck-at rate
 (SA0:SA1 = 9.04:1.75, the JxCDC chip's split; our SA0 = stuck at g_min, the HRS) on the
 ``work3-saf`` cell and each lognormal sigma on the ``work3-lognormal`` cell
-(:func:`xbar.mapping.recovery.work3.stuck_device`, :func:`~xbar.mapping.recovery.work3.
+(:func:`xbar.mapping.recovery.itt_rna.stuck_device`, :func:`~xbar.mapping.recovery.itt_rna.
 variation_device`), every method of ``--methods`` runs on ``--chips`` chips through
 :func:`xbar.mapping.recovery.compare.compare`. It prints one table per sweep, writes every
 point to ``OUT/work3_sweep.json`` as it completes (a re-run skips finished points) and draws
@@ -31,9 +31,9 @@ from xbar.config import load_hardware
 from xbar.files import write_atomically, write_json
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.compare import CompareSettings, compare
-from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.sram import AdaptConfig
-from xbar.mapping.recovery.work3 import stuck_device, variation_device
+from xbar.mapping.recovery.techniques.kd import KDConfig
+from xbar.mapping.recovery.techniques.sram import AdaptConfig
+from xbar.mapping.recovery.itt_rna import stuck_device, variation_device
 
 METHODS = "one-shot,rvw,kd+rsa,fault-aware-map,fault-aware-train,fault-aware+on-chip"
 PAPER_SAF = (0.20, 0.01)      # (stuck-at rate, largest loss claimed)

@@ -5,7 +5,7 @@ as 1.69 %" to "more than 95 % of the original". On a 10-class task chance is 10 
 network that collapses to one class scores that class's share of the test set (8.9-11.4 %
 on MNIST's test set), so 1.69 % needs predictions that avoid the right class. This benchmark
 measures, for each network, weight mapping and lognormal sigma (the work-4 cell,
-:func:`xbar.mapping.recovery.work4.device_at`: ``neurosim-rram``, 16 levels, lognormal
+:func:`xbar.mapping.recovery.correctnet.device_at`: ``neurosim-rram``, 16 levels, lognormal
 programming variation), over ``--chips`` chips:
 
 * the one-shot test accuracy;
@@ -18,7 +18,7 @@ programming variation), over ``--chips`` chips:
   collapse;
 * per mapped layer, the correlation of the programmed weights with their targets and the
   share of weights whose sign survives (one draw of the chip's programming model,
-  :class:`xbar.mapping.recovery.kd.DeviceNoise`, on the teacher's weights).
+  :class:`xbar.mapping.recovery.techniques.kd.DeviceNoise`, on the teacher's weights).
 
 Mappings: ``differential`` (the default hardware: a weight is G+ - G-, the idle cell at
 g_min) and ``offset`` (``--hw one-cell``: one cell per weight against a reference column; the
@@ -73,7 +73,7 @@ def spread(pred: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, Any]:
 
 
 def device_for(sigma: float, mapping: str) -> Any:
-    from xbar.mapping.recovery.work4 import device_at
+    from xbar.mapping.recovery.correctnet import device_at
 
     d = device_at(sigma)
     return d.replace(weight_mapping="offset") if mapping == "offset" else d
@@ -100,10 +100,10 @@ def lognormal_weights(model: Any, sigma: float, seed: int, x: np.ndarray) -> np.
 def weight_stats(model: Any, sigma: float, mapping: str, seed: int = 0) -> list[list[float]]:
     """Per mapped layer: [correlation of the programmed weights with their targets, share of
     nonzero weights whose sign survives], one draw of the chip's programming model
-    (:class:`xbar.mapping.recovery.kd.DeviceNoise`; ``weights``: ``w exp(sigma N)``)."""
+    (:class:`xbar.mapping.recovery.techniques.kd.DeviceNoise`; ``weights``: ``w exp(sigma N)``)."""
     from xbar.config import ArrayConfig
     from xbar.mapping.convert import fold_batchnorm, mapped_layers
-    from xbar.mapping.recovery.kd import DeviceNoise
+    from xbar.mapping.recovery.techniques.kd import DeviceNoise
 
     folded, _ = fold_batchnorm(model)
     gen = torch.Generator().manual_seed(seed)
@@ -166,13 +166,13 @@ def recover(teacher: Any, label: str, spec: str, network: Any, chips: int, seed:
             methods: tuple[str, ...] = ("software", "one-shot", "lipschitz", "comp",
                                         "lipschitz+comp")) -> dict[str, Any]:
     """Work 4's methods at ``spec`` = ``"mapping:sigma"`` (``compare``, as
-    :func:`xbar.mapping.recovery.work4.run` runs them, on the mapping's hardware)."""
+    :func:`xbar.mapping.recovery.correctnet.run` runs them, on the mapping's hardware)."""
     from xbar.config import load_hardware
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.compensation import CompensationConfig
-    from xbar.mapping.recovery.kd import KDConfig
-    from xbar.mapping.recovery.sram import AdaptConfig
-    from xbar.mapping.recovery.work4_methods import Work4Options
+    from xbar.mapping.recovery.techniques.compensation import CompensationConfig
+    from xbar.mapping.recovery.techniques.kd import KDConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
+    from xbar.mapping.recovery.correctnet import Work4Options
 
     mapping, sigma_text = spec.split(":")
     sigma = float(sigma_text)
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.data.zoo import MODELS
-    from xbar.mapping.recovery.work4 import lipschitz_network
+    from xbar.mapping.recovery.correctnet import lipschitz_network
 
     sigmas = [float(v) for v in a.sigmas.split(",") if v and float(v) > 0]
     mappings = [m for m in a.mappings.split(",") if m]

@@ -1,13 +1,13 @@
 """Work 4 (CorrectNet / CorrectNet+): a lognormal variation sweep and the ADC power search.
 
 For each sigma of ``--sigmas`` (log-space sigma of the lognormal programming variation on the
-``neurosim-rram`` cell, differential pairs: :func:`xbar.mapping.recovery.work4.device_at`) it
+``neurosim-rram`` cell, differential pairs: :func:`xbar.mapping.recovery.correctnet.device_at`) it
 runs ``xbar compare``'s machinery over ``--chips`` chips with: one-shot (the plain network),
 lipschitz (the Lipschitz-trained network programmed once), comp and lipschitz+comp
 (compensation layers trained on each chip), and the built-in kd+rsa (works 1's KD student
 plus 5 % random SRAM words) as the baseline the paper's claims sit beside. Accuracy is given
 as a fraction of the FP32 teacher's. Then the per-layer ADC search
-(:func:`xbar.mapping.recovery.adc_search.search_adc_bits`) at ``--adc-sigma`` for the plain
+(:func:`xbar.mapping.recovery.techniques.adc_search.search_adc_bits`) at ``--adc-sigma`` for the plain
 and the Lipschitz network: ADC energy per inference against uniform 8-bit.
 
 Run (the figures in docs/work4.md)::
@@ -31,7 +31,7 @@ from typing import Any
 from xbar.files import write_json
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.reproduce import ReproduceSettings
-from xbar.mapping.recovery.work4 import adc_search, lipschitz_network, run
+from xbar.mapping.recovery.correctnet import adc_search, lipschitz_network, run
 
 METHODS = ("software", "one-shot", "lipschitz", "comp", "lipschitz+comp", "kd+rsa")
 

@@ -4,8 +4,8 @@ Lv, Zhang, Wang, IEEE TCAD 2024: one multilevel cell per weight with device vari
 disturb and a limited on/off ratio (the ``lv2024-mlc`` preset on the ``one-cell`` hardware;
 docs/work5.md). Methods: one-shot, KD (``compare``'s built-in), variation-aware training
 (``vat``), fine-tuning through the chip (``chip-ft``) and the I/O-guided progressive KD
-fine-tuning (``io-kd``), all from :mod:`xbar.mapping.recovery.finetune` through
-:func:`xbar.mapping.recovery.compare.compare` (via :func:`xbar.mapping.recovery.work5.run`).
+fine-tuning (``io-kd``), all from :mod:`xbar.mapping.recovery.lv2024` through
+:func:`xbar.mapping.recovery.compare.compare` (via :func:`xbar.mapping.recovery.lv2024.run`).
 
 Usage (single-threaded, as measured in docs/work5.md)::
 
@@ -37,7 +37,7 @@ import torch
 from xbar.files import write_json
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.reproduce import ReproduceSettings
-from xbar.mapping.recovery.work5 import METHODS, run
+from xbar.mapping.recovery.lv2024 import REPRODUCE_METHODS, run
 
 
 def _teacher(cifar: bool, test_limit: int | None) -> object:
@@ -72,14 +72,14 @@ def deployment(teacher: object, device: object, served: list[int], chips: int, s
                kd_epochs: int) -> list[dict]:
     """Read disturb on a deployed chip: the KD student programmed one-shot, its accuracy
     after serving each number of inferences in ``served`` (reads applied in closed form by
-    :func:`xbar.mapping.recovery.chip_loop.serve_reads`; the converters stay as first
+    :func:`xbar.mapping.recovery.techniques.chip_loop.serve_reads`; the converters stay as first
     calibrated, as on a chip in the field)."""
     from xbar.config import load_hardware
     from xbar.mapping.chip import Chip
     from xbar.mapping.data.workflow import calibration_inputs
     from xbar.mapping.geometry import layer_specs
-    from xbar.mapping.recovery.chip_loop import serve_reads
-    from xbar.mapping.recovery.kd import KDConfig, distill
+    from xbar.mapping.recovery.techniques.chip_loop import serve_reads
+    from xbar.mapping.recovery.techniques.kd import KDConfig, distill
 
     ds = teacher.dataset
     hw = load_hardware("one-cell")
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--kd-epochs", type=int, default=10, help="KD and VAT epochs")
     p.add_argument("--images", type=int, default=1024, help="io-kd images measured per stage")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(REPRODUCE_METHODS))
     p.add_argument("--cifar-test-limit", type=int, default=1000)
     p.add_argument("--sigma", type=float, default=None,
                    help="lognormal sigma of the lv2024-mlc cell (default: the preset's 0.3)")

@@ -225,7 +225,7 @@ class StoppingRule:
         max_pulses: Pulse cap per cell; 0 (default): the loop's own per-level caps
             (:attr:`WriteVerifyParams.max_pulses`: for the RADAR fits, the caps of the chip
             that was measured, 1,000-1,971 pulses; the transfer rule of
-            :func:`xbar.mapping.recovery.rvw.rvw_params` carries the fit's median).
+            :func:`xbar.mapping.recovery.techniques.rvw.rvw_params` carries the fit's median).
         abort_after: Early abort: stop a cell after this many pulses in a row that each moved
             its conductance by less than ``abort_tolerance`` of its value; 0 (default): off.
         abort_tolerance: A pulse that moves the cell by at most this fraction of its

@@ -35,7 +35,7 @@ class AnalogLayer(nn.Module):
         # Weights the programmed cells hold, for straight-through gradients (see _mvm).
         self.register_buffer("w_eff", torch.as_tensor(matrix.effective_weights(),
                                                       dtype=torch.float32))
-        # Digital additions for recovery methods (xbar.mapping.recovery.sram): a per-column gain, and a
+        # Digital additions for recovery methods (xbar.mapping.recovery.techniques.sram): a per-column gain, and a
         # sparse SRAM array of integer words at the positions in sram_mask.
         self.col_gain: nn.Parameter | None = None
         self.sram_mask: torch.Tensor | None = None

@@ -24,9 +24,9 @@ from xbar.mapping.data.train import (backend_device, classification_loss,
                                      gathered_cross_entropy)
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.compare import CompareSettings, compare
-from xbar.mapping.recovery.kd import KDConfig
+from xbar.mapping.recovery.techniques.kd import KDConfig
 from xbar.mapping.recovery.reproduce import ReproduceSettings
-from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram
+from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt, attach_sram
 
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
 INTEGER = Device(name="integer-levels", g_min_us=1.0, g_max_us=16.0, n_levels=16)

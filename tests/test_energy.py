@@ -296,7 +296,7 @@ def test_compare_reports_energy_and_sram_area_per_method() -> None:
     from xbar.devices import preset
     from xbar.mapping.data.datasets import load_dataset
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     digits = load_dataset("digits")
     torch.manual_seed(0)

@@ -24,7 +24,7 @@ from xbar.devices.presets import preset_write_verify
 from xbar.errors import FileFormatError, MissingFileError, OutputError
 from xbar.mapping.chip import Chip
 from xbar.mapping.cli.main import main
-from xbar.mapping.recovery.rvw import program_rvw, rvw_params, with_loop
+from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params, with_loop
 
 
 def _refused(path: Path, *words: str):

@@ -164,7 +164,7 @@ def _tiny_chip(device: Device) -> object:
 
 
 def test_sram_word_bits_sets_the_words_the_functional_model_uses() -> None:
-    from xbar.mapping.recovery.sram import attach_sram
+    from xbar.mapping.recovery.techniques.sram import attach_sram
 
     chip = _tiny_chip(preset("ideal"))
     attach_sram(chip, 0.5, AdaptationConfig(sram_word_bits=3).sram_word_bits, seed=0)
@@ -182,7 +182,7 @@ def test_sram_word_bits_sets_the_words_the_functional_model_uses() -> None:
 def test_hardware_file_sram_word_bits_drives_compare(tmp_path: Path) -> None:
     from xbar.mapping.data.datasets import load_dataset
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     digits = load_dataset("digits")
     torch.manual_seed(0)

@@ -2,7 +2,7 @@
 
 For every device preset (read from the registry), a few devices covering the variation
 models no preset uses, and both weight mappings: the effective weights of many
-:class:`xbar.mapping.recovery.kd.DeviceNoise` draws and of many programmed
+:class:`xbar.mapping.recovery.techniques.kd.DeviceNoise` draws and of many programmed
 :class:`xbar.analog.AnalogMatrix` instances of the same weights agree per weight (mean,
 and the pooled error distribution by a two-sample KS statistic) and in how the errors of
 weights sharing an array correlate (offset: through the shared reference column;
@@ -26,7 +26,7 @@ from xbar.devices import Device
 from xbar.devices.presets import PRESETS
 from xbar.errors import ConfigError
 from xbar.layout import weight_layout
-from xbar.mapping.recovery.kd import DeviceNoise
+from xbar.mapping.recovery.techniques.kd import DeviceNoise
 
 DRAWS = 600
 N_OUT, N_IN = 8, 12

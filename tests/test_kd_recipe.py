@@ -23,7 +23,7 @@ from xbar.mapping.cli.main import main
 from xbar.mapping.convert import mapped_layers
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.compare import CompareSettings, compare
-from xbar.mapping.recovery.kd import (LEARN_MARGIN, DeviceNoise, KDConfig, distill, judge,
+from xbar.mapping.recovery.techniques.kd import (LEARN_MARGIN, DeviceNoise, KDConfig, distill, judge,
                                       kd_config)
 from xbar.mapping.recovery.report import format_table
 

@@ -48,16 +48,16 @@ from xbar.mapping.data import train as train_mod
 from xbar.mapping.data import workflow
 from xbar.mapping.data.datasets import Dataset, load_dataset
 from xbar.mapping.recovery import compare as compare_mod
-from xbar.mapping.recovery import kd as kd_mod
+from xbar.mapping.recovery.techniques import kd as kd_mod
 from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare
-from xbar.mapping.recovery.compensation import CompensationConfig
-from xbar.mapping.recovery.fault_train import FaultTrainConfig
-from xbar.mapping.recovery.finetune import ChipFTConfig, IOKDConfig, VATConfig
-from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.on_chip import OnChipConfig
-from xbar.mapping.recovery.sram import AdaptConfig, adapt
-from xbar.mapping.recovery.work3 import Work3Options
-from xbar.mapping.recovery.work4_methods import Work4Options
+from xbar.mapping.recovery.techniques.compensation import CompensationConfig
+from xbar.mapping.recovery.techniques.fault_train import FaultTrainConfig
+from xbar.mapping.recovery.lv2024 import ChipFTConfig, IOKDConfig, VATConfig
+from xbar.mapping.recovery.techniques.kd import KDConfig
+from xbar.mapping.recovery.techniques.on_chip import OnChipConfig
+from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt
+from xbar.mapping.recovery.itt_rna import Work3Options
+from xbar.mapping.recovery.correctnet import Work4Options
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -75,8 +75,8 @@ DEVICE = "charan2020-jxcdc"  # variation and stuck cells: every method has work 
 
 # Modules that import calibration_inputs by name (each copy is wrapped).
 CALIBRATION_USERS = ("xbar.mapping.data.workflow", "xbar.mapping.recovery.compare",
-                     "xbar.mapping.recovery.work3", "xbar.mapping.recovery.adc_search",
-                     "xbar.mapping.recovery.finetune", "xbar.mapping.recovery.iokd")
+                     "xbar.mapping.recovery.itt_rna", "xbar.mapping.recovery.techniques.adc_search",
+                     "xbar.mapping.recovery.lv2024", "xbar.mapping.recovery.techniques.iokd")
 
 
 def marked_digits() -> Dataset:
@@ -226,7 +226,7 @@ def test_no_test_image_reaches_training_calibration_or_selection(guard: Guard) -
                      hw.programming, hw.adaptation)
     assert set(result["methods"]) == set(METHODS)
     # work 4's ADC search (a selection step outside compare) on the same data
-    from xbar.mapping.recovery.adc_search import ADCSearchConfig, search_adc_bits
+    from xbar.mapping.recovery.techniques.adc_search import ADCSearchConfig, search_adc_bits
     search_adc_bits(teacher, ds, preset(DEVICE), hw,
                     ADCSearchConfig(chips=1, images=32, min_bits=6, max_bits=8), seed=0)
     assert guard.violations == []

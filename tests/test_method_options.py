@@ -19,10 +19,10 @@ from xbar.errors import ConfigError
 from xbar.mapping.cli.common import option_fields, parse_options
 from xbar.mapping.cli.main import main
 from xbar.mapping.recovery.compare import BUILTIN_METHODS
-from xbar.mapping.recovery.finetune import ChipFTConfig, IOKDConfig, VATConfig
-from xbar.mapping.recovery.methods import method, method_names, options_json
-from xbar.mapping.recovery.work3 import Work3Options
-from xbar.mapping.recovery.work4_methods import Work4Options
+from xbar.mapping.recovery.lv2024 import ChipFTConfig, IOKDConfig, VATConfig
+from xbar.mapping.recovery.registry import method, method_names, options_json
+from xbar.mapping.recovery.itt_rna import Work3Options
+from xbar.mapping.recovery.correctnet import Work4Options
 from xbar.mapping.sweep.store import SweepResults
 
 QUICK = ["--model", "digits-cnn", "--dataset", "digits", "--chips", "1"]

@@ -6,7 +6,7 @@ import pytest
 
 from xbar.errors import ConfigError
 from xbar.mapping.recovery.compare import BUILTIN_METHODS, METHODS, CompareSettings
-from xbar.mapping.recovery.methods import Method, MethodOutcome, method, method_names, register
+from xbar.mapping.recovery.registry import Method, MethodOutcome, method, method_names, register
 
 
 def test_every_registered_method_is_a_compare_method() -> None:
@@ -18,7 +18,7 @@ def test_every_registered_method_is_a_compare_method() -> None:
 
 
 def test_unknown_and_duplicate_methods_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    from xbar.mapping.recovery import methods as registry
+    from xbar.mapping.recovery import registry
     # register into a copy, so the test method does not outlive this test
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     with pytest.raises(ConfigError, match="unknown recovery method 'nope'"):

@@ -12,12 +12,12 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from xbar.devices import Device, preset
-from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, fisher_importance, sram_words
+from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt, attach_sram, fisher_importance, sram_words
 from xbar.mapping.chip import Chip
 from xbar.mapping.cli.main import main
 from xbar.mapping.data.datasets import load_dataset
-from xbar.mapping.recovery.kd import DeviceNoise
-from xbar.mapping.recovery.rvw import program_rvw, rvw_params
+from xbar.mapping.recovery.techniques.kd import DeviceNoise
+from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params
 from xbar.analog import AnalogMatrix
 from xbar.config import ArrayConfig, XbarConfig
 
@@ -165,7 +165,7 @@ def test_rvw_counts_a_tiny_chip_by_hand(abort_after):
     costs 0 pulses and 1 read; outside it, the cap (or the early abort's k) and one more read.
     """
     from xbar.devices.write_verify import StoppingRule
-    from xbar.mapping.recovery.rvw import healthy_median_pulses, stuck_time_share
+    from xbar.mapping.recovery.techniques.rvw import healthy_median_pulses, stuck_time_share
     from xbar.timing import TimingConfig
     from xbar.timing.programming import ProgrammingConfig, programming_time
 

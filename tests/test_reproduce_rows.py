@@ -9,8 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from xbar.mapping.recovery import work4, work5
-from xbar.mapping.recovery.adc_search import ADCSearchResult
+from xbar.mapping.recovery import correctnet as work4, lv2024 as work5
+from xbar.mapping.recovery.techniques.adc_search import ADCSearchResult
 from xbar.mapping.recovery.published import published
 from xbar.mapping.recovery.reproduce import ReproduceSettings, row
 from xbar.mapping.recovery.reproduce_report import format_rows

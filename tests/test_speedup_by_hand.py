@@ -1,6 +1,6 @@
 """The headline speedup, recomputed outside ``compare`` from per-cell counts.
 
-``compare`` programs R-V-W through :func:`xbar.mapping.recovery.rvw.program_rvw` and times it
+``compare`` programs R-V-W through :func:`xbar.mapping.recovery.techniques.rvw.program_rvw` and times it
 with the SimPy engine. Here the same chip's cells are run through the write-verify loop
 directly (:func:`xbar.devices.write_verify.program_write_verify`, the chip's stuck cells
 passed as such) and the default hardware's R-V-W time is summed by hand from the counts:
@@ -24,9 +24,9 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.compare import CompareSettings, compare
-from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.rvw import rvw_params
-from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.techniques.kd import KDConfig
+from xbar.mapping.recovery.techniques.rvw import rvw_params
+from xbar.mapping.recovery.techniques.sram import AdaptConfig
 from xbar.timing.adaptation import adaptation_time, sram_words_per_layer
 
 

@@ -139,9 +139,9 @@ def test_file_layout_and_attributes(reference: SweepResults, tmp_path: Path) -> 
 def test_a_point_is_one_chip_of_compare(reference: SweepResults) -> None:
     """sigma 0.3, KD, chip 1 equals compare() on that device with chip seed 3 + 1."""
     from xbar.devices import preset
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.kd import KDConfig, distill
+    from xbar.mapping.recovery.techniques.kd import KDConfig, distill
     from xbar.mapping.data.workflow import load_teacher
     from xbar.config import XbarConfig
 

@@ -17,12 +17,12 @@ from xbar.devices.presets import preset
 from xbar.errors import ConfigError, FileFormatError
 from xbar.layout import weight_layout
 from xbar.mapping.chip import Chip
-from xbar.mapping.recovery.fault_aware import (check_perm, expected_error, fault_aware_perms,
+from xbar.mapping.recovery.techniques.fault_aware import (check_perm, expected_error, fault_aware_perms,
                                                folded_weights, match_rows, program_mapped,
                                                row_costs)
-from xbar.mapping.recovery.fault_map import (chip_cells, layer_shapes, spare_capacity,
+from xbar.mapping.recovery.techniques.fault_map import (chip_cells, layer_shapes, spare_capacity,
                                              run_test_pass, cost_of_test_pass)
-from xbar.mapping.recovery.work3 import stuck_device
+from xbar.mapping.recovery.itt_rna import stuck_device
 from xbar.timing.programming import ProgrammingConfig
 from xbar.timing_config import TimingConfig
 

@@ -12,14 +12,16 @@ from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.base import Dataset
 from xbar.mapping.geometry import layer_specs
-from xbar.mapping.recovery.fault_aware import fault_aware_perms, folded_weights, program_mapped
-from xbar.mapping.recovery.fault_map import chip_cells, layer_shapes, run_test_pass
-from xbar.mapping.recovery.fault_train import (FaultTrainConfig, MapForward,
+from xbar.mapping.recovery.techniques.fault_aware import fault_aware_perms, folded_weights, program_mapped
+from xbar.mapping.recovery.techniques.fault_map import chip_cells, layer_shapes, run_test_pass
+from xbar.mapping.recovery.techniques.fault_train import (FaultTrainConfig, MapForward,
                                                fault_aware_train, weight_masks)
-from xbar.mapping.recovery.methods import method_names
-from xbar.mapping.recovery.on_chip import OnChipConfig, retrain_on_chip
-from xbar.mapping.recovery.work3 import METHODS, Work3Options, stuck_device, variation_device
+from xbar.mapping.recovery.registry import method_names
+from xbar.mapping.recovery.techniques.on_chip import OnChipConfig, retrain_on_chip
+from xbar.mapping.recovery.itt_rna import Work3Options, stuck_device, variation_device
 from xbar.timing.programming import LayerCells, programming_time
+
+METHODS = ("fault-aware-map", "fault-aware-train", "fault-aware+on-chip")
 
 XB = XbarConfig(array=ArrayConfig(rows=16, cols=16))
 HW = HardwareConfig.from_parts(XB)
@@ -103,7 +105,7 @@ def test_layer_by_layer_adjustment_runs_on_the_programmed_layers() -> None:
 
 @pytest.mark.parametrize("mode", ["one-shot", "write-verify"])
 def test_on_chip_rewrites_are_counted(mode: str) -> None:
-    from xbar.mapping.recovery.rvw import rvw_params
+    from xbar.mapping.recovery.techniques.rvw import rvw_params
 
     ds, model, dev = data(), mlp(), stuck_device(0.2).replace(variation="lognormal", sigma=0.2)
     cells, fmap, perms = mapped(model, dev)
@@ -162,7 +164,7 @@ def test_bad_options_are_refused() -> None:
         FaultTrainConfig(layerwise="always")
     with pytest.raises(ConfigError, match="rate"):
         stuck_device(1.5)
-    assert set(METHODS) <= set(method_names())
+    assert method_names("work3") == METHODS
 
 
 def test_methods_on_digits_beat_one_shot_at_20_percent_stuck() -> None:

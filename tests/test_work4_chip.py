@@ -17,14 +17,14 @@ from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.data.train import train_model
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.geometry import layer_specs
-from xbar.mapping.recovery.adc_search import (ADCSearchConfig, adc_energy_table,
+from xbar.mapping.recovery.techniques.adc_search import (ADCSearchConfig, adc_energy_table,
                                               held_out_accuracy, search_adc_bits, set_adc_bits)
-from xbar.mapping.recovery.compensation import (CompensationConfig, CompensationLayer,
+from xbar.mapping.recovery.techniques.compensation import (CompensationConfig, CompensationLayer,
                                                 attach_compensation, compensation_costs,
                                                 compensations, place_compensation,
                                                 train_compensation)
-from xbar.mapping.recovery.work4 import device_at
-from xbar.mapping.recovery.work4_methods import Work4Options
+from xbar.mapping.recovery.correctnet import device_at
+from xbar.mapping.recovery.correctnet import Work4Options
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_compensation_trained_on_the_chip_recovers_accuracy(digits) -> None:
 
 def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     ds, model, _ = digits
     opts = Work4Options(fine_tune_epochs=1, compensation=CompensationConfig(steps=5))

@@ -17,7 +17,7 @@ from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.data.train import RECIPE_VERSION, DEFAULT_RECIPES, train_model
 from xbar.mapping.data.zoo import build_model
-from xbar.mapping.recovery.lipschitz import (LipschitzConfig, LipschitzRegularizer,
+from xbar.mapping.recovery.techniques.lipschitz import (LipschitzConfig, LipschitzRegularizer,
                                              crossbar_matrices, spectral_norm, spectral_norms)
 
 
@@ -119,7 +119,7 @@ def test_bad_options_are_refused() -> None:
 def test_kd_student_takes_the_regulariser() -> None:
     from xbar.config import XbarConfig
     from xbar.devices.presets import preset
-    from xbar.mapping.recovery.kd import KDConfig, distill
+    from xbar.mapping.recovery.techniques.kd import KDConfig, distill
 
     ds = load_dataset("digits")
     teacher, _ = train_model("digits-cnn", ds)

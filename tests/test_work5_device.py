@@ -14,7 +14,7 @@ from xbar.devices.read_disturb import disturbed, read_pulses_per_inference, rema
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.geometry import layer_specs
-from xbar.mapping.recovery.chip_loop import (forward_seconds, measure_layer, reprogram_layer,
+from xbar.mapping.recovery.techniques.chip_loop import (forward_seconds, measure_layer, reprogram_layer,
                                              rewrite_cost, serve_reads)
 from xbar.timing.engine import simulate
 from xbar.timing.programming import programming_time
@@ -213,7 +213,7 @@ def test_a_chip_file_written_before_read_disturb_loads_with_it_off(tmp_path) -> 
 
 @pytest.mark.parametrize("affine", [False, True])
 def test_digital_correction_zeroes_each_channels_mean_error(affine: bool) -> None:
-    from xbar.mapping.recovery.iokd import correct_bias
+    from xbar.mapping.recovery.techniques.iokd import correct_bias
     device = preset("lv2024-mlc")
     model = _model()
     specs = layer_specs(model, SHAPE)

@@ -15,9 +15,9 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.compare import CompareSettings, compare
-from xbar.mapping.recovery.finetune import ChipFTConfig, IOKDConfig, VATConfig, run_io_kd
-from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.methods import MethodContext, method
+from xbar.mapping.recovery.lv2024 import ChipFTConfig, IOKDConfig, VATConfig, run_io_kd
+from xbar.mapping.recovery.techniques.kd import KDConfig
+from xbar.mapping.recovery.registry import MethodContext, method
 from xbar.timing.energy import one_shot_energy
 from xbar.timing.programming import one_shot_time
 
@@ -140,7 +140,7 @@ def test_every_work5_method_runs_through_compare(teacher) -> None:
 
 
 def test_vat_is_the_kd_recipe_without_the_teacher_and_programs_one_shot(teacher) -> None:
-    from xbar.mapping.recovery.kd import distill
+    from xbar.mapping.recovery.techniques.kd import distill
     ctx = _context(teacher, VATConfig(epochs=1))
     out = method("vat").run(ctx)
     assert out.program_s is None and out.pulses is None     # one one-shot programming

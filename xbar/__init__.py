@@ -51,10 +51,10 @@ _PUBLIC: dict[str, str] = {
     "load_dataset": "xbar.mapping.data.datasets", "build_model": "xbar.mapping.data.zoo",
     "train_model": "xbar.mapping.data.train", "evaluate": "xbar.mapping.data.train",
     # recovery methods
-    "KDConfig": "xbar.mapping.recovery.kd", "distill": "xbar.mapping.recovery.kd",
-    "AdaptConfig": "xbar.mapping.recovery.sram", "adapt": "xbar.mapping.recovery.sram",
-    "attach_sram": "xbar.mapping.recovery.sram", "program_rvw": "xbar.mapping.recovery.rvw",
-    "rvw_params": "xbar.mapping.recovery.rvw", "compare": "xbar.mapping.recovery.compare",
+    "KDConfig": "xbar.mapping.recovery.techniques.kd", "distill": "xbar.mapping.recovery.techniques.kd",
+    "AdaptConfig": "xbar.mapping.recovery.techniques.sram", "adapt": "xbar.mapping.recovery.techniques.sram",
+    "attach_sram": "xbar.mapping.recovery.techniques.sram", "program_rvw": "xbar.mapping.recovery.techniques.rvw",
+    "rvw_params": "xbar.mapping.recovery.techniques.rvw", "compare": "xbar.mapping.recovery.compare",
     "CompareSettings": "xbar.mapping.recovery.compare", "METHODS": "xbar.mapping.recovery.compare",
     # latency, programming and adaptation time
     "LayerSpec": "xbar.timing.network", "simulate_latency": "xbar.timing.engine",

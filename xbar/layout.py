@@ -4,7 +4,7 @@ Every model that needs to know where a weight lives asks a :class:`WeightLayout`
 CrossSim's ``balanced_core`` and ``offset_core`` sit behind ``icore``): the analog model
 (:class:`xbar.analog.AnalogMatrix`), the programming-time model and the latency closed forms
 (:mod:`xbar.timing`), and KD's training-time model of programming
-(:mod:`xbar.mapping.recovery.kd`). ``weight_layout(array_config)`` picks the class named by
+(:mod:`xbar.mapping.recovery.techniques.kd`). ``weight_layout(array_config)`` picks the class named by
 ``ArrayConfig.weight_mapping``.
 
 A weight matrix of ``n_out`` outputs and ``n_in`` inputs becomes a cell matrix of ``n_in``

@@ -284,7 +284,7 @@ def parse_options(texts: Sequence[str], methods: Sequence[str], option: str = "-
             the allowed ones), a field given twice, or a value of the wrong type or range.
     """
     from xbar.mapping.recovery.compare import METHODS
-    from xbar.mapping.recovery.methods import method, method_names
+    from xbar.mapping.recovery.registry import method, method_names
 
     out: dict[str, Any] = {}
     seen: set[tuple[str, str]] = set()

@@ -20,7 +20,7 @@ _BYTES_PER_CHIP_METHOD = 200
 
 def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
     from xbar.mapping.recovery.compare import BUILTIN_METHODS, METHODS
-    from xbar.mapping.recovery.kd import KDConfig
+    from xbar.mapping.recovery.techniques.kd import KDConfig
 
     p.add_argument("--model", default=defaults["model"], metavar="NAME|FILE")
     p.add_argument("--dataset", default=defaults.get("dataset"), metavar="NAME")
@@ -89,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.recovery.budget import check_budget
     from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare, story
-    from xbar.mapping.recovery.kd import kd_config
-    from xbar.mapping.recovery.methods import options_json
+    from xbar.mapping.recovery.techniques.kd import kd_config
+    from xbar.mapping.recovery.registry import options_json
     from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
     methods = parse_methods(args.methods, METHODS)

@@ -73,7 +73,7 @@ def check_run_time(settings: Any) -> None:
     every SRAM fraction (:func:`xbar.mapping.recovery.budget.min_seconds`)."""
     from xbar.mapping.recovery.budget import min_seconds
     from xbar.mapping.recovery.compare import CompareSettings
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
     from xbar.resources import check_time
 
     s = settings

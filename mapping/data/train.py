@@ -345,7 +345,7 @@ def train_model(model_name: str, dataset: Dataset, seed: int = 0, epochs: int | 
         cache: Read and write ``cache_dir()/models/<model>-<dataset>-seed<seed>-e<epochs>-
             <fingerprint>.pt``; the fingerprint covers the data, architecture and recipe.
         regularizer: None, or a callable ``regularizer(model) -> loss term`` added to every
-            step's loss (e.g. :class:`xbar.mapping.recovery.lipschitz.LipschitzRegularizer`);
+            step's loss (e.g. :class:`xbar.mapping.recovery.techniques.lipschitz.LipschitzRegularizer`);
             its ``repr`` enters the fingerprint, so a regularised model is cached apart.
         backend: Where it trains (:data:`xbar.backends.BACKENDS`): ``"cpu"`` and
             ``"torch-cpu"`` on the CPU, ``"cuda"`` on the GPU (``"auto"``: the GPU when

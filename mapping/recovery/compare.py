@@ -32,13 +32,13 @@ import numpy as np
 from torch import nn
 
 from xbar.devices import Device, DeviceFile
-from xbar.mapping.recovery.sram import AdaptConfig, adapt, attach_sram, sram_words
+from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt, attach_sram, sram_words
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.datasets import Dataset
 from xbar.mapping.geometry import layer_specs
-from xbar.mapping.recovery.kd import KDConfig, distill
-from xbar.mapping.recovery.methods import MethodContext, method, method_names
-from xbar.mapping.recovery.rvw import program_rvw, rvw_params, stuck_time_share
+from xbar.mapping.recovery.techniques.kd import KDConfig, distill
+from xbar.mapping.recovery.registry import MethodContext, method, method_names
+from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params, stuck_time_share
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.config import HardwareConfig, XbarConfig
 from xbar.layout import check_device_mapping
@@ -57,7 +57,7 @@ from xbar.params import fail, param, validate
 BUILTIN_METHODS = ("software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa", "osa", "kd+osa",
                    "rvw")
 METHODS = BUILTIN_METHODS + method_names()
-"""Every method: works 1 and 2's, then the plug-ins of :mod:`xbar.mapping.recovery.methods`."""
+"""Every method: works 1 and 2's, then the plug-ins of :mod:`xbar.mapping.recovery.registry`."""
 FISHER_IMAGES = 256
 
 
@@ -175,10 +175,10 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile, x
             area: AreaConfig | None = None) -> dict[str, Any]:
     """Run every requested method on ``settings.chips`` chip instances; a JSON-ready dict.
 
-    ``student``: an already distilled KD student (as :func:`xbar.mapping.recovery.kd.distill` returns for
+    ``student``: an already distilled KD student (as :func:`xbar.mapping.recovery.techniques.kd.distill` returns for
     this teacher, data, device and settings), to skip distilling again.
     ``device``: a DeviceFile carries its write-verify loop to R-V-W (a bare Device gets the
-    transfer rule, :func:`xbar.mapping.recovery.rvw.rvw_params`).
+    transfer rule, :func:`xbar.mapping.recovery.techniques.rvw.rvw_params`).
     ``energy``, ``area``: the ``[energy]`` and ``[area]`` sections (default: their defaults)
     for each method's energy to program and adapt and the SRAM area overhead.
     """

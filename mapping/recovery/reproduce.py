@@ -42,9 +42,9 @@ from xbar.mapping.recovery.speedup import ACCOUNTINGS, WRITE_TIMES_NS, speedup_s
 __all__ = ["ReproduceSettings", "WORKS", "WORK_MODULES", "check_data", "reproduce", "row",
            "speedup_sensitivity"]
 
-WORK_MODULES: dict[str, str] = {"work3": "xbar.mapping.recovery.reproduce_work3",
-                               "work4": "xbar.mapping.recovery.work4",
-                               "work5": "xbar.mapping.recovery.work5"}
+WORK_MODULES: dict[str, str] = {"work3": "xbar.mapping.recovery.itt_rna",
+                               "work4": "xbar.mapping.recovery.correctnet",
+                               "work5": "xbar.mapping.recovery.lv2024"}
 """Works 3-5: the module whose ``rows(settings, teacher, say, out)`` returns the work's rows
 (``teacher``: the MNIST LeNet-5 (digits CNN with ``quick``) as
 :func:`xbar.mapping.data.workflow.load_teacher` returns it; ``out``: the result dict, where
@@ -195,8 +195,8 @@ def reproduce(settings: ReproduceSettings,
     from xbar.devices.presets import preset, preset_hardware
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.kd import KDConfig, distill
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.kd import KDConfig, distill
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     from xbar.kernel_torch import resolve_backend
 
@@ -367,8 +367,8 @@ def _cifar_rows(s: ReproduceSettings, say: Callable[[str], None],
     from xbar.devices.presets import preset, preset_hardware
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.recovery.compare import CompareSettings, compare
-    from xbar.mapping.recovery.kd import KDConfig
-    from xbar.mapping.recovery.sram import AdaptConfig
+    from xbar.mapping.recovery.techniques.kd import KDConfig
+    from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     from xbar.kernel_torch import resolve_backend
 

@@ -60,14 +60,14 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
     array, write time) at the first rule and budget with the full-chip accounting's other
     settings (``accounting`` = ``"drivers"``, ``drivers`` set); means over chips. Each row
     carries the share of T_rvw and of the pulses that stuck cells take
-    (:func:`xbar.mapping.recovery.rvw.stuck_time_share`), the share of healthy cells the rule
+    (:func:`xbar.mapping.recovery.techniques.rvw.stuck_time_share`), the share of healthy cells the rule
     leaves outside their verify window, and, with ``evaluate`` (a function of a programmed
     chip returning its accuracy; the chip is calibrated by the caller's function), R-V-W's
     accuracy under the rule.
     """
     from xbar.mapping.chip import Chip
     from xbar.mapping.geometry import layer_specs
-    from xbar.mapping.recovery.rvw import (healthy_median_pulses, outside_windows, program_rvw,
+    from xbar.mapping.recovery.techniques.rvw import (healthy_median_pulses, outside_windows, program_rvw,
                                            rvw_params, stuck_time_share)
     from xbar.timing.adaptation import adaptation_time, sram_words_per_layer
     from xbar.timing.programming import one_shot_time

@@ -8,7 +8,7 @@ result never depends on which worker ran it, in which order, or how the grid was
 KD students: one per distinct (device, hardware) configuration among the values, distilled
 with the sweep's seed as a task of its own (:func:`distill_task`); its weights (a state dict)
 are then handed to that value's KD points. A student is the same whichever worker trains it
-(seeded, deterministic kernels, one thread), as :func:`xbar.mapping.recovery.kd.distill` guarantees. A
+(seeded, deterministic kernels, one thread), as :func:`xbar.mapping.recovery.techniques.kd.distill` guarantees. A
 resumed run distils again the students its unfinished KD points need (never a finished
 point).
 
@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from xbar.devices import Device, DeviceFile, resolve_device_file
-from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.techniques.sram import AdaptConfig
 from xbar.mapping.recovery.budget import check_budget
 from xbar.mapping.recovery.compare import METHODS, CompareSettings
-from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.methods import options_json
+from xbar.mapping.recovery.techniques.kd import KDConfig
+from xbar.mapping.recovery.registry import options_json
 from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
 from xbar.mapping.sweep.lock import exclusive
 from xbar.mapping.sweep.store import SweepResults, open_results, package_versions

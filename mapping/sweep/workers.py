@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from xbar.mapping.recovery.sram import AdaptConfig
+from xbar.mapping.recovery.techniques.sram import AdaptConfig
 from xbar.mapping.recovery.compare import CompareSettings
-from xbar.mapping.recovery.kd import KDConfig
-from xbar.mapping.recovery.rvw import with_loop
+from xbar.mapping.recovery.techniques.kd import KDConfig
+from xbar.mapping.recovery.techniques.rvw import with_loop
 from xbar.mapping.sweep.params import SweepPoint
 from xbar.errors import ConfigError
 from xbar.files import write_atomically
@@ -191,7 +191,7 @@ def distill_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int,
     """Distil the KD student of value ``index``: its state dict (bytes) and the info."""
     import torch
 
-    from xbar.mapping.recovery.kd import distill
+    from xbar.mapping.recovery.techniques.kd import distill
 
     with _task_env(threads):
         model, ds = _worker_state(ctx, teacher)
