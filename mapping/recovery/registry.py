@@ -28,9 +28,9 @@ from xbar.errors import ConfigError
 __all__ = ["Method", "MethodContext", "MethodOutcome", "PLUGIN_MODULES", "method",
            "method_names", "options_json", "register"]
 
-PLUGIN_MODULES: tuple[str, ...] = ("xbar.mapping.recovery.work3",
-                                  "xbar.mapping.recovery.work4_methods",
-                                  "xbar.mapping.recovery.finetune")
+PLUGIN_MODULES: tuple[str, ...] = ("xbar.mapping.recovery.itt_rna",
+                                  "xbar.mapping.recovery.correctnet",
+                                  "xbar.mapping.recovery.lv2024")
 """Modules whose import registers methods (works 3, 4 and 5)."""
 
 _REGISTRY: dict[str, "Method"] = {}
@@ -43,7 +43,7 @@ class MethodContext:
 
     Attributes:
         teacher: The trained FP32 network (never modified: copy it before training).
-        student: The KD student (:func:`xbar.mapping.recovery.kd.distill`) when one was
+        student: The KD student (:func:`xbar.mapping.recovery.techniques.kd.distill`) when one was
             distilled for this comparison, else None.
         dataset: The data set (training split for anything trained, test split only for the
             final evaluation, which :func:`compare` does).
@@ -180,11 +180,13 @@ def _load() -> None:
         _loaded = True
 
 
-def method_names() -> tuple[str, ...]:
-    """The registered methods' names, by work and, within a work, in registration order
-    (so the order does not depend on which plug-in module happened to be imported first)."""
+def method_names(work: str | None = None) -> tuple[str, ...]:
+    """The registered methods' names (only ``work``'s when given), by work and, within a
+    work, in registration order (so the order does not depend on which module happened to be
+    imported first)."""
     _load()
-    return tuple(sorted(_REGISTRY, key=lambda name: _REGISTRY[name].work))
+    return tuple(name for name in sorted(_REGISTRY, key=lambda name: _REGISTRY[name].work)
+                 if work is None or _REGISTRY[name].work == work)
 
 
 def method(name: str) -> Method:

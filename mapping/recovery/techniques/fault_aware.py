@@ -1,6 +1,6 @@
 """Fault-aware mapping (DATE 2017, work 3): weight rows onto crossbar rows by bipartite matching.
 
-Given the chip's map (:mod:`xbar.mapping.recovery.fault_map`), each layer's input rows (the
+Given the chip's map (:mod:`xbar.mapping.recovery.techniques.fault_map`), each layer's input rows (the
 weight matrix's rows in the cell matrix: one word line each) are assigned to physical rows,
 row tile by row tile, so that the expected column-output error is smallest. Putting logical
 row ``i`` on physical row ``j`` costs::
@@ -40,7 +40,7 @@ from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.mapping.chip import Chip
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
-from xbar.mapping.recovery.fault_map import FaultMap, LayerCellsDraw, LayerMap, chip_cells
+from xbar.mapping.recovery.techniques.fault_map import FaultMap, LayerCellsDraw, LayerMap, chip_cells
 
 __all__ = ["check_perm", "expected_error", "fault_aware_perms", "folded_weights",
            "input_activity", "match_rows", "predicted_cells", "program_mapped", "row_costs"]

@@ -3,7 +3,7 @@
 The network trains on the host while every mapped weight passes, on every forward, through
 what the tested chip would hold (:class:`MapForward`): the layout's rounding to levels, then
 each cell by the map (stuck cells at g_min / g_max, healthy cells at ``level * exp(theta)``,
-:func:`xbar.mapping.recovery.fault_aware.predicted_cells`), with the rows where fault-aware
+:func:`xbar.mapping.recovery.techniques.fault_aware.predicted_cells`), with the rows where fault-aware
 mapping put them; gradients pass straight through. On top of that (DATE 2017's steps):
 
 * a weight with a stuck cell (either cell of its differential pair, or its one cell in the
@@ -45,7 +45,7 @@ from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.train import seeded_deterministic
-from xbar.mapping.recovery.fault_map import FaultMap
+from xbar.mapping.recovery.techniques.fault_map import FaultMap
 from xbar.params import Params, param
 
 __all__ = ["FaultTrainConfig", "MapForward", "LAYERWISE", "fault_aware_train", "weight_masks"]
@@ -86,7 +86,7 @@ class FaultTrainConfig(Params):
 
 def _predicted(levels: torch.Tensor, stuck: torch.Tensor, theta: torch.Tensor,
                device: Device) -> torch.Tensor:
-    """:func:`~xbar.mapping.recovery.fault_aware.predicted_cells` in torch (float64)."""
+    """:func:`~xbar.mapping.recovery.techniques.fault_aware.predicted_cells` in torch (float64)."""
     centre = torch.as_tensor(device.levels, dtype=torch.float64)
     g = (centre[levels] * torch.exp(theta)).clamp(device.g_min_us, device.g_max_us)
     g = torch.where(stuck == 1, torch.full_like(g, device.g_min_us), g)

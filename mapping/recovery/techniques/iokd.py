@@ -8,11 +8,11 @@ each mapped layer n = 1, ..., L-1 in turn:
 1. **Measured on chip**: ``images`` training images run through the chip up to layer n; what
    arrives at layer n (the outputs of the programmed layers 0..n-1, their programming
    errors, read noise and converters included, after the digital activations and pooling)
-   is recorded (:func:`xbar.mapping.recovery.chip_loop.measure_layer`). The chip's
+   is recorded (:func:`xbar.mapping.recovery.techniques.chip_loop.measure_layer`). The chip's
    cells are never read out one by one: only layer inputs and outputs are seen.
 2. **Trained off chip (host)**: a copy of layers n..L-1 (weights and digital biases) is
    fine-tuned on those measured inputs, with every not-yet-reprogrammed layer's weights
-   passed through the device's programming model (:class:`xbar.mapping.recovery.kd.DeviceNoise`,
+   passed through the device's programming model (:class:`xbar.mapping.recovery.techniques.kd.DeviceNoise`,
    fresh draws each step: variation-aware for the cells still to be written), and each
    layer's weights kept inside the column range it was programmed with. The loss is the
    KD loss on the logits against the FP32 teacher's (``alpha * T^2 * KL + (1 - alpha) *
@@ -24,7 +24,7 @@ each mapped layer n = 1, ..., L-1 in turn:
    logits the network's output.
 3. **Re-programmed**: layer n's new weights are written one-shot in its programmed column
    scale; only cells whose target level changed are pulsed, each with a fresh programming
-   error (:func:`xbar.mapping.recovery.chip_loop.reprogram_layer`); its digital bias is
+   error (:func:`xbar.mapping.recovery.techniques.chip_loop.reprogram_layer`); its digital bias is
    written; the chip's converter ranges are recalibrated on the calibration images.
 4. **Measured again, corrected digitally** (``correction``: ``"bias"`` by default, also for
    layer 0 before the first stage): the same images run through layer n, and its measured
@@ -37,7 +37,7 @@ each mapped layer n = 1, ..., L-1 in turn:
 Layer 0 keeps its first programming (nothing upstream to undo). Read disturb
 (:mod:`xbar.devices.read_disturb`) acts on every read the method makes: after each
 measurement and calibration the layers read move
-(:func:`xbar.mapping.recovery.chip_loop.serve_reads`).
+(:func:`xbar.mapping.recovery.techniques.chip_loop.serve_reads`).
 
 Chip cost: the measurements and calibrations (inferences through the layers they read, the
 engine's forward time), the rewrites (pulses, time and energy of the engine's programming
@@ -60,8 +60,8 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.train import seeded_deterministic, step_batches
 from xbar.mapping.data.workflow import calibration_inputs
-from xbar.mapping.recovery.kd import DeviceNoise
-from xbar.mapping.recovery.chip_loop import measure_layer, reprogram_layer, serve_reads
+from xbar.mapping.recovery.techniques.kd import DeviceNoise
+from xbar.mapping.recovery.techniques.chip_loop import measure_layer, reprogram_layer, serve_reads
 
 __all__ = ["correct_bias", "layer_outputs", "progressive"]
 
@@ -182,7 +182,7 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
     """Run the progressive I/O-guided fine-tuning on one chip (the module docstring).
 
     Returns a dict: ``chip`` (the fine-tuned chip), ``rewrites`` (one
-    :class:`~xbar.mapping.recovery.chip_loop.Rewrite` per re-programmed layer), ``measured``
+    :class:`~xbar.mapping.recovery.techniques.chip_loop.Rewrite` per re-programmed layer), ``measured``
     (images run per stage, with the number of layers each ran through), ``calibrations``
     (calibration passes over the whole chip), ``train_s`` (host wall time), ``losses``
     (first and last loss of each stage) and ``read_pulses`` (by layer).

@@ -108,15 +108,6 @@ class DeviceNoise(nn.Module):
 
 
 SELECTIONS = ("last", "best")
-FLAGS = {"epochs": "--kd-epochs", "learning_rate": "--kd-lr", "temperature": "--kd-temperature",
-         "alpha": "--kd-alpha", "noise_warmup": "--kd-noise-warmup", "draws": "--kd-draws",
-         "weight_clip": "--kd-weight-clip"}
-"""The ``xbar compare`` flag of each :class:`KDConfig` field that has one."""
-
-
-def _name(name: str) -> str:
-    """A field's name with its ``xbar compare`` flag, for messages."""
-    return name + (f" ({FLAGS[name]})" if name in FLAGS else "")
 
 
 @dataclass(frozen=True)
@@ -171,18 +162,19 @@ class KDConfig:
                                   doc="Programming draws the held-out accuracies average.")
 
     def __post_init__(self) -> None:
-        # One set of validation helpers (xbar.params), with the command-line flag named.
+        # One set of validation helpers (xbar.params); errors name the field (KDConfig.alpha),
+        # and the command line adds its flag (xbar.mapping.cli.common.with_flags).
         for f in dataclasses.fields(self):
             spec = f.metadata.get("param")
             if spec is not None:
-                object.__setattr__(self, f.name, spec.check("KDConfig", _name(f.name),
+                object.__setattr__(self, f.name, spec.check("KDConfig", f.name,
                                                             getattr(self, f.name)))
         if self.weight_clip is not None:
             clip = ParamSpec(float, range=(0, math.inf, True, False),
                              note="None, or 0 on the command line, turns it off; else x the "
                                   "column's RMS weight")
             object.__setattr__(self, "weight_clip",
-                               clip.check("KDConfig", _name("weight_clip"), self.weight_clip))
+                               clip.check("KDConfig", "weight_clip", self.weight_clip))
 
 
 def kd_config(**options: Any) -> KDConfig:
@@ -229,7 +221,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
 
     ``regularizer``: None (the recipe as it always was), or a callable ``regularizer(student)``
     added to every draw's loss, e.g. a
-    :class:`~xbar.mapping.recovery.lipschitz.LipschitzRegularizer` (it acts on the student's
+    :class:`~xbar.mapping.recovery.techniques.lipschitz.LipschitzRegularizer` (it acts on the student's
     own weights, not the noisy ones the forward sees).
 
     ``backend``: where it trains (:func:`xbar.mapping.data.train.backend_device`: the GPU for

@@ -15,7 +15,7 @@ the cells' own weights), then rewrites cells:
    (:meth:`xbar.analog.AnalogMatrix.write`): its own device-to-device deviation plus a
    fresh cycle-to-cycle draw, in the device's split (``Device.c2c_fraction``);
    ``"write-verify"``: the write-verify loop of :mod:`xbar.devices.write_verify` (the loop
-   R-V-W uses, :func:`xbar.mapping.recovery.rvw.rvw_params`, with the chip's stuck cells
+   R-V-W uses, :func:`xbar.mapping.recovery.techniques.rvw.rvw_params`, with the chip's stuck cells
    and the hardware's stopping rule), counting its pulses and reads.
 
 Costs: every rewrite is one write of one cell and one endurance cycle (counted per cell:
