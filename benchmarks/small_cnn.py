@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     from xbar.mapping.data.train import evaluate
-    from xbar.mapping.data.workflow import load_dataset
+    from xbar.mapping.data.datasets import load_dataset
 
     torch.set_num_threads(1)
     torch.manual_seed(a.seed)

@@ -19,13 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from xbar.analog import SCALES
 from xbar.config import XbarConfig
 from xbar.devices import Device
 from xbar.devices.files import device_from_attrs
 from xbar.errors import FileFormatError, XbarError
 from xbar.files import hdf5_scalar, open_hdf5
-from xbar.layout import check_device_mapping
+from xbar.layout import SCALES, check_device_mapping
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
 
 FORMAT = "xbar-sim chip"

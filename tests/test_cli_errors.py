@@ -74,7 +74,7 @@ def h5_of_kind(path: Path, kind: str) -> bytes:
 def kinds() -> dict[str, str]:
     """The ``format`` attribute each writer puts in its files."""
     from xbar.devices.files import FORMAT as DEVICE
-    from xbar.mapping.chip import FORMAT as CHIP
+    from xbar.mapping.chip_file import FORMAT as CHIP
     from xbar.mapping.recovery.report import FORMAT as COMPARE
     from xbar.mapping.sweep.store import FORMAT as SWEEP
     from xbar.timing.results import FORMAT as LATENCY

@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 
 from xbar.mapping.data import mnist
-from xbar.mapping.data.datasets import (CIFAR10_CLASSES, DATASET_NAMES, Dataset, cache_dir, load_dataset,
-                              parse_idx, read_idx)
+from xbar.mapping.data.base import Dataset, cache_dir
+from xbar.mapping.data.cifar import CIFAR10_CLASSES
+from xbar.mapping.data.datasets import DATASET_NAMES, load_dataset
+from xbar.mapping.data.mnist import parse_idx, read_idx
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ from xbar.devices import Device, preset
 from naive import naive_matmul
 from xbar.analog import AnalogMatrix
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig
-from xbar.kernel import normals
+from xbar.kernel_noise import normals
 
 # Levels 1, 2, ..., 128 uS: every bit-line sum is an exact integer in float32 and float64, so
 # kernel and reference can be compared bit for bit.

@@ -193,7 +193,7 @@ def test_serial_twin_equals_the_parallel_kernel(n_out, n_in, k, monkeypatch):
 
 
 def test_which_reads_use_tables():
-    from xbar.kernel import table_reads
+    from xbar.kernel_tables import table_reads
 
     assert table_reads(1, 8, (1, 25, 12)) and table_reads(1, 16, (3, 128, 256))
     assert not table_reads(2, 8, (1, 25, 12))  # multi-bit reads: GEMMs

@@ -46,7 +46,8 @@ from xbar.devices import preset
 from xbar.mapping.chip import Chip
 from xbar.mapping.data import train as train_mod
 from xbar.mapping.data import workflow
-from xbar.mapping.data.datasets import Dataset, load_dataset
+from xbar.mapping.data.base import Dataset
+from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.recovery import compare as compare_mod
 from xbar.mapping.recovery.techniques import kd as kd_mod
 from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from xbar.mapping.data.datasets import Dataset, load_dataset
+from xbar.mapping.data.base import Dataset
+from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.data.train import DEFAULT_RECIPES, evaluate, train_model
 from xbar.mapping.data.zoo import DEFAULT_DATASET, INPUT_SHAPES, MODELS, build_model
 

@@ -19,8 +19,9 @@ import numpy as np
 
 from xbar.devices import Device
 from xbar.config import XbarConfig
-from xbar.kernel import (ZIGGURAT, lut_tables, mvm_kernel, mvm_kernel_serial, peak_kernel,
-                         table_reads)
+from xbar.kernel import mvm_kernel, mvm_kernel_serial, peak_kernel
+from xbar.kernel_noise import ZIGGURAT
+from xbar.kernel_tables import lut_tables, table_reads
 from xbar.layout import SCALES, WeightLayout, weight_layout
 from xbar.threads import configure_threads, single_threaded_blas
 from xbar.errors import ConfigError
@@ -368,7 +369,7 @@ class AnalogMatrix:
     def _kernel_plan(self, noisy: bool) -> tuple:
         """What every kernel call of this matrix passes besides the inputs: tiles (and their
         squares when noisy), ADC steps, column pairs, subset-sum tables (when the reads use
-        them, :func:`xbar.kernel.table_reads`) and whether they do.
+        them, :func:`xbar.kernel_tables.table_reads`) and whether they do.
 
         Kept while ``g_us``, ``config`` and ``adc_range_ua`` are the same objects (programming
         and calibration assign new arrays, never edit them in place, as for

@@ -48,12 +48,12 @@ import numpy as np
 from numba import njit, prange
 
 from xbar.errors import ConfigError
-from xbar.kernel_noise import PIECE, ZIGGURAT, convert_run, normals, ziggurat_edges
+from xbar.kernel_noise import PIECE, convert_run, ziggurat_edges
 from xbar.kernel_tables import (LANES, LUT_MAX_COLS, add_to_runs, lut_rows, lut_tables,
                                 table_reads)
 
-__all__ = ["ZIGGURAT", "lut_tables", "mvm_kernel", "mvm_kernel_serial", "normals",
-           "peak_kernel", "table_reads"]
+__all__ = ["mvm_kernel", "mvm_kernel_serial",
+           "peak_kernel"]
 
 
 
@@ -302,7 +302,7 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
         pos_cols, neg_cols: int64 (n_out,): the physical columns subtracted for each output.
         to_weight: float64 (n_out,): from digital sum (uA) to the weight domain.
         out: float32 (N, n_out, L), written: sample n * L + l at ``out[n, :, l]``.
-        zig: The ziggurat tables, :data:`ZIGGURAT`.
+        zig: The ziggurat tables, :data:`xbar.kernel_noise.ZIGGURAT`.
         tab, tab2: float32 subset-sum tables of ``g_tiles`` and ``g2_tiles``
             (:func:`lut_tables`) for the reads that use them (:func:`table_reads`), kept by
             the caller between calls; any other shape (``np.empty((0, 0), np.float32)``):

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     from xbar.config import load_hardware
     from xbar.devices import resolve_device
     from xbar.kernel_torch import resolve_backend
-    from xbar.mapping.chip import FORMAT as CHIP_FORMAT, Chip
+    from xbar.mapping.chip import Chip
+    from xbar.mapping.chip_file import FORMAT as CHIP_FORMAT
     from xbar.mapping.data.workflow import calibration_inputs, load_teacher, progress_printer
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here

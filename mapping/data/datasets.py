@@ -10,9 +10,9 @@ verified:
   (:mod:`xbar.mapping.data.cifar`).
 
 Where the files are looked for: the ``data_dir`` argument, else ``$XBAR_DATA``, else
-``../shared/data`` relative to the current directory (see :func:`data_root`). This module also
-re-exports the public names of those modules, so ``xbar.mapping.data.datasets`` is the one
-import for callers.
+``../shared/data`` relative to the current directory (see
+:func:`xbar.mapping.data.base.data_root`). Each format's names (``parse_idx``,
+``CIFAR10_CLASSES``, ...) are imported from its own module.
 """
 
 from __future__ import annotations
@@ -22,15 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from xbar.errors import DataError
-from xbar.mapping.data.base import Dataset, cache_dir, data_root
-from xbar.mapping.data.cifar import CIFAR10_CLASSES, decode_cifar_tar, load_cifar10
-from xbar.mapping.data.mnist import (DOWNLOAD_TIMEOUT_S, MNIST_FILES, MNIST_MD5, MNIST_MIRRORS,
-                                     MNIST_SPLIT_TRAIN, load_mnist, parse_idx, read_idx)
+from xbar.mapping.data.base import Dataset
+from xbar.mapping.data.cifar import load_cifar10
+from xbar.mapping.data.mnist import load_mnist
 
-__all__ = ["CIFAR10_CLASSES", "DATASET_NAMES", "DIGITS_N_TEST", "DIGITS_SPLIT_SEED",
-           "DOWNLOAD_TIMEOUT_S", "Dataset", "MNIST_FILES", "MNIST_MD5", "MNIST_MIRRORS",
-           "MNIST_SPLIT_TRAIN", "cache_dir", "data_root", "decode_cifar_tar", "load_cifar10",
-           "load_dataset", "load_digits", "load_mnist", "parse_idx", "read_idx"]
+__all__ = ["DATASET_NAMES", "DIGITS_N_TEST", "DIGITS_SPLIT_SEED", "load_dataset",
+           "load_digits"]
 
 DATASET_NAMES = ("digits", "mnist", "cifar10")
 """Names accepted by :func:`load_dataset`."""

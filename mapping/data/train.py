@@ -1,6 +1,6 @@
 """Train the FP32 "teacher" networks of the zoo, deterministically and with a weight cache.
 
-:func:`train_model` trains a zoo model on a :class:`~xbar.mapping.data.datasets.Dataset` with Adam and a
+:func:`train_model` trains a zoo model on a :class:`~xbar.mapping.data.base.Dataset` with Adam and a
 cosine learning-rate decay, seeded so that the same seed gives bit-identical weights (for the
 single-threaded recipes of the small models, whatever the machine's core count; same torch
 version and CPU kind assumed). Trained weights are cached as a state_dict under
@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from xbar.files import write_atomically
-from xbar.mapping.data.datasets import Dataset, cache_dir
+from xbar.mapping.data.base import Dataset, cache_dir
 from xbar.mapping.data.zoo import INPUT_SHAPES, MODELS, build_model
 from xbar.errors import ConfigError, ModelError
 

@@ -14,7 +14,8 @@ from typing import Callable
 import numpy as np
 from torch import nn
 
-from xbar.mapping.data.datasets import Dataset, load_dataset
+from xbar.mapping.data.base import Dataset
+from xbar.mapping.data.datasets import load_dataset
 from xbar.errors import ConfigError, FileFormatError, MissingFileError, ModelError
 
 

@@ -6,8 +6,9 @@ for every value and method), on the device/hardware/settings that value gives. S
 result never depends on which worker ran it, in which order, or how the grid was split.
 
 KD students: one per distinct (device, hardware) configuration among the values, distilled
-with the sweep's seed as a task of its own (:func:`distill_task`); its weights (a state dict)
-are then handed to that value's KD points. A student is the same whichever worker trains it
+with the sweep's seed as a task of its own (:func:`~xbar.mapping.sweep.workers.distill_task`);
+its weights (a state dict) are then handed to that value's KD points. A student is the same
+whichever worker trains it
 (seeded, deterministic kernels, one thread), as :func:`xbar.mapping.recovery.techniques.kd.distill` guarantees. A
 resumed run distils again the students its unfinished KD points need (never a finished
 point).
@@ -43,9 +44,9 @@ from xbar.mapping.recovery.registry import options_json
 from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
 from xbar.mapping.sweep.lock import exclusive
 from xbar.mapping.sweep.store import SweepResults, open_results, package_versions
-from xbar.mapping.sweep.backends import default_workers, make_backend
-from xbar.mapping.sweep.schedule import SweepError, execute_points
-from xbar.mapping.sweep.workers import SweepContext, TeacherPayload, distill_task, point_task
+from xbar.mapping.sweep.backends import make_backend
+from xbar.mapping.sweep.schedule import execute_points
+from xbar.mapping.sweep.workers import SweepContext, TeacherPayload
 from xbar.errors import ConfigError
 
 DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
@@ -255,7 +256,7 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
 
     Raises:
         ValueError: Invalid sweep, a results file of another sweep, or a failed point
-            (:class:`SweepError`; the finished points stay in ``out``).
+            (:class:`~xbar.mapping.sweep.schedule.SweepError`; the finished points stay in ``out``).
     """
     from xbar.mapping.sweep.plot import save_plot
     from xbar.mapping.data.workflow import load_teacher
@@ -329,6 +330,5 @@ def format_summary(run: SweepRun) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["DEFAULT_METHODS", "SweepError", "SweepPlan", "SweepRun", "SweepSpec",
-           "default_workers", "distill_task", "format_summary", "plan_sweep", "point_task",
-           "run_sweep"]
+__all__ = ["DEFAULT_METHODS", "SweepPlan", "SweepRun", "SweepSpec", "format_summary",
+           "plan_sweep", "run_sweep"]

@@ -162,7 +162,8 @@ def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[An
     """The teacher and data set in this process, loaded once per sweep configuration."""
     import torch
 
-    from xbar.mapping.data.datasets import Dataset, load_dataset
+    from xbar.mapping.data.base import Dataset
+    from xbar.mapping.data.datasets import load_dataset
 
     teacher = teacher if teacher is not None else _INSTALLED.get("teacher")
     if teacher is None:
