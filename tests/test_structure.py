@@ -253,20 +253,6 @@ def test_one_import_root(tmp_path: Path) -> None:
     assert out == "[]", f"top-level {out} imported: everything lives under xbar"
 
 
-def test_split_modules_keep_their_old_import_paths() -> None:
-    """Callers of the modules split by concept still find the names where they were."""
-    from xbar.mapping.data import base, cifar, datasets, mnist
-    from xbar.mapping.sweep import backends, run, schedule
-
-    pairs = [(datasets, base, ("Dataset", "cache_dir", "data_root")),
-             (datasets, mnist, ("load_mnist", "parse_idx", "read_idx", "MNIST_FILES")),
-             (datasets, cifar, ("load_cifar10", "decode_cifar_tar", "CIFAR10_CLASSES")),
-             (run, schedule, ("SweepError",)), (run, backends, ("default_workers",))]
-    for facade, home, names in pairs:
-        for name in names:
-            assert getattr(facade, name) is getattr(home, name), (facade.__name__, name)
-
-
 # --------------------------------------------------------------------------- (f) packaging
 def test_setup_cfg_lists_every_package() -> None:
     cfg = configparser.ConfigParser()
