@@ -58,6 +58,12 @@ class ArrayConfig(Params):
             columns per array), digitised like any column and subtracted digitally.
         read_voltage_v: Word-line read voltage of a full-scale input slice, in volts
             (NeuroSim V1.3: 0.5 V).
+        wire_resistance_ohm: Resistance of one cell pitch of word line and of bit line, in
+            ohm; 0 (the default) is ideal wires. Above 0 every read is the exact solve of
+            the array's resistive network (IR drop; :mod:`xbar.ir_drop`, docs/ir_drop.md).
+        access_resistance_ohm: On-resistance of each cell's access transistor, in series
+            with the cell, in ohm; 0 (the default) when the cell's conductances already
+            include it (a 1T1R cell measured as a whole, as the presets' are).
     """
 
     SECTION = "array"
@@ -71,6 +77,13 @@ class ArrayConfig(Params):
                                     "a reference column.")
     read_voltage_v: float = param(0.5, unit="V", range=(0, 5, True, False),
                                   doc="Word-line read voltage of a full-scale input slice.")
+    wire_resistance_ohm: float = param(0.0, unit="ohm", range=(0, 1e6), note="0: ideal wires",
+                                       doc="Resistance of one cell pitch of word line and of "
+                                           "bit line (IR drop).")
+    access_resistance_ohm: float = param(0.0, unit="ohm", range=(0, 1e9),
+                                         note="0: included in the cell's conductance",
+                                         doc="Access transistor on-resistance in series with "
+                                             "each cell.")
 
     def check(self) -> None:
         if self.weight_mapping == "offset" and self.cols < 2:
