@@ -5,8 +5,10 @@ single 1T1R cell and nothing about networks or arrays. All conductances are in m
 (uS); a read current in microamperes is ``G_us * V``.
 
 Read disturb (each read pulse nudges a cell toward a fixed state) is declared here and
-applied by :mod:`xbar.devices.read_disturb`; off by default. What the model leaves out:
-conductance drift and relaxation over time, temperature, non-linear I-V (the cell is an
+applied by :mod:`xbar.devices.read_disturb`; off by default. Conductance relaxation (a
+written cell's mean shift and spread growing with the log of the time since its write) is
+declared here and applied by :mod:`xbar.devices.relaxation`; off by default. What the model
+leaves out: temperature, non-linear I-V (the cell is an
 ohmic conductance at the read voltage), wire resistance (IR drop) and sneak paths (the 1T1R
 access transistor suppresses them).
 """
@@ -105,6 +107,15 @@ class Device(CellProgramming):
             G_n = G_* + (G_0 - G_*) (1 - rate)^n (:mod:`xbar.devices.read_disturb`).
         read_disturb_toward: The state read disturb pulls cells toward: ``"g_max"`` (LRS,
             reads of SET polarity) or ``"g_min"`` (HRS, reads of RESET polarity).
+        relax_mean_us_per_ln_t: Relaxation: the mean shift of a healthy cell's conductance
+            per unit of ln(age / relax_t0_s), in uS (negative: cells decay toward lower
+            conductance); :mod:`xbar.devices.relaxation`.
+        relax_std_us_per_ln_t: Relaxation: the growth of the cells' spread per unit of
+            ln(age / relax_t0_s), in uS (>= 0).
+        relax_std0_us: Relaxation: the spread at relax_t0_s, in uS (>= 0).
+        relax_t0_s: Relaxation: the reference time t0, in seconds (ages below it count as
+            t0); > 0 when any of the three relaxation figures is nonzero. All four zero (the
+            default): no relaxation.
         weight_mapping: The weight mapping the device's source fixes: ``"offset"`` (one
             cell per weight against a reference column), ``"differential"`` (a cell pair), or
             empty (the default): none, the hardware decides. A chip whose
@@ -166,6 +177,18 @@ class Device(CellProgramming):
                                          "read_disturb_toward a cell moves per read.")
     read_disturb_toward: str = param("g_max", choices=READ_DISTURB_TARGETS,
                                      doc="The state read disturb pulls cells toward.")
+    relax_mean_us_per_ln_t: float = param(
+        0.0, unit="uS", range=(-1e6, 1e6),
+        note="per unit of ln(age / relax_t0_s); negative: toward lower conductance",
+        doc="Relaxation: mean conductance shift per unit of ln(age / t0).")
+    relax_std_us_per_ln_t: float = param(
+        0.0, unit="uS", range=(0, INF), note="per unit of ln(age / relax_t0_s)",
+        doc="Relaxation: growth of the cells' spread per unit of ln(age / t0).")
+    relax_std0_us: float = param(0.0, unit="uS", range=(0, INF),
+                                 doc="Relaxation: the cells' spread at age t0.")
+    relax_t0_s: float = param(0.0, unit="s", range=(0, INF),
+                              note="> 0 when any relaxation figure is nonzero",
+                              doc="Relaxation: reference time t0 (younger ages count as t0).")
     weight_mapping: str = param("", choices=WEIGHT_MAPPINGS, nonempty=False,
                                 doc="The weight mapping the device's source fixes; empty: "
                                     "none, the hardware decides.")
@@ -211,6 +234,10 @@ class Device(CellProgramming):
                       "coefficients giving sigma >= 0 at every level")
         if self.sa0_rate + self.sa1_rate > 1:
             _fail("sa1_rate", self.sa1_rate, f"<= 1 - sa0_rate = {1 - self.sa0_rate}")
+        if self.has_relaxation() and not self.relax_t0_s > 0:
+            _fail("relax_t0_s", self.relax_t0_s,
+                  "> 0 s when a relaxation figure (relax_mean_us_per_ln_t, "
+                  "relax_std_us_per_ln_t, relax_std0_us) is nonzero")
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -264,7 +291,13 @@ class Device(CellProgramming):
     def is_ideal(self) -> bool:
         """True when programming is exact, reads neither noisy nor disturbing, no cell stuck."""
         return (self.variation == "none" or self._zero_spread()) and self.read_noise == 0 \
-            and self.sa0_rate == 0 and self.sa1_rate == 0 and self.read_disturb_rate == 0
+            and self.sa0_rate == 0 and self.sa1_rate == 0 and self.read_disturb_rate == 0 \
+            and not self.has_relaxation()
+
+    def has_relaxation(self) -> bool:
+        """True when written cells relax with time (a relaxation figure is nonzero)."""
+        return bool(self.relax_mean_us_per_ln_t or self.relax_std_us_per_ln_t
+                    or self.relax_std0_us)
 
     def _zero_spread(self) -> bool:
         if self.variation in ("gaussian", "lognormal"):
@@ -307,6 +340,9 @@ class Device(CellProgramming):
                "polynomial": "sigma(G) polynomial"}[self.variation]
         if self.has_c2c() or (self.c2c_fraction == 0 and var != "none"):
             var += f" ({100 * (1 - self.c2c_fraction):g} % of its variance per cell)"
+        relax = (f", relaxation {self.relax_mean_us_per_ln_t:.3g} ln(t/{self.relax_t0_s:g} s) "
+                 f"uS +- ({self.relax_std_us_per_ln_t:.3g} ln(t/{self.relax_t0_s:g} s) + "
+                 f"{self.relax_std0_us:.3g}) uS" if self.has_relaxation() else "")
         return (f"{self.g_min_us:.4g}-{self.g_max_us:.4g} uS, {self.n_levels} levels, "
                 f"variation {var}, read noise {self.read_noise:g}, "
-                f"SA0 {self.sa0_rate:g}, SA1 {self.sa1_rate:g}")
+                f"SA0 {self.sa0_rate:g}, SA1 {self.sa1_rate:g}{relax}")

@@ -1,15 +1,18 @@
 """Device files: HDF5 (lossless, with provenance and measured tables) and TOML (by hand).
 
-HDF5 layout (``format = "xbar-sim device"``, ``format_version = 3``; version 1 files, written
+HDF5 layout (``format = "xbar-sim device"``, ``format_version = 4``; version 1 files, written
 before read disturb was modelled, lack its two fields and load with it off; version 1 and 2
 files predate ``weight_mapping`` and load with it empty: no mapping fixed, and
-``c2c_fraction``, loading with 0: their variation was drawn once per cell)::
+``c2c_fraction``, loading with 0: their variation was drawn once per cell; files before
+version 4 predate conductance relaxation and load with its four fields 0: no relaxation)::
 
     /                     attrs: format, format_version, written_by, created_utc
     /device               attrs: every scalar Device field (name, g_min_us, g_max_us,
                           n_levels, variation, sigma, sigma_reference, poly_g_ref_us,
                           read_noise, sa0_rate, sa1_rate, read_disturb_rate,
-                          read_disturb_toward, weight_mapping, c2c_fraction, source)
+                          read_disturb_toward, relax_mean_us_per_ln_t,
+                          relax_std_us_per_ln_t, relax_std0_us, relax_t0_s,
+                          weight_mapping, c2c_fraction, source)
     /device/<field>       float64 datasets for the non-empty tuple fields (levels_us,
                           level_mean_us, level_std_us, sigma_poly_us)
     /provenance           attrs: free-form strings (who measured, how it was fitted, ...)
@@ -48,13 +51,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FORMAT = "xbar-sim device"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _TUPLE_FIELDS = ("levels_us", "level_mean_us", "level_std_us", "sigma_poly_us")
 # The format version (of device files and chip files alike) that added each field; an older
 # file predates it and meant its default (read disturb off: xbar.devices.read_disturb; no
-# weight mapping fixed); a file of that version or newer must hold it.
+# weight mapping fixed; no relaxation); a file of that version or newer must hold it.
 ADDED_IN: dict[str, int] = {"read_disturb_rate": 2, "read_disturb_toward": 2,
-                            "weight_mapping": 3, "c2c_fraction": 3}
+                            "weight_mapping": 3, "c2c_fraction": 3,
+                            "relax_mean_us_per_ln_t": 4, "relax_std_us_per_ln_t": 4,
+                            "relax_std0_us": 4, "relax_t0_s": 4}
 # What an older file meant by a field it predates, where that differs from today's default:
 # before version 3 programming variation was drawn once per cell, all device-to-device.
 BEFORE: dict[str, Any] = {"c2c_fraction": 0.0}
@@ -177,7 +182,8 @@ def device_from_attrs(group: h5py.Group, where: str, version: int) -> Device:
     Every scalar field must be an attribute (a file lacking one is damaged: its default is
     never used in its place), except the fields ``version`` predates (:data:`ADDED_IN`:
     read disturb in version 1, off; the weight mapping in versions 1 and 2, none fixed; the
-    variation's cycle-to-cycle share in versions 1 and 2, 0: :data:`BEFORE`);
+    variation's cycle-to-cycle share in versions 1 and 2, 0: :data:`BEFORE`; relaxation in
+    versions 1-3, off: its fields' defaults, 0);
     tuple fields are attributes or 1-D datasets, absent when empty.
     """
     values: dict[str, Any] = {k: hdf5_scalar(v) for k, v in group.attrs.items()}

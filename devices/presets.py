@@ -248,6 +248,51 @@ def radar_3bpc_write_verify() -> WriteVerifyParams:
         source=f"{_RADAR_DOI}; data fppv-3bpc-chip1.tsv; {_RADAR_FIT}")
 
 
+# IBM aihwkit's CMO/HfOx ReRAM model (aihwkit.inference.noise.reram.ReRamCMONoiseModel; fitted
+# by IBM Research Zurich, Falcone et al., cited there as in review): relaxation mean
+# -0.08900206 ln t uS, std 0.04201137 ln t + 0.41183342 uS (t in s), level-independent; the
+# programming spread of its 0.2 % acceptance range, sigma = 0.00081107 + 0.00106879 G uS;
+# the range of aihwkit's CMO example (examples/34_ReRAM_inference.py), 9.0-88.19 uS.
+_CMO_SOURCE = ("IBM aihwkit ReRamCMONoiseModel (CMO/HfOx ReRAM, IBM Research Zurich, Falcone "
+               "et al.): relaxation mean -0.0890 ln t uS, std 0.0420 ln t + 0.412 uS (t in "
+               "s, t0 = 1 s), programming sigma 0.000811 + 0.00107 G uS (0.2 % acceptance), "
+               "range 9.0-88.19 uS of aihwkit's example 34; 32 levels assumed (the source "
+               "programs analog targets); all variation cycle-to-cycle, as aihwkit draws it")
+
+
+def cmo_hfox(scale: float = 1.0) -> Device:
+    """CMO/HfOx ReRAM with IBM aihwkit's conductance-relaxation fit (issue 24).
+
+    Relaxation (:mod:`xbar.devices.relaxation`): a cell's mean shifts by -0.0890 uS per unit of
+    ln(t / 1 s) and the cells' spread is 0.0420 ln(t / 1 s) + 0.412 uS, the same at every level
+    (aihwkit's ``ReRamCMONoiseModel`` decay_dict; its fit found no level dependence). At one
+    day (ln t = 11.4) that is -1.01 uS and 0.89 uS; at 1e8 s (ln t = 18.4) -1.64 uS and 1.19 uS,
+    against a level spacing of 2.55 uS. Programming spread: aihwkit's linear fit for the
+    0.2 % program-verify acceptance range (the one its defaults use), sigma(G) = 0.000811 +
+    0.00107 G uS (0.095 uS at the top level). Range 9.0-88.19 uS (aihwkit's CMO example).
+    Assumed here: 32 uniform levels (aihwkit programs analog targets), no stuck cells (the
+    source gives no fault rates) and all programming variation cycle-to-cycle (aihwkit draws
+    it afresh at every programming). ``scale`` multiplies the three relaxation figures (the
+    stronger preset ``cmo-hfox-x5``).
+    """
+    return Device(name="cmo-hfox" if scale == 1.0 else f"cmo-hfox-x{scale:g}",
+                  g_min_us=9.0, g_max_us=88.19, n_levels=32,
+                  variation="polynomial", sigma_poly_us=(0.00081107, 0.00106879),
+                  poly_g_ref_us=1.0, c2c_fraction=1.0,
+                  relax_mean_us_per_ln_t=-0.08900206 * scale,
+                  relax_std_us_per_ln_t=0.04201137 * scale,
+                  relax_std0_us=0.41183342 * scale, relax_t0_s=1.0,
+                  source=_CMO_SOURCE if scale == 1.0 else
+                  f"{_CMO_SOURCE}; relaxation figures x {scale:g} (a stress case, assumed)")
+
+
+def cmo_hfox_x5() -> Device:
+    """The ``cmo-hfox`` cell with its three relaxation figures five times larger (mean -0.445
+    ln t uS, spread 0.210 ln t + 2.06 uS): an assumed stress case, not a measured device, for
+    a chip whose relaxation moves cells by about a level spacing within a day."""
+    return cmo_hfox(5.0)
+
+
 PRESETS: dict[str, Callable[[], Device]] = {
     "ideal": ideal,
     "charan2020-dac": charan2020_dac,
@@ -257,6 +302,8 @@ PRESETS: dict[str, Callable[[], Device]] = {
     "radar-2bpc": radar_2bpc,
     "radar-3bpc": radar_3bpc,
     "lv2024-mlc": lv2024_mlc,
+    "cmo-hfox": cmo_hfox,
+    "cmo-hfox-x5": cmo_hfox_x5,
 }
 
 WRITE_VERIFY_PRESETS: dict[str, Callable[[], WriteVerifyParams]] = {

@@ -13,7 +13,7 @@ Random streams: the seed's ``SeedSequence`` spawns one stream per mapped layer f
 programming and a separate tree for reads, reset at every :meth:`Chip.evaluate`, so the same
 seed gives the same chip and the same accuracy.
 
-HDF5 layout (``format = "xbar-sim chip"``, version 3, see ``chip_file.FORMAT_VERSION``)::
+HDF5 layout (``format = "xbar-sim chip"``, version 4, see ``chip_file.FORMAT_VERSION``)::
 
     /                 attrs: format, format_version, seed, scale, model (zoo name or file),
                       model_input_shape, written_by, created_utc
@@ -144,6 +144,29 @@ class Chip:
     @property
     def n_cells(self) -> int:
         return sum(layer.matrix.n_cells for layer in self.layers)
+
+    def age_to(self, t_s: float) -> "Chip":
+        """Show every layer's cells as they are ``t_s`` seconds after programming (the chip's
+        clock; :mod:`xbar.devices.relaxation`): each cell relaxed from its last write, stuck
+        cells and SRAM words unchanged, DAC and ADC ranges as calibrated. Layer ``k``'s
+        relaxation draws come from ``SeedSequence([seed, 24, k])``
+        (:func:`xbar.devices.relaxation.relaxation_key`). A device without relaxation leaves
+        the chip bit for bit as it is. Returns the chip."""
+        from xbar.devices.relaxation import relaxation_key
+        if not self.device.has_relaxation():
+            return self
+        for k, layer in enumerate(self.layers):
+            m = layer.matrix
+            m.age_to(t_s, relaxation_key(self.seed, k))
+            layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32,
+                                          device=layer.w_eff.device)
+        return self
+
+    @property
+    def age_s(self) -> float:
+        """The chip's clock: seconds since programming its cells show (0 before aging)."""
+        clocks = [layer.matrix.clock for layer in self.layers if layer.matrix.clock]
+        return clocks[0].now_s if clocks else 0.0
 
     def reset_reads(self, stream: int = 0) -> None:
         """Give every layer a fresh read-noise generator derived from the seed and stream."""

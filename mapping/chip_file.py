@@ -28,9 +28,12 @@ from xbar.layout import SCALES, check_device_mapping
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer
 
 FORMAT = "xbar-sim chip"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 """Version 2 stores the device's read-disturb fields (a version 1 file predates them: off);
-version 3 its ``weight_mapping`` (older files predate it: no mapping fixed)."""
+version 3 its ``weight_mapping`` (older files predate it: no mapping fixed); version 4 its
+relaxation fields (older files predate them: no relaxation). A chip file holds the cells as
+they are (``g_us``); a loaded chip's clock starts at 0 with them as written
+(:mod:`xbar.devices.relaxation`)."""
 MATRIX_ARRAYS = ("g_us", "target_levels", "stuck", "g_scale", "pos_cols", "neg_cols",
                  "tile_of_col")
 LAYOUT_ARRAYS = ("pos_cols", "neg_cols", "tile_of_col")

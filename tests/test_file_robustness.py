@@ -104,7 +104,7 @@ def test_missing_sa_attributes_through_the_cli(jxcdc_h5: Path, capsys) -> None:
 
 @pytest.mark.parametrize("attrs,words", [
     ({"format": "xbar-sim chip"}, ("not an xbar-sim device file", "'xbar-sim chip'")),
-    ({"format_version": 4}, ("format_version 4 is newer",)),
+    ({"format_version": 5}, ("format_version 5 is newer",)),
     ({"format_version": 0}, ("format_version = 0 is invalid",)),
     ({"format_version": "1"}, ("format_version = '1' is invalid",)),
 ])
@@ -340,7 +340,7 @@ def test_chip_round_trip_still_loads(chip_file: Path) -> None:
 
 @pytest.mark.parametrize("attrs,words", [
     ({"format": "xbar-sim sweep"}, ("not an xbar-sim chip file", "'xbar-sim sweep'")),
-    ({"format_version": 4}, ("format_version 4 is newer", "upgrade")),
+    ({"format_version": 5}, ("format_version 5 is newer", "upgrade")),
     ({"format_version": 0}, ("format_version = 0 is invalid",)),
     ({"scale": "row"}, ("scale = 'row' is invalid",)),
     ({"seed": -1}, ("seed = -1 is invalid",)),

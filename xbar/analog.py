@@ -29,6 +29,8 @@ from xbar.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
+    from xbar.devices.relaxation import CellClock
+
 _CHUNK_ELEMS = 1 << 26  # slice-row elements per kernel call (bounds per-call bookkeeping)
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
 
@@ -75,6 +77,7 @@ class AnalogMatrix:
     adc_range_ua: np.ndarray | None = None
     backend: str = "cpu"
     d2d: np.ndarray | None = None
+    clock: "CellClock | None" = None
 
     # ------------------------------------------------------------------ layout
     @property
@@ -142,9 +145,28 @@ class AnalogMatrix:
         if mask.any():
             d2d = None if self.d2d is None else self.d2d[mask]
             g[mask] = self.device.write(levels[mask], d2d, self.stuck[mask], rng)
+        if self.clock is not None:   # the written cells' clocks restart now
+            self.clock.sync(self.g_us)
+            self.clock.rewrite(mask, g[mask])
+            g = self.clock.at(self.device, self.clock.now_s, self.stuck)
         self.g_us = g
         self.target_levels = np.where(mask, levels, self.target_levels).astype(np.int32)
         return int(mask.sum())
+
+    def age_to(self, t_s: float, key: int = 0) -> None:
+        """Show the cells as they are ``t_s`` seconds after the one-shot programming (the
+        chip's clock), by the device's relaxation (:mod:`xbar.devices.relaxation`): each cell
+        aged from its last write. The first call starts the clock with the cells as they are
+        now (written at time 0) and ``key`` (the relaxation draws' key); cells whose ``g_us``
+        was replaced since the clock last moved count as rewritten then. A device without
+        relaxation leaves ``g_us`` untouched (the same object)."""
+        if not self.device.has_relaxation():
+            return
+        from xbar.devices.relaxation import CellClock
+        if self.clock is None:
+            self.clock = CellClock.start(self.g_us, key)
+        self.clock.sync(self.g_us)
+        self.g_us = self.clock.at(self.device, t_s, self.stuck)
 
     @property
     def layout(self) -> WeightLayout:
