@@ -1,11 +1,16 @@
 """Map any PyTorch network onto crossbars: fold BatchNorm, program, calibrate.
 
-Every ``nn.Linear`` and ``nn.Conv2d`` (groups = 1; any kernel, stride, padding, dilation)
-becomes an analog layer; a BatchNorm that directly follows one of them (its only user) is
-folded into its weights and bias first. Everything else (activations, pooling, residual
-adds, flatten, dropout in eval mode, normalisations that cannot be folded) runs as written,
-digitally. Layers with weights that cannot be mapped (grouped or 1-D/3-D/transposed
-convolutions, recurrent layers, embeddings, attention) are refused with the layer's name.
+A BatchNorm that directly follows an ``nn.Linear``, ``nn.Conv2d`` or ``nn.Conv1d`` (its only
+user) is folded into its weights and bias first. Grouped/depthwise and 1-D convolutions,
+``nn.ConvTranspose2d``, ``nn.RNN``/``nn.GRU``/``nn.LSTM``, ``nn.MultiheadAttention`` (and the
+Transformer layers using it) are then rewritten into Linear/Conv2d form
+(:mod:`xbar.mapping.lowering` says how each maps), and every ``nn.Linear`` and ``nn.Conv2d``
+(any kernel, stride, padding, dilation) becomes an analog layer. Everything else
+(activations, pooling, residual adds, flatten, dropout in eval mode, normalisations that
+cannot be folded, embeddings as digital look-ups, attention's softmax and products) runs as
+written, digitally. Layers with weights that cannot be mapped (3-D and 1-D/3-D transposed
+convolutions, bilinear layers, embedding bags, LSTM projections, attention with
+``add_bias_kv``/``add_zero_attn``) are refused with the layer's name.
 """
 
 from __future__ import annotations
@@ -20,41 +25,43 @@ from torch import nn
 
 from xbar.devices import Device
 from xbar.mapping.analog_layers import AnalogConv2d, AnalogLayer, AnalogLinear
+from xbar.mapping.lowering import lower
 from xbar.analog import AnalogMatrix
 from xbar.config import XbarConfig
 from xbar.errors import ModelError
 
 _UNSUPPORTED = {
-    nn.Conv1d: "1-D convolution is not mapped (reshape to Conv2d with a 1-wide kernel)",
     nn.Conv3d: "3-D convolution is not mapped",
-    nn.ConvTranspose1d: "transposed convolution is not mapped",
-    nn.ConvTranspose2d: "transposed convolution is not mapped",
-    nn.ConvTranspose3d: "transposed convolution is not mapped",
-    nn.RNNBase: "recurrent layers are not mapped",
-    nn.Embedding: "embeddings are table look-ups, not MVMs; not mapped",
-    nn.EmbeddingBag: "embeddings are table look-ups, not MVMs; not mapped",
-    nn.MultiheadAttention: "attention is not mapped (its projections would need Linear "
-                           "modules)",
+    nn.ConvTranspose1d: "1-D transposed convolution is not mapped (ConvTranspose2d is)",
+    nn.ConvTranspose3d: "3-D transposed convolution is not mapped",
+    nn.EmbeddingBag: "embedding bags are not mapped (nn.Embedding is, as a digital look-up)",
     nn.Bilinear: "bilinear layers are not mapped",
 }
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+_FOLDABLE = (nn.Linear, nn.Conv2d, nn.Conv1d)
 
 
-def check_supported(model: nn.Module, grouped_conv: bool = False) -> None:
-    """Raise ValueError naming the first layer that cannot be mapped, and why.
+def _refusal(module: nn.Module) -> str | None:
+    for klass, why in _UNSUPPORTED.items():
+        if isinstance(module, klass):
+            return why
+    if isinstance(module, nn.LSTM) and module.proj_size:
+        return "LSTM with proj_size > 0 is not mapped"
+    if isinstance(module, nn.MultiheadAttention) and (module.bias_k is not None
+                                                      or module.add_zero_attn):
+        return "MultiheadAttention with add_bias_kv or add_zero_attn is not mapped"
+    if isinstance(module, nn.ConvTranspose2d) and module.padding_mode != "zeros":
+        return f"ConvTranspose2d padding_mode={module.padding_mode!r} is not mapped"
+    return None
 
-    ``grouped_conv``: accept grouped convolutions (the timing model maps each group on its
-    own tiles; the functional model does not).
-    """
+
+def check_supported(model: nn.Module) -> None:
+    """Raise ModelError naming the first layer that cannot be mapped, and why."""
     for name, module in model.named_modules():
-        for klass, why in _UNSUPPORTED.items():
-            if isinstance(module, klass):
-                raise ModelError(f"layer {name!r} ({type(module).__name__}) cannot be mapped: "
-                                 f"{why}")
-        if isinstance(module, nn.Conv2d) and module.groups != 1 and not grouped_conv:
-            raise ModelError(f"layer {name!r} (Conv2d, groups={module.groups}) cannot be "
-                             "mapped: grouped and depthwise convolutions are not supported "
-                             "(each group would need its own block-diagonal arrays)")
+        why = _refusal(module)
+        if why is not None:
+            raise ModelError(f"layer {name!r} ({type(module).__name__}) cannot be mapped: "
+                             f"{why}")
 
 
 def _fold_into(layer: nn.Module, bn: nn.Module) -> None:
@@ -77,14 +84,22 @@ def _set_submodule(root: nn.Module, name: str, new: nn.Module) -> None:
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, list[tuple[str, str]]]:
-    """A copy of ``model`` (eval mode) with each foldable BatchNorm folded away.
+    """A copy of ``model`` (eval mode) with each foldable BatchNorm folded away, in its
+    mapped form (:func:`xbar.mapping.lowering.lower`): every weight matrix an ``nn.Linear``
+    or a groups = 1 ``nn.Conv2d``, computing what ``model`` computes.
 
-    Returns the copy and the (layer, batchnorm) pairs folded. The graph is found with
-    ``torch.fx``; where the model cannot be traced, a BatchNorm directly after a Linear or
-    Conv2d in the same ``nn.Sequential`` is folded.
+    Returns the copy and the (layer, batchnorm) pairs folded (names in ``model``). The graph
+    is found with ``torch.fx``; where the model cannot be traced, a BatchNorm directly after
+    a Linear, Conv2d or Conv1d in the same ``nn.Sequential`` is folded.
+
+    Raises:
+        ModelError: ``model`` has a layer that cannot be mapped (:func:`check_supported`).
     """
+    check_supported(model)
     model = copy.deepcopy(model).eval()
     pairs: list[tuple[str, str]] = []
+    if not any(isinstance(m, _BATCHNORMS) for m in model.modules()):
+        return lower(model).eval(), pairs  # nothing to fold: no need to trace
     try:
         graph = torch.fx.symbolic_trace(model).graph
         for node in graph.nodes:
@@ -98,26 +113,28 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, list[tuple[str, str]]]:
                     or len(prev.users) != 1:
                 continue
             layer = model.get_submodule(prev.target)
-            if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            if isinstance(layer, _FOLDABLE):
                 pairs.append((prev.target, node.target))
     except Exception as exc:  # dynamic control flow: fall back to Sequential adjacency
         warnings.warn(f"torch.fx could not trace the model ({exc}); folding only BatchNorms "
-                      "that follow a Linear/Conv2d inside an nn.Sequential")
+                      "that follow a Linear/Conv2d/Conv1d inside an nn.Sequential")
         for name, module in model.named_modules():
             if isinstance(module, nn.Sequential):
                 kids = list(module.named_children())
                 for (a, la), (b, lb) in zip(kids, kids[1:]):
-                    if isinstance(la, (nn.Linear, nn.Conv2d)) and isinstance(lb, _BATCHNORMS):
+                    if isinstance(la, _FOLDABLE) and isinstance(lb, _BATCHNORMS):
                         prefix = f"{name}." if name else ""
                         pairs.append((prefix + a, prefix + b))
     for layer_name, bn_name in pairs:
         _fold_into(model.get_submodule(layer_name), model.get_submodule(bn_name))
         _set_submodule(model, bn_name, nn.Identity())
-    return model, pairs
+    return lower(model).eval(), pairs
 
 
 def mapped_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The (name, module) pairs that go onto crossbars, in definition order."""
+    """The (name, module) pairs that go onto crossbars, in definition order, of a model in
+    mapped form (:func:`fold_batchnorm`'s result: every weight matrix a Linear or a groups
+    = 1 Conv2d)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
@@ -125,12 +142,18 @@ def to_analog(model: nn.Module, device: Device, config: XbarConfig,
               rngs: Iterable[np.random.Generator], scale: str = "column") -> nn.Module:
     """Replace every Linear/Conv2d of a (folded) model by a programmed analog layer.
 
-    ``rngs`` gives one generator per mapped layer, in :func:`mapped_layers` order.
+    ``rngs`` gives one generator per mapped layer, in :func:`mapped_layers` order. A masked
+    (block-diagonal) layer programs its off-diagonal cells to the weight 0.
     """
     check_supported(model)
     model = copy.deepcopy(model).eval()
     for (name, layer), rng in zip(mapped_layers(model), rngs):
-        w = layer.weight.detach().cpu().double().numpy()
+        if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+            raise ModelError(f"layer {name!r} (Conv2d, groups={layer.groups}) is not in mapped "
+                             "form; pass the model through fold_batchnorm first")
+        weight = layer.weight.detach()
+        mask = getattr(layer, "mask", None)
+        w = (weight if mask is None else weight * mask).cpu().double().numpy()
         bias = None if layer.bias is None else layer.bias.detach().cpu().numpy()
         matrix = AnalogMatrix.program(w.reshape(w.shape[0], -1), device, config, rng, scale)
         if isinstance(layer, nn.Linear):

@@ -1,9 +1,13 @@
 """The shapes of a PyTorch model's weight layers, for the timing engine.
 
-One forward pass with hooks on every ``nn.Linear`` and ``nn.Conv2d`` records, in execution
-order, what each layer multiplies: its weight-matrix size, its input feature map and its
-output positions. No weights are read. A layer with weights that no crossbar model maps
-(recurrent, embedding, 1-D/3-D or transposed convolution ...) is refused, never left out.
+The model is put in its mapped form (:func:`xbar.mapping.convert.fold_batchnorm`: grouped
+convolutions block-diagonal, 1-D and transposed convolutions, recurrent layers and attention
+as Linear/Conv2d matrices, :mod:`xbar.mapping.lowering`), then one forward pass with hooks on
+every ``nn.Linear`` and ``nn.Conv2d`` records, in execution order, what each layer
+multiplies: its weight-matrix size, its input feature map and its output positions. A
+recurrent matrix's calls are the time steps of one ``"recurrent"`` layer. No weights are
+read. A layer with weights that no crossbar model maps (3-D convolution, bilinear ...) is
+refused, never left out.
 """
 
 from __future__ import annotations
@@ -61,17 +65,21 @@ def layer_specs(model: nn.Module, input_shape: Sequence[int],
             to model signed network inputs.
 
     Raises:
-        ValueError: The model has a layer with weights that cannot be mapped (a 1-D/3-D or
-            transposed convolution, a recurrent layer, an embedding, attention: the same
+        ValueError: The model has a layer with weights that cannot be mapped (the same
             refusal as ``xbar simulate``, naming the layer), fails on that input shape, or
             has no Linear/Conv2d layer.
 
-    A module called more than once (shared weights) appears once per call, named
-    ``name#2``, ``name#3`` ...; each call is timed as its own layer on its own tiles.
+    Names are those of the mapped form (``lstm.l0.ih``, ``attn.q_proj``, ``deconv.cols``,
+    ``conv1d.conv``: :mod:`xbar.mapping.lowering`), as the chip's layers are named. A grouped
+    convolution is one groups = 1 layer with the block-diagonal matrix
+    (:mod:`xbar.mapping.conv_forms`). A recurrent matrix is one ``"recurrent"`` layer whose
+    output rows are its time steps. Any other module called more than once (shared weights)
+    appears once per call, named ``name#2``, ``name#3`` ...; each call is timed as its own
+    layer on its own tiles.
     """
-    from xbar.mapping.convert import check_supported
+    from xbar.mapping.convert import fold_batchnorm
 
-    check_supported(model, grouped_conv=True)  # never time a network with layers left out
+    model, _ = fold_batchnorm(model)  # refuses layers that cannot be mapped, by name
     shape = tuple(int(s) for s in input_shape)
     x = example_input if example_input is not None else torch.rand((1, *shape))
     names = {m: n or type(m).__name__ for n, m in model.named_modules()}
@@ -85,7 +93,23 @@ def layer_specs(model: nn.Module, input_shape: Sequence[int],
         if calls[name] > 1:
             name = f"{name}#{calls[name]}"
         signed = bool((inp < 0).any())
-        if isinstance(module, nn.Conv2d):
+        if getattr(module, "xbar_recurrent", False):
+            base = names[module]
+            if calls[base] > 1:  # another step of the same recurrent layer
+                i = next(i for i, s in enumerate(specs) if s.name == base)
+                prev = specs[i]
+                steps = prev.out_hw[0] + 1
+                specs[i] = LayerSpec(name=base, kind="recurrent", n_in=prev.n_in,
+                                     n_out=prev.n_out, in_chw=(prev.n_in, steps, 1),
+                                     out_hw=(steps, 1), signed_inputs=prev.signed_inputs
+                                     or signed)
+            else:
+                specs.append(LayerSpec(name=base, kind="recurrent", n_in=module.in_features,
+                                       n_out=module.out_features,
+                                       in_chw=(module.in_features, 1, 1), out_hw=(1, 1),
+                                       signed_inputs=signed))
+            return
+        if isinstance(module, nn.Conv2d):  # groups = 1 in the mapped form
             if inp.dim() == 3:
                 inp, output = inp.unsqueeze(0), output.unsqueeze(0)
             _, c, h, w = inp.shape

@@ -65,7 +65,8 @@ def test_same_padding_groups_shared_modules_and_mode_restored() -> None:
     assert model.training
     same = nn.Conv2d(4, 8, 5, padding="same", groups=2)
     (spec,) = layer_specs(same, (4, 7, 7))
-    assert (spec.padding, spec.groups, spec.n_in, spec.out_hw) == ((2, 2), 2, 50, (7, 7))
+    # a grouped conv is one block-diagonal matrix: 4 channels x 25 taps rows, groups = 1
+    assert (spec.padding, spec.groups, spec.n_in, spec.out_hw) == ((2, 2), 1, 100, (7, 7))
 
 
 def test_linear_on_token_sequences_counts_vectors() -> None:

@@ -145,8 +145,10 @@ def test_chip_save_load_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("layer,why", [
-    (nn.Conv2d(4, 4, 3, groups=2), "grouped"), (nn.Conv1d(4, 4, 3), "1-D"),
-    (nn.LSTM(4, 4), "recurrent"), (nn.ConvTranspose2d(4, 4, 3), "transposed")])
+    (nn.Conv3d(4, 4, 3), "3-D convolution"), (nn.ConvTranspose1d(4, 4, 3), "1-D transposed"),
+    (nn.LSTM(4, 4, proj_size=2), "proj_size"), (nn.EmbeddingBag(4, 4), "embedding bags"),
+    (nn.MultiheadAttention(4, 2, add_bias_kv=True), "add_bias_kv"),
+    (nn.Bilinear(4, 4, 4), "bilinear")])
 def test_unsupported_layers_are_named(layer, why):
     model = nn.Sequential(nn.Linear(4, 4), layer)
     with pytest.raises(ValueError, match=rf"layer '1' .*{why}"):

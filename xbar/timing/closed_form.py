@@ -201,8 +201,11 @@ def plan_network(layers: list[LayerSpec] | tuple[LayerSpec, ...], xbar: XbarConf
 
 
 def layer_cycles_layer_schedule(plan: LayerPlan) -> int:
-    """T_in + D_mvm + D_acc + D_post + (K - 1) * max(D_mvm, D_acc, D_post)."""
+    """T_in + D_mvm + D_acc + D_post + (K - 1) * max(D_mvm, D_acc, D_post); a recurrent
+    layer's K steps do not overlap: T_in + K * (D_mvm + D_acc + D_post)."""
     d = plan.stage_cycles
+    if plan.spec.kind == "recurrent":
+        return plan.input_cycles + plan.rows * sum(d)
     return plan.input_cycles + sum(d) + (plan.rows - 1) * max(d)
 
 

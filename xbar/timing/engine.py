@@ -8,6 +8,9 @@ one event per cycle, slice or cell. The interconnect (one ``simpy.Resource``) ca
 layer's input; each layer's accumulator (a ``simpy.Resource``, or one of a shared pool) and
 activation/pooling unit are processes that take the rows in order.
 
+A recurrent layer's step (output row) k + 1 starts on its tiles only after step k's activation
+(gates and state) is done, under either schedule.
+
 Schedules:
 
 * ``"layer"``: one layer and one inference at a time. A layer receives its whole input map,
@@ -285,9 +288,12 @@ class _Run:
         burst, n_tiles = tile.burst_cycles, st.plan.n_tiles
         conversions = (tile.mvms_per_row * st.plan.slices * tile.used_cols
                        * st.plan.arrays_per_tile * self.t_adc)
+        recurrent = st.plan.spec.kind == "recurrent"
         for b in range(self.batch):
             for k in range(st.plan.rows):
                 yield st.ready[b][k]
+                if recurrent and k:  # step k reads the state step k - 1 computed
+                    yield st.post_done[b][k - 1]
                 with adc.request() as req:
                     yield req
                     t0 = int(env.now)

@@ -12,7 +12,7 @@ from typing import Any
 from xbar.config import XbarConfig
 from xbar.errors import ConfigError
 
-LAYER_KINDS = ("linear", "conv")
+LAYER_KINDS = ("linear", "conv", "recurrent")
 
 
 def ceil_div(a: int, b: int) -> int:
@@ -32,17 +32,23 @@ class LayerSpec:
     Layers run as a chain in the order of the list: each layer's input is the previous
     layer's output after its activation and pooling (the first layer's input is the network
     input). A conv layer computes one output row (``out_w`` positions) per step; a Linear layer
-    computes its ``out_w`` vectors (1 for a plain (N, F) input) in one step.
+    computes its ``out_w`` vectors (1 for a plain (N, F) input) in one step. A recurrent layer
+    (the recurrent matrix of an RNN/GRU/LSTM, :mod:`xbar.mapping.recurrent`) computes one
+    vector per time step, one output row per step, and starts step t + 1 only when step t has
+    gone through the reduction and activation units (its gates and state), so its steps never
+    overlap.
 
     Attributes:
         name: Layer name (the module's qualified name in the PyTorch model).
-        kind: ``"linear"`` or ``"conv"``.
+        kind: ``"linear"``, ``"conv"`` or ``"recurrent"``.
         n_in: Rows of the weight matrix of one group: in_features, or
             in_channels / groups * kh * kw.
         n_out: Output features or channels (all groups).
         in_chw: Input feature map (channels, height, width) of one inference. A Linear
-            layer's input is (in_features, 1, vectors).
-        out_hw: Output positions as (rows, columns); (1, vectors) for a Linear layer.
+            layer's input is (in_features, 1, vectors); a recurrent layer's (hidden size,
+            steps, 1).
+        out_hw: Output positions as (rows, columns); (1, vectors) for a Linear layer,
+            (steps, 1) for a recurrent one.
         kernel: (kh, kw); (1, 1) for Linear.
         stride: (sh, sw).
         padding: (top, left) zero padding.
@@ -91,6 +97,13 @@ class LayerSpec:
             raise ConfigError(f"LayerSpec {self.name!r}: a linear layer has one output row and"
                              f" one input row; got out_hw = {self.out_hw}, in_chw = "
                              f"{self.in_chw}")
+        if self.kind == "recurrent" and (self.out_hw[1] != 1 or self.in_chw[2] != 1
+                                         or self.in_chw[1] != self.out_hw[0]
+                                         or self.kernel != (1, 1) or self.groups != 1):
+            raise ConfigError(f"LayerSpec {self.name!r}: a recurrent layer has one vector per "
+                              f"step (in_chw = (n_in, steps, 1), out_hw = (steps, 1), kernel "
+                              f"(1, 1), groups 1); got in_chw = {self.in_chw}, out_hw = "
+                              f"{self.out_hw}, kernel = {self.kernel}, groups = {self.groups}")
         if not isinstance(self.signed_inputs, bool):
             raise ConfigError(f"LayerSpec {self.name!r}: signed_inputs = "
                              f"{self.signed_inputs!r} is invalid; allowed: true or false")
