@@ -333,6 +333,12 @@ HARDWARE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # the column's shared ADC (array read + one conversion); adaptation as "default".
     "cell-by-cell": {"programming": {"drivers_per_array": 1, "arrays_at_once": 0,
                                      "verify_read": "adc"}},
+    # IR drop at 65 nm (docs/ir_drop.md): DNN+NeuroSim V1.3's 65 nm copper line (105 nm wide,
+    # aspect ratio 1.7, 2.68e-8 ohm m: 1.43 ohm/um) across its 1T1R cell 12 F = 1.26 um wide:
+    # 1.8 ohm per cell pitch, used for word and bit lines alike (NeuroSim's bit-line pitch,
+    # 4 F, is 0.6 ohm: this overstates the bit lines' drop); the access transistor at
+    # NeuroSim's sizing rule, R_on x IR_DROP_TOLERANCE = 6 kohm x 0.25; else as "default".
+    "ir-drop-65nm": {"array": {"wire_resistance_ohm": 1.8, "access_resistance_ohm": 1500.0}},
 }
 """Hardware presets by name; ``full-chip`` and ``cell-by-cell`` are the two R-V-W
 accountings every printed speedup names (docs/programming_time.md)."""
