@@ -211,3 +211,26 @@ def test_circuit_follows_rewrites_and_loses_current():
                                rtol=1e-6)
     loss = 1 - t2[:, :8] / m.g_us[:, :8]          # G+ array, all cells near g_max
     assert loss[-1, -1] == loss.max() and loss[0, 0] == loss.min()
+
+
+def test_mvm_command_shows_what_the_wires_add(capsys):
+    """``xbar mvm --hw`` with wires prints and records the error with ideal wires on the same
+    cells and reads, and how far the wires move the outputs; without wires those are null."""
+    import argparse
+    import json
+
+    from xbar.mapping.cli import mvm
+
+    def run(hw):
+        mvm.run(argparse.Namespace(device="charan2020-jxcdc", hw=hw, shape=(16, 40), batch=8,
+                                   seed=0, backend="cpu", json=True))
+        return json.loads(capsys.readouterr().out)
+
+    wired, plain = run("ir-drop-65nm"), run("default")
+    assert plain["relative_change_from_wires"] is None
+    assert plain["relative_error_vs_float_ideal_wires"] is None
+    assert wired["relative_change_from_wires"] > 0.01
+    # Ideal wires on the same chip and reads: the default hardware's own result.
+    assert wired["relative_error_vs_float_ideal_wires"] == pytest.approx(
+        plain["relative_error_vs_float"], rel=1e-12)
+    assert wired["hardware"]["array"]["wire_resistance_ohm"] == 1.8

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import time
 
 from xbar.errors import ConfigError
@@ -74,12 +76,22 @@ def run(args: argparse.Namespace) -> int:
     m.backend = backend
     m.calibrate_adc(x[: min(64, len(x))], x_max=1.0)
     t1 = time.perf_counter()
+    reads_ideal = copy.deepcopy(rng_reads)     # the same read-noise draws, for the wires' share
     y = m.matmul(x, rng=rng_reads, x_max=1.0).astype(np.float64)
     t2 = time.perf_counter()
     exact = x.astype(np.float64) @ w.T
 
-    def rel(ref: np.ndarray) -> float:
+    def rel(ref: np.ndarray, y: np.ndarray = y) -> float:
         return float(np.linalg.norm(y - ref) / np.linalg.norm(ref))
+
+    a = config.array
+    wired = a.wire_resistance_ohm > 0 or a.access_resistance_ohm > 0
+    y_ideal = None
+    if wired:  # the same cells, calibration and reads through ideal wires (docs/ir_drop.md)
+        ideal = dataclasses.replace(m, config=config.replace(
+            **{"array.wire_resistance_ohm": 0.0, "array.access_resistance_ohm": 0.0}))
+        ideal.calibrate_adc(x[: min(64, len(x))], x_max=1.0)
+        y_ideal = ideal.matmul(x, rng=reads_ideal, x_max=1.0).astype(np.float64)
 
     result = {
         "device": device.name, "seed": args.seed, "shape": [n_out, n_in], "batch": args.batch,
@@ -88,13 +100,15 @@ def run(args: argparse.Namespace) -> int:
         "relative_error_vs_level_weights": rel(x.astype(np.float64) @ m.quantised_weights().T),
         "relative_error_of_programmed_weights": float(
             np.linalg.norm(m.effective_weights() - w) / np.linalg.norm(w)),
+        "relative_error_vs_float_ideal_wires": None if y_ideal is None else rel(exact, y_ideal),
+        "relative_change_from_wires": None if y_ideal is None else rel(y_ideal),
         "program_s": t1 - t0, "mvm_s": t2 - t1, "backend": backend,
         "hardware": config.to_dict(),
     }
     if args.json:
         print(dumps_json(result))
         return 0
-    a, d, c = config.array, config.dac, config.adc
+    d, c = config.dac, config.adc
     print(f"device   {device.name}: {device.summary()}")
     print(f"arrays   {a.rows}x{a.cols}, {a.weight_mapping} mapping, read {a.read_voltage_v} V; "
           f"DAC {d.input_bits} bits, {d.bits_per_read} per read; ADC {c.bits} bits, "
@@ -104,6 +118,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"error    {result['relative_error_vs_float']:.4f} relative (Frobenius) vs float "
           f"matmul; {result['relative_error_vs_level_weights']:.4f} vs the device's level "
           f"weights; programmed weights off by {result['relative_error_of_programmed_weights']:.4f}")
+    if wired:
+        print(f"wires    {a.wire_resistance_ohm:g} ohm per cell pitch, access transistor "
+              f"{a.access_resistance_ohm:g} ohm (IR drop): "
+              f"{result['relative_error_vs_float_ideal_wires']:.4f} vs float with ideal wires "
+              f"(same cells and reads); the wires move the outputs by "
+              f"{result['relative_change_from_wires']:.4f} relative")
     print(f"time     program {t1 - t0:.3f} s (incl. ADC calibration), MVM {t2 - t1:.3f} s "
           f"({backend} backend)")
     return 0
