@@ -13,7 +13,7 @@ Run it (about 10-30 s on one core)::
     python examples/own_network.py --epochs 3 --sigma 0.2 --seed 1
 
 Replace ``SmallCNN`` with your network (any Linear/Conv2d/pooling/BatchNorm stack) and
-``my_device`` with your cell's figures; ``xbar devices`` lists the presets for comparison.
+``my_device`` with your cell's figures; ``xbar device list`` lists the presets for comparison.
 """
 
 from __future__ import annotations

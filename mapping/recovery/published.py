@@ -1,10 +1,10 @@
-"""The published figures of the works in ``REFERENCE.md`` that ``xbar reproduce`` checks.
+"""The published figures of the works in docs/references.md that ``xbar reproduce`` checks.
 
 One :class:`Published` per figure: the paper's number as printed, its setting in the paper's
 words, and what kind of quantity it is. The simulated side of each row is computed by
 :mod:`xbar.mapping.recovery.reproduce`; later works add their figures here.
 
-Sources (REFERENCE.md):
+Sources (docs/references.md):
 
 * work 1: Charan, Mohanty, Du, Krishnan, Joshi, Cao, "Accurate Inference with Inaccurate RRAM
   Devices: A Joint Algorithm-Design Solution", IEEE JxCDC 6(1), 2020;
@@ -40,7 +40,7 @@ class Published:
     """One published figure.
 
     Attributes:
-        work: ``"work1"`` ... ``"work5"`` (REFERENCE.md's numbering).
+        work: ``"work1"`` ... ``"work5"`` (docs/references.md's numbering).
         figure: A short identifier, unique within the work.
         title: What the figure is, in a few words.
         value: The number as a fraction (accuracy, SRAM or area fraction) or a ratio

@@ -51,7 +51,7 @@ _DAC_CELL = (("variation", "gaussian"), ("sigma_reference", "level"), ("n_levels
 _JXCDC_CELL = (("variation", "gaussian"), ("sigma_reference", "level"), ("n_levels", 16),
                ("sigma", 0.1), ("sa0_rate", 0.0904), ("sa1_rate", 0.0175))
 
-# From ../shared/REFERENCE.md. DAC 2020's figures are the un-recovered network (one-shot) with
+# From docs/references.md. DAC 2020's figures are the un-recovered network (one-shot) with
 # 10 levels and "50 % variance" (read as sigma = 0.5 x level, see xbar.devices.presets); JxCDC
 # 2020's are KD + RSA with the cell its student trained with, at the SRAM fractions the
 # paper gives (KD + RSA needs about 3 % on MNIST, 5 % on CIFAR-10; "up to 5 %").
