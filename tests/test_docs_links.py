@@ -75,3 +75,45 @@ def test_readme_is_short_and_its_test_command_is_the_ci_one() -> None:
     assert "pip install -e '.[test]' && python -m pytest -q" in readme
     assert 'python -m pytest -q -m "not slow"' in readme
     assert "pip install -e . && xbar demo" in readme
+
+
+_PYTHON = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+
+
+def snippet_names(text: str) -> list[tuple[str, str]]:
+    """(module, name) pairs a document's Python snippets use: ``from M import N``,
+    ``import M``, and ``xbar.N`` attribute reads (the public API)."""
+    import ast
+
+    out: list[tuple[str, str]] = []
+    for block in _PYTHON.findall(text):
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                out += [(node.module, a.name) for a in node.names]
+            elif isinstance(node, ast.Import):
+                out += [(a.name, "") for a in node.names]
+            elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                  and node.value.id == "xbar"):
+                out.append(("xbar", node.attr))
+    return out
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_snippets_name_what_the_code_has(doc: Path) -> None:
+    """Every module, name and ``xbar.NAME`` a document's Python snippets use exists (modules
+    move; a snippet must move with them)."""
+    import importlib
+
+    missing = []
+    for module, name in snippet_names(doc.read_text()):
+        if module.split(".")[0] not in ("xbar",):
+            continue
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            missing.append(f"{module} ({exc})")
+            continue
+        if name and not hasattr(mod, name):
+            missing.append(f"{module}.{name}")
+    assert not missing, f"{doc.name}: " + "; ".join(missing)
