@@ -389,9 +389,7 @@ def main(argv: list[str] | None = None) -> int:
                        if args.baselines and i == 0 else ("software",)) + (method,)
             settings = cmp.CompareSettings(sram_ratio=f, chips=args.chips, seed=args.seed,
                                            methods=methods, adapt=adapt_cfg, kd=kd)
-            res = cmp.compare(teacher.model, ds, device, hw.xbar, settings, hw.timing,
-                              hw.programming, hw.adaptation, student=student,
-                              energy=hw.energy, area=hw.area)
+            res = cmp.compare(teacher.model, ds, device, hw, settings, student=student)
             m = res["methods"]
             r = m[method]
             record.update(method=method, accuracies=r["accuracies"], accuracy=r["accuracy"],

@@ -86,9 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                                  methods=methods, adapt=AdaptConfig(steps=args.steps,
                                                                     batch_size=args.batch),
                                  kd=KDConfig(epochs=args.kd_epochs))
-            res = compare(teacher.model, teacher.dataset, device, hw.xbar, cs,
-                          timing=hw.timing, programming=hw.programming,
-                          adaptation=hw.adaptation)
+            res = compare(teacher.model, teacher.dataset, device, hw, cs)
             done[model]["points"][key] = {
                 "kind": kind, "value": value, "device": device.to_dict(),
                 "wall_s": time.perf_counter() - start,

@@ -187,9 +187,7 @@ def recover(teacher: Any, label: str, spec: str, network: Any, chips: int, seed:
                          options={m: options for m in methods
                                   if m in ("lipschitz", "comp", "lipschitz+comp")})
     t0 = time.perf_counter()
-    r = compare(teacher.model, teacher.dataset, device_for(sigma, mapping), hw.xbar, cs,
-                hw.timing, hw.programming, hw.adaptation, say, energy=hw.energy,
-                area=hw.area)
+    r = compare(teacher.model, teacher.dataset, device_for(sigma, mapping), hw, cs, progress=say)
     m = r["methods"]
     fp32 = m["software"]["accuracy"]
     out = {"model": label, "mapping": mapping, "sigma": sigma, "fp32": fp32,

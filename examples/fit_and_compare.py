@@ -72,9 +72,8 @@ def main() -> int:
         chips=args.chips, seed=0, methods=METHODS, sram_ratio=0.05,
         adapt=xbar.AdaptConfig(steps=args.steps), kd=xbar.KDConfig(epochs=args.kd_epochs))
     result = xbar.compare(
-        teacher, data, xbar.DeviceFile(device, write_verify=fit.write_verify), hw.xbar,
-        settings, timing=hw.timing, programming=hw.programming, adaptation=hw.adaptation,
-        energy=hw.energy, area=hw.area, progress=lambda text: print(f"  ... {text}"))
+        teacher, data, xbar.DeviceFile(device, write_verify=fit.write_verify), hw, settings,
+        progress=lambda text: print(f"  ... {text}"))
     print()
     print(format_table(result))
     for line in story(result):

@@ -71,8 +71,9 @@ class Chip:
         self.scale = scale
         self.model_source = model_source
         self.input_shape = tuple(input_shape)
-        # Fault-aware mapping (xbar.mapping.recovery.techniques.fault_aware): per layer name, the physical
-        # row of each input row; the layer's arrays stay in input order. Absent: the identity.
+        # Fault-aware mapping (xbar.mapping.recovery.techniques.fault_aware): per layer name,
+        # the physical row of each input row; the layer's arrays stay in input order. Absent:
+        # the identity.
         self.row_perms: dict[str, np.ndarray] = {}
         # The digital state as programmed: what a chip file can hold and Chip.load rebuild.
         self._programmed_keys = frozenset(k for k in module.state_dict()

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from xbar.config import XbarConfig
+from xbar.config import HardwareConfig, XbarConfig
 from xbar.devices import Device, preset
 from xbar.errors import ConfigError, ResourceError
 from xbar.mapping.chip import Chip
@@ -120,7 +120,7 @@ def test_compare_on_torch_backend(teacher):
     runs = {}
     for backend in ("cpu", "torch-cpu"):
         runs[backend] = compare(
-            teacher.model, ds, preset("charan2020-jxcdc"), XbarConfig(),
+            teacher.model, ds, preset("charan2020-jxcdc"), HardwareConfig(),
             CompareSettings(chips=1, methods=methods, adapt=AdaptConfig(steps=20),
                             kd=KDConfig(epochs=1), backend=backend))
     assert runs["torch-cpu"]["settings"]["backend"] == "torch-cpu"
@@ -133,7 +133,7 @@ def test_compare_on_torch_backend(teacher):
 
 def test_plugin_methods_run_on_the_cpu_and_say_so(teacher):
     ds = teacher.dataset
-    res = compare(teacher.model, ds, preset("charan2020-jxcdc"), XbarConfig(),
+    res = compare(teacher.model, ds, preset("charan2020-jxcdc"), HardwareConfig(),
                   CompareSettings(chips=1, methods=("one-shot", "fault-aware-map"),
                                   backend="torch-cpu"))
     assert res["methods"]["one-shot"]["backend"] == "torch-cpu"
@@ -152,7 +152,7 @@ def test_bad_backends_are_refused_before_any_work():
 @NO_CUDA
 def test_cuda_without_a_gpu_is_a_clear_error(teacher, capsys):
     with pytest.raises(ResourceError, match="needs a CUDA GPU"):
-        compare(teacher.model, teacher.dataset, preset("charan2020-jxcdc"), XbarConfig(),
+        compare(teacher.model, teacher.dataset, preset("charan2020-jxcdc"), HardwareConfig(),
                 CompareSettings(chips=1, methods=("one-shot",), backend="cuda"))
     for cmd in (["compare", "--backend", "cuda", "--chips", "1"],
                 ["reproduce", "work1", "--quick", "--backend", "cuda"]):
@@ -180,9 +180,9 @@ def test_compare_on_cuda_repeats_and_matches_the_cpu(teacher):
     ds = teacher.dataset
     settings = dict(chips=1, methods=("one-shot", "bias-only", "kd", "kd+rsa"),
                     adapt=AdaptConfig(steps=20), kd=KDConfig(epochs=2))
-    cuda = [compare(teacher.model, ds, preset("wan2022"), XbarConfig(),
+    cuda = [compare(teacher.model, ds, preset("wan2022"), HardwareConfig(),
                     CompareSettings(backend="cuda", **settings)) for _ in range(2)]
-    cpu = compare(teacher.model, ds, preset("wan2022"), XbarConfig(),
+    cpu = compare(teacher.model, ds, preset("wan2022"), HardwareConfig(),
                   CompareSettings(backend="cpu", **settings))
     for m in settings["methods"]:
         assert cuda[0]["methods"][m]["accuracy"] == cuda[1]["methods"][m]["accuracy"]

@@ -558,7 +558,8 @@ def test_compare_chips_1e8_is_refused_up_front(tmp_path: Path,
 def test_methods_all_is_alone_or_refused(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     from xbar.mapping.cli.common import parse_methods
-    from xbar.mapping.recovery.compare import METHODS
+    from xbar.mapping.recovery.registry import method_names
+    METHODS = method_names()
 
     assert parse_methods("all", METHODS) == METHODS
     for command in (["compare"], ["sweep", "--param", "sigma", "--values", "0.1", "--out",

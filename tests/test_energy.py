@@ -305,10 +305,9 @@ def test_compare_reports_energy_and_sram_area_per_method() -> None:
     settings = CompareSettings(chips=1, methods=("one-shot", "rsa", "rvw"),
                                adapt=AdaptConfig(steps=2, batch_size=8))
     energy = EnergyConfig(program_pulse_pj=3.0)
-    out = compare(model, digits, preset("charan2020-jxcdc"), hw.xbar, settings, hw.timing,
-                  hw.programming, hw.adaptation, energy=energy)
-    m = out["methods"]
     hw = hw.replace(energy=energy)
+    out = compare(model, digits, preset("charan2020-jxcdc"), hw, settings)
+    m = out["methods"]
     specs = layer_specs(model, (1, 8, 8))
     one = one_shot_energy(specs, hw).total_pj * 1e-12
     assert m["one-shot"]["program_energy_j"] == pytest.approx(one)

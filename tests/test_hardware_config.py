@@ -190,8 +190,7 @@ def test_hardware_file_sram_word_bits_drives_compare(tmp_path: Path) -> None:
     hw = load_hardware(_write(tmp_path, "[adaptation]\nsram_word_bits = 4\n"))
     settings = CompareSettings(chips=1, methods=("rsa",), adapt=AdaptConfig(steps=2,
                                                                             batch_size=8))
-    out = compare(model, digits, preset("charan2020-jxcdc"), hw.xbar, settings, hw.timing,
-                  hw.programming, hw.adaptation)
+    out = compare(model, digits, preset("charan2020-jxcdc"), hw, settings)
     rsa = out["methods"]["rsa"]
     assert out["settings"]["sram_word_bits"] == 4
     assert rsa["sram_words"] > 0 and rsa["sram_bits"] == 4 * rsa["sram_words"]

@@ -23,8 +23,8 @@ from xbar.mapping.cli.main import main
 from xbar.mapping.convert import mapped_layers
 from xbar.mapping.data.workflow import load_teacher
 from xbar.mapping.recovery.compare import CompareSettings, compare
-from xbar.mapping.recovery.techniques.kd import (LEARN_MARGIN, DeviceNoise, KDConfig, distill, judge,
-                                      kd_config)
+from xbar.mapping.recovery.techniques.kd import (LEARN_MARGIN, DeviceNoise, KDConfig, distill,
+                                                 judge, kd_config)
 from xbar.mapping.recovery.report import format_table
 
 # A small recipe: the defaults but 10 epochs (xbar compare's default), 2 chips.
@@ -59,10 +59,10 @@ def teacher():
 @pytest.mark.slow
 @pytest.mark.parametrize("name,hw", CASES)
 def test_student_beats_one_shot_and_keeps_clean_accuracy(teacher, name: str, hw: str) -> None:
-    device, xbar = PRESETS[name](), load_hardware(hw).xbar
-    if device.weight_mapping not in ("", xbar.array.weight_mapping):
+    device, hardware = PRESETS[name](), load_hardware(hw)
+    if device.weight_mapping not in ("", hardware.xbar.array.weight_mapping):
         device = device.replace(weight_mapping="")  # the cell on the mapping its source rules out
-    result = compare(teacher.model, teacher.dataset, device, xbar,
+    result = compare(teacher.model, teacher.dataset, device, hardware,
                      CompareSettings(chips=CHIPS, methods=("software", "one-shot", "kd"),
                                      kd=RECIPE))
     m, info = result["methods"], result["kd"]

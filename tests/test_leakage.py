@@ -50,7 +50,8 @@ from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.recovery import compare as compare_mod
 from xbar.mapping.recovery.techniques import kd as kd_mod
-from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare
+from xbar.mapping.recovery.compare import DEFAULT_METHODS, CompareSettings, compare
+from xbar.mapping.recovery.registry import method_names
 from xbar.mapping.recovery.techniques.compensation import CompensationConfig
 from xbar.mapping.recovery.techniques.fault_train import FaultTrainConfig
 from xbar.mapping.recovery.lv2024 import ChipFTConfig, IOKDConfig, VATConfig
@@ -219,12 +220,12 @@ def test_no_test_image_reaches_training_calibration_or_selection(guard: Guard) -
     assert not info.from_cache
     hw = load_hardware("default")
     options = small_options()
-    assert set(options) == set(METHODS) - set(compare_mod.BUILTIN_METHODS)
+    METHODS = method_names()
+    assert set(options) == set(METHODS) - set(DEFAULT_METHODS)
     settings = CompareSettings(chips=1, seed=0, methods=METHODS,
                                adapt=AdaptConfig(steps=2, batch_size=8),
                                kd=KDConfig(epochs=1, selection="best"), options=options)
-    result = compare(teacher, ds, preset(DEVICE), hw.xbar, settings, hw.timing,
-                     hw.programming, hw.adaptation)
+    result = compare(teacher, ds, preset(DEVICE), hw, settings)
     assert set(result["methods"]) == set(METHODS)
     # work 4's ADC search (a selection step outside compare) on the same data
     from xbar.mapping.recovery.techniques.adc_search import ADCSearchConfig, search_adc_bits
@@ -258,8 +259,7 @@ def test_work3_layerwise_adjustment_sees_no_test_image(guard: Guard) -> None:
     methods = ("fault-aware-train", "fault-aware+on-chip")
     options = {m: small_options()[m] for m in methods}
     settings = CompareSettings(chips=1, seed=0, methods=methods, options=options)
-    result = compare(_digits_mlp(ds), ds, preset(DEVICE), hw.xbar, settings, hw.timing,
-                     hw.programming, hw.adaptation)
+    result = compare(_digits_mlp(ds), ds, preset(DEVICE), hw, settings)
     assert set(result["methods"]) == set(methods)
     assert guard.violations == []
     assert guard.evaluated >= len(ds.y_test) * len(methods)

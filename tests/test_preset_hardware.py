@@ -89,7 +89,7 @@ def test_a_contradiction_is_refused_with_both_mappings_named(
     with pytest.raises(ConfigError, match="fixes weight_mapping"):   # KD's model of the chip
         xbar.distill(model, data, device, other, xbar.KDConfig(epochs=1))
     with pytest.raises(ConfigError, match="fixes weight_mapping"):   # before any KD work
-        xbar.compare(model, data, device, other,
+        xbar.compare(model, data, device, load_hardware(other_hw),
                      xbar.CompareSettings(chips=1, methods=("software", "one-shot", "kd")))
     with pytest.raises(ConfigError, match="fixes weight_mapping"):
         xbar.AnalogMatrix.program(np.ones((3, 4)), device, other, np.random.default_rng(0))

@@ -12,7 +12,8 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from xbar.devices import Device, preset
-from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt, attach_sram, fisher_importance, sram_words
+from xbar.mapping.recovery.techniques.sram import (AdaptConfig, adapt, attach_sram,
+                                                   fisher_importance, sram_words)
 from xbar.mapping.chip import Chip
 from xbar.mapping.cli.main import main
 from xbar.mapping.data.datasets import load_dataset

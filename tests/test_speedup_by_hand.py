@@ -1,7 +1,7 @@
 """The headline speedup, recomputed outside ``compare`` from per-cell counts.
 
-``compare`` programs R-V-W through :func:`xbar.mapping.recovery.techniques.rvw.program_rvw` and times it
-with the SimPy engine. Here the same chip's cells are run through the write-verify loop
+``compare`` programs R-V-W through :func:`xbar.mapping.recovery.techniques.rvw.program_rvw` and
+times it with the SimPy engine. Here the same chip's cells are run through the write-verify loop
 directly (:func:`xbar.devices.write_verify.program_write_verify`, the chip's stuck cells
 passed as such) and the default hardware's R-V-W time is summed by hand from the counts:
 one array at a time, a write driver per bit line, rows one after another, each row as long
@@ -52,8 +52,7 @@ def test_speedup_equals_the_one_summed_by_hand_from_cell_counts() -> None:
     hw = load_hardware("full-chip")
     settings = CompareSettings(chips=1, seed=4, methods=("kd+rsa", "rvw"),
                                adapt=AdaptConfig(steps=3, batch_size=8), kd=KDConfig(epochs=1))
-    res = compare(model, data, device, hw.xbar, settings, hw.timing, hw.programming,
-                  hw.adaptation)
+    res = compare(model, data, device, hw, settings)
     # the same chip, its cells through the loop by hand
     chip = Chip.program(model, device, hw.xbar, 4, input_shape=(1, 8, 8))
     loop = rvw_params(device)

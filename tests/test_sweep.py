@@ -25,7 +25,7 @@ from xbar.mapping.cli.main import main
 from xbar.mapping.sweep.run import SweepSpec, plan_sweep, run_sweep
 from xbar.mapping.sweep.params import sweep_params
 from xbar.mapping.sweep.store import RESULT_METRICS, SweepResults
-from xbar.config import ADCConfig, ArrayConfig, DACConfig
+from xbar.config import ADCConfig, ArrayConfig, DACConfig, HardwareConfig
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = SweepSpec(param="sigma", values="0.1,0.3", model="digits-cnn", dataset="digits",
@@ -152,7 +152,7 @@ def test_a_point_is_one_chip_of_compare(reference: SweepResults) -> None:
     torch.set_num_threads(1)  # only for speed on a busy machine: results do not depend on it
     try:
         student, _ = distill(teacher.model, teacher.dataset, device, XbarConfig(), kd, 3)
-        got = compare(teacher.model, teacher.dataset, device, XbarConfig(),
+        got = compare(teacher.model, teacher.dataset, device, HardwareConfig(),
                       CompareSettings(chips=1, seed=4, methods=("kd",), kd=kd,
                                       adapt=AdaptConfig(steps=5)), student=student)
     finally:

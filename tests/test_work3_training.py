@@ -12,10 +12,11 @@ from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.base import Dataset
 from xbar.mapping.geometry import layer_specs
-from xbar.mapping.recovery.techniques.fault_aware import fault_aware_perms, folded_weights, program_mapped
+from xbar.mapping.recovery.techniques.fault_aware import (fault_aware_perms, folded_weights,
+                                                          program_mapped)
 from xbar.mapping.recovery.techniques.fault_map import chip_cells, layer_shapes, run_test_pass
 from xbar.mapping.recovery.techniques.fault_train import (FaultTrainConfig, MapForward,
-                                               fault_aware_train, weight_masks)
+                                                          fault_aware_train, weight_masks)
 from xbar.mapping.recovery.registry import method_names
 from xbar.mapping.recovery.techniques.on_chip import OnChipConfig, retrain_on_chip
 from xbar.mapping.recovery.itt_rna import Work3Options, stuck_device, variation_device
@@ -178,14 +179,13 @@ def test_methods_on_digits_beat_one_shot_at_20_percent_stuck() -> None:
     hw = HardwareConfig()
     cs = CompareSettings(chips=1, seed=0, methods=("one-shot",) + METHODS,
                          options={m: opts for m in METHODS})
-    r = compare(t.model, t.dataset, stuck_device(0.2), hw.xbar, cs, timing=hw.timing,
-                programming=hw.programming, adaptation=hw.adaptation)["methods"]
+    r = compare(t.model, t.dataset, stuck_device(0.2), hw, cs)["methods"]
     assert r["fault-aware-map"]["accuracy"] > r["one-shot"]["accuracy"] + 0.05
     full = r["fault-aware+on-chip"]
     assert full["test_s"] > 0 and full["rewrite_pulses"] > 0 and full["expected_error_ratio"] < 1
     assert full["endurance_cycles_max"] > full["endurance_cycles_mean"] >= 3
     assert full["program_s"] == pytest.approx(r["one-shot"]["program_s"] + full["test_s"])
     with pytest.raises(ConfigError, match="Work3Options"):
-        compare(t.model, t.dataset, stuck_device(0.2), hw.xbar,
+        compare(t.model, t.dataset, stuck_device(0.2), hw,
                 CompareSettings(chips=1, methods=("fault-aware-map",),
                                 options={"fault-aware-map": {"spare_rows": 2}}))

@@ -18,11 +18,12 @@ from xbar.mapping.data.train import train_model
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.techniques.adc_search import (ADCSearchConfig, adc_energy_table,
-                                              held_out_accuracy, search_adc_bits, set_adc_bits)
+                                                         held_out_accuracy, search_adc_bits,
+                                                         set_adc_bits)
 from xbar.mapping.recovery.techniques.compensation import (CompensationConfig, CompensationLayer,
-                                                attach_compensation, compensation_costs,
-                                                compensations, place_compensation,
-                                                train_compensation)
+                                                           attach_compensation, compensation_costs,
+                                                           compensations, place_compensation,
+                                                           train_compensation)
 from xbar.mapping.recovery.correctnet import device_at
 from xbar.mapping.recovery.correctnet import Work4Options
 
@@ -183,7 +184,7 @@ def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
     methods = ("one-shot", "lipschitz", "comp", "lipschitz+comp")
     settings = CompareSettings(chips=1, methods=methods, adapt=AdaptConfig(steps=5),
                                options={m: opts for m in methods[1:]})
-    result = compare(model, ds, device_at(1.0), XbarConfig(), settings)["methods"]
+    result = compare(model, ds, device_at(1.0), HardwareConfig(), settings)["methods"]
     for m in methods:
         assert 0.0 <= result[m]["accuracy"] <= 1.0
     assert result["lipschitz"]["offline_train_s"] > 0
@@ -193,7 +194,7 @@ def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
     assert result["one-shot"]["sram_area_fraction"] == 0
     bad = CompareSettings(chips=1, methods=("comp",), options={"comp": {"steps": 5}})
     with pytest.raises(ConfigError, match="Work4Options"):
-        compare(model, ds, device_at(1.0), XbarConfig(), bad)
+        compare(model, ds, device_at(1.0), HardwareConfig(), bad)
     with pytest.raises(ConfigError, match="fine_tune_epochs"):
         Work4Options(fine_tune_epochs=0)
     with pytest.raises(ConfigError, match="compensation"):

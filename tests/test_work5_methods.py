@@ -47,10 +47,12 @@ def _context(teacher, options, seed: int = 0) -> MethodContext:
 
     settings = CompareSettings(chips=1, seed=seed, methods=("io-kd",), kd=KDConfig(epochs=1),
                                options={"io-kd": options})
-    return MethodContext(teacher.model, None, ds, device, hw.xbar, hw, specs, shape, seed,
-                         settings, options, program, one_shot_time(specs, hw.programming,
-                                                                   hw.xbar, hw.timing).total_s,
-                         one_shot_energy(specs, hw).total_pj)
+    return MethodContext(teacher=teacher.model, student=None, dataset=ds, device=device,
+                         hardware=hw, specs=specs, shape=shape, seed=seed, settings=settings,
+                         options=options, program=program,
+                         one_shot_s=one_shot_time(specs, hw.programming, hw.xbar,
+                                                  hw.timing).total_s,
+                         one_shot_pj=one_shot_energy(specs, hw).total_pj)
 
 
 def _logit_mse(chip: Chip, teacher, x: np.ndarray) -> float:
@@ -124,8 +126,7 @@ def test_every_work5_method_runs_through_compare(teacher) -> None:
         options={"chip-ft": ChipFTConfig(steps=3, batch_size=8),
                  "io-kd": IOKDConfig(images=32, steps=2, batch_size=8)})
     hw = load_hardware("one-cell")
-    res = compare(teacher.model, teacher.dataset, preset(DEVICE), hw.xbar, settings,
-                  hw.timing, hw.programming, hw.adaptation)
+    res = compare(teacher.model, teacher.dataset, preset(DEVICE), hw, settings)
     m = res["methods"]
     assert m["vat"]["offline_train_s"] > 0 and m["vat"]["rewrite_pulses"] == 0
     assert m["vat"]["pulses"] == m["one-shot"]["pulses"]

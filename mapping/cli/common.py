@@ -283,7 +283,6 @@ def parse_options(texts: Sequence[str], methods: Sequence[str], option: str = "-
             method not in ``methods``, a method without options, an unknown field (listing
             the allowed ones), a field given twice, or a value of the wrong type or range.
     """
-    from xbar.mapping.recovery.compare import METHODS
     from xbar.mapping.recovery.registry import method, method_names
 
     out: dict[str, Any] = {}
@@ -296,7 +295,7 @@ def parse_options(texts: Sequence[str], methods: Sequence[str], option: str = "-
             raise ConfigError(f"{where} is not METHOD.FIELD=VALUE (e.g. "
                               "fault-aware-map.spare_rows=4)")
         with_options = ", ".join(n for n in method_names() if method(n).options_type)
-        if name not in METHODS:
+        if name not in method_names():
             raise ConfigError(f"{where}: unknown method {name!r}; methods with options: "
                               f"{with_options}")
         cls = method(name).options_type if name in method_names() else None

@@ -19,7 +19,8 @@ _BYTES_PER_CHIP_METHOD = 200
 
 
 def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
-    from xbar.mapping.recovery.compare import BUILTIN_METHODS, METHODS
+    from xbar.mapping.recovery.compare import DEFAULT_METHODS
+    from xbar.mapping.recovery.registry import method_names
     from xbar.mapping.recovery.techniques.kd import KDConfig
 
     p.add_argument("--model", default=defaults["model"], metavar="NAME|FILE")
@@ -54,9 +55,9 @@ def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
                         f"(default {KDConfig.weight_clip:g})")
     p.add_argument("--kd-draws", type=count_arg, metavar="N",
                    help=f"KD: device draws per training step (default {KDConfig.draws})")
-    p.add_argument("--methods", default=",".join(BUILTIN_METHODS),
-                   help=f"comma-separated subset of {','.join(METHODS)}, or all (alone; "
-                        f"default: works 1 and 2's, {','.join(BUILTIN_METHODS)})")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma-separated subset of {','.join(method_names())}, or all "
+                        f"(alone; default: works 1 and 2's, {','.join(DEFAULT_METHODS)})")
     add_option_arg(p)
     add_backend_arg(p, "where chips run and KD and SRAM/bias-only adaptation train: ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -88,14 +89,15 @@ def run(args: argparse.Namespace) -> int:
     from xbar.kernel_torch import resolve_backend
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.recovery.budget import check_budget
-    from xbar.mapping.recovery.compare import METHODS, CompareSettings, compare, story
+    from xbar.mapping.recovery.compare import CompareSettings, compare, story
+    from xbar.mapping.recovery.registry import method_names
     from xbar.mapping.recovery.techniques.kd import kd_config
     from xbar.mapping.recovery.registry import options_json
     from xbar.mapping.recovery.report import FORMAT as COMPARE_FORMAT, format_table, save_compare
     from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
-    methods = parse_methods(args.methods, METHODS)
+    methods = parse_methods(args.methods, method_names())
     options = parse_options(args.option, methods)
     if args.out:
         out = Path(args.out)
@@ -118,10 +120,8 @@ def run(args: argparse.Namespace) -> int:
     teacher = load_teacher(args.model, args.dataset, args.data_dir, 0, backend=backend)
     start = time.perf_counter()
     tty = sys.stderr.isatty() and not args.json
-    result = compare(teacher.model, teacher.dataset, device_file, xbar, settings, timing,
-                     programming, adaptation,
-                     progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None,
-                     energy=hw.energy, area=hw.area)
+    result = compare(teacher.model, teacher.dataset, device_file, hw, settings,
+                     progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
     result.update(model=teacher.label, dataset=teacher.dataset.name,
                   dataset_note=teacher.dataset.note, device=device.name,
                   hardware_preset=hw_label, options=options_json(options),

@@ -15,7 +15,7 @@ _DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from xbar.mapping.recovery.compare import METHODS
+    from xbar.mapping.recovery.registry import method_names
 
     p = sub.add_parser(
         "sweep", help=COMMANDS["sweep"],
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hw", metavar="PRESET|FILE",
                    help="hardware preset (default, one-cell) or TOML file" + HW_IMPLIED)
     p.add_argument("--methods", default=_DEFAULT_METHODS,
-                   help=f"comma-separated subset of {','.join(METHODS)}, or all (alone; "
+                   help=f"comma-separated subset of {','.join(method_names())}, or all (alone; "
                         f"default {_DEFAULT_METHODS})")
     add_option_arg(p)
     add_backend_arg(p, "where each point's chips run and its KD and adaptation train: ")
@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{', '.join(missing)} required (see xbar sweep --help; "
                          "--list-params shows what can be swept)")
     from xbar.files import check_distinct
-    from xbar.mapping.recovery.compare import METHODS
+    from xbar.mapping.recovery.registry import method_names
     from xbar.mapping.sweep.store import FORMAT as SWEEP_FORMAT
 
-    methods = parse_methods(args.methods, METHODS)
+    methods = parse_methods(args.methods, method_names())
     options = parse_options(args.option, methods)
     check_distinct(**{"--out": args.out, "--plot": args.plot})
     check_output(args.out, "--out", SWEEP_FORMAT)

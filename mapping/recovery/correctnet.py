@@ -14,12 +14,13 @@ penalty), kept for the other chips of the same comparison. Its training runs on 
 before programming: reported as ``offline_train_s`` (host seconds), never added to the chip's
 time.
 
-Compensation (:mod:`xbar.mapping.recovery.techniques.compensation`): placed by the greedy sensitivity
-search on each chip, trained on that chip; its costs appear under ``comp_*`` (SRAM words,
+Compensation (:mod:`xbar.mapping.recovery.techniques.compensation`): placed by the greedy
+sensitivity search on each chip, trained on that chip; its costs appear under ``comp_*`` (SRAM words,
 digital MACs and their latency and energy per inference, SRAM area over the chip's); its
 on-chip training time and energy are the method's adaptation time and energy.
 
-Its rows in ``xbar reproduce work4``: CorrectNet / CorrectNet+ (Eldebiky et al., DATE 2023, TCAD 2024).
+Its rows in ``xbar reproduce work4``: CorrectNet / CorrectNet+ (Eldebiky et al., DATE 2023,
+TCAD 2024).
 
 The published figures (the abstracts; the full texts are closed): accuracy recovered "from as
 low as 1.69 %" to "more than 95 % of the original" at the highest variation, and total ADC
@@ -34,8 +35,8 @@ Our setting (the project's choices where the papers are silent, docs/work4.md):
   idle cell's g_min error). ``sigma`` is ``settings.extra["work4_sigma"]`` (default 2.0 on
   MNIST LeNet-5, where one-shot falls to about half of FP32; 1.5 on digits);
 * the Lipschitz network: the zoo model trained from scratch with the regulariser (the
-  default :class:`~xbar.mapping.recovery.techniques.lipschitz.LipschitzConfig`, cached apart from the
-  plain teacher), programmed one-shot (``lipschitz``) and with compensation
+  default :class:`~xbar.mapping.recovery.techniques.lipschitz.LipschitzConfig`, cached apart
+  from the plain teacher), programmed one-shot (``lipschitz``) and with compensation
   (``lipschitz+comp``, and ``comp`` on the plain teacher) at up to
   ``settings.extra["work4_comp_layers"]`` layers (default 2), ``steps`` x ``batch`` of
   training per chip, over ``chips`` chips;
@@ -45,8 +46,8 @@ Our setting (the project's choices where the papers are silent, docs/work4.md):
   for the operating point, where the network works), floor 1 point under the uniform 8-bit
   accuracy on the same chips, ``chips`` chips, 500 training images (200 with ``quick``);
   the row reports the test-set accuracy at the chosen bits beside uniform 8-bit's, on the
-  same chips (:func:`~xbar.mapping.recovery.techniques.adc_search.held_out_accuracy`), measured after
-  the search, which never sees the test set.
+  same chips (:func:`~xbar.mapping.recovery.techniques.adc_search.held_out_accuracy`),
+  measured after the search, which never sees the test set.
 
 Rows: ``collapse`` = one-shot of the plain teacher at ``sigma``; ``recovered`` =
 lipschitz+comp's accuracy over the FP32 teacher's; ``adc-power`` = the ADC energy per
@@ -73,11 +74,11 @@ from xbar.mapping.data.train import seeded_deterministic
 from xbar.mapping.recovery.published import published
 from xbar.mapping.recovery.reproduce import ReproduceSettings, row
 from xbar.mapping.recovery.techniques.compensation import (CompensationConfig, attach_compensation,
-                                                compensation_costs, place_compensation,
-                                                train_compensation)
+                                                           compensation_costs, place_compensation,
+                                                           train_compensation)
 from xbar.mapping.recovery.techniques.lipschitz import LipschitzConfig, LipschitzRegularizer
-from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, options_of,
-                                           register)
+from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, Work, options_of,
+                                            register, register_work)
 
 __all__ = ["BASE_DEVICE", "REPRODUCE_METHODS", "Work4Options", "adc_search", "device_at",
            "lipschitz_fine_tune", "lipschitz_network", "rows", "run"]
@@ -284,8 +285,7 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
     cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods,
                          adapt=AdaptConfig(steps=s.steps, batch_size=s.batch),
                          kd=KDConfig(epochs=s.kd_epochs), options=opts, backend=s.backend)
-    result = compare(teacher.model, ds, device_at(sigma), hw.xbar, cs, hw.timing,
-                     hw.programming, hw.adaptation, say, energy=hw.energy, area=hw.area)
+    result = compare(teacher.model, ds, device_at(sigma), hw, cs, progress=say)
     result["work4"] = {"sigma": sigma}
     if info is not None:
         result["work4"].update(lipschitz_fp32=float(info.test_accuracy),
@@ -304,7 +304,7 @@ def adc_search(settings: ReproduceSettings, teacher: Any, network: Any, sigma: f
     images, then its test-set accuracy at the chosen and the uniform bits."""
     from xbar.config import HardwareConfig
     from xbar.mapping.recovery.techniques.adc_search import (ADCSearchConfig, held_out_accuracy,
-                                                  search_adc_bits)
+                                                             search_adc_bits)
 
     s = settings
     config = ADCSearchConfig(chips=s.chips, images=adc_images(s))
@@ -366,3 +366,7 @@ def rows(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
             f"latency {search.latency_ns:.0f} ns against {search.reference_latency_ns:.0f} ns; "
             f"{search.evaluations} evaluations"),
     ]
+
+
+register_work(Work("work4", "Eldebiky et al., CorrectNet / CorrectNet+, DATE 2023, TCAD 2024",
+                   rows))

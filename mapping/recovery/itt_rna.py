@@ -7,8 +7,8 @@ Three methods, each on one chip instance (:mod:`xbar.mapping.recovery.registry`)
 fault-aware-map        test pass (:mod:`.techniques.fault_map`), rows matched to the map
                        (:mod:`.techniques.fault_aware`), the teacher programmed one-shot onto them
 fault-aware-train      the same map and rows, the network retrained off device against the map
-                       (:mod:`.techniques.fault_train`, with the layer-by-layer adjustment for MLPs), then
-                       programmed one-shot
+                       (:mod:`.techniques.fault_train`, with the layer-by-layer adjustment
+                       for MLPs), then programmed one-shot
 fault-aware+on-chip    fault-aware-train, then a few on-device retraining iterations that
                        rewrite cells (:mod:`.techniques.on_chip`)
 =====================  =========================================================================
@@ -63,12 +63,12 @@ from xbar.devices.presets import preset
 from xbar.errors import ConfigError
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.recovery.techniques.fault_aware import (fault_aware_perms, folded_weights,
-                                               input_activity, program_mapped)
+                                                          input_activity, program_mapped)
 from xbar.mapping.recovery.published import published
 from xbar.mapping.recovery.techniques.fault_map import chip_cells, layer_shapes, run_test_pass
 from xbar.mapping.recovery.techniques.fault_train import FaultTrainConfig, fault_aware_train
-from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, options_of,
-                                           register)
+from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, Work, options_of,
+                                            register, register_work)
 from xbar.mapping.recovery.techniques.on_chip import OnChipConfig, retrain_on_chip
 
 __all__ = ["JXCDC_SA0", "JXCDC_SA1", "REPRODUCE_METHODS", "VARIATION_SIGMA", "Work3Options",
@@ -301,9 +301,9 @@ def rows(settings: Any, teacher: Any, say: Callable[[str], None], out: dict[str,
              f"lognormal sigma {sigma:g} (sigma/mu {_ratio(sigma):.2f}), no stuck cells")):
         say(f"work3 {fig}: {', '.join(methods)}")
         cs = CompareSettings(chips=s.chips, seed=s.seed, methods=methods,
-                             options={m: opts for m in methods if m != "one-shot"}, backend=s.backend)
-        res = compare(teacher.model, teacher.dataset, device, hw.xbar, cs, timing=hw.timing,
-                      programming=hw.programming, adaptation=hw.adaptation)
+                             options={m: opts for m in methods if m != "one-shot"},
+                             backend=s.backend)
+        res = compare(teacher.model, teacher.dataset, device, hw, cs)
         m = res["methods"]
         full = m["fault-aware+on-chip"]
         losses = {k: fp32 - v["accuracy"] for k, v in m.items()}
@@ -338,3 +338,6 @@ def _ratio(sigma: float) -> float:
     """sigma / mu of a lognormal exp(sigma N(0, 1)): sqrt(exp(sigma^2) - 1)."""
     import math
     return math.sqrt(math.expm1(sigma * sigma))
+
+
+register_work(Work("work3", "Song et al., ITT-RNA, IEEE TCAD 2020", rows))

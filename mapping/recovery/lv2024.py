@@ -70,17 +70,18 @@ from xbar.errors import ConfigError
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
 from xbar.mapping.data.train import seeded_deterministic
 from xbar.mapping.data.workflow import calibration_inputs
+from xbar.mapping.recovery.compare import layer_conductances
 from xbar.mapping.recovery.published import published
 from xbar.mapping.recovery.techniques.iokd import progressive
 from xbar.mapping.recovery.techniques.kd import distill
-from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, options_of,
-                                           register)
-from xbar.mapping.recovery.techniques.chip_loop import (forward_seconds, reprogram_layer, rewrite_cost,
-                                          serve_reads)
+from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, Work, options_of,
+                                            register, register_work)
+from xbar.mapping.recovery.techniques.chip_loop import (forward_seconds, reprogram_layer,
+                                                        rewrite_cost, serve_reads)
 from xbar.mapping.recovery.reproduce import ReproduceSettings, row
 from xbar.params import Params, param
 from xbar.timing.adaptation import adaptation_time
-from xbar.timing.energy import adaptation_energy, conductance_sums, inference_energy
+from xbar.timing.energy import adaptation_energy, inference_energy
 
 __all__ = ["CORRECTIONS", "DEVICE", "FEATURE_TARGETS", "ChipFTConfig", "IOKDConfig",
            "QUICK_REPRODUCE_METHODS", "REPRODUCE_METHODS", "STARTS", "VATConfig", "rows", "run"]
@@ -165,11 +166,6 @@ def _start(ctx: MethodContext, start: str, name: str) -> torch.nn.Module:
         raise ConfigError(f"method {name!r} starts from the KD student, but none was "
                           "distilled (run it through compare, or pass start='teacher')")
     return ctx.student
-
-
-def _g_sums(chip: Any, specs: list[Any]) -> list[float]:
-    sums = conductance_sums(chip)
-    return [sums.get(s.name, 0.0) for s in specs]
 
 
 # ------------------------------------------------------------------------------ vat
@@ -261,9 +257,9 @@ def run_chip_ft(ctx: MethodContext) -> MethodOutcome:
     passes_s = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, cfg.steps,
                                cfg.batch_size, zero).total_s
     passes_pj = adaptation_energy(specs, hw, cfg.steps, cfg.batch_size, zero,
-                                  _g_sums(chip, specs), write=False).total_pj
+                                  layer_conductances(chip, specs), write=False).total_pj
     calib_s = forward_seconds(specs, hw, len(calib), cfg.batch_size)
-    calib_pj = len(calib) * inference_energy(specs, hw, _g_sums(chip, specs)).total_pj
+    calib_pj = len(calib) * inference_energy(specs, hw, layer_conductances(chip, specs)).total_pj
     return _outcome(ctx, chip, rewrites, passes_s + calib_s, passes_pj + calib_pj,
                     cfg.steps * cfg.batch_size + len(calib), calib_s, train_s, reads,
                     forward_passes=cfg.steps)
@@ -290,7 +286,7 @@ def run_io_kd(ctx: MethodContext) -> MethodOutcome:
     cfg = options_of(ctx, IOKDConfig, "io-kd")
     res = progressive(ctx, cfg, _start(ctx, cfg.start, "io-kd"))
     chip, hw, specs = res["chip"], ctx.hardware, ctx.specs
-    g = _g_sums(chip, specs)
+    g = layer_conductances(chip, specs)
     measure_s = measure_pj = 0.0
     for images, upto in res["measured"]:
         measure_s += forward_seconds(specs, hw, images, cfg.batch_size, layers=upto)
@@ -352,9 +348,7 @@ def run(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
                          options={k: v for k, v in options.items() if k in methods},
                          backend=s.backend)
     say(f"work5: {device.name} on hardware {preset_hardware(DEVICE)!r}: {', '.join(methods)}")
-    result = compare(teacher.model, teacher.dataset, device, hw.xbar, cs, hw.timing,
-                     hw.programming, hw.adaptation, progress=say, energy=hw.energy,
-                     area=hw.area)
+    result = compare(teacher.model, teacher.dataset, device, hw, cs, progress=say)
     result["work5"] = {"device": device.to_dict(), "hardware": preset_hardware(DEVICE),
                        "images": images, "steps": s.steps, "batch": s.batch,
                        "kd_epochs": s.kd_epochs}
@@ -391,3 +385,6 @@ def rows(settings: ReproduceSettings, teacher: Any, say: Callable[[str], None],
             our_fp32=fp32),
     ]
     return out_rows
+
+
+register_work(Work("work5", "Lv, Zhang, Wang, IEEE TCAD 2024", rows))

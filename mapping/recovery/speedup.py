@@ -67,8 +67,8 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
     """
     from xbar.mapping.chip import Chip
     from xbar.mapping.geometry import layer_specs
-    from xbar.mapping.recovery.techniques.rvw import (healthy_median_pulses, outside_windows, program_rvw,
-                                           rvw_params, stuck_time_share)
+    from xbar.mapping.recovery.techniques.rvw import (healthy_median_pulses, outside_windows,
+                                                      program_rvw, rvw_params, stuck_time_share)
     from xbar.timing.adaptation import adaptation_time, sram_words_per_layer
     from xbar.timing.programming import one_shot_time
 

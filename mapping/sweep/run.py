@@ -38,7 +38,8 @@ from typing import Any
 from xbar.devices import Device, DeviceFile, resolve_device_file
 from xbar.mapping.recovery.techniques.sram import AdaptConfig
 from xbar.mapping.recovery.budget import check_budget
-from xbar.mapping.recovery.compare import METHODS, CompareSettings
+from xbar.mapping.recovery.compare import CompareSettings
+from xbar.mapping.recovery.registry import method_names
 from xbar.mapping.recovery.techniques.kd import KDConfig
 from xbar.mapping.recovery.registry import options_json
 from xbar.mapping.sweep.params import SweepParam, SweepPoint, resolve_points
@@ -72,7 +73,7 @@ class SweepSpec:
             ``weight_mapping`` implies, :func:`xbar.devices.presets.implied_hardware`; the
             defaults for a device that fixes none). A hardware, or a swept array field,
             contradicting the mapping the device fixes is refused.
-        methods: Recovery methods (:data:`xbar.mapping.recovery.compare.METHODS`).
+        methods: Recovery methods (:func:`xbar.mapping.recovery.registry.method_names`).
         chips: Chip instances per (value, method), >= 1.
         seed: Chip c has seed ``seed + c``; KD students are distilled with ``seed``.
         teacher_seed: Seed of the zoo teacher's training.
@@ -144,7 +145,7 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     methods = tuple(m.strip() for m in spec.methods)
     if not methods or "" in methods:
         raise ConfigError(f"--methods {','.join(spec.methods)!r} is empty or has an empty "
-                          f"entry; choose distinct methods from {', '.join(METHODS)}")
+                          f"entry; choose distinct methods from {', '.join(method_names())}")
     if len(set(methods)) != len(methods):
         raise ConfigError(f"--methods repeats a method: {','.join(methods)}")
     if spec.test_limit is not None and (not isinstance(spec.test_limit, int)

@@ -214,6 +214,7 @@ def point_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int, me
     """
     import torch
 
+    from xbar.config import HardwareConfig
     from xbar.mapping.recovery.compare import compare
     from xbar.mapping.convert import fold_batchnorm
 
@@ -234,8 +235,9 @@ def point_task(ctx: SweepContext, teacher: TeacherPayload | None, index: int, me
                                    options={k: v for k, v in (ctx.options or {}).items()
                                             if k == method}, backend=ctx.backend)
         device = with_loop(point.device, ctx.device_file)  # the fitted loop, where it fits
-        out = compare(model, ds, device, point.xbar, settings, ctx.timing,
-                      ctx.programming, ctx.adaptation, student=kd_model)["methods"][method]
+        hw = HardwareConfig.from_parts(point.xbar, timing=ctx.timing,
+                                       programming=ctx.programming, adaptation=ctx.adaptation)
+        out = compare(model, ds, device, hw, settings, student=kd_model)["methods"][method]
         result = {k: float(out[k]) for k in RESULT_KEYS}
         result["wall_s"] = time.perf_counter() - start
         return result
