@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
-from xbar.config import XbarConfig  # noqa: E402
-from xbar.timing import TimingConfig, simulate  # noqa: E402
+from xbar.config import TimingConfig, XbarConfig  # noqa: E402
+from xbar.timing import simulate  # noqa: E402
 
 MODELS = ("lenet5", "vgg16")
 

@@ -34,13 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
-from xbar.config import XbarConfig  # noqa: E402
-from xbar.timing import TimingConfig  # noqa: E402
-from xbar.timing.adaptation import (AdaptationConfig, adaptation_time,  # noqa: E402
-                                    sram_words_per_layer)
+from xbar.config import (AdaptationConfig, ProgrammingConfig, TimingConfig,  # noqa: E402
+                         XbarConfig)
+from xbar.timing.adaptation import adaptation_time, sram_words_per_layer  # noqa: E402
 from xbar.timing.speedup import SPEEDUP_DEFINITION  # noqa: E402
-from xbar.timing.programming import (LayerCells, ProgrammingConfig,  # noqa: E402
-                                     one_shot_time, programming_time)
+from xbar.timing.programming import LayerCells, one_shot_time, programming_time  # noqa: E402
 
 # RRAM write time per cell, read as the time of one pulse: work 1's range (6.5 us .. 4.5 ms)
 # on a log scale, and MNSIM 2.0's 10 ns write for contrast.

@@ -38,11 +38,9 @@ from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.recovery.techniques.kd import KDConfig, distill  # noqa: E402
 from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params  # noqa: E402
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
-from xbar.config import load_hardware  # noqa: E402
-from xbar.timing import TimingConfig  # noqa: E402
+from xbar.config import ProgrammingConfig, TimingConfig, load_hardware  # noqa: E402
 from xbar.timing.adaptation import adaptation_time  # noqa: E402
-from xbar.timing.programming import (ProgrammingConfig, one_shot_time,  # noqa: E402
-                                     programming_time)
+from xbar.timing.programming import one_shot_time, programming_time  # noqa: E402
 
 WRITE_TIMES_NS = (6.5e3, 50e3, 500e3, 4.5e6)  # work 1: 6.5 us to 4.5 ms per cell write
 

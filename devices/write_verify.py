@@ -219,7 +219,7 @@ class StoppingRule:
     """When the write-verify controller stops pulsing a cell that has not verified.
 
     A property of the controller, not of the cells (set in the hardware's ``[programming]``
-    section: :class:`xbar.timing_config.ProgrammingConfig`).
+    section: :class:`xbar.config.ProgrammingConfig`).
 
     Attributes:
         max_pulses: Pulse cap per cell; 0 (default): the loop's own per-level caps

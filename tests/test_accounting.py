@@ -9,10 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from xbar.config import load_hardware
+from xbar.config import ProgrammingConfig, load_hardware
 from xbar.errors import ConfigError
 from xbar.timing.programming import LayerCells, programming_time
-from xbar.timing_config import ProgrammingConfig
 
 
 def test_full_chip_is_the_default() -> None:

@@ -14,8 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from xbar.config import HardwareConfig, load_hardware
-from xbar.energy_config import AreaConfig, EnergyConfig, interpolate_table
+from xbar.config import (AdaptationConfig, AreaConfig, EnergyConfig, HardwareConfig,
+                         ProgrammingConfig, TimingConfig, load_hardware)
+from xbar.config.adc_tables import interpolate_table
 from xbar.errors import ConfigError
 from xbar.mapping.cli.main import main
 from xbar.mapping.geometry import layer_specs
@@ -26,7 +27,6 @@ from xbar.timing.energy import (COMPONENTS, adaptation_energy, conductance_sums,
                                 verify_read_pj)
 from xbar.timing.events import layer_events
 from xbar.timing.programming import LayerCells, cells_one_shot, programming_time
-from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
 
 # One Linear layer, 4 inputs (unsigned, 8 bits, bit-serial: S = 8), 3 outputs, one
 # differential tile (2 arrays of 128 x 128): every event countable by hand.

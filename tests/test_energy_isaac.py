@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from xbar.config import HardwareConfig, load_hardware
-from xbar.energy_config import ADC_ENERGY_MODELS, EnergyConfig
+from xbar.config import EnergyConfig, HardwareConfig, load_hardware
+from xbar.config.energy import ADC_ENERGY_MODELS
 from xbar.errors import ConfigError
 from xbar.timing import LayerSpec, simulate
 from xbar.timing.area import chip_area

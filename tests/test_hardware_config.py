@@ -12,14 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from xbar.config import (HARDWARE_SECTIONS, ADCConfig, ArrayConfig, DACConfig, HardwareConfig,
-                         XbarConfig, load_hardware, parameter_sections, parameters_markdown)
+from xbar.config import (ADCConfig, AdaptationConfig, ArrayConfig, DACConfig, HARDWARE_SECTIONS,
+                         HardwareConfig, ProgrammingConfig, TimingConfig, XbarConfig, load_hardware,
+                         parameter_sections, parameters_markdown)
 from xbar.devices import Device, preset, save_device
 from xbar.errors import ConfigError, FileFormatError, MissingFileError
 from xbar.mapping.cli.main import main
 from xbar.params import ParamSpec, check_float, check_int, param_rows
 from xbar.timing import LayerSpec, simulate
-from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,12 +8,11 @@ import torch
 
 import xbar
 from xbar.analog import AnalogMatrix
-from xbar.config import ArrayConfig, XbarConfig
+from xbar.config import ArrayConfig, TimingConfig, XbarConfig
 from xbar.devices import Device
 from xbar.errors import ConfigError
 from xbar.layout import DifferentialLayout, OffsetLayout, weight_layout
 from xbar.timing.closed_form import plan_layer
-from xbar.timing.config import TimingConfig
 from xbar.timing.network import LayerSpec
 from xbar.timing.programming import LayerCells, column_layout, physical_columns
 

@@ -167,8 +167,8 @@ def test_rvw_counts_a_tiny_chip_by_hand(abort_after):
     """
     from xbar.devices.write_verify import StoppingRule
     from xbar.mapping.recovery.techniques.rvw import healthy_median_pulses, stuck_time_share
-    from xbar.timing import TimingConfig
-    from xbar.timing.programming import ProgrammingConfig, programming_time
+    from xbar.config import ProgrammingConfig, TimingConfig
+    from xbar.timing.programming import programming_time
 
     dev = Device(name="tiny", g_min_us=1.0, g_max_us=4.0, n_levels=4)
     model = nn.Sequential(nn.Linear(2, 2, bias=False))

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from xbar.mapping.cli.main import main
-from xbar.timing import TimingConfig, hardware_to_toml, network_cycles_layer_schedule
-from xbar.config import XbarConfig
+from xbar.timing import network_cycles_layer_schedule
+from xbar.config import HardwareConfig, TimingConfig, XbarConfig
 from xbar.mapping.geometry import layer_specs
 
 
@@ -45,8 +45,8 @@ def test_text_report_hdf5_and_timeline(model_file: Path, tmp_path: Path,
     h5py = pytest.importorskip("h5py")
     from xbar.timing.results import load_latency_summary
     hw = tmp_path / "hw.toml"
-    hw.write_text(hardware_to_toml(XbarConfig().replace(adc_bits=6),
-                                   TimingConfig(clock_ghz=2.0)))
+    hw.write_text(HardwareConfig.from_parts(XbarConfig().replace(adc_bits=6),
+                                            timing=TimingConfig(clock_ghz=2.0)).to_toml())
     out, png = tmp_path / "res" / "lat.h5", tmp_path / "gantt.png"
     assert main(["latency", "--model", str(model_file), "--input-shape", "1,8,8", "--hw",
                  str(hw), "--batch", "3", "--schedule", "pipelined", "--out", str(out),

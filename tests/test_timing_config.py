@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from xbar.config import ADCConfig, ArrayConfig, XbarConfig, load_hardware
-from xbar.timing import TimingConfig, hardware_to_toml
-from xbar.timing.config import ns_to_cycles
+from xbar.config import (ADCConfig, ArrayConfig, HardwareConfig, TimingConfig, XbarConfig,
+                         load_hardware)
+from xbar.config.timing import ns_to_cycles
 
 
 def test_defaults_give_the_reference_cycle_counts() -> None:
@@ -59,7 +59,7 @@ def test_hardware_file_round_trips(tmp_path: Path) -> None:
     timing = TimingConfig(clock_ghz=1.28, t_read_ns=100.0, overlap_read_convert=False,
                           duplication=2, duplicate_layers=("a", "b"), line_buffer_rows=7)
     path = tmp_path / "hw.toml"
-    path.write_text(hardware_to_toml(xbar, timing))
+    path.write_text(HardwareConfig.from_parts(xbar, timing=timing).to_toml())
     hw = load_hardware(path)
     assert (hw.xbar, hw.timing) == (xbar, timing)
 

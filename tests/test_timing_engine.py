@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xbar.config import ArrayConfig, XbarConfig
-from xbar.timing import (LayerSpec, TimingConfig, network_cycles_layer_schedule, plan_layer,
-                         simulate)
+from xbar.config import ArrayConfig, TimingConfig, XbarConfig
+from xbar.timing import LayerSpec, network_cycles_layer_schedule, plan_layer, simulate
 
 
 def linear(name: str, n_in: int, n_out: int) -> LayerSpec:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xbar.config import ADCConfig, ArrayConfig, DACConfig, XbarConfig
-from xbar.timing import (LayerSpec, TimingConfig, network_cycles_layer_schedule, plan_layer,
-                         simulate, tile_mvm_cycles)
+from xbar.config import ADCConfig, ArrayConfig, DACConfig, TimingConfig, XbarConfig
+from xbar.timing import (LayerSpec, network_cycles_layer_schedule, plan_layer, simulate,
+                         tile_mvm_cycles)
 
 X = XbarConfig()
 T = TimingConfig()

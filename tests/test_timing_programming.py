@@ -9,14 +9,14 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from xbar.config import ArrayConfig, XbarConfig, load_hardware
-from xbar.timing import LayerSpec, TimingConfig, simulate
-from xbar.timing.adaptation import (AdaptationConfig, adaptation_time,
-                                    backward_cycles_per_layer, sram_words_per_layer)
+from xbar.config import (AdaptationConfig, ArrayConfig, ProgrammingConfig, TimingConfig, XbarConfig,
+                         load_hardware)
+from xbar.timing import LayerSpec, simulate
+from xbar.timing.adaptation import adaptation_time, backward_cycles_per_layer, sram_words_per_layer
 from xbar.timing.speedup import rsa_speedup
-from xbar.timing.programming import (LayerCells, ProgrammingConfig, cells_one_shot,
-                                     column_layout, list_schedule_cycles,
-                                     one_shot_time, physical_columns, programming_time)
+from xbar.timing.programming import (LayerCells, cells_one_shot, column_layout,
+                                     list_schedule_cycles, one_shot_time, physical_columns,
+                                     programming_time)
 
 T = TimingConfig()
 FAST = ProgrammingConfig(t_pulse_ns=10.0, t_verify_ns=1.0)   # t_p = 10, t_v = 1 cycles

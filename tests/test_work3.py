@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from xbar.config import ArrayConfig, HardwareConfig, XbarConfig
+from xbar.config import ArrayConfig, HardwareConfig, ProgrammingConfig, TimingConfig, XbarConfig
 from xbar.devices.presets import preset
 from xbar.errors import ConfigError, FileFormatError
 from xbar.layout import weight_layout
@@ -23,8 +23,6 @@ from xbar.mapping.recovery.techniques.fault_aware import (check_perm, expected_e
 from xbar.mapping.recovery.techniques.fault_map import (chip_cells, layer_shapes, spare_capacity,
                                              run_test_pass, cost_of_test_pass)
 from xbar.mapping.recovery.itt_rna import stuck_device
-from xbar.timing.programming import ProgrammingConfig
-from xbar.timing_config import TimingConfig
 
 XB = XbarConfig(array=ArrayConfig(rows=16, cols=16))
 SHAPE = (1, 5, 8)

@@ -40,9 +40,8 @@ _PUBLIC: dict[str, str] = {
     # hardware configuration
     "HardwareConfig": "xbar.config", "XbarConfig": "xbar.config", "ArrayConfig": "xbar.config",
     "DACConfig": "xbar.config", "ADCConfig": "xbar.config", "load_hardware": "xbar.config",
-    "TimingConfig": "xbar.timing_config", "ProgrammingConfig": "xbar.timing_config",
-    "AdaptationConfig": "xbar.timing_config", "EnergyConfig": "xbar.energy_config",
-    "AreaConfig": "xbar.energy_config",
+    "TimingConfig": "xbar.config", "ProgrammingConfig": "xbar.config",
+    "AdaptationConfig": "xbar.config", "EnergyConfig": "xbar.config", "AreaConfig": "xbar.config",
     # analog model
     "AnalogMatrix": "xbar.analog", "weight_layout": "xbar.layout",
     # networks onto chips

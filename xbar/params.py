@@ -10,7 +10,10 @@ field's metadata. That one declaration is read by
 * conversion to and from dicts (:meth:`Params.to_dict`, :meth:`Params.from_dict`; an unknown
   key is an error naming the valid ones) and TOML text (:func:`toml_table`);
 * the parameter table (:func:`param_rows`) that ``xbar sweep --list-params`` prints and
-  ``docs/parameters.md`` renders (:func:`markdown_table`).
+  ``docs/parameters.md`` renders (:func:`markdown_table`);
+* the class docstring: :func:`documented` writes its ``Attributes:`` section from the same
+  declarations (the one-line ``doc``, then unit, default and allowed values, then the longer
+  ``details``: sources, rationale, what a value does), so a field is described once.
 
 Rules that tie two fields together (the offset mapping needs ``cols >= 2``, ``bits_per_read <=
 input_bits``) stay as small explicit checks in each class's :meth:`Params.check`, after the
@@ -21,7 +24,9 @@ generic ones. The functions :func:`check_int`, :func:`check_float`, :func:`check
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn, TypeVar
@@ -31,8 +36,8 @@ import numpy as np
 from xbar.errors import ConfigError
 
 __all__ = ["ParamRow", "ParamSpec", "Params", "check_choice", "check_float", "check_int",
-           "fail", "markdown_table", "param", "param_rows", "spec_of", "toml_table",
-           "toml_value", "validate"]
+           "documented", "fail", "field_docs", "markdown_table", "param", "param_rows",
+           "spec_of", "toml_table", "toml_value", "validate"]
 
 INF = math.inf
 # Units that are not printed after a number's interval (they say what it is, not its scale).
@@ -63,6 +68,9 @@ class ParamSpec:
         note: Appended to the allowed range in messages, e.g. ``"0: no limit"``.
         item: Item type of a ``tuple`` parameter (``str`` or ``float``).
         nonempty: A ``str`` (or the strings of a tuple) must not be empty.
+        details: What ``doc`` leaves out, for the class docstring: the source of the default,
+            the model behind the value, how other fields interact with it. It never states
+            the default's value (the docstring prints it from the declaration).
     """
 
     kind: type
@@ -73,6 +81,7 @@ class ParamSpec:
     note: str = ""
     item: type | None = None
     nonempty: bool = True
+    details: str = ""
 
     def interval(self) -> str:
         """The range as ``[lo, hi]``, ``(lo, hi]``, ``> lo`` or ``>= lo``."""
@@ -165,7 +174,7 @@ class ParamSpec:
 def param(default: Any = dataclasses.MISSING, *, kind: type | None = None, unit: str = "-",
           range: tuple[float, ...] | None = None, choices: Sequence[str] | None = None,
           doc: str = "", note: str = "", item: type | None = None, nonempty: bool = True,
-          default_factory: Any = dataclasses.MISSING) -> Any:
+          details: str = "", default_factory: Any = dataclasses.MISSING) -> Any:
     """A dataclass field carrying its :class:`ParamSpec`.
 
     Args:
@@ -178,6 +187,7 @@ def param(default: Any = dataclasses.MISSING, *, kind: type | None = None, unit:
         note: A hint appended to the allowed range (``"0: no limit"``).
         item: Item type of a tuple (``str`` or ``float``).
         nonempty: Refuse empty strings.
+        details: The longer description for the class docstring (:func:`documented`).
         default_factory: As :func:`dataclasses.field`.
     """
     if kind is None:
@@ -190,7 +200,7 @@ def param(default: Any = dataclasses.MISSING, *, kind: type | None = None, unit:
         range = (tuple(range) + (False, False))[:4] if len(range) == 2 else tuple(range)
     spec = ParamSpec(kind, unit, range,  # type: ignore[arg-type]
                      tuple(choices) if choices is not None else None, doc, note,
-                     item if kind is tuple else None, nonempty)
+                     item if kind is tuple else None, nonempty, " ".join(details.split()))
     return dataclasses.field(default=default, default_factory=default_factory,
                              metadata={"param": spec})
 
@@ -370,3 +380,47 @@ def markdown_table(rows: Sequence[ParamRow]) -> str:
         cells = [f"`{r.name}`", r.type_name, r.unit, f"`{default}`", r.allowed, r.description]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+# ----------------------------------------------------------------------------- docstrings
+def _default(f: dataclasses.Field) -> Any:  # type: ignore[type-arg]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
+def field_docs(cls: type) -> str:
+    """The ``Attributes:`` section of a parameter class, one entry per declared field:
+    ``name: doc (unit; default value; allowed: values). details``, from the field's
+    :class:`ParamSpec` alone."""
+    lines = ["Attributes:"]
+    for f in dataclasses.fields(cls):
+        spec = f.metadata.get("param")
+        if spec is None or not f.init:
+            continue
+        unit = "" if spec.unit in _SILENT_UNITS else f"{spec.unit}; "
+        text = (f"{f.name}: {spec.doc} ({unit}default ``{toml_value(_default(f))}``; "
+                f"allowed: {spec.allowed()}).")
+        if spec.details:
+            text += " " + spec.details
+        lines += textwrap.wrap(text, width=92, initial_indent="    ",
+                               subsequent_indent="        ", break_long_words=False,
+                               break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def documented(cls: type[_P]) -> type[_P]:
+    """Class decorator, above ``@dataclass``: the class docstring becomes its own text (what
+    the section is) followed by :func:`field_docs`. A hand-written ``Attributes:`` section is
+    refused: the fields' declarations are the one place they are described.
+
+    Raises:
+        TypeError: The class docstring has an ``Attributes:`` section of its own.
+    """
+    own = inspect.cleandoc(cls.__doc__ or "")
+    if "Attributes:" in own:
+        raise TypeError(f"{cls.__name__}: its docstring has an Attributes section of its own; "
+                        "describe each field in its param(doc=..., details=...) instead")
+    cls.__doc__ = f"{own}\n\n{field_docs(cls)}\n"
+    return cls
+

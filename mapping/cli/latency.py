@@ -16,8 +16,8 @@ from xbar.errors import ConfigError, ModelError
 from xbar.mapping.cli.common import check_image_output, check_output, count_arg, dumps_json
 
 if TYPE_CHECKING:
-    from xbar.config import XbarConfig
-    from xbar.timing import LatencyResult, TimingConfig
+    from xbar.config import TimingConfig, XbarConfig
+    from xbar.timing import LatencyResult
     from xbar.timing.area import AreaReport
     from xbar.timing.energy import InferenceEnergy
     from xbar.timing.network import LayerSpec
@@ -32,7 +32,7 @@ _BURST_BYTES = 130
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from xbar.timing import SCHEDULES
+    from xbar.config.timing import SCHEDULES
 
     p = sub.add_parser(
         "latency", help=COMMANDS["latency"],

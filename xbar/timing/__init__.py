@@ -2,18 +2,17 @@
 
 The engine never touches conductance values: it sees layer shapes (:class:`LayerSpec`), the
 array/converter configuration (:class:`xbar.config.XbarConfig`) and the timing parameters
-(:class:`TimingConfig`).
+(:class:`xbar.config.TimingConfig`).
 """
 
 from xbar.timing.closed_form import (LayerPlan, TilePlan, burst_cycles,
                                      layer_cycles_layer_schedule,
                                      network_cycles_layer_schedule, plan_layer, plan_network,
                                      tile_mvm_cycles)
-from xbar.timing.config import TimingConfig, hardware_to_toml
-from xbar.timing.engine import SCHEDULES, LatencyResult, LayerTiming, Timeline, simulate
+from xbar.timing.engine import LatencyResult, LayerTiming, Timeline, simulate
 from xbar.timing.network import LayerSpec
 
-__all__ = ["LayerPlan", "LayerSpec", "LayerTiming", "LatencyResult", "SCHEDULES", "TilePlan",
-           "Timeline", "TimingConfig", "burst_cycles", "hardware_to_toml",
+__all__ = ["LayerPlan", "LayerSpec", "LayerTiming", "LatencyResult", "TilePlan", "Timeline",
+           "burst_cycles",
            "layer_cycles_layer_schedule", "network_cycles_layer_schedule",
            "plan_layer", "plan_network", "simulate", "tile_mvm_cycles"]

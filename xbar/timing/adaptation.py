@@ -52,13 +52,11 @@ from typing import Any
 import numpy as np
 import simpy
 
-from xbar.config import XbarConfig
-from xbar.timing.config import TimingConfig
+from xbar.config import AdaptationConfig, TimingConfig, XbarConfig
 from xbar.timing.engine import CountingEnvironment, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
 from xbar.errors import ConfigError
 # The [adaptation] section is declared with the other timing sections (one root config).
-from xbar.timing_config import AdaptationConfig
 
 
 def sram_words_per_layer(specs: Sequence[LayerSpec], fraction: float) -> list[int]:

@@ -5,7 +5,7 @@ shift-and-add units, its accumulator (when it has row tiles) and activation unit
 lane per value per cycle), its input buffer (the whole input map, or ``line_buffer_rows`` rows
 of it); for the chip, the interconnect (and shared accumulators). The adaptation SRAM and its
 gradient units are an overhead on top (:func:`sram_area`, :func:`sram_area_fraction`). The
-figures per unit are the ``[area]`` section (:class:`xbar.energy_config.AreaConfig`).
+figures per unit are the ``[area]`` section (:class:`xbar.config.AreaConfig`).
 """
 
 from __future__ import annotations

@@ -48,9 +48,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from xbar.config import XbarConfig
+from xbar.config import TimingConfig, XbarConfig
 from xbar.layout import weight_layout
-from xbar.timing.config import TimingConfig
 from xbar.timing.network import LayerSpec, ceil_div
 
 

@@ -1,7 +1,7 @@
 """Energy of a mapped network, from event counts in closed form (area: :mod:`xbar.timing.area`).
 
-Every event the timing engine times gets an energy (:class:`xbar.energy_config.EnergyConfig`)
-and every unit of the chip an area (:class:`xbar.energy_config.AreaConfig`). Counts come
+Every event the timing engine times gets an energy (:class:`xbar.config.EnergyConfig`)
+and every unit of the chip an area (:class:`xbar.config.AreaConfig`). Counts come
 from the same layer plan the engine runs (:func:`xbar.timing.closed_form.plan_layer`), per
 burst and per layer, never one event per cell or cycle. Notation per layer, per inference:
 ``P`` output positions, ``S`` slices per MVM (passes x ceil(input_bits / bits_per_read)),

@@ -35,13 +35,11 @@ from typing import Any
 import numpy as np
 import simpy
 
-from xbar.config import XbarConfig
-from xbar.timing.closed_form import LayerPlan, plan_network
-from xbar.timing.config import TimingConfig
-from xbar.timing.network import LayerSpec, ceil_div, check_chain
+from xbar.config import TimingConfig, XbarConfig
+from xbar.config.timing import SCHEDULES
 from xbar.errors import ConfigError
-
-from xbar.timing_config import SCHEDULES  # noqa: E402  (declared with the configs)
+from xbar.timing.closed_form import LayerPlan, plan_network
+from xbar.timing.network import LayerSpec, ceil_div, check_chain
 
 
 class CountingEnvironment(simpy.Environment):

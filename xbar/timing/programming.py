@@ -52,15 +52,12 @@ from typing import Any
 import numpy as np
 import simpy
 
-from xbar.config import XbarConfig
-from xbar.timing.config import TimingConfig
+from xbar.config import ProgrammingConfig, TimingConfig, XbarConfig
 from xbar.timing.engine import CountingEnvironment
 from xbar.timing.network import LayerSpec
 from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.params import check_int
-# The [programming] section is declared with the other timing sections (one root config).
-from xbar.timing_config import ProgrammingConfig
 
 
 # --------------------------------------------------------------------------- cell layout

@@ -119,7 +119,7 @@ def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0,
     """Reprogram every cell of ``chip`` by write-verify; returns per-layer counts.
 
     ``stopping``: the controller's stopping rule (None: the loop's caps, no early abort;
-    :meth:`xbar.timing_config.ProgrammingConfig.stopping_rule` gives a hardware's). Cells the
+    :meth:`xbar.config.ProgrammingConfig.stopping_rule` gives a hardware's). Cells the
     chip's fault map holds stuck go through the loop at their stuck conductance (module
     docstring) and stay stuck.
     """

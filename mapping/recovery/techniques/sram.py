@@ -48,7 +48,7 @@ class AdaptConfig(Params):
             for biases and gains, in their own units.
 
     The bits of an SRAM word are hardware: ``[adaptation] sram_word_bits``
-    (:class:`xbar.timing_config.AdaptationConfig`), passed to :func:`attach_sram`.
+    (:class:`xbar.config.AdaptationConfig`), passed to :func:`attach_sram`.
     """
 
     SECTION = "adapt"

@@ -1,16 +1,13 @@
-"""The hardware configuration: one frozen root, its sections, presets and the one loader.
+"""The whole hardware configuration: its root, the presets and the one loader.
 
-Grouped as CrossSim groups ``XbarParameters(device, array, adc, dac)``: one dataclass per
-concept, each field declared once with its unit, range and meaning (:mod:`xbar.params`),
-validated on construction, round-tripping through a TOML hardware file and written as
-attributes into result files.
-
-* :class:`XbarConfig` (``[array]``, ``[dac]``, ``[adc]``): what the analog model computes
-  with, the functional part.
-* :class:`HardwareConfig`: the root, ``XbarConfig``'s three sections plus the timing sections
-  ``[timing]``, ``[programming]`` and ``[adaptation]`` (:mod:`xbar.timing_config`), and
-  the cost sections ``[energy]`` and ``[area]`` (:mod:`xbar.energy_config`).
-* :func:`load_hardware`: the one reader of presets (``default``, ``one-cell``) and TOML files.
+* :class:`XbarConfig`: ``[array]``, ``[dac]``, ``[adc]`` (:mod:`xbar.config.array`), what the
+  analog model computes with, the functional part.
+* :class:`HardwareConfig`: the root, those three sections plus ``[timing]``
+  (:mod:`xbar.config.timing`), ``[programming]`` (:mod:`xbar.config.programming`),
+  ``[adaptation]`` (:mod:`xbar.config.adaptation`), ``[energy]`` (:mod:`xbar.config.energy`)
+  and ``[area]`` (:mod:`xbar.config.area`); frozen, validated on construction, round-tripping
+  through a TOML hardware file and written as attributes into result files.
+* :func:`load_hardware`: the one reader of presets (:data:`HARDWARE_PRESETS`) and TOML files.
 
 The device itself lives in :mod:`xbar.devices` (a device file is refused here, with a hint to
 pass it as ``--device``).
@@ -24,157 +21,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xbar.config.adaptation import AdaptationConfig
+from xbar.config.area import AreaConfig
+from xbar.config.array import ADCConfig, ArrayConfig, DACConfig
+from xbar.config.energy import EnergyConfig
+from xbar.config.programming import ProgrammingConfig
+from xbar.config.timing import TimingConfig
 from xbar.errors import ConfigError, FileFormatError, MissingFileError
-from xbar.params import INF, Params, markdown_table, param, param_rows
-from xbar.energy_config import AreaConfig, EnergyConfig
-from xbar.timing_config import AdaptationConfig, ProgrammingConfig, TimingConfig
+from xbar.params import Params
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["ADCConfig", "ArrayConfig", "DACConfig", "HARDWARE_PRESETS", "HARDWARE_SECTIONS",
-           "HardwareConfig", "XbarConfig", "load_hardware", "parameter_sections",
-           "parameters_markdown", "read_toml"]
-
-WEIGHT_MAPPINGS = ("differential", "offset")
-ADC_RANGES = ("full-scale", "calibrated")
-
-
-@dataclass(frozen=True)
-class ArrayConfig(Params):
-    """One crossbar array (a 1T1R tile).
-
-    Attributes:
-        rows: Word lines (inputs) per array; a weight matrix's input dimension is split over
-            ceil(n_in / rows) row tiles whose partial sums are added digitally.
-        cols: Bit lines (outputs) per array.
-        weight_mapping: ``"differential"``: each weight is a pair of cells in two arrays,
-            w ~ G+ - G-, each bit line digitised and the pair subtracted digitally (the
-            NeuroSim scheme); a tile is that array pair. ``"offset"``: one cell per weight,
-            w ~ G - G_ref, where G_ref is the current of a reference bit line of cells at the
-            middle level, beside the weights in the same array (so ``cols - 1`` weight
-            columns per array), digitised like any column and subtracted digitally.
-        read_voltage_v: Word-line read voltage of a full-scale input slice, in volts
-            (NeuroSim V1.3: 0.5 V).
-        wire_resistance_ohm: Resistance of one cell pitch of word line and of bit line, in
-            ohm; 0 (the default) is ideal wires. Above 0 every read is the exact solve of
-            the array's resistive network (IR drop; :mod:`xbar.ir_drop`, docs/ir_drop.md).
-        access_resistance_ohm: On-resistance of each cell's access transistor, in series
-            with the cell, in ohm; 0 (the default) when the cell's conductances already
-            include it (a 1T1R cell measured as a whole, as the presets' are).
-    """
-
-    SECTION = "array"
-
-    rows: int = param(128, unit="word lines", range=(1, 65536),
-                      doc="Word lines (inputs) per array.")
-    cols: int = param(128, unit="bit lines", range=(1, 65536),
-                      doc="Bit lines (outputs) per array; offset mapping needs >= 2.")
-    weight_mapping: str = param("differential", choices=WEIGHT_MAPPINGS,
-                                doc="A weight as a cell pair (G+ - G-) or one cell against "
-                                    "a reference column.")
-    read_voltage_v: float = param(0.5, unit="V", range=(0, 5, True, False),
-                                  doc="Word-line read voltage of a full-scale input slice.")
-    wire_resistance_ohm: float = param(0.0, unit="ohm", range=(0, 1e6), note="0: ideal wires",
-                                       doc="Resistance of one cell pitch of word line and of "
-                                           "bit line (IR drop).")
-    access_resistance_ohm: float = param(0.0, unit="ohm", range=(0, 1e9),
-                                         note="0: included in the cell's conductance",
-                                         doc="Access transistor on-resistance in series with "
-                                             "each cell.")
-
-    def check(self) -> None:
-        if self.weight_mapping == "offset" and self.cols < 2:
-            raise ConfigError(f"ArrayConfig.cols = {self.cols!r} is invalid; allowed: an "
-                              "integer in [2, 65536] (offset mapping needs a reference column)")
-
-    @property
-    def weight_cols(self) -> int:
-        """Weight columns per array (one fewer in the offset scheme: the reference)."""
-        return self.cols - 1 if self.weight_mapping == "offset" else self.cols
-
-
-@dataclass(frozen=True)
-class DACConfig(Params):
-    """Input digital-to-analog conversion.
-
-    Attributes:
-        input_bits: Magnitude bits of each input (1-16). Inputs are quantised to
-            round(|x| / x_max * (2**input_bits - 1)).
-        bits_per_read: Input bits applied per array read. 1 (the default) is bit-serial:
-            each read drives a word line at 0 or read_voltage_v. k > 1 is a multi-bit DAC
-            driving (slice / (2**k - 1)) * read_voltage_v, with ceil(input_bits / k) reads.
-    Signed inputs run as two passes, the positive part then the negative part, each with
-    ``input_bits`` bits, subtracted digitally; a layer whose inputs are never negative (after
-    a ReLU) runs one pass.
-    """
-
-    SECTION = "dac"
-
-    input_bits: int = param(8, unit="bits", range=(1, 16),
-                            doc="Magnitude bits of each input.")
-    bits_per_read: int = param(1, unit="bits", range=(1, 16), note="at most input_bits",
-                               doc="Input bits per array read (1: bit-serial).")
-
-    def check(self) -> None:
-        if self.bits_per_read > self.input_bits:
-            raise ConfigError(f"DACConfig.bits_per_read = {self.bits_per_read!r} is invalid; "
-                              f"allowed: an integer in [1, {self.input_bits}] (at most "
-                              "input_bits)")
-
-    @property
-    def n_slices(self) -> int:
-        """Array reads per input pass."""
-        return -(-self.input_bits // self.bits_per_read)
-
-
-@dataclass(frozen=True)
-class ADCConfig(Params):
-    """Column analog-to-digital conversion.
-
-    Attributes:
-        bits: ADC resolution (1-16). A column current I becomes
-            clip(round(I / I_range * (2**bits - 1)), 0, 2**bits - 1).
-        range_mode: ``"full-scale"``: I_range is the largest current the array can carry,
-            rows_used * read_voltage_v * g_max (every input at full scale, every cell at
-            g_max). ``"calibrated"``: I_range is set per tile from data (the largest
-            noise-free column current seen on calibration inputs), so the ADC codes span
-            what the tile actually produces; currents above it clip.
-        cols_per_adc: Bit lines sharing one ADC through a multiplexer (timing only; the
-            functional model digitises every column).
-        calibration_headroom: The factor a calibrated range is multiplied by (``"calibrated"``
-            only): I_range = headroom x the largest noise-free column current on the
-            calibration inputs. 1 (the default) leaves no margin: a read-noise excursion, or
-            an input stronger than any calibration input, clips at the top code. Above 1
-            such currents stay in range at the cost of a coarser step (I_range / (2**bits -
-            1)); below 1 the largest currents clip on purpose for a finer step.
-    """
-
-    SECTION = "adc"
-
-    bits: int = param(8, unit="bits", range=(1, 16), doc="ADC resolution.")
-    range_mode: str = param("calibrated", choices=ADC_RANGES,
-                            doc="ADC range: the array's full scale or calibrated per tile.")
-    cols_per_adc: int = param(8, unit="bit lines", range=(1, 65536),
-                              doc="Bit lines sharing one ADC (timing only).")
-    calibration_headroom: float = param(1.0, unit="-", range=(0, INF, True, True),
-                                        note="1: the calibrated peak itself",
-                                        doc="Calibrated range = this x the largest noise-free "
-                                            "current on the calibration inputs.")
-
+__all__ = ["HARDWARE_PRESETS", "HARDWARE_SECTIONS", "HardwareConfig", "SECTION_CLASSES",
+           "XbarConfig", "load_hardware", "read_toml"]
 
 _XBAR_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
     ("array", ArrayConfig), ("dac", DACConfig), ("adc", ADCConfig))
 _TIMING_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
     ("timing", TimingConfig), ("programming", ProgrammingConfig),
     ("adaptation", AdaptationConfig))
-# What each event costs and each unit occupies (xbar.energy_config).
+# What each event costs and each unit occupies.
 _COST_SECTIONS: tuple[tuple[str, type[Params]], ...] = (
     ("energy", EnergyConfig), ("area", AreaConfig))
-HARDWARE_SECTIONS = tuple(name for name, _ in _XBAR_SECTIONS + _TIMING_SECTIONS
-                          + _COST_SECTIONS)
+SECTION_CLASSES: tuple[tuple[str, type[Params]], ...] = (
+    _XBAR_SECTIONS + _TIMING_SECTIONS + _COST_SECTIONS)
+"""Every section of a hardware file as ``(name, class)``, in the file's order."""
+HARDWARE_SECTIONS = tuple(name for name, _ in SECTION_CLASSES)
 # Sections of a device file (xbar.devices.files): given as --hw, it is refused with a hint.
 _DEVICE_SECTIONS = ("device", "provenance", "write_verify", "measured")
 
@@ -230,7 +105,7 @@ class HardwareConfig:
         adaptation: SRAM words and the backward pass of on-chip adaptation
             (:class:`AdaptationConfig`).
         energy, area: What each event costs and each unit occupies
-            (:class:`xbar.energy_config.EnergyConfig`, :class:`~xbar.energy_config.AreaConfig`).
+            (:class:`EnergyConfig`, :class:`AreaConfig`).
     """
 
     array: ArrayConfig = field(default_factory=ArrayConfig)
@@ -243,7 +118,7 @@ class HardwareConfig:
     area: AreaConfig = field(default_factory=AreaConfig)
 
     def __post_init__(self) -> None:
-        _check_parts(self, _XBAR_SECTIONS + _TIMING_SECTIONS + _COST_SECTIONS)
+        _check_parts(self, SECTION_CLASSES)
 
     @property
     def xbar(self) -> XbarConfig:
@@ -288,7 +163,7 @@ class HardwareConfig:
             raise ConfigError(f"{where}: unknown {what}{hint}; valid sections: "
                               f"{_sections_text()}")
         parts = {name: klass.from_dict(doc.get(name, {}), where)
-                 for name, klass in _XBAR_SECTIONS + _TIMING_SECTIONS + _COST_SECTIONS}
+                 for name, klass in SECTION_CLASSES}
         return cls(**parts)
 
     def to_toml(self) -> str:
@@ -399,34 +274,3 @@ def read_toml(path: str | Path, what: str = "hardware file") -> dict[str, Any]:
         raise FileFormatError(f"{path}: not a text file, so not a TOML {what}") from None
     except tomllib.TOMLDecodeError as exc:
         raise FileFormatError(f"{path}: not valid TOML: {exc}") from None
-
-
-# ----------------------------------------------------------------------------- tables
-def parameter_sections() -> list[tuple[str, type]]:
-    """Every configuration class with declared parameters, as ``(section, class)``: the
-    device and the eight hardware sections."""
-    from xbar.devices.cell import Device
-
-    return [("device", Device), *_XBAR_SECTIONS, *_TIMING_SECTIONS, *_COST_SECTIONS]
-
-
-def parameters_markdown() -> str:
-    """``docs/parameters.md``: every parameter's type, unit, default, range and meaning, read
-    from the same declarations as validation and ``xbar sweep --list-params``."""
-    head = ("# Parameters\n\n"
-            "Every parameter of a device file (`[device]`) and of a hardware file (`[array]`, "
-            "`[dac]`, `[adc]`, `[timing]`, `[programming]`, `[adaptation]`, `[energy]`, "
-            "`[area]`), with its unit, default, allowed values and meaning. Generated from the field declarations "
-            "(`xbar.params.param`) that validation and `xbar sweep --list-params` read; do "
-            "not edit by hand, regenerate with\n\n"
-            "```\npython -c \"from xbar.config import parameters_markdown as m; "
-            "print(m(), end='')\" > docs/parameters.md\n```\n\n"
-            "Rules that tie fields together are checked too: `g_max_us > g_min_us`; "
-            "`levels_us`, `level_mean_us`, `level_std_us` hold `n_levels` values inside "
-            "[g_min_us, g_max_us]; `sa0_rate + sa1_rate <= 1`; a device's `weight_mapping`, "
-            "when set, must equal the hardware's `[array]` `weight_mapping`; the offset "
-            "mapping needs `cols >= 2`; `bits_per_read <= input_bits`; "
-            "`drivers_per_array <= cols`; "
-            "`duplicate_layers` must name conv layers of the simulated network.\n\n")
-    return head + markdown_table(param_rows(parameter_sections()))
-
