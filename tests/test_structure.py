@@ -253,6 +253,104 @@ def test_one_import_root(tmp_path: Path) -> None:
     assert out == "[]", f"top-level {out} imported: everything lives under xbar"
 
 
+SCRIPT_DIRS = ("tests", "benchmarks", "examples", "docs")
+"""Folders of scripts that import the package: they name each name's home too."""
+
+
+def _defined(tree: ast.Module) -> set[str]:
+    """Names a module binds itself at module level (def, class, assignment, also under
+    if/try/with), not the ones it imports."""
+    names: set[str] = set()
+    for node in _module_level(tree.body) + [n for n in tree.body if isinstance(
+            n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+        for sub in ast.iter_child_nodes(node):
+            if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and \
+                    not isinstance(node, ast.ClassDef):
+                names.add(sub.name)
+    return names
+
+
+def _indirect_imports(files: dict[str, Path]) -> list[str]:
+    """``file:line from M import n`` where M is a module (not a package) that does not
+    define ``n`` but imports it from elsewhere: a re-export, so ``n`` has two import paths."""
+    by_name = {_dotted(rel): rel for rel in MODULES}
+    defined: dict[str, set[str]] = {}
+    bad = []
+    for rel, path in files.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
+        in_package = rel in MODULES
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            module = node.module or ""
+            if node.level:
+                if not in_package:
+                    continue
+                base = _dotted(rel).split(".")
+                if not rel.endswith("__init__.py"):
+                    base = base[:-1]
+                base = base[:len(base) - (node.level - 1)]
+                module = ".".join(base + ([module] if module else []))
+            home = by_name.get(module)
+            if home is None or home.endswith("__init__.py"):
+                continue  # not ours, or a package: its __init__ is the public face
+            if home not in defined:
+                defined[home] = _defined(_tree(home))
+            for alias in node.names:
+                if f"{module}.{alias.name}" in by_name or alias.name in defined[home]:
+                    continue
+                bad.append(f"{rel}:{node.lineno} from {module} import {alias.name}")
+    return bad
+
+
+def _script_files() -> dict[str, Path]:
+    return {p.relative_to(ROOT).as_posix(): p for folder in SCRIPT_DIRS
+            for p in sorted((ROOT / folder).rglob("*.py"))}
+
+
+def test_every_name_is_imported_from_its_home() -> None:
+    """No re-export shims: a module imports each name from the module that defines it
+    (a package's ``__init__`` is the one allowed public face), in the library and in the
+    tests, benchmarks, examples and docs scripts alike."""
+    bad = _indirect_imports({**MODULES, **_script_files()})
+    assert not bad, ("names imported from a module that only imports them (import them from "
+                     f"the module that defines them): {'; '.join(bad)}")
+
+
+def test_no_module_forwards_attributes() -> None:
+    """A module-level ``__getattr__`` forwards names to another module (a shim); only the
+    root package's lazy public names (``xbar/__init__.py``) may."""
+    bad = [rel for rel in MODULES if rel != "xbar/__init__.py" and "__getattr__" in
+           {n.name for n in _tree(rel).body if isinstance(n, ast.FunctionDef)}]
+    assert not bad, f"module-level __getattr__ (import from the home module instead): {bad}"
+
+
+def test_the_home_check_sees_re_exports(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checker itself: a name a module imports and does not define is refused, through a
+    relative import and inside a function; names a module defines under ``if`` or ``try``,
+    submodules of a package and the package's own names pass."""
+    home = tmp_path / "home.py"
+    home.write_text("import os\nfrom xbar.errors import ConfigError\ntry:\n    X = 1\n"
+                    "except ImportError:\n    pass\ndef f():\n    pass\nclass C:\n"
+                    "    def method(self):\n        pass\n")
+    user = tmp_path / "user.py"
+    user.write_text("from .home import X, f, C, ConfigError\ndef g():\n"
+                    "    from xbar.mapping.pkg.home import os, method\n"
+                    "from xbar.mapping import chip\nfrom xbar.devices import Device\n")
+    monkeypatch.setitem(MODULES, "mapping/pkg/home.py", home)
+    monkeypatch.setitem(MODULES, "mapping/pkg/user.py", user)
+    assert _indirect_imports({"mapping/pkg/user.py": user}) == [
+        "mapping/pkg/user.py:1 from xbar.mapping.pkg.home import ConfigError",
+        "mapping/pkg/user.py:3 from xbar.mapping.pkg.home import os",
+        "mapping/pkg/user.py:3 from xbar.mapping.pkg.home import method"]
+
+
 # --------------------------------------------------------------------------- (f) packaging
 def test_setup_cfg_lists_every_package() -> None:
     cfg = configparser.ConfigParser()

@@ -20,8 +20,9 @@ from xbar.mapping.chip import Chip
 from xbar.mapping.recovery.techniques.fault_aware import (check_perm, expected_error, fault_aware_perms,
                                                folded_weights, match_rows, program_mapped,
                                                row_costs)
-from xbar.mapping.recovery.techniques.fault_map import (chip_cells, layer_shapes, spare_capacity,
-                                             run_test_pass, cost_of_test_pass)
+from xbar.mapping.cells import chip_cells, spare_capacity
+from xbar.mapping.recovery.techniques.fault_map import (cost_of_test_pass, layer_shapes,
+                                                        run_test_pass)
 from xbar.mapping.recovery.itt_rna import stuck_device
 
 XB = XbarConfig(array=ArrayConfig(rows=16, cols=16))

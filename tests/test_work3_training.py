@@ -14,7 +14,8 @@ from xbar.mapping.data.base import Dataset
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.techniques.fault_aware import (fault_aware_perms, folded_weights,
                                                           program_mapped)
-from xbar.mapping.recovery.techniques.fault_map import chip_cells, layer_shapes, run_test_pass
+from xbar.mapping.cells import chip_cells
+from xbar.mapping.recovery.techniques.fault_map import layer_shapes, run_test_pass
 from xbar.mapping.recovery.techniques.fault_train import (FaultTrainConfig, MapForward,
                                                           fault_aware_train, weight_masks)
 from xbar.mapping.recovery.registry import method_names

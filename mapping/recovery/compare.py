@@ -25,7 +25,7 @@ from torch import nn
 from xbar.devices import Device, DeviceFile
 from xbar.mapping.recovery.techniques.sram import AdaptConfig
 from xbar.mapping.chip import Chip
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.geometry import layer_specs
 from xbar.timing.network import LayerSpec
 from xbar.mapping.recovery.techniques.kd import KDConfig, distill

@@ -69,7 +69,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xbar.errors import ConfigError
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.train import seeded_deterministic
 from xbar.mapping.recovery.published import published
 from xbar.mapping.recovery.reproduce import ReproduceSettings, row

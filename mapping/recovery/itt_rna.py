@@ -65,7 +65,8 @@ from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.recovery.techniques.fault_aware import (fault_aware_perms, folded_weights,
                                                           input_activity, program_mapped)
 from xbar.mapping.recovery.published import published
-from xbar.mapping.recovery.techniques.fault_map import chip_cells, layer_shapes, run_test_pass
+from xbar.mapping.cells import chip_cells
+from xbar.mapping.recovery.techniques.fault_map import layer_shapes, run_test_pass
 from xbar.mapping.recovery.techniques.fault_train import FaultTrainConfig, fault_aware_train
 from xbar.mapping.recovery.registry import (Method, MethodContext, MethodOutcome, Work, options_of,
                                             register, register_work)

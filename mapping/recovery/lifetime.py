@@ -50,7 +50,7 @@ from xbar.devices import DeviceFile
 from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.geometry import layer_specs
 from xbar.mapping.recovery.techniques.kd import KDConfig, distill

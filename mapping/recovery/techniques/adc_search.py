@@ -55,7 +55,7 @@ from xbar.config import HardwareConfig
 from xbar.devices import Device
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.geometry import layer_specs
 from xbar.params import Params, param

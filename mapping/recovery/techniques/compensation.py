@@ -56,7 +56,7 @@ from xbar.config import HardwareConfig
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.train import seeded_deterministic, step_batches
 from xbar.params import Params, param
 from xbar.timing.adaptation import adaptation_time

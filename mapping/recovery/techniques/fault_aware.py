@@ -40,8 +40,8 @@ from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.mapping.chip import Chip
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
-from xbar.mapping.recovery.techniques.fault_map import (FaultMap, LayerCellsDraw, LayerMap,
-                                                        chip_cells)
+from xbar.mapping.cells import LayerCellsDraw, chip_cells
+from xbar.mapping.recovery.techniques.fault_map import FaultMap, LayerMap
 
 __all__ = ["check_perm", "expected_error", "fault_aware_perms", "folded_weights",
            "input_activity", "match_rows", "predicted_cells", "program_mapped", "row_costs"]

@@ -5,7 +5,7 @@ draws, for mapped layer ``k``, the device-to-device standard normals and the uni
 (stuck-at faults) of its ``n_in x n_phys`` cell matrix from stream ``k`` of
 ``SeedSequence([seed, 0])``, in an order that does not depend on the weights
 (:meth:`xbar.devices.Device.draw`), then the cycle-to-cycle normals of that first write.
-:func:`chip_cells` draws the same numbers, so physical row ``r`` of layer ``k`` has the same
+:func:`xbar.mapping.cells.chip_cells` draws the same numbers, so physical row ``r`` of layer ``k`` has the same
 stuck state and the same device-to-device draw whatever is programmed onto it; every write
 adds a fresh cycle-to-cycle draw (``Device.c2c_fraction`` of the variance,
 :meth:`xbar.devices.Device.landed`). The DATE 2017 map presumes one constant theta per cell
@@ -50,11 +50,10 @@ from xbar.config import HardwareConfig
 from xbar.devices import Device
 from xbar.layout import weight_layout
 from xbar.timing.energy import programming_energy
-from xbar.mapping.cells import LayerCellsDraw, chip_cells, spare_capacity
+from xbar.mapping.cells import LayerCellsDraw
 from xbar.timing.programming import LayerCells, programming_time
 
-__all__ = ["LayerCellsDraw", "LayerMap", "FaultMap", "chip_cells", "layer_shapes",
-           "spare_capacity", "run_test_pass", "cost_of_test_pass"]
+__all__ = ["LayerMap", "FaultMap", "layer_shapes", "run_test_pass", "cost_of_test_pass"]
 
 TEST_PULSES = 2
 """Writes per cell in the test pass (middle level, lowest level)."""

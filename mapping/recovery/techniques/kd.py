@@ -53,7 +53,7 @@ from torch.nn.utils import parametrize
 
 from xbar.devices import Device
 from xbar.mapping.convert import fold_batchnorm, mapped_layers
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.train import (backend_device, classification_loss, evaluate,
                                      seeded_deterministic)
 from xbar.config import ArrayConfig, XbarConfig

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from xbar.mapping.chip import Chip
-from xbar.mapping.data.datasets import Dataset
+from xbar.mapping.data.base import Dataset
 from xbar.mapping.data.train import classification_loss, seeded_deterministic, step_batches
 from xbar.errors import ConfigError
 from xbar.params import Params, check_int, param
