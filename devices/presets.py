@@ -1,4 +1,4 @@
-"""Device presets, each tied to its published source (see ../shared/REFERENCE.md).
+"""Device presets, each tied to its published source (see docs/references.md).
 
 ``PRESETS`` is the registry: name -> a zero-argument factory returning a :class:`Device`.
 Tests parametrise over it, so a new preset is tested as soon as it is registered.
@@ -305,6 +305,12 @@ PRESETS: dict[str, Callable[[], Device]] = {
     "cmo-hfox": cmo_hfox,
     "cmo-hfox-x5": cmo_hfox_x5,
 }
+
+DEFAULT_DEVICE = "charan2020-jxcdc"
+"""The device every command and :class:`~xbar.mapping.sweep.run.SweepSpec` use without
+``--device``: the JxCDC 2020 cell (16 levels, Gaussian weight noise sigma 0.1, 9.04 %
+stuck-at-0 and 1.75 % stuck-at-1), so that a run without options shows what a published
+cell does (``ideal`` is for checking the mapping)."""
 
 WRITE_VERIFY_PRESETS: dict[str, Callable[[], WriteVerifyParams]] = {
     "radar-2bpc": radar_2bpc_write_verify,

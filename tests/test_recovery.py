@@ -210,7 +210,7 @@ def test_compare_json_schema_and_results_file(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XBAR_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "cmp.h5"
     assert main(["compare", "--model", "digits-cnn", "--dataset", "digits", "--device",
-                 "charan2020-jxcdc", "--chips", "1", "--steps", "3", "--batch", "8",
+                 "charan2020-jxcdc", "--chips", "1", "--steps", "3", "--adapt-batch", "8",
                  "--kd-epochs", "1", "--json", "--out", str(out)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["methods"]) == {"software", "one-shot", "bias-only", "kd", "rsa", "kd+rsa",

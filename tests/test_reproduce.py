@@ -15,8 +15,8 @@ from xbar.mapping.recovery.published import KINDS, PUBLISHED, published
 from xbar.mapping.recovery.reproduce import WORKS, ReproduceSettings, reproduce
 from xbar.mapping.recovery.reproduce_report import format_rows
 
-TINY = ["--quick", "--chips", "1", "--steps", "10", "--batch", "16", "--kd-epochs", "1",
-        "--fractions", "0.03,0.08"]
+TINY = ["--quick", "--chips", "1", "--steps", "10", "--adapt-batch", "16", "--kd-epochs", "1",
+        "--sram-ratio", "0.03,0.08"]
 
 
 def test_published_table() -> None:
@@ -129,8 +129,8 @@ def _physics_bands(result: dict) -> None:
 
 def test_reproduce_refuses_bad_options(tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reproduce", "work1", "--quick", "--fractions", "0.05,x"]) == 2
-    assert "--fractions" in capsys.readouterr().err
+    assert main(["reproduce", "work1", "--quick", "--sram-ratio", "0.05,x"]) == 2
+    assert "--sram-ratio '0.05,x': entry 2 ('x') is not a number" in capsys.readouterr().err
     sweep = tmp_path / "s.h5"
     with h5py.File(sweep, "w") as f:
         f.attrs["format"] = "xbar-sim sweep"

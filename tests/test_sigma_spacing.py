@@ -67,7 +67,7 @@ def test_device_file_with_spacing_is_read_and_described(tmp_path, capsys):
                     'sigma_reference = "spacing"\nsource = "test"\n')
     dev = load_device_file(path).device
     assert dev.sigma_reference == "spacing" and dev.sigma_at(50.0) == pytest.approx(5.5)
-    assert main(["devices", str(path), "--json"]) == 0
+    assert main(["device", "show", str(path), "--json"]) == 0
     assert "spacing" in json.dumps(json.loads(capsys.readouterr().out))
-    assert main(["devices", str(path)]) == 0
+    assert main(["device", "show", str(path)]) == 0
     assert "gaussian 0.5 x spacing" in capsys.readouterr().out

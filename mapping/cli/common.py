@@ -1,5 +1,7 @@
 """Option types and checks shared by the commands: seeds, counts, ``--methods``, output paths,
-and JSON output without bare ``NaN``.
+JSON output without bare ``NaN``, the options every command spells alike (``--device``,
+``--hw``, ``--backend``), old spellings kept as deprecated aliases, and the flag behind a
+library parameter named in an error.
 
 Not a command (no ``COMMANDS``): :mod:`xbar.mapping.cli.main` skips it.
 """
@@ -10,6 +12,8 @@ import argparse
 import dataclasses
 import json
 import math
+import re
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -135,9 +139,85 @@ def dumps_json(obj: Any) -> str:
 
 
 HW_IMPLIED = ("; without --hw, the hardware the device implies (one-cell for a device "
-              "whose source fixes one cell per weight: see `xbar devices`); a --hw must "
+              "whose source fixes one cell per weight: see `xbar device list`); a --hw must "
               "agree with a mapping the device fixes")
 """The end of every ``--hw`` help text that goes with ``--device``."""
+
+
+def add_device_arg(p: Any, default: str | None = None) -> None:
+    """``--device PRESET|FILE``, default :data:`xbar.devices.presets.DEFAULT_DEVICE` (the same
+    for every command; ``default`` only for ``xbar demo``, whose device is its definition)."""
+    from xbar.devices.presets import DEFAULT_DEVICE
+
+    p.add_argument("--device", default=default or DEFAULT_DEVICE, metavar="PRESET|FILE",
+                   help="device preset (`xbar device list`) or .h5/.toml device file "
+                        f"(default %(default)s{'' if default else ', for every command'})")
+
+
+def add_hw_arg(p: Any, default: str | None = None, implied: bool = True) -> None:
+    """``--hw PRESET|FILE``: a hardware preset or TOML file, read by
+    :func:`xbar.config.load_hardware` (every command that takes hardware takes both)."""
+    p.add_argument("--hw", default=default, metavar="PRESET|FILE",
+                   help="hardware preset (default = full-chip, one-cell, cell-by-cell) or TOML "
+                        "file with any of the sections [array], [dac], [adc], [timing], "
+                        "[programming], [adaptation], [energy], [area] (docs/parameters.md)"
+                        + (HW_IMPLIED if implied else "; default: the built-in defaults"))
+
+
+# ------------------------------------------------------------------ old spellings
+def warn_deprecated(old: str, new: str) -> None:
+    """One line on stderr: ``old`` still works but is spelled ``new`` now."""
+    print(f"xbar: warning: {old} is deprecated and will be removed; use {new}",
+          file=sys.stderr)
+
+
+class _Deprecated(argparse.Action):
+    """An old spelling of an option: stores into the new option's destination (after the
+    same type check) and prints one warning line naming the new spelling."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, new: str,
+                 **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        warn_deprecated(option_string or self.option_strings[0], self.new)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated(p: Any, old: str, new: str, dest: str, **kwargs: Any) -> None:
+    """``old`` as a hidden alias of the option ``new`` (destination ``dest``): it keeps
+    working, with a warning; ``kwargs`` are the new option's ``type``/``metavar``."""
+    p.add_argument(old, dest=dest, action=_Deprecated, new=new, help=argparse.SUPPRESS,
+                   default=argparse.SUPPRESS, **kwargs)
+
+
+# ------------------------------------------------------------------ errors: parameter -> flag
+_PARAMETER = re.compile(r"\b([A-Z][A-Za-z0-9]*)\.([a-z_][a-z0-9_]*)\b")
+
+
+def hardware_flags() -> dict[str, str]:
+    """``{"ArrayConfig.*": "--hw", ...}``: every section of a
+    :class:`~xbar.config.HardwareConfig` comes from ``--hw``."""
+    from xbar.config import HardwareConfig
+
+    hw = HardwareConfig()
+    return {f"{type(getattr(hw, f.name)).__name__}.*": "--hw"
+            for f in dataclasses.fields(HardwareConfig)}
+
+
+def with_flags(message: str, flags: dict[str, str]) -> str:
+    """A library error as the command line says it: the library names parameters
+    (``AdaptConfig.steps = 0 is invalid ...``), never flags; this appends the option that set
+    each named parameter (``flags``: ``"Owner.field"`` or ``"Owner.*"`` -> flag), unless the
+    message names it already."""
+    found: list[str] = []
+    for m in _PARAMETER.finditer(message):
+        flag = flags.get(f"{m[1]}.{m[2]}") or flags.get(f"{m[1]}.*")
+        if flag and flag not in found and not re.search(rf"{re.escape(flag)}\b", message):
+            found.append(flag)
+    return message + (f" (option {', '.join(found)})" if found else "")
 
 
 def hardware_spec(device: Any, hw: str | None) -> tuple[str | None, str]:

@@ -7,9 +7,10 @@ import sys
 import time
 from pathlib import Path
 
-from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, add_option_arg,
-                                     check_image_output, check_output, count_arg, dumps_json,
-                                     hardware_spec, parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg,
+                                     add_hw_arg, add_option_arg, check_image_output,
+                                     check_output, count_arg, dumps_json, hardware_spec,
+                                     parse_methods, parse_options, seed_arg)
 
 COMMANDS = {"compare": "compare recovery methods: accuracy and time",
             "demo": "the embedded default comparison (digits, DAC 2020 cell)"}
@@ -18,51 +19,78 @@ COMMANDS = {"compare": "compare recovery methods: accuracy and time",
 _BYTES_PER_CHIP_METHOD = 200
 
 
-def _add_common(p: argparse.ArgumentParser, defaults: dict) -> None:
-    from xbar.mapping.recovery.compare import DEFAULT_METHODS
-    from xbar.mapping.recovery.registry import method_names
-    from xbar.mapping.recovery.techniques.kd import KDConfig
+DEMO = {"dataset": "digits", "device": "charan2020-dac", "hw": "one-cell", "chips": 2,
+        "out": "results/demo.h5"}
+"""What ``xbar demo`` sets (its definition: the DAC 2020 cell mapped one cell per weight on the
+embedded digits); every other default is :class:`CompareSettings`' and the commands'."""
 
-    p.add_argument("--model", default=defaults["model"], metavar="NAME|FILE")
-    p.add_argument("--dataset", default=defaults.get("dataset"), metavar="NAME")
-    p.add_argument("--data-dir", metavar="DIR")
-    p.add_argument("--device", default=defaults["device"], metavar="PRESET|FILE")
-    p.add_argument("--hw", default=defaults.get("hw"), metavar="PRESET|FILE",
-                   help="hardware preset (default, one-cell) or TOML with [array], [dac], "
-                        "[adc], [timing], [programming], [adaptation]" + HW_IMPLIED)
-    p.add_argument("--sram-ratio", type=float, default=0.05,
-                   help="fraction of each layer's weights in SRAM (default 0.05)")
-    p.add_argument("--chips", type=count_arg, default=defaults["chips"],
-                   help="chip instances")
-    p.add_argument("--seed", type=seed_arg, default=0,
-                   help="chip c has seed SEED + c (0 to 2**32 - 1; default 0)")
-    p.add_argument("--steps", type=count_arg, default=defaults["steps"],
-                   help="adaptation steps")
-    p.add_argument("--batch", type=count_arg, default=defaults["batch"],
-                   help="adaptation batch")
-    p.add_argument("--kd-epochs", type=count_arg, default=defaults["kd_epochs"])
-    p.add_argument("--kd-lr", type=float, metavar="RATE",
-                   help=f"KD: Adam's initial learning rate (default {KDConfig.learning_rate:g})")
-    p.add_argument("--kd-alpha", type=float, metavar="A",
-                   help=f"KD: weight of the distillation term, 0-1 (default {KDConfig.alpha:g})")
-    p.add_argument("--kd-temperature", type=float, metavar="T",
-                   help=f"KD: softening temperature (default {KDConfig.temperature:g})")
-    p.add_argument("--kd-noise-warmup", type=float, metavar="FRACTION",
+FLAGS = {"CompareSettings.sram_ratio": "--sram-ratio", "CompareSettings.chips": "--chips",
+         "CompareSettings.seed": "--seed", "CompareSettings.methods": "--methods",
+         "CompareSettings.options": "--option", "CompareSettings.backend": "--backend",
+         "AdaptConfig.steps": "--steps", "AdaptConfig.batch_size": "--adapt-batch",
+         "KDConfig.epochs": "--kd-epochs", "KDConfig.learning_rate": "--kd-lr",
+         "KDConfig.temperature": "--kd-temperature", "KDConfig.alpha": "--kd-alpha",
+         "KDConfig.noise_warmup": "--kd-noise-warmup", "KDConfig.draws": "--kd-draws",
+         "KDConfig.weight_clip": "--kd-weight-clip"}
+"""The option that sets each settings field (``xbar sweep`` shares them), for errors that
+name the field (:func:`xbar.mapping.cli.common.with_flags`)."""
+
+
+def _add_common(p: argparse.ArgumentParser, demo: bool) -> None:
+    from xbar.mapping.data.zoo import DEFAULT_MODEL
+    from xbar.mapping.recovery.compare import DEFAULT_METHODS, CompareSettings
+    from xbar.mapping.recovery.registry import method_names
+
+    s, d = CompareSettings(), DEMO if demo else {}
+    kd, adapt = s.kd, s.adapt
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
+                   help="zoo model (lenet5, mlp, digits-cnn, vgg16) or a torch.save'd module "
+                        "(default %(default)s)")
+    p.add_argument("--dataset", default=d.get("dataset"), metavar="NAME",
+                   help="digits, mnist or cifar10 (default: "
+                        + (d["dataset"] if demo else "the zoo model's own") + ")")
+    p.add_argument("--data-dir", metavar="DIR", help="where the data set files are "
+                   "(default: $XBAR_DATA, else ../shared/data)")
+    add_device_arg(p, d.get("device"))
+    add_hw_arg(p, d.get("hw"))
+    p.add_argument("--sram-ratio", type=float, default=s.sram_ratio, metavar="FRACTION",
+                   help="fraction of each layer's weights in SRAM (RSA, OSA; default "
+                        "%(default)s)")
+    p.add_argument("--chips", type=count_arg, default=d.get("chips", s.chips), metavar="N",
+                   help="chip instances (default %(default)s)")
+    p.add_argument("--seed", type=seed_arg, default=s.seed,
+                   help="chip c has seed SEED + c (0 to 2**32 - 1; default %(default)s)")
+    p.add_argument("--steps", type=count_arg, default=adapt.steps, metavar="N",
+                   help="adaptation steps (default %(default)s)")
+    p.add_argument("--adapt-batch", type=count_arg, default=adapt.batch_size, metavar="N",
+                   help="adaptation batch: training images per step (default %(default)s)")
+    add_deprecated(p, "--batch", "--adapt-batch", "adapt_batch", type=count_arg)
+    p.add_argument("--kd-epochs", type=count_arg, default=kd.epochs, metavar="N",
+                   help="KD: passes over the training images (default %(default)s)")
+    p.add_argument("--kd-lr", type=float, default=kd.learning_rate, metavar="RATE",
+                   help="KD: Adam's initial learning rate (default %(default)g)")
+    p.add_argument("--kd-alpha", type=float, default=kd.alpha, metavar="A",
+                   help="KD: weight of the distillation term, 0-1 (default %(default)g)")
+    p.add_argument("--kd-temperature", type=float, default=kd.temperature, metavar="T",
+                   help="KD: softening temperature (default %(default)g)")
+    p.add_argument("--kd-noise-warmup", type=float, default=kd.noise_warmup,
+                   metavar="FRACTION",
                    help="KD: fraction of the steps over which the device noise ramps in, 0 to "
-                        f"<1 (default {KDConfig.noise_warmup:g})")
-    p.add_argument("--kd-weight-clip", type=float, metavar="K",
+                        "<1 (default %(default)g)")
+    p.add_argument("--kd-weight-clip", type=float, default=kd.weight_clip or 0, metavar="K",
                    help="KD: clip each column's weights to K x its RMS weight; 0 = no clip "
-                        f"(default {KDConfig.weight_clip:g})")
-    p.add_argument("--kd-draws", type=count_arg, metavar="N",
-                   help=f"KD: device draws per training step (default {KDConfig.draws})")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                        "(default %(default)g)")
+    p.add_argument("--kd-draws", type=count_arg, default=kd.draws, metavar="N",
+                   help="KD: device draws per training step (default %(default)s)")
+    p.add_argument("--methods", default=",".join(s.methods),
                    help=f"comma-separated subset of {','.join(method_names())}, or all "
                         f"(alone; default: works 1 and 2's, {','.join(DEFAULT_METHODS)})")
     add_option_arg(p)
     add_backend_arg(p, "where chips run and KD and SRAM/bias-only adaptation train: ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--out", default=defaults.get("out"), metavar="FILE.h5",
-                   help="write results, configuration and plots to HDF5 (+ PNGs beside it)")
+    p.add_argument("--out", default=d.get("out"), metavar="FILE.h5",
+                   help="write results, configuration and plots to HDF5 (+ PNGs beside it)"
+                        + (" (default %(default)s)" if demo else ""))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -70,17 +98,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Program the network onto N chip instances and compare "
                                    "one-shot, bias-only, KD, RSA, KD+RSA, OSA, KD+OSA and "
                                    "R-V-W in accuracy and in time on chip.")
-    _add_common(p, {"model": "digits-cnn", "device": "charan2020-jxcdc", "chips": 3,
-                    "steps": 200, "batch": 32, "kd_epochs": 10})
-    p.set_defaults(func=run)
+    _add_common(p, demo=False)
+    p.set_defaults(func=run, flags=FLAGS)
     d = sub.add_parser("demo", help=COMMANDS["demo"],
                        description="`xbar compare` on the embedded digits data with the "
                                    "charan2020-dac device mapped one cell per weight; prints "
                                    "the table and writes results/demo.h5 with plots.")
-    _add_common(d, {"model": "digits-cnn", "dataset": "digits", "device": "charan2020-dac",
-                    "hw": "one-cell", "chips": 2, "steps": 200, "batch": 32,
-                    "kd_epochs": 30, "out": "results/demo.h5"})
-    d.set_defaults(func=run)
+    _add_common(d, demo=True)
+    d.set_defaults(func=run, flags=FLAGS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -106,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
             check_image_output(out.with_name(f"{out.stem}-{name}.png"), f"--out's {name} plot")
     settings = CompareSettings(
         sram_ratio=args.sram_ratio, chips=args.chips, seed=args.seed, methods=methods,
-        adapt=AdaptConfig(steps=args.steps, batch_size=args.batch),
+        adapt=AdaptConfig(steps=args.steps, batch_size=args.adapt_batch),
         kd=kd_config(epochs=args.kd_epochs, learning_rate=args.kd_lr, alpha=args.kd_alpha,
                      temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
                      weight_clip=args.kd_weight_clip, draws=args.kd_draws),

@@ -1,12 +1,17 @@
-"""``xbar device fit``: fit a device and its write-verify model to measured programming data.
+"""``xbar device list|show|fit``: the device presets, one device, or a device fitted to
+measured programming data.
 
+    xbar device list [--json]
+    xbar device show PRESET|FILE [--json]
     xbar device fit --data FILE --format radar --out DEVICE.h5 [--json] [--seed N]
 
-reads a write-verify measurement (``radar``: the RADAR release's TSV format, see
-:mod:`xbar.devices.radar`), fits the write-verify loop's parameters per level, writes a device file
-holding the device (levels and measured programming variation), the write-verify parameters
-and the measured and simulated per-level statistics, and prints measured against simulated
-statistics per level.
+``list`` prints every preset with its key figures, the weight mapping its source fixes (and
+so the hardware used without ``--hw``) and its source; ``show`` the same for one preset or
+device file (``.h5`` or ``.toml``). ``fit`` reads a write-verify measurement (``radar``:
+the RADAR release's TSV format, see :mod:`xbar.devices.radar`), fits the write-verify loop's
+parameters per level, writes a device file holding the device (levels and measured
+programming variation), the write-verify parameters and the measured and simulated per-level
+statistics, and prints measured against simulated statistics per level.
 """
 
 from __future__ import annotations
@@ -17,14 +22,28 @@ from pathlib import Path
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import check_output, dumps_json, seed_arg
 
-COMMANDS = {"device": "work with measured device data (fit a device model)"}
+COMMANDS = {"device": "device presets and files: list, show one, fit one to measured data"}
 FORMATS = ("radar",)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("device", help=COMMANDS["device"],
-                       description="Fit device models to measured data.")
+                       description="List the device presets, describe one preset or device "
+                                   "file, or fit a device model to measured data.")
     actions = p.add_subparsers(dest="action", metavar="ACTION")
+    ls = actions.add_parser("list", help="every device preset: key figures, weight mapping, "
+                                         "source",
+                            description="List the device presets with their key figures, the "
+                                        "weight mapping their source fixes and their source.")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=run_list, device=None)
+    show = actions.add_parser("show", help="one preset or device file (.h5, .toml)",
+                              description="Describe one device preset or device file: key "
+                                          "figures, weight mapping and source.")
+    show.add_argument("device", metavar="PRESET|FILE",
+                      help="a preset name (`xbar device list`) or a .h5/.toml device file")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=run_list)
     f = actions.add_parser(
         "fit", help="fit a device and its write-verify model to a write-verify measurement",
         description="Fit the write-verify (read-verify-write) programming model to measured "
@@ -42,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--name", metavar="NAME", help="device name (default: the data file's stem)")
     f.add_argument("--json", action="store_true",
                    help="print the comparison as JSON (levels: measured and simulated per level)")
-    f.set_defaults(func=run)
+    f.set_defaults(func=run_fit)
     p.set_defaults(func=lambda args: _usage(p))
 
 
@@ -51,7 +70,29 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def run(args: argparse.Namespace) -> int:
+def run_list(args: argparse.Namespace) -> int:
+    """``list`` (``args.device`` None) or ``show`` one device."""
+    from xbar.devices import PRESETS, preset, resolve_device
+    from xbar.devices.presets import implied_hardware
+
+    devs = ([resolve_device(args.device)] if args.device is not None
+            else [preset(n) for n in PRESETS])
+    if args.json:  # weight_mapping is a Device field; "hardware" the preset it implies
+        print(dumps_json([{**d.to_dict(), "hardware": implied_hardware(d)} for d in devs]))
+        return 0
+    for d in devs:
+        if d.weight_mapping:
+            mapping = (f"weight mapping {d.weight_mapping}, fixed by its source (hardware "
+                       f"{implied_hardware(d)} without --hw; a --hw must agree)")
+        else:
+            mapping = "weight mapping not fixed (hardware default without --hw)"
+        print(f"{d.name:18s} {d.summary()}")
+        print(f"{'':18s} R_on {d.r_on_ohm / 1e3:.3g} kOhm, R_off {d.r_off_ohm / 1e3:.4g} kOhm,"
+              f" on/off {d.on_off_ratio:.3g}; {mapping}; source: {d.source}")
+    return 0
+
+
+def run_fit(args: argparse.Namespace) -> int:
     import numpy as np
 
     from xbar.devices.files import FORMAT as DEVICE_FORMAT, save_device

@@ -1,38 +1,27 @@
-"""``xbar devices``: list the device presets with their key figures."""
+"""``xbar devices [FILE]``: the old spelling of ``xbar device list`` (``xbar device show
+FILE`` with a file); it still works and prints one warning line naming the new one."""
 
 from __future__ import annotations
 
 import argparse
 
-from xbar.mapping.cli.common import dumps_json
+from xbar.mapping.cli.common import warn_deprecated
 
-COMMANDS = {"devices": "list device presets (or describe a device file)"}
+COMMANDS = {"devices": "deprecated alias of `xbar device list` / `xbar device show FILE`"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("devices", help=COMMANDS["devices"],
-                       description="List the device presets with their key figures and sources,"
-                                   " or describe one device file.")
+                       description="Deprecated: use `xbar device list`, or `xbar device show "
+                                   "FILE` for one device file.")
     p.add_argument("file", nargs="?", help="a .h5 or .toml device file to describe")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from xbar.devices import PRESETS, load_device_file, preset
-    from xbar.devices.presets import implied_hardware
+    from xbar.mapping.cli.device import run_list
 
-    devs = [load_device_file(args.file).device] if args.file else [preset(n) for n in PRESETS]
-    if args.json:  # weight_mapping is a Device field; "hardware" the preset it implies
-        print(dumps_json([{**d.to_dict(), "hardware": implied_hardware(d)} for d in devs]))
-        return 0
-    for d in devs:
-        if d.weight_mapping:
-            mapping = (f"weight mapping {d.weight_mapping}, fixed by its source (hardware "
-                       f"{implied_hardware(d)} without --hw; a --hw must agree)")
-        else:
-            mapping = "weight mapping not fixed (hardware default without --hw)"
-        print(f"{d.name:18s} {d.summary()}")
-        print(f"{'':18s} R_on {d.r_on_ohm / 1e3:.3g} kOhm, R_off {d.r_off_ohm / 1e3:.4g} kOhm,"
-              f" on/off {d.on_off_ratio:.3g}; {mapping}; source: {d.source}")
-    return 0
+    warn_deprecated("xbar devices" + (" FILE" if args.file else ""),
+                    "xbar device show FILE" if args.file else "xbar device list")
+    return run_list(argparse.Namespace(device=args.file, json=args.json))

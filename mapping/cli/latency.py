@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xbar.errors import ConfigError, ModelError
-from xbar.mapping.cli.common import check_image_output, check_output, count_arg, dumps_json
+from xbar.mapping.cli.common import (add_hw_arg, check_image_output, check_output, count_arg,
+                                     dumps_json)
 
 if TYPE_CHECKING:
     from xbar.config import TimingConfig, XbarConfig
@@ -48,12 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="input shape of one sample: 1 to 3 positive integers (required for a "
                         "model file; known for zoo models)")
-    p.add_argument("--hw", metavar="FILE",
-                   help="hardware TOML file with any of the sections [array], [dac], [adc], "
-                        "[timing], [energy], [area] (e.g. benchmarks/hardware/isaac.toml; "
-                        "default: the built-in defaults)")
+    add_hw_arg(p, implied=False)
     p.add_argument("--batch", type=count_arg, default=1, metavar="N",
-                   help="inferences started together for the throughput run (default 1: "
+                   help="inputs (inferences) run together, for the throughput (default 1: "
                         "throughput = 1 / latency)")
     p.add_argument("--schedule", choices=SCHEDULES, default="layer",
                    help="layer: one layer and one inference at a time; pipelined: layers "

@@ -11,7 +11,16 @@ them.
 
 Exit status: 0 success; 2 a user error (an :class:`~xbar.errors.XbarError`, an unreadable or
 unwritable path, a bad option), printed as one line; 1 anything else, which is a bug in
-xbar-sim: its traceback is printed with a line saying so.
+xbar-sim: its traceback is printed with a line saying so. The library's errors name
+parameters (``AdaptConfig.steps``, ``ProgrammingConfig.max_pulses``); a command sets
+``flags`` (parameter -> option) and the line adds the option that set each one
+(:func:`xbar.mapping.cli.common.with_flags`).
+
+One vocabulary: an option means the same in every command (``--batch`` the inputs run
+together, ``--adapt-batch`` the adaptation batch, ``--sram-ratio`` the SRAM fraction,
+``--hw PRESET|FILE``, ``--device`` with one default), and its default is the settings
+dataclass's. Old spellings still work and print one warning line
+(:func:`xbar.mapping.cli.common.add_deprecated`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import xbar.mapping.cli
 from xbar import __version__
 from xbar.errors import XbarError
 from xbar.files import written_files
+from xbar.mapping.cli.common import hardware_flags, with_flags
 from xbar.threads import configure_threads
 
 
@@ -120,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 143
     except (XbarError, OSError) as exc:
-        print(f"xbar {args.command}: error: {exc}", file=sys.stderr)
+        flags = dict(getattr(args, "flags", {}))
+        if "hw" in vars(args):  # every section of the hardware comes from --hw
+            flags.update(hardware_flags())
+        print(f"xbar {args.command}: error: {with_flags(str(exc), flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"xbar {args.command}: interrupted", file=sys.stderr)

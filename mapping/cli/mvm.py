@@ -8,8 +8,8 @@ import dataclasses
 import time
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, count_arg, dumps_json,
-                                     hardware_spec, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_device_arg, add_hw_arg, count_arg,
+                                     dumps_json, hardware_spec, seed_arg)
 
 COMMANDS = {"mvm": "run the analog MVM kernel once and compare to float"}
 
@@ -31,13 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "of a device and multiply a batch of uniform [0, 1) inputs "
                                    "through DAC, noisy arrays and ADC; print the error "
                                    "against float64 matmul.")
-    p.add_argument("--device", default="charan2020-jxcdc",
-                   help="device preset name or .h5/.toml device file (default %(default)s)")
-    p.add_argument("--hw", help="hardware preset (default, one-cell) or TOML file with "
-                   "[array], [dac], [adc] sections" + HW_IMPLIED)
+    add_device_arg(p)
+    add_hw_arg(p)
     p.add_argument("--shape", type=_shape, default=(256, 1024), metavar="OUTxIN",
                    help="weight matrix shape (default 256x1024)")
-    p.add_argument("--batch", type=count_arg, default=256, help="input vectors (default 256)")
+    p.add_argument("--batch", type=count_arg, default=256, metavar="N",
+                   help="input vectors multiplied together (default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=0, help="seed (0 to 2**32 - 1; default 0)")
     add_backend_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")

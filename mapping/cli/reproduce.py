@@ -8,60 +8,76 @@ import time
 from typing import Any
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_backend_arg, check_output, count_arg, dumps_json,
-                                     seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, check_output, count_arg,
+                                     dumps_json, seed_arg)
 
 COMMANDS = {"reproduce": "each published figure of the works beside the simulated one"}
+QUICK_STEPS = 150
+"""Adaptation steps of ``--quick`` without ``--steps`` (digits learn in fewer; the full
+run's are ``ReproduceSettings.steps``)."""
+FLAGS = {"ReproduceSettings.chips": "--chips", "ReproduceSettings.steps": "--steps",
+         "ReproduceSettings.batch": "--adapt-batch", "ReproduceSettings.kd_epochs": "--kd-epochs",
+         "ReproduceSettings.fractions": "--sram-ratio",
+         "ReproduceSettings.cifar_test_limit": "--cifar-test-limit",
+         "ReproduceSettings.backend": "--backend"}
+"""The option that sets each settings field, for errors that name the field."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "reproduce", help=COMMANDS["reproduce"],
-        description="For every published figure of the works in REFERENCE.md: "
+        description="For every published figure of the works (docs/references.md): "
                     "the paper's number and setting, the simulated number (mean +- std over "
                     "chips) and setting, and the difference. The full run is MNIST LeNet-5; "
                     "--quick runs on digits in a few minutes.")
-    from xbar.mapping.recovery.reproduce import WORKS
+    from xbar.mapping.recovery.reproduce import WORKS, ReproduceSettings
 
     p.add_argument("works", nargs="?", default="all", choices=WORKS + ("all",),
-                   help="one work (REFERENCE.md's numbering) or all (default)")
+                   help="one work (docs/references.md's numbering) or all (default)")
     p.add_argument("--quick", action="store_true",
                    help="digits CNN on scikit-learn's digits, smaller budgets")
-    p.add_argument("--chips", type=count_arg, default=None,
-                   help="chip instances (default 2, quick 2)")
-    p.add_argument("--seed", type=seed_arg, default=0, help="first chip seed")
-    p.add_argument("--fractions", default=None, metavar="F1,F2,...",
-                   help="SRAM fractions tried (default 0.01,0.03,0.05,0.08)")
-    p.add_argument("--steps", type=count_arg, default=None,
-                   help="adaptation steps (default 200, quick 150)")
-    p.add_argument("--batch", type=count_arg, default=None,
-                   help="adaptation batch (default 32)")
-    p.add_argument("--kd-epochs", type=count_arg, default=None, help="KD epochs (default 10)")
+    d = ReproduceSettings
+    p.add_argument("--chips", type=count_arg, default=d.chips, metavar="N",
+                   help="chip instances (default %(default)s)")
+    p.add_argument("--seed", type=seed_arg, default=d.seed,
+                   help="first chip seed (default %(default)s)")
+    p.add_argument("--sram-ratio", default=None, metavar="F1,F2,...", dest="sram_ratio",
+                   help="fractions of each layer's weights in SRAM tried by RSA, KD+RSA and "
+                        f"KD+OSA (default {','.join(f'{f:g}' for f in d.fractions)})")
+    add_deprecated(p, "--fractions", "--sram-ratio", "sram_ratio", metavar="F1,F2,...")
+    p.add_argument("--steps", type=count_arg, default=None, metavar="N",
+                   help=f"adaptation steps (default {d.steps}, with --quick {QUICK_STEPS})")
+    p.add_argument("--adapt-batch", type=count_arg, default=d.batch, metavar="N",
+                   help="adaptation batch: training images per step (default %(default)s)")
+    add_deprecated(p, "--batch", "--adapt-batch", "adapt_batch", type=count_arg)
+    p.add_argument("--kd-epochs", type=count_arg, default=d.kd_epochs, metavar="N",
+                   help="KD epochs (default %(default)s)")
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--cifar", action="store_true",
                    help="also the CIFAR-10 rows: VGG-16 with --backend cuda, else the "
                         "width-reduced vgg16-narrow (named in every row); trains the teacher "
                         "once (cached)")
-    p.add_argument("--cifar-test-limit", type=count_arg, default=2000, metavar="N",
-                   help="CIFAR-10 test images evaluated (default 2000; 10000 for all)")
+    p.add_argument("--cifar-test-limit", type=count_arg, default=d.cifar_test_limit,
+                   metavar="N",
+                   help="CIFAR-10 test images evaluated (default %(default)s; 10000 for all)")
     add_backend_arg(p, "where chips run and KD and adaptation train (with cuda, or auto on a "
                        "GPU machine, --cifar runs the full VGG-16): ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5", help="write the rows and plots to HDF5")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, flags=FLAGS)
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
-    """``--fractions 0.01,0.05``: distinct fractions in (0, 1], or a clear error."""
+    """``--sram-ratio 0.01,0.05``: distinct fractions in (0, 1], or a clear error."""
     out = []
     for i, part in enumerate(text.split(","), 1):
         try:
             value = float(part)
         except ValueError:
-            raise ConfigError(f"--fractions {text!r}: entry {i} ({part!r}) is not a number; "
+            raise ConfigError(f"--sram-ratio {text!r}: entry {i} ({part!r}) is not a number; "
                               "allowed: comma-separated fractions in (0, 1]") from None
         if not 0 < value <= 1 or value in out:
-            raise ConfigError(f"--fractions {text!r}: entry {i} = {part!r} is invalid; "
+            raise ConfigError(f"--sram-ratio {text!r}: entry {i} = {part!r} is invalid; "
                               "allowed: distinct fractions in (0, 1] (0.05 = 5 %)")
         out.append(value)
     return tuple(out)
@@ -96,13 +112,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_output(args.out, "--out", FORMAT)
     works = WORKS if args.works == "all" else (args.works,)
-    budget: dict = dict(steps=150) if args.quick else {}
-    for name in ("steps", "batch", "kd_epochs"):
-        if getattr(args, name) is not None:
-            budget[name] = getattr(args, name)
-    if args.fractions is not None:
-        budget["fractions"] = parse_fractions(args.fractions)
-    settings = ReproduceSettings(works=works, quick=args.quick, chips=2 if args.chips is None else args.chips,
+    budget: dict = {"batch": args.adapt_batch, "kd_epochs": args.kd_epochs}
+    if args.steps is not None or args.quick:
+        budget["steps"] = QUICK_STEPS if args.steps is None else args.steps
+    if args.sram_ratio is not None:
+        budget["fractions"] = parse_fractions(args.sram_ratio)
+    settings = ReproduceSettings(works=works, quick=args.quick, chips=args.chips,
                                  seed=args.seed, data_dir=args.data_dir, cifar=args.cifar,
                                  cifar_test_limit=args.cifar_test_limit,
                                  backend=args.backend, **budget)

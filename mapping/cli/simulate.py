@@ -6,8 +6,8 @@ import argparse
 import time
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, check_output, count_arg,
-                                     dumps_json, hardware_spec, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_device_arg, add_hw_arg, check_output,
+                                     count_arg, dumps_json, hardware_spec, seed_arg)
 
 COMMANDS = {"simulate": "accuracy of a network mapped onto RRAM crossbars"}
 
@@ -21,18 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "levels, programming variation, stuck-at faults, read noise, ADC).",
         epilog="A model FILE is a whole nn.Module saved with torch.save(model, FILE); loading "
                "it unpickles it, which runs code from the file: only use files you trust.")
-    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE",
+    from xbar.mapping.data.zoo import DEFAULT_MODEL
+
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
                    help="zoo model (lenet5, mlp, digits-cnn, vgg16) or a torch.save'd module "
-                        "(default digits-cnn, on the embedded digits data)")
+                        "(default %(default)s)")
     p.add_argument("--dataset", metavar="NAME",
                    help="digits, mnist or cifar10 (default: the zoo model's own)")
     p.add_argument("--data-dir", metavar="DIR", help="where the data set files are "
                    "(default: $XBAR_DATA, else ../shared/data)")
-    p.add_argument("--device", default="ideal", metavar="PRESET|FILE",
-                   help="device preset (see `xbar devices`) or .h5/.toml file (default ideal)")
-    p.add_argument("--hw", metavar="PRESET|FILE",
-                   help="hardware preset (default, one-cell) or TOML file with "
-                   "[array], [dac], [adc] sections" + HW_IMPLIED)
+    add_device_arg(p)
+    add_hw_arg(p)
     p.add_argument("--seed", type=seed_arg, default=0,
                    help="chip seed: programming and read noise (0 to 2**32 - 1)")
     p.add_argument("--teacher-seed", type=seed_arg, default=0,

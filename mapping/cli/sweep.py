@@ -6,16 +6,25 @@ import argparse
 import sys
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (HW_IMPLIED, add_backend_arg, add_option_arg,
-                                     check_image_output, check_output, count_arg, dumps_json,
-                                     hardware_spec, parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg,
+                                     add_hw_arg, add_option_arg, check_image_output,
+                                     check_output, count_arg, dumps_json, hardware_spec,
+                                     parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.compare import FLAGS as COMPARE_FLAGS
 
 COMMANDS = {"sweep": "sweep one device/array parameter against the recovery methods"}
-_DEFAULT_METHODS = "one-shot,kd,kd+rsa,rvw"
+
+
+FLAGS = {**COMPARE_FLAGS, "SweepSpec.batch": "--adapt-batch",
+         "SweepSpec.sram_ratio": "--sram-ratio", "SweepSpec.kd_epochs": "--kd-epochs",
+         "SweepSpec.steps": "--steps", "SweepSpec.chips": "--chips",
+         "SweepSpec.test_limit": "--test-limit", "SweepSpec.methods": "--methods"}
+"""The option that sets each settings field, for errors that name the field."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     from xbar.mapping.recovery.registry import method_names
+    from xbar.mapping.sweep.run import SweepSpec
 
     p = sub.add_parser(
         "sweep", help=COMMANDS["sweep"],
@@ -29,34 +38,38 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print every sweepable parameter with its unit and allowed range")
     p.add_argument("--param", metavar="NAME", help="the parameter to sweep (--list-params)")
     p.add_argument("--values", metavar="V1,V2,...", help="comma-separated values")
-    p.add_argument("--model", default="digits-cnn", metavar="NAME|FILE")
-    p.add_argument("--dataset", metavar="NAME")
+    p.add_argument("--model", default=SweepSpec.model, metavar="NAME|FILE",
+                   help="zoo model or a torch.save'd module (default %(default)s)")
+    p.add_argument("--dataset", metavar="NAME",
+                   help="digits, mnist or cifar10 (default: the zoo model's own)")
     p.add_argument("--data-dir", metavar="DIR",
                    help="data set files (on every worker too); default $XBAR_DATA or "
                         "../shared/data")
-    p.add_argument("--device", default="charan2020-jxcdc", metavar="PRESET|FILE")
-    p.add_argument("--hw", metavar="PRESET|FILE",
-                   help="hardware preset (default, one-cell) or TOML file" + HW_IMPLIED)
-    p.add_argument("--methods", default=_DEFAULT_METHODS,
+    add_device_arg(p)
+    add_hw_arg(p)
+    p.add_argument("--methods", default=",".join(SweepSpec.methods),
                    help=f"comma-separated subset of {','.join(method_names())}, or all (alone; "
-                        f"default {_DEFAULT_METHODS})")
+                        "default %(default)s)")
     add_option_arg(p)
     add_backend_arg(p, "where each point's chips run and its KD and adaptation train: ")
-    p.add_argument("--chips", type=count_arg, default=3,
-                   help="chip instances per point (default 3)")
-    p.add_argument("--seed", type=seed_arg, default=0,
+    p.add_argument("--chips", type=count_arg, default=SweepSpec.chips, metavar="N",
+                   help="chip instances per point (default %(default)s)")
+    p.add_argument("--seed", type=seed_arg, default=SweepSpec.seed,
                    help="chip c has seed SEED + c; KD students use SEED (0 to 2**32 - 1; "
-                        "default 0)")
-    p.add_argument("--teacher-seed", type=seed_arg, default=0,
-                   help="seed of the zoo teacher's training (0 to 2**32 - 1; default 0)")
-    p.add_argument("--sram-ratio", type=float, default=0.05,
-                   help="fraction of each layer's weights in SRAM (default 0.05)")
-    p.add_argument("--steps", type=count_arg, default=200,
-                   help="adaptation steps (default 200)")
-    p.add_argument("--batch", type=count_arg, default=32,
-                   help="adaptation batch (default 32)")
-    p.add_argument("--kd-epochs", type=count_arg, default=10,
-                   help="distillation epochs (default 10)")
+                        "default %(default)s)")
+    p.add_argument("--teacher-seed", type=seed_arg, default=SweepSpec.teacher_seed,
+                   help="seed of the zoo teacher's training (0 to 2**32 - 1; default "
+                        "%(default)s)")
+    p.add_argument("--sram-ratio", type=float, default=SweepSpec.sram_ratio,
+                   metavar="FRACTION",
+                   help="fraction of each layer's weights in SRAM (default %(default)s)")
+    p.add_argument("--steps", type=count_arg, default=SweepSpec.steps, metavar="N",
+                   help="adaptation steps (default %(default)s)")
+    p.add_argument("--adapt-batch", type=count_arg, default=SweepSpec.batch, metavar="N",
+                   help="adaptation batch: training images per step (default %(default)s)")
+    add_deprecated(p, "--batch", "--adapt-batch", "adapt_batch", type=count_arg)
+    p.add_argument("--kd-epochs", type=count_arg, default=SweepSpec.kd_epochs, metavar="N",
+                   help="distillation epochs (default %(default)s)")
     p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate on the first N test images only (quicker, noisier)")
     p.add_argument("--out", metavar="FILE.h5", help="results file (resumed when it exists)")
@@ -70,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="run on the Dask cluster whose scheduler is at ADDRESS "
                         "(tcp://HOST:8786); needs pip install 'xbar-sim[dask]'")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, flags=FLAGS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
                      dataset=args.dataset, data_dir=args.data_dir, device=args.device,
                      hw=args.hw, methods=methods, chips=args.chips,
                      seed=args.seed, teacher_seed=args.teacher_seed,
-                     sram_ratio=args.sram_ratio, steps=args.steps, batch=args.batch,
+                     sram_ratio=args.sram_ratio, steps=args.steps, batch=args.adapt_batch,
                      kd_epochs=args.kd_epochs, test_limit=args.test_limit,
                      options=options, backend=args.backend)
     plan = plan_sweep(spec)  # every value validated before any work

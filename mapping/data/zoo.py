@@ -99,6 +99,10 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
 }
 """Registry: model name -> builder taking ``n_classes``."""
 
+DEFAULT_MODEL = "digits-cnn"
+"""The model every command and :class:`~xbar.mapping.sweep.run.SweepSpec` use without
+``--model``: the digits CNN, whose data set ships with scikit-learn (runs offline)."""
+
 DEFAULT_DATASET: dict[str, str] = {
     "lenet5": "mnist",
     "mlp": "mnist",
