@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from xbar.backends import DEFAULT_BACKEND
 from xbar.config import HardwareConfig
 from xbar.devices import PRESETS
 from xbar.devices.presets import DEFAULT_DEVICE
@@ -71,6 +72,7 @@ def test_reproduce_defaults_are_reproduce_settings() -> None:
 def test_one_device_default_and_one_hw_option(command: str) -> None:
     p = parser_of(command)
     assert p.get_default("device") == DEFAULT_DEVICE and DEFAULT_DEVICE in PRESETS
+    assert p.get_default("backend") == DEFAULT_BACKEND == CompareSettings().backend
     assert SweepSpec.device == DEFAULT_DEVICE
     hw = next(a for a in p._actions if "--hw" in a.option_strings)
     assert hw.metavar == "PRESET|FILE"

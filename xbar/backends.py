@@ -13,7 +13,10 @@ all read the one list without importing each other or torch.
 
 from __future__ import annotations
 
-__all__ = ["BACKENDS"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND"]
 
 BACKENDS = ("auto", "cpu", "cuda", "torch-cpu")
 """Backend names accepted by ``backend=`` arguments and ``--backend``."""
+
+DEFAULT_BACKEND = "cpu"
+"""The backend without ``--backend``: the Numba kernel, the same figures on every machine."""

@@ -255,9 +255,9 @@ def hardware_spec(device: Any, hw: str | None) -> tuple[str | None, str]:
 def add_backend_arg(p: Any, what: str = "where the MVMs run: ") -> None:
     """``--backend``: where the MVMs run (see :data:`xbar.backends.BACKENDS`); ``what`` starts
     the help text."""
-    from xbar.backends import BACKENDS
+    from xbar.backends import BACKENDS, DEFAULT_BACKEND
 
-    p.add_argument("--backend", choices=BACKENDS, default="cpu",
+    p.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
                    help=what + "cpu (the Numba kernel, the default: the same "
                    "figures on every machine), auto (CUDA when torch sees a GPU, else cpu), "
                    "cuda, or torch-cpu (the CUDA code path on the CPU, for checks)")
