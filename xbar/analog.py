@@ -189,23 +189,11 @@ class AnalogMatrix:
 
     # ------------------------------------------------------------------ MVM
     def read_conductances(self) -> np.ndarray:
-        """What each cell contributes to its bit line's current per volt on its word line,
-        float32 (n_in, n_phys), uS: ``g_us`` itself with ideal wires and no access
-        resistance; else the arrays' transfer matrices through the wires and transistors
-        (:func:`xbar.ir_drop.circuit_conductances`: every read's exact network solve), kept
-        while ``g_us`` and ``config`` are the same objects."""
-        arr = self.config.array
-        if arr.wire_resistance_ohm == 0 and arr.access_resistance_ohm == 0:
-            return self.g_us
-        cached = getattr(self, "_circuit", None)
-        if cached is None or cached[0] is not self.g_us or cached[1] is not self.config:
-            from xbar.ir_drop import circuit_conductances
-            cm = self.layout.columns(self.n_out)
-            t = circuit_conductances(self.g_us, self.rows, cm.array, cm.line,
-                                     arr.wire_resistance_ohm, arr.access_resistance_ohm)
-            cached = (self.g_us, self.config, t.astype(np.float32))
-            self._circuit = cached
-        return cached[2]
+        """What each cell adds to its bit line's current per volt on its word line, float32
+        (n_in, n_phys), uS: ``g_us`` itself with ideal wires, else the arrays' transfer
+        matrices through wires and transistors (:func:`xbar.ir_drop.read_conductances`)."""
+        from xbar.ir_drop import read_conductances
+        return read_conductances(self)
 
     def _g_tiles(self, square: bool = False) -> np.ndarray:
         """Conductances (or their squares) padded to whole row tiles, float32: the

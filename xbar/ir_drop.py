@@ -53,8 +53,8 @@ import numpy as np
 
 from xbar.errors import ConfigError
 
-__all__ = ["cell_conductance", "circuit_conductances", "nodal_matrix", "solve_read",
-           "transfer_matrix"]
+__all__ = ["cell_conductance", "circuit_conductances", "nodal_matrix", "read_conductances",
+           "solve_read", "transfer_matrix"]
 
 _RHS_CHUNK = 64  # right-hand sides per triangular solve (bounds memory: n x 64 float64)
 
@@ -212,3 +212,21 @@ def circuit_conductances(g_us: np.ndarray, rows: int, array_of_col: np.ndarray,
             grid[:, lines] = g[r0:r1, cols]
             out[r0:r1, cols] = transfer_matrix(grid, r_wire_ohm, r_access_ohm)[:, lines]
     return out
+
+
+def read_conductances(m) -> np.ndarray:
+    """What the reads of :class:`xbar.analog.AnalogMatrix` ``m`` see, float32 (n_in, n_phys),
+    uS: ``m.g_us`` itself (the same object) when both resistances are 0, else
+    :func:`circuit_conductances` of its arrays, kept on ``m`` while ``m.g_us`` and
+    ``m.config`` are the same objects (programming and rewrites replace them)."""
+    arr = m.config.array
+    if arr.wire_resistance_ohm == 0 and arr.access_resistance_ohm == 0:
+        return m.g_us
+    cached = getattr(m, "_circuit", None)
+    if cached is None or cached[0] is not m.g_us or cached[1] is not m.config:
+        cm = m.layout.columns(m.n_out)
+        t = circuit_conductances(m.g_us, m.rows, cm.array, cm.line, arr.wire_resistance_ohm,
+                                 arr.access_resistance_ohm)
+        cached = (m.g_us, m.config, t.astype(np.float32))
+        m._circuit = cached
+    return cached[2]
