@@ -349,3 +349,26 @@ def test_straight_through_gradient_reaches_every_mapped_layer():
     F.cross_entropy(chip.module(x), torch.zeros(4, dtype=torch.long)).backward()
     assert all(layer.w_eff.grad is not None and layer.w_eff.grad.abs().sum() > 0
                for layer in chip.layers)
+
+
+def test_lipschitz_regulariser_sees_the_matrices_the_chip_holds():
+    """CorrectNet's regulariser acts on the PyTorch layers (gradients reach their weights)
+    but must form the matrices the mapping programs: block-diagonal groups, recurrent
+    input/recurrent matrices, attention projections, transposed-conv columns."""
+    from xbar.mapping.convert import mapped_layers
+    from xbar.mapping.recovery.techniques.lipschitz import crossbar_matrices
+
+    torch.manual_seed(7)
+    model = nn.ModuleList([nn.Conv2d(4, 6, 3, groups=2), nn.Conv1d(3, 4, 3),
+                           nn.ConvTranspose2d(4, 6, 3, groups=2),
+                           nn.LSTM(3, 4, 2, bidirectional=True), nn.MultiheadAttention(4, 2),
+                           nn.Linear(3, 2)])
+    mapped, _ = fold_batchnorm(model)
+    want = {n: (m.weight * getattr(m, "mask", 1.0)).reshape(m.weight.shape[0], -1)
+            for n, m in mapped_layers(mapped)}
+    got = dict(crossbar_matrices(model))
+    assert sorted(got) == sorted(want)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name])
+    got["3.l0_reverse.hh"].sum().backward()
+    assert model[3].weight_hh_l0_reverse.grad.abs().sum() > 0

@@ -1,7 +1,8 @@
 """Error-compensation layers (CorrectNet, Eldebiky et al., DATE 2023): small digital layers
 after chosen analog layers, trained on the programmed chip.
 
-A compensation layer maps a layer's output feature map ``y`` (N, C, H, W) or (N, C) to
+A compensation layer maps a layer's output feature map ``y`` (N, C, H, W), (N, C) or, a
+Linear on a sequence, (N, T, C) to
 ``y + r(y)``, a residual computed digitally before the activation:
 
 * ``rank = 0`` (default): ``r(y) = A y + b``, a full C x C map (a 1x1 convolution on feature
@@ -124,15 +125,18 @@ class CompensationLayer(nn.Module):
         return c * c if k == 0 else c * (2 * k + 1)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        if y.shape[1] != self.channels:
+        # A conv's (N, C, H, W) has its channels at dim 1; a Linear's (N, C) or, on a
+        # sequence of tokens or time steps, (N, T, C) (issue 23) has them last.
+        dim = 1 if y.dim() == 4 else -1
+        if y.shape[dim] != self.channels:
             raise ConfigError(f"compensation layer for {self.channels} channels got an output "
                               f"of shape {tuple(y.shape)}")
-        z = y.movedim(1, -1)  # channels last
+        z = y.movedim(dim, -1)  # channels last
         if self.rank == 0:
             r = z @ self.full.T
         else:
             r = z * self.gain + (z @ self.down.T) @ self.up.T
-        return y + (r + self.bias).movedim(-1, 1)
+        return y + (r + self.bias).movedim(-1, dim)
 
 
 class Compensated(nn.Module):

@@ -62,6 +62,7 @@ from xbar.mapping.data.train import seeded_deterministic, step_batches
 from xbar.mapping.data.workflow import calibration_inputs
 from xbar.mapping.recovery.techniques.kd import DeviceNoise
 from xbar.mapping.recovery.techniques.chip_loop import measure_layer, reprogram_layer, serve_reads
+from xbar.errors import ModelError
 
 __all__ = ["correct_bias", "layer_outputs", "progressive"]
 
@@ -178,6 +179,36 @@ def _train_stage(model: nn.Module, n: int, x_in: torch.Tensor, images: torch.Ten
     return losses
 
 
+def _check_chain(model: nn.Module) -> None:
+    """Refuse a mapped model whose weight layers are not a chain of one call each.
+
+    io-kd trains layer n on the measured outputs of layer n - 1 and corrects each output
+    channel of an (N, C) or (N, C, H, W) result. A recurrent matrix is called once per time
+    step on its own previous output, attention's q/k/v projections read one input side by
+    side and produce (N, T, C) token outputs, and a transposed convolution's columns are
+    summed into overlapping patches: none of them is such a chain.
+
+    Raises:
+        ModelError: The model has a recurrent, attention or transposed-convolution layer.
+    """
+    from xbar.mapping.attention import MappedMultiheadAttention
+    from xbar.mapping.conv_forms import TransposedConv2d
+    from xbar.mapping.recurrent import MappedRNN
+
+    kinds = {MappedRNN: "a recurrent layer (RNN/GRU/LSTM)",
+             MappedMultiheadAttention: "multi-head attention",
+             TransposedConv2d: "a transposed convolution"}
+    for name, module in model.named_modules():
+        for klass, what in kinds.items():
+            if isinstance(module, klass):
+                raise ModelError(
+                    f"io-kd cannot run on this network: layer {name!r} is {what}, and io-kd "
+                    "fine-tunes a chain of layers, each called once on the measured output of "
+                    "the one before (a recurrent matrix runs once per time step on its own "
+                    "output; attention's projections read one input side by side; a "
+                    "transposed convolution's outputs overlap); the other methods run on it")
+
+
 def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
     """Run the progressive I/O-guided fine-tuning on one chip (the module docstring).
 
@@ -188,6 +219,7 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
     (first and last loss of each stage) and ``read_pulses`` (by layer).
     """
     model, _ = fold_batchnorm(start)
+    _check_chain(model)
     model = copy.deepcopy(model).eval()
     teacher, _ = fold_batchnorm(ctx.teacher)
     teacher = teacher.eval()

@@ -10,7 +10,9 @@ What is computed, and the choices where the paper is silent (all in :class:`Lips
 
 * ``sigma_l`` of the matrix the crossbar holds: a Linear layer's ``W`` (out x in), a
   convolution's kernel reshaped to (out_channels) x (in_channels * kh * kw), the im2col
-  matrix every output position goes through (:mod:`xbar.mapping.analog_layers`). This is not
+  matrix every output position goes through (:mod:`xbar.mapping.analog_layers`);
+  block-diagonal for a grouped convolution, and for recurrent layers, attention and
+  transposed convolutions the matrices :mod:`xbar.mapping.lowering` maps. This is not
   the convolution's operator norm, which is at most ``sqrt(kh * kw)`` times it (each input
   value feeds at most kh * kw positions with stride 1); the reshaped matrix is what the
   variation acts on, one output position at a time, and it is cheap.
@@ -87,27 +89,67 @@ def _weight(layer: nn.Module) -> torch.Tensor:
     return layer.weight
 
 
+def _blocks(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """A grouped convolution's kernel (out, in / groups, ...) as the block-diagonal matrix the
+    crossbar holds (:mod:`xbar.mapping.conv_forms`): out x (in * taps)."""
+    o = w.shape[0] // groups
+    return torch.block_diag(*(w[q * o:(q + 1) * o].reshape(o, -1) for q in range(groups)))
+
+
+def _transposed(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """A ConvTranspose2d kernel (in, out / groups, kh, kw) as its (out * kh * kw) x in
+    column matrix, block-diagonal over the groups."""
+    c = w.shape[0] // groups
+    return torch.block_diag(*(w[q * c:(q + 1) * c].permute(1, 2, 3, 0).reshape(-1, c)
+                              for q in range(groups)))
+
+
+def _own_matrices(name: str, layer: nn.Module) -> list[tuple[str, torch.Tensor]] | None:
+    """The matrices of a layer the mapping rewrites (:mod:`xbar.mapping.lowering`), named as
+    the chip names them; None for other layers."""
+    if isinstance(layer, nn.RNNBase):  # weight_ih_l0_reverse -> name.l0_reverse.ih
+        return [(f"{name}.{key.split('_', 2)[2]}.{key.split('_', 2)[1]}", p)
+                for key, p in layer.named_parameters() if key.startswith("weight_")]
+    if isinstance(layer, nn.MultiheadAttention):
+        if layer._qkv_same_embed_dim:
+            q, k, v = layer.in_proj_weight.chunk(3)
+        else:
+            q, k, v = layer.q_proj_weight, layer.k_proj_weight, layer.v_proj_weight
+        return [(f"{name}.q_proj", q), (f"{name}.k_proj", k), (f"{name}.v_proj", v),
+                (f"{name}.out_proj", _weight(layer.out_proj))]
+    if isinstance(layer, nn.ConvTranspose2d):
+        return [(f"{name}.cols", _transposed(_weight(layer), layer.groups))]
+    return None
+
+
 def crossbar_matrices(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """(name, matrix) of every Linear/Conv2d of ``model`` as the crossbar holds it: out x
-    (in * kh * kw), rows scaled by a BatchNorm that directly follows the layer (its running
-    variance held fixed); differentiable with respect to the weights and the BN scale."""
+    """(name, matrix) of every weight matrix of ``model`` as the crossbar holds it: out x
+    (in * kh * kw) (block-diagonal for a grouped convolution), rows scaled by a BatchNorm that
+    directly follows a Linear or convolution (its running variance held fixed); a recurrent
+    layer's input and recurrent matrices, attention's four projections and a transposed
+    convolution's column matrix as :mod:`xbar.mapping.lowering` maps them; differentiable
+    with respect to the weights and the BN scale."""
     modules = list(model.named_modules())
     out = []
+    skip: set[int] = set()
     for i, (name, layer) in enumerate(modules):
-        if not isinstance(layer, (nn.Linear, nn.Conv2d)):
+        own = _own_matrices(name, layer)
+        if own is not None:
+            out.extend(own)
+            skip.update(id(m) for m in layer.modules())
             continue
-        if isinstance(layer, nn.Conv2d) and layer.groups != 1:
-            raise ConfigError(f"layer {name!r}: grouped convolutions are not supported by the "
-                              "Lipschitz regulariser")
+        if id(layer) in skip or not isinstance(layer, (nn.Linear, nn.Conv2d, nn.Conv1d)):
+            continue
         w = _weight(layer)
-        w = w.reshape(w.shape[0], -1)
+        groups = getattr(layer, "groups", 1)
+        w = w.reshape(w.shape[0], -1) if groups == 1 else _blocks(w, groups)
         nxt = modules[i + 1][1] if i + 1 < len(modules) else None
         if isinstance(nxt, (nn.BatchNorm1d, nn.BatchNorm2d)) and nxt.running_var is not None:
             scale = torch.rsqrt(nxt.running_var.detach() + nxt.eps)
             if nxt.weight is not None:
                 scale = scale * nxt.weight
             w = w * scale[:, None]
-        out.append((name, w))
+        out.append((f"{name}.conv" if isinstance(layer, nn.Conv1d) else name, w))
     if not out:
         raise ConfigError("the model has no Linear or Conv2d layer to regularise")
     return out
