@@ -77,13 +77,26 @@ def test_transfer_matrix_is_every_reads_exact_solve():
     """Superposition: v @ T equals the per-read sparse solve for any word-line voltages,
     solved from either side (fewer bit lines than word lines and the reverse)."""
     rng = np.random.default_rng(0)
-    for shape in ((17, 5), (6, 23)):
+    for shape in ((17, 5), (6, 23), (1, 7), (9, 1)):
         g = rng.uniform(0, 166.7, shape)
-        t = transfer_matrix(g, 2.5, 800.0)
+        ts = {m: transfer_matrix(g, 2.5, 800.0, method=m) for m in ("sweep", "sparse", "auto")}
         for _ in range(3):
             v = rng.uniform(0, 0.5, shape[0]) * (rng.random(shape[0]) < 0.6)
+            v[0] = 0.3
             i, _, _ = solve_read(g, v, 2.5, 800.0)
-            np.testing.assert_allclose(v @ t, i, rtol=1e-10, atol=1e-12)
+            for t in ts.values():
+                np.testing.assert_allclose(v @ t, i, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ConfigError, match="method"):
+        transfer_matrix(np.ones((2, 2)), 1.0, method="fast")
+
+
+def test_sweep_and_sparse_agree_on_a_large_array():
+    """The two exact methods on 96 x 80 JxCDC-range cells with heavy IR drop (6.4 ohm)."""
+    g = np.random.default_rng(9).uniform(1.1, 166.7, (96, 80))
+    a = transfer_matrix(g, 6.4, method="sweep")
+    b = transfer_matrix(g, 6.4, method="sparse")
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9 * np.abs(b).max())
+    assert (a.sum() / g.sum()) < 0.6                          # heavy: over 40 % lost
 
 
 def test_zero_resistance_is_the_ideal_read():

@@ -147,19 +147,39 @@ def solve_read(g_us: np.ndarray, v: np.ndarray, r_wire_ohm: float,
     return bl[0] * gw, u, bl
 
 
-def transfer_matrix(g_us: np.ndarray, r_wire_ohm: float, r_access_ohm: float = 0.0
-                    ) -> np.ndarray:
+_SWEEP_MAX_BYTES = 256 << 20   # the sweep keeps one factor per line: above this, sparse LU
+METHODS = ("auto", "sweep", "sparse")
+
+
+def transfer_matrix(g_us: np.ndarray, r_wire_ohm: float, r_access_ohm: float = 0.0,
+                    method: str = "auto") -> np.ndarray:
     """The array's transfer matrix T in uS (R x C, float64): any read's bit-line currents
     are ``I = v @ T`` (uA, v in volts), exactly (superposition).
 
-    r = 0: the cells' conductances (with the access transistor in series). Else one sparse
-    LU of the nodal matrix and min(R, C) solves, in chunks of 64 right-hand sides.
+    r = 0: the cells' conductances (with the access transistor in series). Else, both exact
+    (they agree to ~1e-13, tests check it):
+
+    * ``"sweep"``: block elimination line by line (:func:`_sweep`), dense Cholesky on
+      min(R, C)-square blocks, ~4 min(R, C)**3 max(R, C) flops in BLAS;
+    * ``"sparse"``: one sparse LU of the nodal matrix (SuperLU, COLAMD) and min(R, C)
+      solves, in chunks of 64 right-hand sides;
+    * ``"auto"``: the sweep unless its factors would take over 256 MB (a full 512 x 512
+      array), then the sparse LU.
     """
     g = _check_grid(g_us, r_wire_ohm, r_access_ohm)
+    if method not in METHODS:
+        raise ConfigError(f"transfer_matrix method = {method!r} is invalid; allowed: one of "
+                          f"{METHODS}")
     if r_wire_ohm == 0:
         return cell_conductance(g, r_access_ohm)
-    import scipy.sparse.linalg as sla
     n_r, n_c = g.shape
+    small, big = min(n_r, n_c), max(n_r, n_c)
+    if method == "sweep" or (method == "auto" and 8 * small * small * big <= _SWEEP_MAX_BYTES):
+        gc = cell_conductance(g, r_access_ohm)
+        # The network is the same with word and bit lines exchanged (each is a chain fed
+        # through one segment from a fixed potential): T(g) = T(g.T).T. Sweep the long way.
+        return _sweep(gc, r_wire_ohm) if n_r <= n_c else _sweep(gc.T, r_wire_ohm).T
+    import scipy.sparse.linalg as sla
     n = n_r * n_c
     gw = 1e6 / r_wire_ohm
     lu = sla.splu(nodal_matrix(g, r_wire_ohm, r_access_ohm), permc_spec="COLAMD")
@@ -175,6 +195,54 @@ def transfer_matrix(g_us: np.ndarray, r_wire_ohm: float, r_access_ohm: float = 0
         out[:, lo:hi] = lu.solve(e)[dst]
     t = out * (gw * gw)
     return t if n_c <= n_r else t.T
+
+
+def _sweep(g: np.ndarray, r_wire_ohm: float) -> np.ndarray:
+    """T by block elimination over the bit lines (R x R dense blocks; cells' conductances
+    ``g`` in uS with the transistors already in series).
+
+    Backward, from the last bit line to the first: ``Y_j``, the admittance matrix seen from
+    the word-line nodes ``u(:, j)`` into bit lines j .. C-1, is bit line j's own,
+    ``G_j Q_j^-1 L`` (``L`` the bit line's chain to the sense amplifier, ``Q_j = L + G_j``),
+    plus the rest through one segment of every word line, ``gw M_{j+1}^-1 Y_{j+1}`` with
+    ``M = gw I + Y`` (written so that nothing cancels). Forward: the word-line voltages per
+    unit drive ``U_0 = gw M_0^-1``, ``U_j = gw M_j^-1 U_{j-1}``; bit line j's current is
+    ``gw b(0, j) = gw (Q_j^-1 G_j u)_0``, so ``T[:, j] = gw U_j^T (g_j * Q_j^-1 e_0)``.
+    """
+    import scipy.linalg as sl
+    n_r, n_c = g.shape
+    gw = 1e6 / r_wire_ohm
+    diag = np.full(n_r, 2 * gw)
+    diag[-1] = gw                               # the bit line's open end
+    if n_r == 1:
+        diag[0] = gw                            # only the segment to the sense amplifier
+    chain = np.diag(diag) - gw * (np.eye(n_r, k=1) + np.eye(n_r, k=-1))
+    rhs = np.concatenate([chain, np.eye(n_r, 1)], axis=1)     # [L | e_0]
+    band = np.zeros((2, n_r))
+    band[0, 1:] = -gw
+    factors: list = [None] * n_c
+    z = np.empty((n_c, n_r))
+    y = None
+    for j in range(n_c - 1, -1, -1):
+        band[1] = diag + g[:, j]
+        sol = (rhs / band[1, 0] if n_r == 1 else                  # Q_j^-1 [L | e_0]
+               sl.solveh_banded(band, rhs, check_finite=False))
+        own = g[:, j, None] * sol[:, :n_r]
+        z[j] = g[:, j] * sol[:, n_r]
+        y = own if y is None else own + gw * sl.cho_solve(factors[j + 1], y,
+                                                          check_finite=False)
+        y = 0.5 * (y + y.T)                      # symmetric; keep rounding from skewing it
+        m = y.copy()
+        m[np.diag_indices(n_r)] += gw
+        factors[j] = sl.cho_factor(m, check_finite=False)
+    t = np.empty((n_r, n_c))
+    u = gw * sl.cho_solve(factors[0], np.eye(n_r), check_finite=False)
+    for j in range(n_c):
+        if j:
+            u = gw * sl.cho_solve(factors[j], u, check_finite=False)
+            factors[j - 1] = None
+        t[:, j] = gw * (u.T @ z[j])
+    return t
 
 
 def circuit_conductances(g_us: np.ndarray, rows: int, array_of_col: np.ndarray,
