@@ -137,7 +137,6 @@ def oracle_fill(chip: Any, student: Any) -> None:
 
 def exact_reference(chip: Any) -> None:
     """Put every reference-column cell exactly at its level (as if written by R-V-W)."""
-    from xbar.mapping.recovery.techniques.chip_loop import refresh_weights
 
     for layer in chip.layers:
         m = layer.matrix
@@ -147,7 +146,7 @@ def exact_reference(chip: Any) -> None:
         g = m.g_us.copy()
         g[:, refs] = np.asarray(m.device.levels)[m.target_levels[:, refs]]
         m.g_us = g
-        refresh_weights(layer)
+        layer.refresh_weights()
 
 
 def rvw_reference(chip: Any, hw: Any, seed: int) -> tuple[float, float, float]:
@@ -158,7 +157,6 @@ def rvw_reference(chip: Any, hw: Any, seed: int) -> tuple[float, float, float]:
     engine."""
     import copy
 
-    from xbar.mapping.recovery.techniques.chip_loop import refresh_weights
     from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params
     from xbar.timing.programming import LayerCells, programming_time
 
@@ -172,7 +170,7 @@ def rvw_reference(chip: Any, hw: Any, seed: int) -> tuple[float, float, float]:
         g = m.g_us.copy()
         g[:, refs] = twin.matrix.g_us[:, refs]
         m.g_us = g
-        refresh_weights(layer)
+        layer.refresh_weights()
         is_ref = np.zeros(c.pulses.shape, bool)
         is_ref[:, refs] = True
         mixed.append(LayerCells(c.name, c.n_in, c.n_out, np.where(is_ref, c.pulses, 1),

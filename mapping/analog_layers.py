@@ -43,6 +43,14 @@ class AnalogLayer(nn.Module):
         self.sram_step = 0.0
         self.sram_word_bits = 0
 
+    def refresh_weights(self) -> None:
+        """Recompute the straight-through weights (``w_eff``) from the matrix's
+        conductances, on ``w_eff``'s device: after anything rewrites, disturbs or ages the
+        cells (:meth:`xbar.analog.AnalogMatrix.write`, ``write_verify``, ``disturb``,
+        ``age_to``)."""
+        self.w_eff = torch.as_tensor(self.matrix.effective_weights(), dtype=torch.float32,
+                                     device=self.w_eff.device)
+
     def set_input_range(self, x_max: float, signed: bool) -> None:
         self.x_max = float(x_max) if x_max > 0 else 1.0
         self.signed = bool(signed)

@@ -23,6 +23,7 @@ from xbar.kernel import mvm_kernel, mvm_kernel_serial, peak_kernel
 from xbar.kernel_noise import ZIGGURAT
 from xbar.kernel_tables import lut_tables, table_reads
 from xbar.layout import SCALES, WeightLayout, weight_layout
+from xbar.rewrite import CellWrites
 from xbar.threads import configure_threads, single_threaded_blas
 from xbar.errors import ConfigError
 
@@ -36,7 +37,7 @@ _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x co
 
 
 @dataclass
-class AnalogMatrix:
+class AnalogMatrix(CellWrites):
     """A programmed weight matrix: conductances, scales and tile layout.
 
     Attributes:
@@ -127,31 +128,6 @@ class AnalogMatrix:
                    target_levels=cells.target_levels, stuck=cells.stuck,
                    g_scale=cells.g_scale, pos_cols=cm.pos_cols, neg_cols=cm.neg_cols,
                    tile_of_col=cm.array, d2d=cells.d2d)
-
-    def write(self, levels: np.ndarray, rng: np.random.Generator,
-              cells: np.ndarray | None = None) -> int:
-        """Rewrite cells one-shot (one pulse each) to new target ``levels`` (n_in, n_phys):
-        every cell of ``cells`` (a boolean mask; default: those whose level changes) lands
-        by :meth:`xbar.devices.Device.write` (its own device-to-device draw plus a fresh
-        cycle-to-cycle one from ``rng``); a stuck cell takes the write and stays stuck. The
-        target levels become ``levels``; ``g_us`` is replaced, never edited in place (the
-        kernels' kept tiles follow it). Returns the number of cells written."""
-        levels = np.asarray(levels)
-        if levels.shape != self.target_levels.shape:
-            raise ConfigError(f"levels have shape {levels.shape}; allowed: the matrix's cells, "
-                              f"{self.target_levels.shape}")
-        mask = levels != self.target_levels if cells is None else np.asarray(cells, bool)
-        g = self.g_us.copy()
-        if mask.any():
-            d2d = None if self.d2d is None else self.d2d[mask]
-            g[mask] = self.device.write(levels[mask], d2d, self.stuck[mask], rng)
-        if self.clock is not None:   # the written cells' clocks restart now
-            self.clock.sync(self.g_us)
-            self.clock.rewrite(mask, g[mask])
-            g = self.clock.at(self.device, self.clock.now_s, self.stuck)
-        self.g_us = g
-        self.target_levels = np.where(mask, levels, self.target_levels).astype(np.int32)
-        return int(mask.sum())
 
     def age_to(self, t_s: float, key: int = 0) -> None:
         """Show the cells as they are ``t_s`` seconds after the one-shot programming (the

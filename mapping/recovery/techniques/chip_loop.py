@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from xbar.devices.read_disturb import disturbed, read_pulses_per_inference
+from xbar.devices.read_disturb import read_pulses_per_inference
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.timing.closed_form import slices_per_mvm
@@ -39,7 +39,7 @@ from xbar.timing.engine import simulate
 from xbar.timing.network import LayerSpec
 from xbar.timing.programming import LayerCells, programming_time
 
-__all__ = ["Rewrite", "forward_seconds", "measure_layer", "refresh_weights", "reprogram_layer",
+__all__ = ["Rewrite", "forward_seconds", "measure_layer", "reprogram_layer",
            "rewrite_cost", "serve_reads"]
 
 REPROGRAM_STREAM = 5
@@ -60,11 +60,6 @@ def _check_specs(chip: Chip, specs: Sequence[LayerSpec]) -> None:
     if [s.name for s in specs] != names:
         raise ConfigError(f"layer specs {[s.name for s in specs]} do not match the chip's "
                           f"layers {names}; pass layer_specs of the model the chip holds")
-
-
-def refresh_weights(layer: Any) -> None:
-    """Recompute a layer's straight-through weights (``w_eff``) from its conductances."""
-    layer.w_eff = torch.as_tensor(layer.matrix.effective_weights(), dtype=torch.float32)
 
 
 def serve_reads(chip: Chip, specs: Sequence[LayerSpec], inferences: int,
@@ -89,9 +84,8 @@ def serve_reads(chip: Chip, specs: Sequence[LayerSpec], inferences: int,
         counts[spec.name] = counts.get(spec.name, 0.0) + float(pulses)
         if chip.device.read_disturb_rate == 0 or pulses == 0:
             continue
-        m = layer.matrix
-        m.g_us = disturbed(chip.device, m.g_us, pulses, m.stuck)
-        refresh_weights(layer)
+        layer.matrix.disturb(pulses)
+        layer.refresh_weights()
     return counts
 
 
@@ -157,7 +151,7 @@ def reprogram_layer(chip: Chip, index: int, weights: np.ndarray, round_: int) ->
     rng = np.random.default_rng(np.random.SeedSequence(
         [chip.seed, REPROGRAM_STREAM, int(round_), int(index)]))
     m.write(levels, rng, cells=changed)
-    refresh_weights(layer)
+    layer.refresh_weights()
     cells = LayerCells(layer.layer_name, m.n_in, m.n_out, changed.astype(np.int8),
                        np.zeros(changed.shape, np.int8))
     return Rewrite(cells, int(changed.sum()))

@@ -165,7 +165,7 @@ def program_mapped(model: nn.Module, device: Device, xbar: Any, seed: int,
         g, stuck = c.program(device, levels)
         m.g_us, m.target_levels, m.stuck = g[perm], levels[perm], stuck[perm]
         m.d2d = None if c.eps is None else c.eps[perm]
-        layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
+        layer.refresh_weights()
         chip.row_perms[layer.layer_name] = perm
     return chip
 

@@ -40,7 +40,6 @@ import torch
 import torch.nn.functional as F
 
 from xbar.devices import Device
-from xbar.devices.write_verify import program_write_verify
 from xbar.errors import ConfigError
 from xbar.layout import weight_layout
 from xbar.mapping.chip import Chip
@@ -168,18 +167,21 @@ def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
                 new = targets[k] - pick * torch.sign(grad) * _step_weights(layer, device, layout)
                 targets[k] = torch.maximum(torch.minimum(new, w_max), -w_max)
                 levels = layout.target_levels(targets[k].double().numpy(), device, m.g_scale)
-                # every cell the map calls healthy whose level changed is written; a stuck
-                # cell the test missed takes the write and stays stuck
+                # every cell whose level changed is written, less those the map calls stuck
+                # (skipped); a stuck cell the test missed takes the write and stays stuck
                 changed = (levels != m.target_levels) & ~bad
                 if cfg.rewrite_mode == "write-verify":
-                    wv_cells += _write_verify(m, levels, changed, wv_params, seed, wv_cells,
-                                              prog, pulses, reads)
+                    p, r = m.write_verify(levels, wv_params, seed + 17, skip=bad,
+                                          offset=wv_cells, stopping=prog.stopping_rule())
+                    pulses += p
+                    reads += r
+                    wv_cells += int(changed.sum())
                 else:
-                    m.write(levels, rng, cells=changed)
+                    m.write(levels, rng, skip=bad)
                     pulses[changed] = 1
                 res.writes_per_cell[k] += changed
                 res.rewrites += int(changed.sum())
-            layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
+            layer.refresh_weights()
             counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out, pulses, reads))
         res.pulses += sum(int(c.pulses.sum()) for c in counts)
         res.reads += sum(int(c.reads.sum()) for c in counts)
@@ -189,32 +191,6 @@ def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
             res.rewrite_pj += programming_energy(counts, hw).total_pj
     res.pass_s, res.pass_pj = _pass_cost(chip, hw, specs, cfg)
     return res
-
-
-def _write_verify(m: Any, levels: np.ndarray, cells: np.ndarray, wv_params: Any, seed: int,
-                  offset: int, prog: Any, pulses: np.ndarray, reads: np.ndarray) -> int:
-    """Rewrite ``cells`` of matrix ``m`` to ``levels`` by the write-verify loop (stuck cells
-    verify like any other, under the hardware's stopping rule), recording their pulses and
-    reads; returns the number of cells written (the next call's cell offset)."""
-    rows, cols = np.nonzero(cells)
-    if not len(rows):
-        return 0
-    stuck = m.stuck[rows, cols]
-    dev = m.device
-    stuck_us = np.clip(np.where(stuck == 1, dev.g_min_us,
-                                np.where(stuck == 2, dev.g_max_us, np.nan)),
-                       wv_params.g_min_us, wv_params.g_max_us)
-    r = program_write_verify(wv_params, levels[rows, cols], seed=seed + 17, cell_offset=offset,
-                             stuck_us=stuck_us, stopping=prog.stopping_rule())
-    g = m.g_us.copy()
-    g[rows, cols] = np.clip(r.g_us, dev.g_min_us, dev.g_max_us)
-    g[m.stuck == 1] = dev.g_min_us
-    g[m.stuck == 2] = dev.g_max_us
-    m.g_us = g
-    m.target_levels = np.where(cells, levels, m.target_levels).astype(np.int32)
-    pulses[rows, cols] = r.pulses
-    reads[rows, cols] = r.reads
-    return len(rows)
 
 
 def _pass_cost(chip: Chip, hw: Any, specs: list[Any], cfg: OnChipConfig

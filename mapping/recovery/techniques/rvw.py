@@ -30,11 +30,10 @@ import math
 from typing import Any
 
 import numpy as np
-import torch
 
 from xbar.devices import Device, DeviceFile
 from xbar.devices.presets import WRITE_VERIFY_PRESETS
-from xbar.devices.write_verify import StoppingRule, WriteVerifyParams, program_write_verify
+from xbar.devices.write_verify import StoppingRule, WriteVerifyParams
 from xbar.mapping.chip import Chip
 from xbar.timing.programming import LayerCells, programming_time
 from xbar.errors import ConfigError
@@ -127,22 +126,14 @@ def program_rvw(chip: Chip, params: WriteVerifyParams, seed: int = 0,
     offset = 0
     for layer in chip.layers:
         m = layer.matrix
-        stuck_us = np.where(m.stuck == 1, m.device.g_min_us,
-                            np.where(m.stuck == 2, m.device.g_max_us, np.nan))
-        # the loop's range may be narrower than the device's: a stuck cell sits at its own
-        # conductance, read as the loop's nearest reachable value
-        stuck_us = np.clip(stuck_us, params.g_min_us, params.g_max_us)
-        res = program_write_verify(params, m.target_levels, seed=seed, cell_offset=offset,
-                                   stuck_us=stuck_us, stopping=stopping)
+        # every cell, stuck ones included (at their stuck conductance, read as the loop's
+        # nearest reachable value: the loop's range may be narrower than the device's)
+        pulses, reads = m.write_verify(m.target_levels, params, seed,
+                                       cells=np.ones(m.target_levels.shape, bool),
+                                       offset=offset, stopping=stopping)
         offset += m.target_levels.size
-        g = res.g_us.astype(np.float32)
-        np.clip(g, m.device.g_min_us, m.device.g_max_us, out=g)  # as one-shot programming
-        g[m.stuck == 1] = m.device.g_min_us
-        g[m.stuck == 2] = m.device.g_max_us
-        m.g_us = g
-        layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
-        counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out,
-                                 res.pulses.astype(np.int64), res.reads.astype(np.int64)))
+        layer.refresh_weights()
+        counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out, pulses, reads))
     return counts
 
 
