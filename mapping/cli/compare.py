@@ -11,6 +11,7 @@ from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device
                                      add_hw_arg, add_option_arg, check_image_output,
                                      check_output, count_arg, dumps_json, hardware_spec,
                                      parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.lifetime import add_age_arg
 
 COMMANDS = {"compare": "compare recovery methods: accuracy and time",
             "demo": "the embedded default comparison (digits, DAC 2020 cell)"}
@@ -31,7 +32,7 @@ FLAGS = {"CompareSettings.sram_ratio": "--sram-ratio", "CompareSettings.chips": 
          "KDConfig.epochs": "--kd-epochs", "KDConfig.learning_rate": "--kd-lr",
          "KDConfig.temperature": "--kd-temperature", "KDConfig.alpha": "--kd-alpha",
          "KDConfig.noise_warmup": "--kd-noise-warmup", "KDConfig.draws": "--kd-draws",
-         "KDConfig.weight_clip": "--kd-weight-clip"}
+         "KDConfig.weight_clip": "--kd-weight-clip", "CompareSettings.age_s": "--age"}
 """The option that sets each settings field (``xbar sweep`` shares them), for errors that
 name the field (:func:`xbar.mapping.cli.common.with_flags`)."""
 
@@ -86,6 +87,7 @@ def _add_common(p: argparse.ArgumentParser, demo: bool) -> None:
                    help=f"comma-separated subset of {','.join(method_names())}, or all "
                         f"(alone; default: works 1 and 2's, {','.join(DEFAULT_METHODS)})")
     add_option_arg(p)
+    add_age_arg(p)
     add_backend_arg(p, "where chips run and KD and SRAM/bias-only adaptation train: ")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", default=d.get("out"), metavar="FILE.h5",
@@ -135,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         kd=kd_config(epochs=args.kd_epochs, learning_rate=args.kd_lr, alpha=args.kd_alpha,
                      temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
                      weight_clip=args.kd_weight_clip, draws=args.kd_draws),
-        options=options, backend=backend)
+        options=options, backend=backend, age_s=args.age)
     check_budget(settings, _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
     device = device_file.device

@@ -8,6 +8,7 @@ import time
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (add_backend_arg, add_device_arg, add_hw_arg, check_output,
                                      count_arg, dumps_json, hardware_spec, seed_arg)
+from xbar.mapping.cli.lifetime import add_age_arg
 
 COMMANDS = {"simulate": "accuracy of a network mapped onto RRAM crossbars"}
 
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--test-limit", type=count_arg, metavar="N",
                    help="evaluate only the first N test images")
     p.add_argument("--save-chip", metavar="FILE.h5", help="write the programmed chip to HDF5")
+    add_age_arg(p)
     add_backend_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     chip = Chip.program(teacher.model, device, config, args.seed, args.scale, teacher.label,
                         data.input_shape)
     chip.use_backend(backend).calibrate(calibration_inputs(data, seed=args.seed))
+    chip.age_to(args.age)   # calibrated at programming, then the cells relax
     t1 = time.perf_counter()
     hardware = chip.evaluate(x_test, y_test, progress=progress_printer(
         "evaluating", not args.json))
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         "n_test": int(len(y_test)), "software_accuracy": software,
         "hardware_accuracy": hardware, "n_tiles": chip.n_tiles, "n_cells": chip.n_cells,
         "device": device.name, "hardware_preset": args.hw_label, "seed": args.seed,
-        "teacher_seed": args.teacher_seed,
+        "teacher_seed": args.teacher_seed, "age_s": args.age,
         "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1, "backend": backend,
         "device_parameters": device.to_dict(), "hardware": config.to_dict(),
         "layers": chip.describe(),
@@ -107,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
               f"{layer['weights'][1]:<6} {layer['tiles']:>4} tiles  input range "
               f"{layer['x_max']:.3g}{' signed' if layer['signed'] else ''}")
     print(f"accuracy   software (FP32) {100 * software:.2f}%   hardware "
-          f"{100 * hardware:.2f}%   ({len(y_test)} test images, seed {args.seed})")
+          f"{100 * hardware:.2f}%   ({len(y_test)} test images, seed {args.seed}"
+          f"{f', {args.age:g} s after programming' if args.age else ''})")
     print(f"time       program + calibrate {t1 - t0:.2f} s, evaluate {t2 - t1:.2f} s "
           f"({backend} backend)")
     if args.save_chip:

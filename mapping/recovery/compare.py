@@ -15,6 +15,7 @@ Times come from the SimPy engine (:mod:`xbar.timing`). The headline:
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -118,6 +119,10 @@ class CompareSettings:
             works 1 and 2's, :data:`DEFAULT_METHODS`; works 3-5's run when named).
         adapt: The adaptation budget and optimiser.
         kd: The distillation recipe.
+        age_s: Seconds after programming every chip is evaluated at: each method programs
+            and adapts its chip at time 0, then the cells relax by the device's relaxation
+            (:meth:`xbar.mapping.chip.Chip.age_to`; SRAM words, biases and gains do not);
+            0 (the default): right after programming, as before.
         options: Settings of methods that take options, by method name (each method's
             ``options_type``; a method not named here runs with its defaults).
         backend: Where chips run and KD and adaptation train (:data:`xbar.backends.BACKENDS`).
@@ -140,6 +145,11 @@ class CompareSettings:
     options: dict[str, Any] = field(default_factory=dict, compare=False)
     backend: str = param("cpu", choices=BACKENDS,
                          doc="Where chips run and KD and adaptation train.")
+    age_s: float = param(0.0, unit="s", range=(0, 1e12),
+                         note="0: right after programming",
+                         doc="Seconds after programming the chips are evaluated at (the cells "
+                             "relax by the device's relaxation; adaptation is done at "
+                             "programming, SRAM words do not relax).")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -273,7 +283,8 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile,
                          "sram_word_bits": hw.adaptation.sram_word_bits,
                          "kd_epochs": settings.kd.epochs,
                          "kd_temperature": settings.kd.temperature,
-                         "kd_alpha": settings.kd.alpha, "backend": backend},
+                         "kd_alpha": settings.kd.alpha, "backend": backend,
+                         "age_s": settings.age_s},
             "one_shot_program_s": t_one}
 
 
@@ -307,6 +318,9 @@ def _record(r: MethodResult, out: MethodOutcome, ctx: MethodContext) -> Chip:
     r.inference_pj.append(inference_energy(specs, hw, layer_conductances(chip, specs),
                                            words).total_pj)
     r.backend = chip.backend
+    age = ctx.settings.age_s
+    if age > 0 and chip.device.has_relaxation():   # adapted at programming, then it ages; a
+        chip = copy.deepcopy(chip).age_to(age)     # copy: other methods start from this chip
     return chip
 
 
