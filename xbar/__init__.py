@@ -46,6 +46,7 @@ _PUBLIC: dict[str, str] = {
     "AnalogMatrix": "xbar.analog", "weight_layout": "xbar.layout",
     # networks onto chips
     "to_analog": "xbar.mapping.convert", "fold_batchnorm": "xbar.mapping.convert",
+    "AnalogModel": "xbar.mapping.trainable", "analog_model": "xbar.mapping.trainable",
     "Chip": "xbar.mapping.chip", "layer_specs": "xbar.mapping.geometry",
     "load_dataset": "xbar.mapping.data.datasets", "build_model": "xbar.mapping.data.zoo",
     "train_model": "xbar.mapping.data.train", "evaluate": "xbar.mapping.data.train",
