@@ -24,7 +24,8 @@ def run_example(name: str, args: list[str], cwd: Path) -> subprocess.CompletedPr
 
 
 def test_every_example_is_tested_and_documented() -> None:
-    tested = {"own_network.py", "fit_and_compare.py", "dask_sweep.py"}
+    tested = {"own_network.py", "fit_and_compare.py", "dask_sweep.py",
+              "hardware_aware_training.py"}
     assert {p.name for p in EXAMPLES.glob("*.py")} == tested
     for name in tested:
         text = (EXAMPLES / name).read_text()
@@ -38,6 +39,17 @@ def test_own_network(tmp_path: Path) -> None:
     out = done.stdout
     for expected in ("device:   my-cell", "accuracy: FP32", "on the chip", "latency:",
                      "conv1:", "energy:", "TOPS/W", "area:", "one-shot programming"):
+        assert expected in out, (expected, out)
+
+
+@pytest.mark.slow
+def test_hardware_aware_training(tmp_path: Path) -> None:
+    done = run_example("hardware_aware_training.py",
+                       ["--epochs", "2", "--hwa-epochs", "1", "--chips", "2"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    for expected in ("device:   noisy-cell", "1 through the chip", "plain", "hardware-aware",
+                     "on 2 unseen chips"):
         assert expected in out, (expected, out)
 
 
