@@ -101,6 +101,8 @@ def test_with_relaxation_refreshes_cost_what_the_models_say(digits_teacher) -> N
     schedule's time is the count times it."""
     r = _run(digits_teacher, "cmo-hfox-x5", tolerance=0.005)
     one = r["schedule"]["one-shot"]
+    assert r["methods"]["one-shot"]["refresh_s"] == pytest.approx([r["one_shot_program_s"]] * 2)
+    assert all(t > 0 for m in ("rsa", "rvw") for t in r["methods"][m]["refresh_s"])
     assert one["time_s"] == pytest.approx(one["refreshes"] * r["one_shot_program_s"])
     assert one["energy_pj"] == pytest.approx(one["refreshes"] * r["one_shot_program_pj"])
     for name in ("rsa", "rvw"):

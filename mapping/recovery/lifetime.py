@@ -228,7 +228,8 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Every method's accuracy over the chip's lifetime and its refresh schedule; a
     JSON-ready dict (keys: ``ages_s``, ``methods.<m>.accuracy`` and
-    ``.accuracy_refreshed`` (means over chips, one per age), ``schedule.<m>.refreshes``,
+    ``.accuracy_refreshed`` (means over chips, one per age), ``.refresh_s`` and
+    ``.refresh_pj`` (what the refresh at each age cost), ``schedule.<m>.refreshes``,
     ``.time_s``, ``.energy_pj`` (means over chips), with per-chip detail)."""
     say = progress or (lambda _: None)
     dev = device.device
@@ -239,7 +240,7 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
     specs = layer_specs(teacher, shape)
     n = s.test_limit or len(dataset.y_test)
     x_test, y_test = dataset.x_test[:n], dataset.y_test[:n]
-    t_one = one_shot_time(specs, hw.programming, xbar, hw.timing).total_s
+    t_one = one_shot_time(specs, hw).total_s
     e_one = one_shot_energy(specs, hw).total_pj
     loop = rvw_params(device) if "rvw" in s.methods else None
     stopping = hw.programming.stopping_rule()
@@ -251,7 +252,8 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
     per: dict[str, dict[str, list[Any]]] = {
         m: {k: [] for k in ("accuracy", "accuracy_refreshed", "at_programming", "refreshes",
                             "time_s", "energy_pj", "times_s", "checks", "held", "complete",
-                            "extrapolated", "refresh_s", "refresh_pj")} for m in s.methods}
+                            "extrapolated", "refresh_s", "refresh_pj", "age_refresh_s",
+                            "age_refresh_pj")} for m in s.methods}
 
     def evaluate(chip: Chip) -> float:
         return chip.evaluate(x_test, y_test)
@@ -304,27 +306,30 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
                     adapt(ch, dataset, "sram", s.adapt, seed + 7919 * k)
                     sums = conductance_sums(ch)
                     g = [sums.get(sp.name, 0.0) for sp in specs]
-                    t_a = adaptation_time(specs, xbar, hw.timing, hw.adaptation, s.adapt.steps,
-                                          s.adapt.batch_size, words).total_s
+                    t_a = adaptation_time(specs, hw, s.adapt.steps, s.adapt.batch_size,
+                                          words).total_s
                     e_a = adaptation_energy(specs, hw, s.adapt.steps, s.adapt.batch_size,
                                             words, g).total_pj
                     return t_a, e_a
                 counts = _reverify(ch, loop, seed + 7919 * k, stopping, given_up)
-                prog = programming_time(counts, hw.programming, xbar, hw.timing)
+                prog = programming_time(counts, hw)
                 return prog.total_s, programming_energy(prog, hw).total_pj
 
             r = per[name]
             acc0 = evaluate(programmed)
             r["at_programming"].append(acc0)
-            accs, refreshed = [], []
+            accs, refreshed, costs = [], [], []
             for age in s.ages_s:
                 say(f"chip {c + 1}/{s.chips}: {name} at {age:g} s")
                 aged = copy.deepcopy(programmed).age_to(age)
                 accs.append(evaluate(aged))
-                do_refresh(aged, age)
+                cost_s, cost_pj = do_refresh(aged, age)
                 refreshed.append(evaluate(aged))
+                costs.append((cost_s, cost_pj))
             r["accuracy"].append(accs)
             r["accuracy_refreshed"].append(refreshed)
+            r["age_refresh_s"].append([c[0] for c in costs])
+            r["age_refresh_pj"].append([c[1] for c in costs])
             say(f"chip {c + 1}/{s.chips}: {name} refresh schedule to {s.horizon_s:g} s")
             live = copy.deepcopy(programmed)
             cost = [0.0, 0.0]
@@ -360,6 +365,8 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
         methods[name] = {"accuracy": mean(r["accuracy"]),
                          "accuracy_refreshed": mean(r["accuracy_refreshed"]),
                          "accuracy_at_programming": float(np.mean(r["at_programming"])),
+                         "refresh_s": mean(r["age_refresh_s"]),
+                         "refresh_pj": mean(r["age_refresh_pj"]),
                          "per_chip": {"accuracy": r["accuracy"],
                                       "accuracy_refreshed": r["accuracy_refreshed"],
                                       "accuracy_at_programming": r["at_programming"]}}
