@@ -363,6 +363,12 @@ class Chip:
                     lay.matrix.d2d = c.eps[perm]
         return chip
 
+    def digital_layers(self) -> list[dict[str, Any]]:
+        """Layers with weights that stay digital, not on cells (embeddings: table look-ups;
+        :func:`xbar.mapping.lowering.digital_layers`)."""
+        from xbar.mapping.lowering import digital_layers
+        return digital_layers(self.module)
+
     def describe(self) -> list[dict[str, Any]]:
         """Per-layer mapping summary."""
         out = []

@@ -169,3 +169,33 @@ def test_sweep_on_an_lstm(model_files, capsys, tmp_path, monkeypatch):
     with h5py.File(out_file) as f:
         assert f.attrs["format"]
     assert np.isfinite(mean).all()
+
+
+class TokensWithPositions(nn.Module):
+    """RowsTransformer with a learned position table: an nn.Embedding looked up digitally."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = RowsTransformer()
+        self.pos = nn.Embedding(8, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.body
+        h = b.embed(x.reshape(x.shape[0], 8, 8)) + self.pos(torch.arange(8))
+        return b.fc(b.encoder(h).mean(1))
+
+
+def test_simulate_reports_an_embedding_as_a_digital_lookup(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("XBAR_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    torch.save(TokensWithPositions().eval(), tmp_path / "pos.pt")
+    args = ["simulate", "--model", str(tmp_path / "pos.pt"), "--dataset", "digits",
+            "--device", "ideal", "--test-limit", "20"]
+    assert main(args + ["--json"]) == 0
+    out = _json(capsys)
+    assert out["digital_layers"] == [{"name": "pos", "kind": "Embedding (digital look-up)",
+                                      "table": [8, 16], "parameters": 128}]
+    assert "pos" not in [layer["name"] for layer in out["layers"]]
+    assert main(args) == 0
+    assert "pos            Embedding (digital look-up), 8 x 16 table, no cells" in \
+        capsys.readouterr().out

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         "teacher_seed": args.teacher_seed, "age_s": args.age,
         "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1, "backend": backend,
         "device_parameters": device.to_dict(), "hardware": config.to_dict(),
-        "layers": chip.describe(),
+        "layers": chip.describe(), "digital_layers": chip.digital_layers(),
     }
     if args.json:
         print(dumps_json(result))
@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {layer['name']:<14} {layer['kind']:<13} {layer['weights'][0]:>5} x "
               f"{layer['weights'][1]:<6} {layer['tiles']:>4} tiles  input range "
               f"{layer['x_max']:.3g}{' signed' if layer['signed'] else ''}")
+    for layer in chip.digital_layers():
+        print(f"  {layer['name']:<14} {layer['kind']}, {layer['table'][0]} x "
+              f"{layer['table'][1]} table, no cells")
     print(f"accuracy   software (FP32) {100 * software:.2f}%   hardware "
           f"{100 * hardware:.2f}%   ({len(y_test)} test images, seed {args.seed}"
           f"{f', {args.age:g} s after programming' if args.age else ''})")
