@@ -140,7 +140,7 @@ def layer_specs(model: nn.Module, input_shape: Sequence[int],
     except Exception as exc:  # a user's model can fail in any way on a wrong shape
         raise ModelError(f"the model fails on an input of shape {tuple(x.shape)} (batch of "
                          f"one, input shape {shape}): {type(exc).__name__}: {exc}; check "
-                         "--input-shape") from None
+                         f"layer_specs(input_shape={shape})") from None
     finally:
         for h in handles:
             h.remove()

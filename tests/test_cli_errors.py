@@ -156,10 +156,12 @@ def test_latency_refuses_layers_it_cannot_map(layer: nn.Module, says: str, tmp_p
 def test_layer_specs_refuses_unmapped_layers_but_keeps_grouped_convolutions() -> None:
     from xbar.mapping.geometry import layer_specs
 
-    with pytest.raises(ModelError, match=r"layer 'rnn' \(LSTM\) cannot be mapped: recurrent"):
-        layer_specs(nn.ModuleDict({"rnn": nn.LSTM(4, 4)}), (4,))
+    with pytest.raises(ModelError, match=r"layer 'c' \(Conv3d\) cannot be mapped: 3-D"):
+        layer_specs(nn.ModuleDict({"c": nn.Conv3d(4, 4, 1)}), (4,))
     grouped = nn.Sequential(nn.Conv2d(4, 8, 3, groups=2))
-    assert layer_specs(grouped, (4, 6, 6))[0].groups == 2  # the timing model maps groups
+    # one block-diagonal matrix, as the chip maps it (xbar.mapping.conv_forms)
+    assert (layer_specs(grouped, (4, 6, 6))[0].groups, layer_specs(grouped, (4, 6, 6))[0].n_in
+            ) == (1, 4 * 9)
 
 
 # ---------------------------------------------------------------------- output paths
@@ -412,8 +414,9 @@ def test_a_model_whose_outputs_are_not_the_classes_is_refused(
     rc, text, err = cli(capsys, *[out if a == "{out}" else a for a in command],
                         "--model", str(path), "--dataset", "digits")
     assert rc == 2 and text == ""
-    assert (f"--model '{path}' has {outputs} output(s) but data set digits has 10 classes"
-            in last_line(err))
+    line = last_line(err)
+    assert (f"load_teacher(spec='{path}'): the model '{path}' has {outputs} output(s) but data "
+            "set digits has 10 classes" in line and line.endswith("(option --model)")), line
     assert sorted(os.listdir(tmp_path)) == [path.name]
 
 
@@ -422,7 +425,9 @@ def test_a_directory_or_a_damaged_file_as_model_says_so(
     folder = tmp_path / "net.pt"
     folder.mkdir()
     rc, _, err = cli(capsys, "simulate", "--model", str(folder), "--dataset", "digits")
-    assert rc == 2 and f"model file '{folder}' (--model) is a directory" in last_line(err)
+    line = last_line(err)
+    assert rc == 2 and f"load_model_spec(spec='{folder}'): the model file is a directory" in line
+    assert line.endswith("(option --model)"), line
     whole = tmp_path / "whole.pt"
     torch.save(wide_model(10), whole)
     data = whole.read_bytes()
@@ -433,8 +438,9 @@ def test_a_directory_or_a_damaged_file_as_model_says_so(
                                                                "1,8,8"]):
             rc, _, err = cli(capsys, *command, "--model", str(damaged))
             line = last_line(err)
-            assert rc == 2 and f"model file '{damaged}' (--model) cannot be loaded: the file " \
-                "is damaged or truncated" in line, line
+            assert rc == 2 and f"load_model_spec(spec='{damaged}'): the model file cannot be " \
+                "loaded: the file is damaged or truncated" in line, line
+            assert line.endswith("(option --model)"), line
 
 
 @pytest.mark.parametrize("args", [["--input-shape", "-1,8,8"], ["--input-shape=-1,8,8"],

@@ -158,3 +158,55 @@ def test_settings_errors_name_the_flag(args: list[str], flag: str, capsys) -> No
     assert main(args) == 2
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.endswith(f"(option {flag})") and " is invalid" in line, line
+
+
+def test_with_flags_names_the_option_behind_a_function_argument() -> None:
+    flags = {"load_hardware(spec)": "--hw", "resolve_device(spec)": "--device",
+             "AdaptConfig.steps": "--steps"}
+    text = "load_hardware(spec='x.toml'): unknown section [arary]"
+    assert with_flags(text, flags) == text + " (option --hw)"
+    two = ("load_hardware(spec='d.h5'): d.h5 is a device file (HDF5), not a hardware file; "
+           "resolve_device(spec=...) reads it")
+    assert with_flags(two, flags) == two + (" (options --hw for load_hardware(spec), --device "
+                                            "for resolve_device(spec))")
+    assert with_flags("load_hardware(spec='x')", {}) == "load_hardware(spec='x')"
+    assert with_flags("load_model_spec(spec='x')", flags) == "load_model_spec(spec='x')"
+
+
+def test_command_flags_are_the_options_the_command_takes() -> None:
+    from xbar.mapping.cli.common import command_flags
+
+    latency = command_flags(argparse.Namespace(), {"--hw", "--model", "--input-shape"})
+    assert latency["load_hardware(spec)"] == latency["ArrayConfig.*"] == "--hw"
+    assert latency["layer_specs(input_shape)"] == "--input-shape"
+    assert "resolve_device(spec)" not in latency and "load_teacher(dataset_name)" not in latency
+    own = command_flags(argparse.Namespace(flags={"SweepSpec.chips": "--chips"}), ())
+    assert own == {"SweepSpec.chips": "--chips"}
+
+
+def test_a_model_file_without_a_data_set_names_dataset(tmp_path, capsys) -> None:
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)), path)
+    assert main(["simulate", "--model", str(path)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert (f"load_teacher(dataset_name=None) is refused with the model file '{path}': a zoo "
+            "model names its own data set, a file does not; give the data set it was trained "
+            "on (digits, mnist, cifar10) (option --dataset)") in line, line
+    assert main(["simulate", "--model", str(path), "--dataset", "emnist"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.endswith("load_dataset(name='emnist'): unknown data set; valid names: digits, "
+                         "mnist, cifar10 (option --dataset)"), line
+
+
+def test_a_device_file_as_hw_names_both_options(tmp_path, capsys) -> None:
+    from xbar.devices import preset, save_device
+
+    path = tmp_path / "dev.h5"
+    save_device(preset("wan2022"), path)
+    assert main(["simulate", "--hw", str(path), "--test-limit", "10"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert f"load_hardware(spec='{path}'): {path} is a device file (HDF5)" in line
+    assert line.endswith("resolve_device(spec=...) reads it (options --hw for "
+                         "load_hardware(spec), --device for resolve_device(spec))"), line

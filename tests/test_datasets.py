@@ -158,7 +158,8 @@ def test_missing_mnist_says_what_to_put_where(tmp_path: Path) -> None:
         load_dataset("mnist", where, download=False)
     msg = str(err.value)
     assert "t10k-images-idx3-ubyte.gz" in msg and "t10k-labels-idx1-ubyte.gz" in msg
-    assert str(where / "mnist") in msg and "XBAR_DATA" in msg and "--data-dir" in msg
+    assert str(where / "mnist") in msg and "XBAR_DATA" in msg
+    assert "load_mnist(data_dir=...)" in msg and "--" not in msg  # the argument, not a flag
 
 
 def test_failed_download_reports_and_leaves_nothing(tmp_path: Path,

@@ -75,8 +75,8 @@ def test_linear_on_token_sequences_counts_vectors() -> None:
 
 
 def test_bad_models_and_shapes() -> None:
-    with pytest.raises(ValueError, match=r"fails on an input of shape \(1, 2, 8, 8\).*"
-                                         r"--input-shape"):
+    with pytest.raises(ValueError, match=r"fails on an input of shape \(1, 2, 8, 8\).*; "
+                                         r"check layer_specs\(input_shape=\(2, 8, 8\)\)$"):
         layer_specs(nn.Conv2d(3, 4, 3), (2, 8, 8))
     with pytest.raises(ValueError, match="no nn.Linear or nn.Conv2d"):
         layer_specs(nn.Sequential(nn.ReLU()), (3, 4, 4))

@@ -36,7 +36,8 @@ def test_presets_and_defaults() -> None:
     one = load_hardware("one-cell")
     assert one.array.weight_mapping == "offset" and one.timing == TimingConfig()
     assert one.xbar == XbarConfig(ArrayConfig(weight_mapping="offset"))
-    with pytest.raises(ConfigError, match="neither a hardware preset"):
+    with pytest.raises(ConfigError, match=r"^load_hardware\(spec='two-cell'\): 'two-cell' is "
+                                          r"neither a hardware preset \(default, one-cell"):
         load_hardware("two-cell")
 
 
@@ -54,7 +55,8 @@ def test_every_section_round_trips_through_toml(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
-    with pytest.raises(MissingFileError, match="does not exist"):
+    with pytest.raises(MissingFileError, match=r"^load_hardware\(spec='.*none.toml'\): "
+                                               r"hardware file '.*none.toml' does not exist"):
         load_hardware(tmp_path / "none.toml")
     with pytest.raises(FileFormatError, match=r"bad.toml: not valid TOML"):
         load_hardware(_write(tmp_path, "[array\n", "bad.toml"))
@@ -68,18 +70,18 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- hardware-file cases
 @pytest.mark.parametrize("text, says", [
     # a section that is not a table
-    ("array = 5\n", r"hw.toml: \[array\] = 5 is not a table; write it as a section"),
+    ("array = 5\n", r"hw.toml'\): \[array\] = 5 is not a table; write it as a section"),
     # a misspelled section (was silently ignored)
-    ("[arary]\nrows = 64\n", r"hw.toml: unknown section \[arary\] \(did you mean \[array\]\?\); "
+    ("[arary]\nrows = 64\n", r"hw.toml'\): unknown section \[arary\] \(did you mean \[array\]\?\); "
                              r"valid sections: \[array\], \[dac\], \[adc\], \[timing\], "
                              r"\[programming\], \[adaptation\]"),
     ("[bogus]\nx = 1\n", r"unknown section \[bogus\]; valid sections: \[array\]"),
     ("rows = 64\n", r"unknown top-level key 'rows' = 64 \(every field belongs in a section\)"),
     # an unknown field
-    ("[adc]\nbitz = 4\n", r"hw.toml: unknown field\(s\) \['bitz'\] in \[adc\]; valid fields: "
+    ("[adc]\nbitz = 4\n", r"hw.toml'\): unknown field\(s\) \['bitz'\] in \[adc\]; valid fields: "
                           r"\['bits', 'calibration_headroom', 'cols_per_adc', 'range_mode'\]"),
     # booleans where numbers belong, and the reverse
-    ("[array]\nrows = true\n", r"hw.toml, section \[array\]: ArrayConfig.rows = True is "
+    ("[array]\nrows = true\n", r"hw.toml'\), section \[array\]: ArrayConfig.rows = True is "
                                r"invalid; allowed: an integer in \[1, 65536\]"),
     ("[timing]\nclock_ghz = false\n", r"section \[timing\]: TimingConfig.clock_ghz = False is "
                                       r"invalid; allowed: \(0, 100\] GHz"),
@@ -97,21 +99,26 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
 ])
 def test_bad_hardware_files_name_file_section_field_value_and_range(
         tmp_path: Path, text: str, says: str) -> None:
-    with pytest.raises(ConfigError, match=says):
+    with pytest.raises(ConfigError, match=says) as refused:
         load_hardware(_write(tmp_path, text))
+    assert str(refused.value).startswith("load_hardware(spec='")  # the argument, and the file
 
 
-def test_a_device_file_given_as_hw_says_to_pass_it_as_device(tmp_path: Path) -> None:
+def test_a_device_file_given_as_hardware_says_what_reads_it(tmp_path: Path) -> None:
     toml = _write(tmp_path, '[device]\nname = "mine"\ng_min_us = 2.0\ng_max_us = 60.0\n',
                   "dev.toml")
-    with pytest.raises(FileFormatError, match=r"dev.toml has a \[device\] section: this is a "
-                                              r"device file; pass it as --device, not --hw"):
+    with pytest.raises(FileFormatError, match=r"^load_hardware\(spec='.*dev.toml'\) has a "
+                                              r"\[device\] section: this is a device file, not "
+                                              r"a hardware file \(which holds \[array\], .*\); "
+                                              r"resolve_device\(spec=...\) reads it$"):
         load_hardware(toml)
     h5 = tmp_path / "dev.h5"
     save_device(preset("charan2020-jxcdc"), h5)
-    with pytest.raises(FileFormatError, match=r"dev.h5 is a device file \(HDF5\); pass it as "
-                                              r"--device"):
+    with pytest.raises(FileFormatError, match=r"^load_hardware\(spec='.*dev.h5'\): .*dev.h5 is "
+                                              r"a device file \(HDF5\), not a hardware file "
+                                              r"\(.*\); resolve_device\(spec=...\) reads it$"):
         load_hardware(h5)
+    assert "--" not in str(pytest.raises(FileFormatError, load_hardware, h5).value)
     other = tmp_path / "other.h5"
     import h5py
     with h5py.File(other, "w") as f:
@@ -127,24 +134,31 @@ def test_a_device_file_given_as_hw_says_to_pass_it_as_device(tmp_path: Path) -> 
 ])
 def test_cli_refuses_bad_hardware_files_with_exit_2(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]) -> None:
+    device = command[0] == "mvm"  # takes --device: the CLI names where a device goes
     for text, says in (("[arary]\nrows = 64\n", "unknown section [arary]"),
-                       ('[device]\nname = "x"\n', "pass it as --device")):
+                       ('[device]\nname = "x"\n', "resolve_device(spec=...) reads it")):
         path = _write(tmp_path, text)
         assert main([*command, "--hw", str(path)]) == 2
         err = capsys.readouterr().err
         assert str(path) in err and says in err and "Traceback" not in err
+        flags = ("(options --hw for load_hardware(spec), --device for resolve_device(spec))"
+                 if device and "resolve_device" in says else "(option --hw)")
+        assert err.strip().endswith(flags), err
 
 
 def test_unknown_duplicate_layers_are_refused_when_the_network_is_known(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conv = LayerSpec("c1", "conv", 9, 4, (1, 8, 8), (8, 8), (3, 3), padding=(1, 1))
     fc = LayerSpec("fc", "linear", 256, 10, (256, 1, 1), (1, 1))
-    simulate([conv, fc], timing=TimingConfig(duplication=2, duplicate_layers=("c1",)))
+    simulate([conv, fc], HardwareConfig(timing=TimingConfig(duplication=2, duplicate_layers=("c1",
+                                                                                             ))))
     with pytest.raises(ConfigError, match=r"'conv9' is not a conv layer of it; allowed: names "
                                           r"of its conv layers, 'c1'"):
-        simulate([conv, fc], timing=TimingConfig(duplication=2, duplicate_layers=("conv9",)))
+        simulate([conv, fc], HardwareConfig(timing=TimingConfig(duplication=2,
+                                                                duplicate_layers=("conv9",))))
     with pytest.raises(ConfigError, match=r"'fc' is not a conv layer of it \('fc': not conv\)"):
-        simulate([conv, fc], timing=TimingConfig(duplication=2, duplicate_layers=("fc",)))
+        simulate([conv, fc], HardwareConfig(timing=TimingConfig(duplication=2,
+                                                                duplicate_layers=("fc",))))
     path = _write(tmp_path, '[timing]\nduplication = 2\nduplicate_layers = ["0", "conv9"]\n')
     assert main(["latency", "--model", "lenet5", "--hw", str(path)]) == 2
     err = capsys.readouterr().err

@@ -191,9 +191,13 @@ def test_simulate_user_model_file_and_errors(capsys, tmp_path, monkeypatch):
     out = json.loads(capsys.readouterr().out)
     assert out["n_test"] == 50 and out["n_tiles"] == 1
     assert main(["simulate", "--model", "nonexistent-model", "--dataset", "digits"]) == 2
-    assert "unknown model" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "load_model_spec(spec='nonexistent-model'): unknown model" in err
+    assert err.endswith("(option --model)"), err
     assert main(["simulate", "--model", "lenet5", "--dataset", "digits"]) == 2
     assert "expects inputs of shape" in capsys.readouterr().err
     assert main(["simulate", "--model", "lenet5", "--dataset", "mnist", "--data-dir",
                  str(tmp_path / "empty")]) == 2
-    assert "t10k" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "t10k" in err and "load_mnist(data_dir=...)" in err
+    assert err.endswith("(option --data-dir)"), err

@@ -73,17 +73,22 @@ def test_zoo_model_by_name(capsys: pytest.CaptureFixture) -> None:
     assert doc["input_shape"] == [1, 28, 28] and len(doc["layers"]) == 5
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["--model", "missing.pt", "--input-shape", "1,8,8"], "model file 'missing.pt' does not"),
-    (["--model", "MODEL", "--input-shape", "1,8"], "fails on an input of shape (1, 1, 8)"),
-    (["--model", "MODEL", "--input-shape", "1,x,8"], "input shape '1,x,8' is invalid"),
-    (["--model", "MODEL"], "--input-shape C,H,W is required"),
-    (["--model", "MODEL", "--input-shape", "1,8,8", "--batch", "0"], "--batch 0 is invalid"),
-    (["--model", "MODEL", "--input-shape", "1,8,8", "--hw", "nope.toml"], "does not exist"),
-    (["--model", "STATE", "--input-shape", "1,8,8"], "not an nn.Module"),
+@pytest.mark.parametrize("argv,message,option", [
+    (["--model", "missing.pt", "--input-shape", "1,8,8"],
+     "load_model_spec(spec='missing.pt'): model file 'missing.pt' does not", "--model"),
+    (["--model", "MODEL", "--input-shape", "1,8"], "fails on an input of shape (1, 1, 8)",
+     "--input-shape"),
+    (["--model", "MODEL", "--input-shape", "1,x,8"], "input shape '1,x,8' is invalid", None),
+    (["--model", "MODEL"], "--input-shape C,H,W is required", None),
+    (["--model", "MODEL", "--input-shape", "1,8,8", "--batch", "0"], "--batch 0 is invalid",
+     None),
+    (["--model", "MODEL", "--input-shape", "1,8,8", "--hw", "nope.toml"],
+     "load_hardware(spec='nope.toml'): hardware file 'nope.toml' does not exist", "--hw"),
+    (["--model", "STATE", "--input-shape", "1,8,8"], "not an nn.Module", "--model"),
 ])
-def test_errors_are_clear(argv: list[str], message: str, model_file: Path, tmp_path: Path,
-                          capsys: pytest.CaptureFixture) -> None:
+def test_errors_are_clear(argv: list[str], message: str, option: str | None, model_file: Path,
+                          tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The library's message, and the option behind the argument it names."""
     state = tmp_path / "state.pt"
     torch.save(small_model().state_dict(), state)
     argv = [str(model_file) if a == "MODEL" else str(state) if a == "STATE" else a
@@ -91,6 +96,10 @@ def test_errors_are_clear(argv: list[str], message: str, model_file: Path, tmp_p
     assert main(["latency", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("xbar latency: error:") and message in err
+    if option:
+        assert err.strip().endswith(f"(option {option})"), err
+    else:
+        assert "(option" not in err
 
 
 def test_unknown_schedule_is_an_argparse_error(capsys: pytest.CaptureFixture) -> None:

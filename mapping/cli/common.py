@@ -194,7 +194,21 @@ def add_deprecated(p: Any, old: str, new: str, dest: str, **kwargs: Any) -> None
 
 
 # ------------------------------------------------------------------ errors: parameter -> flag
-_PARAMETER = re.compile(r"\b([A-Z][A-Za-z0-9]*)\.([a-z_][a-z0-9_]*)\b")
+# A settings field (``AdaptConfig.steps``) or a function's argument (``load_hardware(spec=``).
+_PARAMETER = re.compile(r"\b([A-Z][A-Za-z0-9]*)\.([a-z_][a-z0-9_]*)\b"
+                        r"|\b([a-z_][a-z0-9_]*)\(([a-z_][a-z0-9_]*)=")
+
+ARGUMENT_FLAGS: dict[str, tuple[str, ...]] = {
+    "--hw": ("load_hardware(spec)",),
+    "--device": ("resolve_device(spec)", "resolve_device_file(spec)"),
+    "--model": ("load_model_spec(spec)", "load_teacher(spec)"),
+    "--dataset": ("load_teacher(dataset_name)", "load_dataset(name)"),
+    "--data-dir": ("load_dataset(data_dir)", "load_mnist(data_dir)", "find_cifar10(data_dir)",
+                   "load_cifar10(data_dir)"),
+    "--input-shape": ("layer_specs(input_shape)", "load_model_spec(input_shape)"),
+}
+"""The library's function arguments that an option sets: a command that takes the option
+adds them to its ``flags`` (:func:`command_flags`)."""
 
 
 def hardware_flags() -> dict[str, str]:
@@ -207,17 +221,40 @@ def hardware_flags() -> dict[str, str]:
             for f in dataclasses.fields(HardwareConfig)}
 
 
+def command_flags(args: argparse.Namespace, options: Any = ()) -> dict[str, str]:
+    """The parameter -> option table of a parsed command: its own ``flags``, and for each
+    option it takes (``options``: its option strings) the function arguments that option
+    sets (:data:`ARGUMENT_FLAGS`), every hardware section for ``--hw``."""
+    flags = dict(getattr(args, "flags", {}))
+    if "--hw" in options:  # every section of the hardware comes from --hw
+        flags.update(hardware_flags())
+    for option, names in ARGUMENT_FLAGS.items():
+        if option in options:
+            flags.update(dict.fromkeys(names, option))
+    return flags
+
+
 def with_flags(message: str, flags: dict[str, str]) -> str:
     """A library error as the command line says it: the library names parameters
-    (``AdaptConfig.steps = 0 is invalid ...``), never flags; this appends the option that set
-    each named parameter (``flags``: ``"Owner.field"`` or ``"Owner.*"`` -> flag), unless the
-    message names it already."""
-    found: list[str] = []
+    (``AdaptConfig.steps = 0 is invalid ...``, ``load_hardware(spec='x'): ...``), never flags;
+    this appends the option that set each named parameter (``flags``: ``"Owner.field"``,
+    ``"Owner.*"`` or ``"function(argument)"`` -> flag), unless the message names it already:
+    ``(option --steps)``, or with several ``(options --hw for load_hardware(spec), --device
+    for resolve_device(spec))``."""
+    found: dict[str, str] = {}
     for m in _PARAMETER.finditer(message):
-        flag = flags.get(f"{m[1]}.{m[2]}") or flags.get(f"{m[1]}.*")
+        if m[1]:
+            name, flag = f"{m[1]}.{m[2]}", flags.get(f"{m[1]}.{m[2]}") or flags.get(f"{m[1]}.*")
+        else:
+            name = f"{m[3]}({m[4]})"
+            flag = flags.get(name)
         if flag and flag not in found and not re.search(rf"{re.escape(flag)}\b", message):
-            found.append(flag)
-    return message + (f" (option {', '.join(found)})" if found else "")
+            found[flag] = name
+    if not found:
+        return message
+    if len(found) == 1:
+        return f"{message} (option {next(iter(found))})"
+    return f"{message} (options {', '.join(f'{f} for {n}' for f, n in found.items())})"
 
 
 def hardware_spec(device: Any, hw: str | None) -> tuple[str | None, str]:

@@ -39,7 +39,7 @@ import xbar.mapping.cli
 from xbar import __version__
 from xbar.errors import XbarError
 from xbar.files import written_files
-from xbar.mapping.cli.common import hardware_flags, with_flags
+from xbar.mapping.cli.common import command_flags, with_flags
 from xbar.threads import configure_threads
 
 
@@ -105,6 +105,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise _Terminated()
 
 
+def _options(parser: argparse.ArgumentParser, command: str) -> set[str]:
+    """The option strings of ``xbar COMMAND`` (``--hw``, ``--device`` ...)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {o for a in sub.choices[command]._actions for o in a.option_strings}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit status (0 ok, 2 user error, 1 bug, 143 SIGTERM).
 
@@ -130,9 +136,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 143
     except (XbarError, OSError) as exc:
-        flags = dict(getattr(args, "flags", {}))
-        if "hw" in vars(args):  # every section of the hardware comes from --hw
-            flags.update(hardware_flags())
+        flags = command_flags(args, _options(parser, args.command))
         print(f"xbar {args.command}: error: {with_flags(str(exc), flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

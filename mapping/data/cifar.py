@@ -208,8 +208,9 @@ def find_cifar10(data_dir: str | Path | None = None) -> Path:
     raise MissingFileError(
         f"CIFAR-10 not found under {root}: looked for {batch_dirs[0]} (the python version, "
         f"data_batch_1..5 and test_batch) and {tars[0]} (image-folder tar with "
-        "train/<class>/NNNN.jpg and test/<class>/NNNN.jpg). Put either there, or point "
-        "--data-dir or the XBAR_DATA environment variable at the directory that holds it.")
+        "train/<class>/NNNN.jpg and test/<class>/NNNN.jpg). Put either there, or give the "
+        "directory that holds it as find_cifar10(data_dir=...) or the XBAR_DATA environment "
+        "variable.")
 
 
 def load_cifar10(data_dir: str | Path | None = None) -> Dataset:

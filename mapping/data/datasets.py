@@ -63,7 +63,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, *,
         return load_mnist(data_dir, download=download)
     if key in ("cifar10", "cifar-10"):
         return load_cifar10(data_dir)
-    raise DataError(f"unknown data set {name!r}; valid names: {', '.join(DATASET_NAMES)}")
+    raise DataError(f"load_dataset(name={name!r}): unknown data set; valid names: "
+                    f"{', '.join(DATASET_NAMES)}")
 
 
 # --- digits ------------------------------------------------------------------------------------

@@ -228,8 +228,9 @@ def load_mnist(data_dir: str | Path | None = None, *, download: bool = True) -> 
         msg = (f"MNIST files not found; looked in {candidates[0]} and {candidates[1]}. Put "
                f"t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz (gzipped or raw; add "
                f"train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz for the official "
-               f"60,000-image training set) into {candidates[0]}, or point --data-dir or the "
-               f"XBAR_DATA environment variable at the directory that holds them.")
+               f"60,000-image training set) into {candidates[0]}, or give the directory that "
+               f"holds them as load_mnist(data_dir=...) or the XBAR_DATA environment "
+               f"variable.")
         if failures:
             msg += f" Download failed: {'; '.join(failures[:2])}"
         raise MissingFileError(msg)

@@ -15,18 +15,24 @@ import numpy as np
 from torch import nn
 
 from xbar.mapping.data.base import Dataset
-from xbar.mapping.data.datasets import load_dataset
+from xbar.mapping.data.datasets import DATASET_NAMES, load_dataset
 from xbar.errors import ConfigError, FileFormatError, MissingFileError, ModelError
 
 
 def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
                     ) -> tuple[nn.Module, tuple[int, ...], str]:
-    """Resolve a ``--model`` value into (module, input shape, label).
+    """Resolve a model name or file into (module, input shape, label).
 
     ``spec`` is a zoo name or a file holding a whole ``nn.Module`` saved with
     ``torch.save(model, FILE)``. Loading such a file unpickles it, which runs code from the
     file (``weights_only`` loading cannot restore a module's class): only use files you trust.
+
+    Raises:
+        MissingFileError, FileFormatError, ConfigError: Naming the argument
+            (``load_model_spec(spec='x.pt')``): a missing file, a directory, a file torch
+            cannot load or that holds no ``nn.Module``, an unknown zoo name.
     """
+    from xbar.mapping.data import zoo
     from xbar.mapping.geometry import parse_input_shape
 
     if isinstance(input_shape, str):
@@ -37,28 +43,27 @@ def load_model_spec(spec: str, input_shape: str | tuple[int, ...] | None
     looks_like_file = path.suffix.lower() in (".pt", ".pth") or os.sep in spec or path.exists()
     if looks_like_file:
         if path.is_dir():
-            raise FileFormatError(f"model file {spec!r} (--model) is a directory; give a file "
-                                  "saved with torch.save(model, FILE), or a zoo name: lenet5, "
-                                  "mlp, digits-cnn, vgg16")
+            raise FileFormatError(f"load_model_spec(spec={spec!r}): the model file is a "
+                                  "directory; give a file saved with torch.save(model, FILE), "
+                                  f"or a zoo name: {', '.join(zoo.MODELS)}")
         if not path.is_file():
-            raise MissingFileError(f"model file {spec!r} does not exist (or pass a zoo name: "
-                                    "lenet5, mlp, digits-cnn, vgg16)")
+            raise MissingFileError(f"load_model_spec(spec={spec!r}): model file {spec!r} does "
+                                   f"not exist (or give a zoo name: {', '.join(zoo.MODELS)})")
         import torch
         try:
             model = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise FileFormatError(f"model file {spec!r} (--model) cannot be loaded: "
-                                  f"{_load_failure(exc)}") from None
+            raise FileFormatError(f"load_model_spec(spec={spec!r}): the model file cannot be "
+                                  f"loaded: {_load_failure(exc)}") from None
         if not isinstance(model, nn.Module):
-            raise ConfigError(f"model file {spec!r} holds a {type(model).__name__}, not an "
-                             "nn.Module; save the whole model with torch.save(model, FILE), "
-                             "not its state_dict")
+            raise ConfigError(f"load_model_spec(spec={spec!r}): the model file holds a "
+                              f"{type(model).__name__}, not an nn.Module; save the whole model "
+                              "with torch.save(model, FILE), not its state_dict")
         return model.eval(), shape or (), str(path)
-    from xbar.mapping.data import zoo
     name = spec.strip().lower()
     if name not in zoo.MODELS:
-        raise ConfigError(f"unknown model {spec!r}: not a file and not a zoo model; zoo models: "
-                         f"{', '.join(zoo.MODELS)}")
+        raise ConfigError(f"load_model_spec(spec={spec!r}): unknown model {spec!r}: not a file "
+                          f"and not a zoo model; zoo models: {', '.join(zoo.MODELS)}")
     return zoo.build_model(name), shape or tuple(zoo.INPUT_SHAPES[name]), name
 
 
@@ -133,7 +138,10 @@ def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = Non
     is_zoo = name in zoo.MODELS and not Path(spec).is_file()
     if dataset_name is None:
         if not is_zoo:
-            raise ConfigError("--dataset is required with a model file")
+            raise ConfigError(f"load_teacher(dataset_name=None) is refused with the model file "
+                              f"{spec!r}: a zoo model names its own data set, a file does not; "
+                              "give the data set it was trained on "
+                              f"({', '.join(DATASET_NAMES)})")
         dataset_name = zoo.DEFAULT_DATASET[name]
     dataset = load_dataset(dataset_name, data_dir)
     if is_zoo:
@@ -142,7 +150,7 @@ def load_teacher(spec: str, dataset_name: str | None, data_dir: str | None = Non
                        info.train_seconds)
     model, _, label = load_model_spec(spec, None)
     # Where every command's model meets its data (compare, simulate, sweep, reproduce).
-    check_output_width(model, dataset, label, "--model")
+    check_output_width(model, dataset, label, f"load_teacher(spec={spec!r}): the model")
     try:
         accuracy = evaluate(model, dataset.x_test, dataset.y_test)
     except RuntimeError as exc:  # one image passed, a batch did not (a fixed batch size?)

@@ -9,8 +9,8 @@
   through a TOML hardware file and written as attributes into result files.
 * :func:`load_hardware`: the one reader of presets (:data:`HARDWARE_PRESETS`) and TOML files.
 
-The device itself lives in :mod:`xbar.devices` (a device file is refused here, with a hint to
-pass it as ``--device``).
+The device itself lives in :mod:`xbar.devices` (a device file is refused here, with a hint that
+:func:`xbar.devices.resolve_device` reads it).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ SECTION_CLASSES: tuple[tuple[str, type[Params]], ...] = (
     _XBAR_SECTIONS + _TIMING_SECTIONS + _COST_SECTIONS)
 """Every section of a hardware file as ``(name, class)``, in the file's order."""
 HARDWARE_SECTIONS = tuple(name for name, _ in SECTION_CLASSES)
-# Sections of a device file (xbar.devices.files): given as --hw, it is refused with a hint.
+# Sections of a device file (xbar.devices.files): given as hardware, it is refused with a hint.
 _DEVICE_SECTIONS = ("device", "provenance", "write_verify", "measured")
 
 
@@ -143,7 +143,8 @@ class HardwareConfig:
         Raises:
             ConfigError: A section that is not a table, an unknown section (the message lists
                 the valid ones), an unknown field, or an invalid value; each names ``where``.
-            FileFormatError: A device file's sections (``[device]``): pass it as ``--device``.
+            FileFormatError: A device file's sections (``[device]``): the message says that
+                :func:`xbar.devices.resolve_device` reads it.
         """
         if not isinstance(doc, dict):
             raise ConfigError(f"{where}: a hardware configuration is a set of sections "
@@ -151,8 +152,8 @@ class HardwareConfig:
         device = [k for k in doc if k in _DEVICE_SECTIONS]
         if device:
             raise FileFormatError(
-                f"{where} has a [{device[0]}] section: this is a device file; pass it as "
-                f"--device, not --hw (a hardware file holds {_sections_text()})")
+                f"{where} has a [{device[0]}] section: this is a device file, not a hardware "
+                f"file (which holds {_sections_text()}); resolve_device(spec=...) reads it")
         for key, value in doc.items():
             if key in HARDWARE_SECTIONS:
                 continue
@@ -231,9 +232,10 @@ def load_hardware(spec: str | Path | HardwareConfig | None = None) -> HardwareCo
     Raises:
         MissingFileError: A ``.toml`` path that does not exist.
         FileFormatError: Not TOML, a directory, or a device file (TOML with ``[device]``,
-            or HDF5): the message says to pass it as ``--device``.
+            or HDF5): the message says that :func:`xbar.devices.resolve_device` reads it.
         ConfigError: Neither a preset nor a file; a section that is not a table; an unknown
-            section or field; an invalid value. Every message names the file.
+            section or field; an invalid value. Every message names the argument
+            (``load_hardware(spec='x.toml')``) and so the file.
     """
     if spec is None:
         return HardwareConfig()
@@ -243,10 +245,15 @@ def load_hardware(spec: str | Path | HardwareConfig | None = None) -> HardwareCo
     if isinstance(spec, str) and text in HARDWARE_PRESETS:
         return HardwareConfig.from_dict(HARDWARE_PRESETS[text], f"hardware preset {text!r}")
     path = Path(spec)
+    where = f"load_hardware(spec={text!r})"
     if not path.exists() and path.suffix.lower() != ".toml":
-        raise ConfigError(f"--hw {text!r} is neither a hardware preset "
+        raise ConfigError(f"{where}: {text!r} is neither a hardware preset "
                           f"({', '.join(HARDWARE_PRESETS)}) nor an existing .toml file")
-    return HardwareConfig.from_dict(read_toml(path), text)
+    try:
+        doc = read_toml(path)
+    except (MissingFileError, FileFormatError) as exc:
+        raise type(exc)(f"{where}: {exc}") from None
+    return HardwareConfig.from_dict(doc, where)
 
 
 def read_toml(path: str | Path, what: str = "hardware file") -> dict[str, Any]:
@@ -263,8 +270,9 @@ def read_toml(path: str | Path, what: str = "hardware file") -> dict[str, Any]:
         from xbar.files import hdf5_kind
         kind = hdf5_kind(path)
         if kind == "xbar-sim device":
-            raise FileFormatError(f"{path} is a device file (HDF5); pass it as --device, not "
-                                  f"as a {what} (a .toml file with {_sections_text()})")
+            raise FileFormatError(f"{path} is a device file (HDF5), not a {what} (a .toml "
+                                  f"file with {_sections_text()}); resolve_device(spec=...) "
+                                  "reads it")
         desc = f"of kind {kind!r}" if kind else "not written by xbar-sim"
         raise FileFormatError(f"{path} is an HDF5 file ({desc}), not a {what}; give a .toml "
                               f"file with {_sections_text()}")
