@@ -32,8 +32,8 @@ from xbar.errors import ModelError
 
 _UNSUPPORTED = {
     nn.Conv3d: "3-D convolution is not mapped",
-    nn.ConvTranspose1d: "1-D transposed convolution is not mapped (ConvTranspose2d is)",
-    nn.ConvTranspose3d: "3-D transposed convolution is not mapped",
+    nn.ConvTranspose1d: "transposed 1-D convolution is not mapped (ConvTranspose2d is)",
+    nn.ConvTranspose3d: "transposed 3-D convolution is not mapped",
     nn.EmbeddingBag: "embedding bags are not mapped (nn.Embedding is, as a digital look-up)",
     nn.Bilinear: "bilinear layers are not mapped",
 }

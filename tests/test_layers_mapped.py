@@ -243,12 +243,12 @@ def test_recurrent_steps_are_sequential_and_counted():
     # the engine: step k waits for step k - 1's activation, so the steps add up
     hw = HardwareConfig()
     plan = plan_layer(hh, hw.xbar, hw.timing)
-    alone = simulate([hh], hw.xbar, hw.timing)
+    alone = simulate([hh], hw)
     assert alone.total_cycles == plan.input_cycles + 7 * sum(plan.stage_cycles)
     as_rows = LayerSpec(name="rows", kind="conv", n_in=5, n_out=20, in_chw=(5, 7, 1),
                         out_hw=(7, 1))   # the same rows, free to overlap
-    assert simulate([as_rows], hw.xbar, hw.timing).total_cycles < alone.total_cycles
-    pipe = simulate([hh], hw.xbar, hw.timing, schedule="pipelined")
+    assert simulate([as_rows], hw).total_cycles < alone.total_cycles
+    pipe = simulate([hh], hw, schedule="pipelined")
     # pipelined, the input arrives row by row, yet the steps still do not overlap
     assert 7 * sum(plan.stage_cycles) < pipe.total_cycles <= alone.total_cycles
 

@@ -145,7 +145,7 @@ def test_chip_save_load_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("layer,why", [
-    (nn.Conv3d(4, 4, 3), "3-D convolution"), (nn.ConvTranspose1d(4, 4, 3), "1-D transposed"),
+    (nn.Conv3d(4, 4, 3), "3-D convolution"), (nn.ConvTranspose1d(4, 4, 3), "transposed 1-D"),
     (nn.LSTM(4, 4, proj_size=2), "proj_size"), (nn.EmbeddingBag(4, 4), "embedding bags"),
     (nn.MultiheadAttention(4, 2, add_bias_kv=True), "add_bias_kv"),
     (nn.Bilinear(4, 4, 4), "bilinear")])
