@@ -73,8 +73,7 @@ def inference_rows(batch: int) -> list[dict]:
             programmed = inference_energy(specs, hw, g_prog)
             area = chip_area(specs, hw)
             for schedule in ("layer", "pipelined"):
-                r = simulate(specs, hw.xbar, hw.timing, schedule=schedule, batch=batch,
-                             timeline=False)
+                r = simulate(specs, hw, schedule=schedule, batch=batch, timeline=False)
                 rate = r.throughput_inferences_per_s
                 rows.append({
                     "model": model_name, "hardware": label, "schedule": schedule,
@@ -107,15 +106,14 @@ def rvw_vs_rsa() -> dict:
     chip = Chip.program(model, device, hw.xbar, 0, "column", "lenet5", shape)
     counts = program_rvw(chip, rvw_params(device), 0)
     rvw = programming_energy(counts, hw)
-    rvw_s = programming_time(counts, hw.programming, hw.xbar, hw.timing).total_s
+    rvw_s = programming_time(counts, hw).total_s
     one = one_shot_energy(specs, hw)
-    one_s = one_shot_time(specs, hw.programming, hw.xbar, hw.timing).total_s
+    one_s = one_shot_time(specs, hw).total_s
     cfg = AdaptConfig()
     words = sram_words_per_layer(specs, 0.05)
     g = conductance_sums(chip)
     adapt = adaptation_energy(specs, hw, cfg.steps, cfg.batch_size, words, g)
-    adapt_s = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, cfg.steps,
-                              cfg.batch_size, words).total_s
+    adapt_s = adaptation_time(specs, hw, cfg.steps, cfg.batch_size, words).total_s
     rsa_pj = one.total_pj + adapt.total_pj
     # The pulse energy decides the comparison. The default charges V^2 G t over a 10 ns pulse
     # (4 pJ); if the whole 6.5 us write time of work 1 dissipated V^2 G in the cell, a pulse

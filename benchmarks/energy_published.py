@@ -90,8 +90,7 @@ def measure(specs: list[LayerSpec], hw: HardwareConfig, batch: int, slicing: boo
     if not slicing:
         energy = inference_energy(specs, hw)
         area = chip_area(specs, hw)
-        r = simulate(specs, hw.xbar, hw.timing, schedule="pipelined", batch=batch,
-                     timeline=False)
+        r = simulate(specs, hw, schedule="pipelined", batch=batch, timeline=False)
         rate, e_pj = r.throughput_inferences_per_s, energy.total_pj
         comps, per_area = energy.by_component, area.by_component
         area_um2 = area.total_um2
@@ -111,7 +110,7 @@ def measure(specs: list[LayerSpec], hw: HardwareConfig, batch: int, slicing: boo
             for layer in a.per_layer.values():
                 for k, v in layer.items():
                     per_area[k] = per_area.get(k, 0.0) + v
-            one = simulate([s], h.xbar, h.timing, schedule="layer", timeline=False)
+            one = simulate([s], h, schedule="layer", timeline=False)
             slowest = max(slowest, one.total_cycles)
         chip = chip_area(specs[:1], hw).chip_um2      # interconnect: once for the chip
         area_um2 += sum(chip.values())

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
-from xbar.config import TimingConfig, XbarConfig  # noqa: E402
+from xbar.config import HardwareConfig, TimingConfig, XbarConfig  # noqa: E402
 from xbar.timing import simulate  # noqa: E402
 
 MODELS = ("lenet5", "vgg16")
@@ -48,8 +48,8 @@ def main() -> None:
     print(f"{'model':<7} {'schedule':<10} {'timing':<15} {'tiles':>6} {'latency cycles':>15} "
           f"{'latency us':>11} {'inf/s':>9} {'tile util':>10} {'ADC util':>9}")
     for model, schedule, label, timing in cases:
-        r = simulate(specs[model], xbar, timing, schedule=schedule, batch=args.batch,
-                     timeline=False)
+        r = simulate(specs[model], HardwareConfig.from_parts(xbar, timing=timing),
+                     schedule=schedule, batch=args.batch, timeline=False)
         rows.append({"model": model, "schedule": schedule, "timing": label,
                      "tiles": r.n_tiles, "latency_cycles": r.total_cycles,
                      "latency_us": r.latency_ns / 1e3,
@@ -65,8 +65,8 @@ def main() -> None:
         best = None
         for _ in range(args.repeats):
             t0 = time.perf_counter()
-            r = simulate(specs["vgg16"], xbar, TimingConfig(), schedule=schedule, batch=1,
-                         timeline=False)
+            r = simulate(specs["vgg16"], HardwareConfig.from_parts(xbar), schedule=schedule,
+                         batch=1, timeline=False)
             wall = time.perf_counter() - t0
             if best is None or wall < best[0]:
                 best = (wall, r.events_processed)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.data.zoo import INPUT_SHAPES, build_model  # noqa: E402
-from xbar.config import (AdaptationConfig, ProgrammingConfig, TimingConfig,  # noqa: E402
-                         XbarConfig)
+from xbar.config import (AdaptationConfig, HardwareConfig, ProgrammingConfig,  # noqa: E402
+                         TimingConfig, XbarConfig)
 from xbar.timing.adaptation import adaptation_time, sram_words_per_layer  # noqa: E402
 from xbar.timing.speedup import SPEEDUP_DEFINITION  # noqa: E402
 from xbar.timing.programming import LayerCells, one_shot_time, programming_time  # noqa: E402
@@ -125,7 +125,8 @@ def main() -> None:
         words = sram_words_per_layer(specs, args.sram)
         adapts = {}
         for steps, batch in BUDGETS:
-            r = adaptation_time(specs, xbar, timing, adapt, steps, batch, words)
+            hw = HardwareConfig.from_parts(xbar, timing=timing, adaptation=adapt)
+            r = adaptation_time(specs, hw, steps, batch, words)
             adapts[(steps, batch)] = r
             print(f"  adaptation {steps} x {batch}: {r.total_s:.4g} s (step "
                   f"{r.step_cycles / 1e6:.4g} ms: forward {r.forward_cycles / 1e6:.4g}, "
@@ -139,10 +140,11 @@ def main() -> None:
         rows = []
         for t_ns in WRITE_TIMES_NS:
             prog = base.replace(t_pulse_ns=t_ns)
-            rvw = programming_time(cells, prog, xbar, timing)
-            ind = programming_time(cells, prog.replace(driver_sync="independent"), xbar,
-                                   timing)
-            one = one_shot_time(specs, prog, xbar, timing)
+            hw = HardwareConfig.from_parts(xbar, programming=prog, timing=timing)
+            rvw = programming_time(cells, hw)
+            ind = programming_time(cells, hw.replace(
+                programming=prog.replace(driver_sync="independent")))
+            one = one_shot_time(specs, hw)
             speed = {f"{s}x{b}": rvw.total_s / (one.total_s + adapts[(s, b)].total_s)
                      for s, b in BUDGETS}
             rows.append({"t_pulse_ns": t_ns, "rvw_s": rvw.total_s,

@@ -32,13 +32,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from xbar.devices import preset  # noqa: E402
-from xbar.mapping.recovery.techniques.sram import AdaptConfig, adapt, attach_sram, sram_words  # noqa: E402
+from xbar.mapping.recovery.techniques.sram import (AdaptConfig, adapt, attach_sram,  # noqa: E402
+                                                  sram_words)
 from xbar.mapping.chip import Chip  # noqa: E402
 from xbar.mapping.geometry import layer_specs  # noqa: E402
 from xbar.mapping.recovery.techniques.kd import KDConfig, distill  # noqa: E402
 from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params  # noqa: E402
 from xbar.mapping.data.workflow import calibration_inputs, load_teacher  # noqa: E402
-from xbar.config import ProgrammingConfig, TimingConfig, load_hardware  # noqa: E402
+from xbar.config import HardwareConfig, ProgrammingConfig, TimingConfig, load_hardware  # noqa: E402
 from xbar.timing.adaptation import adaptation_time  # noqa: E402
 from xbar.timing.programming import one_shot_time, programming_time  # noqa: E402
 
@@ -117,8 +118,8 @@ def main() -> None:
                     words = sram_words(chip)
                     accs.append(acc(chip))
                 per_layer = [int(round(frac * sp.n_in * sp.n_out)) for sp in specs]
-                t_adapt = adaptation_time(specs, hw, TimingConfig(), steps=steps, batch=batch,
-                                          sram_words=per_layer).total_s
+                t_adapt = adaptation_time(specs, HardwareConfig.from_parts(hw), steps=steps,
+                                          batch=batch, sram_words=per_layer).total_s
                 row = {"method": method, "sram_fraction": frac, "sram_words": words,
                        "steps": steps, "batch": batch, "accuracies": accs,
                        "accuracy": float(np.mean(accs)), "adapt_s": t_adapt}
@@ -148,8 +149,9 @@ def main() -> None:
     print(f"\n{'write time':>11}{'T_rvw':>12}{'T_one_shot':>12}{'T_adapt':>11}{'speedup':>9}")
     for t_ns in WRITE_TIMES_NS:
         prog = ProgrammingConfig(t_pulse_ns=t_ns)
-        t_rvw = programming_time(rvw_counts, prog, hw).total_s
-        t_one = one_shot_time(specs, prog, hw).total_s
+        on = HardwareConfig.from_parts(hw, programming=prog)
+        t_rvw = programming_time(rvw_counts, on).total_s
+        t_one = one_shot_time(specs, on).total_s
         speed = t_rvw / (t_one + head["adapt_s"])
         rows.append({"t_pulse_ns": t_ns, "rvw_s": t_rvw, "one_shot_s": t_one,
                      "adapt_s": head["adapt_s"], "speedup": speed})

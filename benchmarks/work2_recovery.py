@@ -177,8 +177,7 @@ def rvw_reference(chip: Any, hw: Any, seed: int) -> tuple[float, float, float]:
                                 np.where(is_ref, c.reads, 0)))
         one.append(LayerCells(c.name, c.n_in, c.n_out, np.ones_like(c.pulses),
                               np.zeros_like(c.reads)))
-    t = lambda cells, how="rvw": programming_time(cells, hw.programming, hw.xbar,  # noqa
-                                                  hw.timing, how).total_s
+    t = lambda cells, how="rvw": programming_time(cells, hw, how).total_s  # noqa: E731
     return t(mixed), t(one, "one-shot"), t(counts)
 
 

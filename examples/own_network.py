@@ -101,10 +101,10 @@ def main() -> None:
 
     # Timing, energy and area come from the layer shapes (cycles), not from the cells' values.
     specs = xbar.layer_specs(model, data.input_shape)
-    latency = xbar.simulate_latency(specs, hw.xbar, hw.timing, batch=8)
+    latency = xbar.simulate_latency(specs, hw, batch=8)
     energy = xbar.inference_energy(specs, hw, g_sum_us=xbar.conductance_sums(chip))
     area = xbar.chip_area(specs, hw)
-    program = xbar.one_shot_time(specs, hw.programming, hw.xbar, hw.timing)
+    program = xbar.one_shot_time(specs, hw)
     print(f"latency:  {latency.total_cycles} cycles = {latency.latency_ns:.0f} ns per image; "
           f"{latency.throughput_inferences_per_s:,.0f} images/s at batch {latency.batch}")
     for layer in latency.layers:

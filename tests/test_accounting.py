@@ -38,7 +38,7 @@ def test_cell_by_cell_programs_one_cell_at_a_time_per_array() -> None:
     n_in, n_out = 200, 5  # two row tiles, one column tile: 2 x 2 arrays (a pair per tile)
     pulses = rng.integers(1, 40, size=(n_in, 2 * n_out))
     cells = LayerCells("fc", n_in, n_out, pulses, pulses + 1)
-    res = programming_time([cells], hw.programming, hw.xbar, hw.timing)
+    res = programming_time([cells], hw)
     t_p = hw.programming.pulse_cycles(hw.timing)
     t_v = hw.programming.verify_cycles(hw.timing, hw.xbar)
     per_cell = pulses * t_p + (pulses + 1) * t_v
@@ -54,8 +54,8 @@ def test_cell_by_cell_programs_one_cell_at_a_time_per_array() -> None:
     wide = LayerCells("fc", n_in, 100, rng.integers(1, 40, size=(n_in, 200)),
                       rng.integers(1, 40, size=(n_in, 200)))
     full = load_hardware("full-chip")
-    t_full = programming_time([wide], full.programming, full.xbar, full.timing).total_cycles
-    t_cbc = programming_time([wide], hw.programming, hw.xbar, hw.timing).total_cycles
+    t_full = programming_time([wide], full).total_cycles
+    t_cbc = programming_time([wide], hw).total_cycles
     assert t_full < t_cbc
-    narrow_full = programming_time([cells], full.programming, full.xbar, full.timing)
+    narrow_full = programming_time([cells], full)
     assert narrow_full.total_cycles > res.total_cycles

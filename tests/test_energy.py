@@ -94,7 +94,7 @@ def test_engine_counts_match_the_closed_forms(schedule: str, batch: int) -> None
     hw = HardwareConfig(timing=TimingConfig(interconnect_bytes_per_cycle=1))
     specs = conv_net()
     events = layer_events(specs, hw)
-    r = simulate(specs, hw.xbar, hw.timing, schedule=schedule, batch=batch, timeline=False)
+    r = simulate(specs, hw, schedule=schedule, batch=batch, timeline=False)
     t_adc = hw.timing.adc_cycles(hw.adc.bits)
     conversions = r.adc_utilisation * r.n_adcs * r.makespan_cycles / t_adc
     assert conversions == pytest.approx(batch * sum(e.conversions for e in events), rel=1e-12)
@@ -178,7 +178,7 @@ def test_programming_energy_rvw_against_one_shot() -> None:
     assert verify_read_pj(hw) == pytest.approx(0.25 * 50.5 * 10 * 1e-3 + 0.0016)
     assert e.total_pj == pytest.approx(48 * 4.0 + 72 * verify_read_pj(hw))
     # the same from the programming engine's totals
-    res = programming_time(cells, hw.programming, hw.xbar, hw.timing)
+    res = programming_time(cells, hw)
     assert programming_energy(res, hw).total_pj == pytest.approx(e.total_pj)
     one = one_shot_energy([ONE], hw)
     assert one.pulses == 24 and one.total_pj == pytest.approx(24 * 4.0)

@@ -85,7 +85,7 @@ def test_one_busy_array_reads_at_the_adc_rate(isaac: HardwareConfig) -> None:
     """One ADC per 128 columns at 1.2 GS/s: a 16-bit MVM takes 16 x 128 conversion cycles
     (107 ns per bit, ISAAC's 100 ns read cycle), plus a little pipeline fill per row."""
     spec = LayerSpec("peak", "conv", 128, 127, (128, 8, 8), (8, 8))
-    r = simulate([spec], isaac.xbar, isaac.timing, timeline=False)
+    r = simulate([spec], isaac, timeline=False)
     per_position = r.total_cycles / 64
     assert 16 * 128 <= per_position < 16 * 128 * 1.01
     area = chip_area([spec], isaac).per_layer["peak"]
@@ -101,8 +101,7 @@ def test_energy_linear_in_batch_on_the_isaac_chip(isaac: HardwareConfig, batch: 
              LayerSpec("fc", "linear", 576, 10, (576, 1, 1), (1, 1))]
     one = sum(e.conversions for e in layer_events(specs, isaac))
     for b in (1, batch):
-        r = simulate(specs, isaac.xbar, isaac.timing, schedule="pipelined", batch=b,
-                     timeline=False)
+        r = simulate(specs, isaac, schedule="pipelined", batch=b, timeline=False)
         t_adc = isaac.timing.adc_cycles(isaac.adc.bits)
         converted = r.adc_utilisation * r.n_adcs * r.makespan_cycles / t_adc
         assert converted == pytest.approx(b * one, rel=1e-12)

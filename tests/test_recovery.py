@@ -20,7 +20,7 @@ from xbar.mapping.data.datasets import load_dataset
 from xbar.mapping.recovery.techniques.kd import DeviceNoise
 from xbar.mapping.recovery.techniques.rvw import program_rvw, rvw_params
 from xbar.analog import AnalogMatrix
-from xbar.config import ArrayConfig, XbarConfig
+from xbar.config import ArrayConfig, HardwareConfig, XbarConfig
 
 
 @pytest.fixture(scope="module")
@@ -195,10 +195,11 @@ def test_rvw_counts_a_tiny_chip_by_hand(abort_after):
     # add up, each the sum of its cells' pulses + reads (row-synchronous with one driver)
     prog = ProgrammingConfig(t_pulse_ns=1.0, t_verify_ns=1.0, drivers_per_array=1)
     timing = TimingConfig(clock_ghz=1.0)
-    share = stuck_time_share(chip, counts, prog, chip.config, timing)
+    on = HardwareConfig.from_parts(chip.config, programming=prog, timing=timing)
+    share = stuck_time_share(chip, counts, on)
     total = int((want_pulses + want_pulses + 1).sum())
     free = int(np.where(stuck != 0, 1, 2 * want_pulses + 1).sum())
-    assert programming_time(counts, prog, chip.config, timing).total_s == \
+    assert programming_time(counts, on).total_s == \
         pytest.approx(total * 1e-9)
     assert share["stuck_time_share"] == pytest.approx(1 - free / total)
     assert share["stuck_pulse_share"] == pytest.approx(3 * stop / (3 * stop + 1))

@@ -94,5 +94,4 @@ def test_speedup_equals_the_one_summed_by_hand_from_cell_counts() -> None:
     # the adaptation term: the engine's, for the words RSA kept (5 % of each layer)
     per_layer = sram_words_per_layer(specs, 0.05)
     assert words == sum(per_layer) > 0
-    assert t_adapt == pytest.approx(adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation,
-                                                    3, 8, per_layer).total_s, rel=1e-9)
+    assert t_adapt == pytest.approx(adaptation_time(specs, hw, 3, 8, per_layer).total_s, rel=1e-9)

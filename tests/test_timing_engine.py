@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xbar.config import ArrayConfig, TimingConfig, XbarConfig
+from xbar.config import ArrayConfig, HardwareConfig, TimingConfig, XbarConfig
 from xbar.timing import LayerSpec, network_cycles_layer_schedule, plan_layer, simulate
 
 
@@ -33,7 +33,7 @@ def test_two_tiles_sharing_one_adc_group_serialise() -> None:
     # 100 -> 256: two column tiles of 128 columns, 651 cycles each; input arrives at cycle 4
     net = [linear("f", 100, 256)]
     alone = simulate(net)
-    shared = simulate(net, timing=TimingConfig(tiles_per_adc_group=2))
+    shared = simulate(net, HardwareConfig(timing=TimingConfig(tiles_per_adc_group=2)))
     assert bursts(alone, 0) == [(0, 4, 655), (1, 4, 655)]
     assert bursts(shared, 0) == [(0, 4, 655), (1, 655, 1306)]
     assert alone.total_cycles == 4 + 651 + 2            # post: ceil(256 / 128) = 2
@@ -47,7 +47,8 @@ def test_shared_adc_group_alternates_tiles_row_by_row() -> None:
     net = [conv("c", 1, 3, 16)]
     p = plan_layer(net[0], xbar, TimingConfig(tiles_per_adc_group=2))
     b = p.tiles[0].burst_cycles
-    got = bursts(simulate(net, xbar, TimingConfig(tiles_per_adc_group=2)), 0)
+    shared = HardwareConfig.from_parts(xbar, timing=TimingConfig(tiles_per_adc_group=2))
+    got = bursts(simulate(net, shared), 0)
     t0 = got[0][1]
     assert got == [(i % 2, t0 + i * b, t0 + (i + 1) * b) for i in range(6)]
 
@@ -114,23 +115,23 @@ def test_pipelined_is_faster_and_deterministic() -> None:
 def test_bounded_line_buffer() -> None:
     net = [conv("a", 3, 10, 16), conv("b", 16, 10, 32), linear("f", 32 * 100, 10)]
     free = simulate(net, schedule="pipelined", batch=2)
-    tight = simulate(net, timing=TimingConfig(line_buffer_rows=10), schedule="pipelined",
-                     batch=2)
+    tight = simulate(net, HardwareConfig(timing=TimingConfig(line_buffer_rows=10)),
+                     schedule="pipelined", batch=2)
     assert tight.total_cycles >= free.total_cycles
     assert tight.makespan_cycles >= free.makespan_cycles
     with pytest.raises(ValueError, match=r"line_buffer_rows = 2 is too small for layer 'a'"):
-        simulate(net, timing=TimingConfig(line_buffer_rows=2), schedule="pipelined")
+        simulate(net, HardwareConfig(timing=TimingConfig(line_buffer_rows=2)), schedule="pipelined")
     # the layer schedule buffers whole maps and ignores the line buffer
-    assert simulate(net, timing=TimingConfig(line_buffer_rows=2)).total_cycles == \
+    assert simulate(net, HardwareConfig(timing=TimingConfig(line_buffer_rows=2))).total_cycles == \
         sum(network_cycles_layer_schedule(net))
 
 
 def test_shared_accumulator_pool_contends_under_pipelining() -> None:
     net = [linear("f1", 300, 300), linear("f2", 300, 300)]
     own = simulate(net, schedule="pipelined", batch=3)
-    pool = simulate(net, timing=TimingConfig(accumulator_units=1,
-                                             accumulator_values_per_cycle=1),
-                    schedule="pipelined", batch=3)
+    pooled = HardwareConfig(timing=TimingConfig(accumulator_units=1,
+                                                accumulator_values_per_cycle=1))
+    pool = simulate(net, pooled, schedule="pipelined", batch=3)
     assert pool.makespan_cycles > own.makespan_cycles
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from xbar.config import ADCConfig, ArrayConfig, DACConfig, TimingConfig, XbarConfig
+from xbar.config import ADCConfig, ArrayConfig, DACConfig, HardwareConfig, TimingConfig, XbarConfig
 from xbar.timing import (LayerSpec, network_cycles_layer_schedule, plan_layer, simulate,
                          tile_mvm_cycles)
 
@@ -125,7 +125,7 @@ CONFIGS = {
 def test_engine_equals_closed_form_layer_by_layer(name: str) -> None:
     xbar, timing = CONFIGS[name]
     expected = network_cycles_layer_schedule(SMALL_CNN, xbar, timing)
-    result = simulate(SMALL_CNN, xbar, timing, schedule="layer")
+    result = simulate(SMALL_CNN, HardwareConfig.from_parts(xbar, timing=timing), schedule="layer")
     assert result.total_cycles == sum(expected)
     assert [lt.cycles for lt in result.layers] == expected
     starts = [lt.start_cycle for lt in result.layers]

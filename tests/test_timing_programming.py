@@ -9,8 +9,8 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from xbar.config import (AdaptationConfig, ArrayConfig, ProgrammingConfig, TimingConfig, XbarConfig,
-                         load_hardware)
+from xbar.config import (AdaptationConfig, ArrayConfig, HardwareConfig, ProgrammingConfig,
+                         TimingConfig, XbarConfig, load_hardware)
 from xbar.timing import LayerSpec, simulate
 from xbar.timing.adaptation import adaptation_time, backward_cycles_per_layer, sram_words_per_layer
 from xbar.timing.speedup import rsa_speedup
@@ -20,6 +20,12 @@ from xbar.timing.programming import (LayerCells, cells_one_shot, column_layout,
 
 T = TimingConfig()
 FAST = ProgrammingConfig(t_pulse_ns=10.0, t_verify_ns=1.0)   # t_p = 10, t_v = 1 cycles
+
+
+def on(x: XbarConfig, prog: ProgrammingConfig = FAST, timing: TimingConfig = T
+       ) -> HardwareConfig:
+    """The hardware of arrays ``x`` programmed by ``prog`` on the clock of ``timing``."""
+    return HardwareConfig.from_parts(x, programming=prog, timing=timing)
 
 
 def xbar(rows: int, cols: int, mapping: str = "differential") -> XbarConfig:
@@ -89,7 +95,7 @@ PAIR_CELLS = LayerCells("fc", 2, 4, P, P + 1)
 ])
 def test_two_arrays_two_drivers_by_hand(sync: str, slots: int, expected: int) -> None:
     prog = FAST.replace(drivers_per_array=2, arrays_at_once=slots, driver_sync=sync)
-    r = programming_time([PAIR_CELLS], prog, PAIR, T)
+    r = programming_time([PAIR_CELLS], on(PAIR, prog))
     assert r.total_cycles == expected
     assert r.total_s == pytest.approx(expected * 1e-9)
     assert (r.total_pulses, r.total_reads, r.total_cells, r.n_arrays) == (24, 40, 16, 2)
@@ -101,7 +107,7 @@ def test_two_arrays_two_drivers_by_hand(sync: str, slots: int, expected: int) ->
 
 
 def test_one_slot_serialises_arrays_in_mapping_order() -> None:
-    r = programming_time([PAIR_CELLS], FAST.replace(drivers_per_array=2), PAIR, T)
+    r = programming_time([PAIR_CELLS], on(PAIR, FAST.replace(drivers_per_array=2)))
     assert r.array_start_cycles.tolist() == [0, 136]                  # G+, then G-
 
 
@@ -112,7 +118,7 @@ def test_arrays_at_once_limit() -> None:
               for k in range(5)]
     for slots, end, starts in [(1, 150, [0, 30, 60, 90, 120]), (2, 90, [0, 0, 30, 30, 60]),
                                (5, 30, [0] * 5), (0, 30, [0] * 5)]:
-        r = programming_time(layers, FAST.replace(arrays_at_once=slots), x, T)
+        r = programming_time(layers, on(x, FAST.replace(arrays_at_once=slots)))
         assert r.total_cycles == end == math.ceil(5 / (slots or 5)) * 30
         assert r.array_start_cycles.tolist() == starts
         assert r.slot_utilisation == pytest.approx(150 / (min(slots or 5, 5) * end))
@@ -122,9 +128,9 @@ def test_longest_first_order() -> None:
     x = xbar(1, 2, "offset")
     layers = [LayerCells(f"l{k}", 1, 1, np.array([[p, 0]]), np.array([[0, 0]]))
               for k, p in enumerate((1, 1, 2))]
-    fifo = programming_time(layers, FAST.replace(arrays_at_once=2), x, T)
-    lpt = programming_time(layers, FAST.replace(arrays_at_once=2, array_order="longest-first"),
-                           x, T)
+    fifo = programming_time(layers, on(x, FAST.replace(arrays_at_once=2)))
+    lpt = programming_time(layers, on(x, FAST.replace(arrays_at_once=2,
+                                                      array_order="longest-first")))
     assert (fifo.total_cycles, lpt.total_cycles) == (30, 20)
     assert lpt.array_start_cycles.tolist() == [0, 10, 0]
 
@@ -133,7 +139,7 @@ def test_longest_first_order() -> None:
 def test_one_shot_is_cells_over_drivers_times_pulse(drivers: int) -> None:
     prog = ProgrammingConfig(drivers_per_array=drivers)          # t_p = 6500 cycles
     x = XbarConfig()
-    r = one_shot_time([linear("fc", 128, 128)], prog, x, T)
+    r = one_shot_time([linear("fc", 128, 128)], on(x, prog))
     d = drivers or 128
     per_array = 128 * math.ceil(128 / d) * 6500
     assert r.array_cycles.tolist() == [per_array] * 2
@@ -146,7 +152,7 @@ def test_one_shot_is_cells_over_drivers_times_pulse(drivers: int) -> None:
 def test_one_shot_ragged_tiles() -> None:
     # 200 x 100 on 128 x 128 pairs: row tiles of 128 and 72 rows, 100 bit lines in use
     prog = ProgrammingConfig(drivers_per_array=16, arrays_at_once=0)
-    r = one_shot_time([linear("fc", 200, 100)], prog, XbarConfig(), T)
+    r = one_shot_time([linear("fc", 200, 100)], HardwareConfig(programming=prog, timing=T))
     assert r.array_cycles.tolist() == [128 * 7 * 6500] * 2 + [72 * 7 * 6500] * 2
     assert r.total_cycles == 128 * 7 * 6500
     assert r.total_cells == 200 * 200
@@ -159,8 +165,8 @@ def test_one_shot_equals_explicit_counts() -> None:
     ones = LayerCells("fc", 40, 20, np.ones((40, n_phys), np.int32),
                       np.zeros((40, n_phys), np.int32))
     prog = ProgrammingConfig(drivers_per_array=3, arrays_at_once=2)
-    a = one_shot_time([spec], prog, x, T)
-    b = programming_time([ones], prog, x, T)
+    a = one_shot_time([spec], on(x, prog))
+    b = programming_time([ones], on(x, prog))
     assert a.array_cycles.tolist() == b.array_cycles.tolist()
     assert a.total_cycles == b.total_cycles
 
@@ -189,7 +195,7 @@ def test_closed_form_equals_per_cell_reference(mapping: str, sync: str, drivers:
         layers.append(LayerCells(f"l{k}", n_in, n_out, p, p + rng.integers(0, 3, p.shape)))
     prog = ProgrammingConfig(t_pulse_ns=7.0, t_verify_ns=2.0, drivers_per_array=drivers,
                              driver_sync=sync, arrays_at_once=3)
-    r = programming_time(layers, prog, x, T)
+    r = programming_time(layers, on(x, prog))
     ref = [a for c in layers for a in naive_arrays(c, x, drivers or 5, 7, 2, sync)]
     assert r.array_cycles.tolist() == [a[0] for a in ref]
     assert r.total_pulses == sum(a[1] for a in ref)
@@ -203,8 +209,8 @@ def test_closed_form_equals_per_cell_reference(mapping: str, sync: str, drivers:
 def test_events_do_not_grow_with_pulses(rng: np.random.Generator) -> None:
     x = xbar(8, 8)
     p = rng.integers(0, 5, (20, physical_columns(10, x)))
-    few = programming_time([LayerCells("l", 20, 10, p, p + 1)], FAST, x, T)
-    many = programming_time([LayerCells("l", 20, 10, 1000 * p, 1000 * p + 1)], FAST, x, T)
+    few = programming_time([LayerCells("l", 20, 10, p, p + 1)], on(x))
+    many = programming_time([LayerCells("l", 20, 10, 1000 * p, 1000 * p + 1)], on(x))
     assert few.events_processed == many.events_processed <= 6 * few.n_arrays
 
 
@@ -213,14 +219,14 @@ def test_deterministic(rng: np.random.Generator) -> None:
     p = rng.integers(0, 50, (30, physical_columns(12, x)))
     cells = [LayerCells("l", 30, 12, p, p + 1)]
     prog = ProgrammingConfig(arrays_at_once=3, drivers_per_array=3)
-    a, b = (programming_time(cells, prog, x, T).to_dict() for _ in range(2))
+    a, b = (programming_time(cells, on(x, prog)).to_dict() for _ in range(2))
     a.pop("wall_s"), b.pop("wall_s")
     assert a == b
 
 
 def test_clock_rounds_durations_up() -> None:
-    r = programming_time([PAIR_CELLS], ProgrammingConfig(t_pulse_ns=2.2, t_verify_ns=0.3),
-                         PAIR, TimingConfig(clock_ghz=2.0))
+    r = programming_time([PAIR_CELLS], on(PAIR, ProgrammingConfig(t_pulse_ns=2.2, t_verify_ns=0.3),
+                                       TimingConfig(clock_ghz=2.0)))
     assert (r.pulse_cycles, r.verify_cycles) == (5, 1)             # ceil(4.4), ceil(0.6)
     assert r.total_s == pytest.approx(r.total_cycles * 0.5e-9)
 
@@ -229,8 +235,9 @@ def test_clock_rounds_durations_up() -> None:
 def test_sram_writes_are_words_over_ports_times_write() -> None:
     spec = linear("fc", 64, 32)
     adapt = AdaptationConfig(t_sram_write_ns=3.0, sram_ports=3, grad_macs_per_cycle=8)
-    r = adaptation_time([spec], XbarConfig(), T, adapt, steps=4, batch=2, sram_words=[1000])
-    f = simulate([spec], XbarConfig(), T, "layer", 2, timeline=False).makespan_cycles
+    r = adaptation_time([spec], HardwareConfig(timing=T, adaptation=adapt), steps=4, batch=2,
+                        sram_words=[1000])
+    f = simulate([spec], HardwareConfig(timing=T), "layer", 2, timeline=False).makespan_cycles
     write = math.ceil(1000 / 3) * 3                                  # 334 writes of 3 cycles
     grad = math.ceil(2 * 1 * 1000 / 8)
     assert r.layers[0].write_cycles == write and r.sram_write_cycles == write
@@ -260,8 +267,9 @@ BASE = AdaptationConfig(backward="digital", digital_macs_per_cycle=10, grad_macs
 ])
 def test_adaptation_step_by_hand(banks: str, overlap: bool, after_forward: int) -> None:
     adapt = BASE.replace(sram_banks=banks, overlap_updates=overlap)
-    r = adaptation_time(NET, XbarConfig(), T, adapt, steps=3, batch=2, sram_words=WORDS)
-    f = simulate(NET, XbarConfig(), T, "layer", 2, timeline=False).makespan_cycles
+    r = adaptation_time(NET, HardwareConfig(timing=T, adaptation=adapt), steps=3, batch=2,
+                        sram_words=WORDS)
+    f = simulate(NET, HardwareConfig(timing=T), "layer", 2, timeline=False).makespan_cycles
     assert [la.propagate_cycles for la in r.layers] == [0, 120, 30]
     assert [la.grad_cycles for la in r.layers] == [25, 50, 4]
     assert [la.write_cycles for la in r.layers] == [75, 150, 12]
@@ -275,10 +283,10 @@ def test_adaptation_step_by_hand(banks: str, overlap: bool, after_forward: int) 
 
 def test_transposed_read_backward_is_a_signed_forward_pass() -> None:
     adapt = AdaptationConfig(backward_read_factor=1.5)
-    d = backward_cycles_per_layer(NET, XbarConfig(), T, adapt, batch=4)
+    d = backward_cycles_per_layer(NET, HardwareConfig(timing=T, adaptation=adapt), batch=4)
     signed = [LayerSpec(s.name, s.kind, s.n_in, s.n_out, s.in_chw, s.out_hw,
                         signed_inputs=True) for s in NET]
-    per_layer = [lt.cycles for lt in simulate(signed, XbarConfig(), T).layers]
+    per_layer = [lt.cycles for lt in simulate(signed, HardwareConfig(timing=T)).layers]
     assert d == [0] + [math.ceil(1.5 * 4 * c) for c in per_layer[1:]]
 
 
@@ -286,14 +294,14 @@ def test_forward_uses_the_inference_schedule() -> None:
     specs = [LayerSpec("c1", "conv", 27, 8, (3, 8, 8), (8, 8), (3, 3), padding=(1, 1)),
              LayerSpec("c2", "conv", 72, 8, (8, 8, 8), (8, 8), (3, 3), padding=(1, 1))]
     for sched in ("layer", "pipelined"):
-        r = adaptation_time(specs, XbarConfig(), T, AdaptationConfig(forward_schedule=sched),
-                            steps=1, batch=3, sram_words=[5, 5])
-        assert r.forward_cycles == simulate(specs, XbarConfig(), T, sched, 3).makespan_cycles
+        hw = HardwareConfig(timing=T, adaptation=AdaptationConfig(forward_schedule=sched))
+        r = adaptation_time(specs, hw, steps=1, batch=3, sram_words=[5, 5])
+        assert r.forward_cycles == simulate(specs, hw, sched, 3).makespan_cycles
 
 
 def test_adaptation_deterministic_and_dict() -> None:
-    a, b = (adaptation_time(NET, adapt=BASE, steps=2, batch=2, sram_words=WORDS).to_dict()
-            for _ in range(2))
+    a, b = (adaptation_time(NET, HardwareConfig(adaptation=BASE), steps=2, batch=2,
+                            sram_words=WORDS).to_dict() for _ in range(2))
     a.pop("wall_s"), b.pop("wall_s")
     assert a == b
     assert a["hardware"]["adaptation"]["sram_ports"] == 2
@@ -305,9 +313,9 @@ def test_sram_words_per_layer_and_speedup() -> None:
     assert sram_words_per_layer(NET, 0.0) == [0, 0, 0]
     x = xbar(4, 4)
     rvw = programming_time([LayerCells("a", 4, 4, np.full((4, 8), 9), np.full((4, 8), 10))],
-                           FAST, x, T)
-    one = one_shot_time([linear("a", 4, 4)], FAST, x, T)
-    ad = adaptation_time([linear("a", 4, 4)], x, T, steps=1, batch=1, sram_words=[1])
+                           on(x))
+    one = one_shot_time([linear("a", 4, 4)], on(x))
+    ad = adaptation_time([linear("a", 4, 4)], on(x), steps=1, batch=1, sram_words=[1])
     s = rsa_speedup(rvw, one, ad)
     assert s.rsa_s == pytest.approx(one.total_s + ad.total_s)
     assert s.speedup == pytest.approx(rvw.total_s / (one.total_s + ad.total_s))
@@ -340,13 +348,13 @@ def test_config_errors_name_field_value_and_range(cls: type, field: str, value: 
 
 def test_call_time_errors() -> None:
     with pytest.raises(ValueError, match=r"drivers_per_array = 5 .*\[0, 4\].*4 bit lines"):
-        programming_time([PAIR_CELLS], FAST.replace(drivers_per_array=5), PAIR, T)
+        programming_time([PAIR_CELLS], on(PAIR, FAST.replace(drivers_per_array=5)))
     with pytest.raises(ValueError, match="8 physical columns, but 6 expected.*'offset'"):
-        programming_time([PAIR_CELLS], FAST, xbar(2, 4, "offset"), T)
+        programming_time([PAIR_CELLS], on(xbar(2, 4, "offset"), FAST))
     with pytest.raises(ValueError, match="empty"):
-        programming_time([], FAST, PAIR, T)
+        programming_time([], on(PAIR))
     with pytest.raises(ValueError, match=r"duplicate layer name\(s\) \['fc'\]"):
-        programming_time([PAIR_CELLS, PAIR_CELLS], FAST, PAIR, T)
+        programming_time([PAIR_CELLS, PAIR_CELLS], on(PAIR))
     with pytest.raises(ValueError, match="dtype float64.*integer array"):
         LayerCells("x", 2, 4, P.astype(float), P)
     with pytest.raises(ValueError, match=r"shape \(8,\).*\(n_in, n_phys\) = \(2, n_phys\)"):

@@ -146,7 +146,8 @@ def test_one_iteration_costs_the_engine_time_of_its_writes() -> None:
                          w.astype(np.int64), np.zeros_like(w, dtype=np.int64))
               for lay, w in zip(chip.layers, res.writes_per_cell)]
     assert res.rewrites > 0
-    assert res.rewrite_s == programming_time(counts, HW.programming, XB, HW.timing).total_s
+    on = HardwareConfig.from_parts(XB, programming=HW.programming, timing=HW.timing)
+    assert res.rewrite_s == programming_time(counts, on).total_s
 
 
 def test_bad_options_are_refused() -> None:

@@ -14,7 +14,8 @@ from xbar.devices.read_disturb import disturbed, read_pulses_per_inference, rema
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.geometry import layer_specs
-from xbar.mapping.recovery.techniques.chip_loop import (forward_seconds, measure_layer, reprogram_layer,
+from xbar.mapping.recovery.techniques.chip_loop import (forward_seconds, measure_layer,
+                                                        reprogram_layer,
                                              rewrite_cost, serve_reads)
 from xbar.timing.engine import simulate
 from xbar.timing.programming import programming_time
@@ -144,12 +145,12 @@ def test_rewrite_and_forward_costs_come_from_the_engine() -> None:
     w = chip.layers[0].matrix.quantised_weights() * 0.5
     rw = reprogram_layer(chip, 0, w, round_=1)
     seconds, pj, pulses = rewrite_cost([rw], hw)
-    prog = programming_time([rw.cells], hw.programming, hw.xbar, hw.timing)
+    prog = programming_time([rw.cells], hw)
     assert seconds == prog.total_s and pulses == rw.pulses and pj > 0
     specs = layer_specs(_model(), SHAPE)
-    one = simulate(specs[:1], hw.xbar, hw.timing, hw.adaptation.forward_schedule, 16,
+    one = simulate(specs[:1], hw, hw.adaptation.forward_schedule, 16,
                    timeline=False).makespan_cycles * 1e-9 / hw.timing.clock_ghz
-    rest = simulate(specs[:1], hw.xbar, hw.timing, hw.adaptation.forward_schedule, 4,
+    rest = simulate(specs[:1], hw, hw.adaptation.forward_schedule, 4,
                     timeline=False).makespan_cycles * 1e-9 / hw.timing.clock_ghz
     assert forward_seconds(specs, hw, 36, 16, layers=1) == pytest.approx(2 * one + rest)
     assert forward_seconds(specs, hw, 0, 16) == 0.0

@@ -50,8 +50,7 @@ def _context(teacher, options, seed: int = 0) -> MethodContext:
     return MethodContext(teacher=teacher.model, student=None, dataset=ds, device=device,
                          hardware=hw, specs=specs, shape=shape, seed=seed, settings=settings,
                          options=options, program=program,
-                         one_shot_s=one_shot_time(specs, hw.programming, hw.xbar,
-                                                  hw.timing).total_s,
+                         one_shot_s=one_shot_time(specs, hw).total_s,
                          one_shot_pj=one_shot_energy(specs, hw).total_pj)
 
 

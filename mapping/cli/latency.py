@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--hw {args.hw}, section [timing]: {exc}" if args.hw else str(exc)
                           ) from None
     check_engine_memory(specs, xbar, timing, args.batch, bool(args.timeline or args.out))
-    result = simulate(specs, xbar, timing, schedule=args.schedule, batch=args.batch,
+    result = simulate(specs, hw, schedule=args.schedule, batch=args.batch,
                       timeline=bool(args.timeline or args.out))
     energy, area = inference_energy(specs, hw), chip_area(specs, hw)
     costs = energy_summary(energy, area, result)

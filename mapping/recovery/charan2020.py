@@ -92,11 +92,9 @@ def _adapt_cost(ctx: MethodContext, chip: Chip, words: list[int], extra_passes: 
     per layer written each step, plus ``extra_passes`` forward + backward passes without
     writes (the Fisher measurement)."""
     hw, specs, a = ctx.hardware, ctx.specs, ctx.settings.adapt
-    t = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, a.steps, a.batch_size,
-                        words).total_s
+    t = adaptation_time(specs, hw, a.steps, a.batch_size, words).total_s
     if extra_passes:
-        t += adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, extra_passes,
-                             a.batch_size, [0] * len(specs)).total_s
+        t += adaptation_time(specs, hw, extra_passes, a.batch_size, [0] * len(specs)).total_s
     g = layer_conductances(chip, specs)
     # bias-only's words (a bias and a gain per column) are not weights: at most n_in n_out
     words = [min(w, s.n_in * s.n_out) for w, s in zip(words, specs)]
@@ -158,8 +156,8 @@ def _rvw(ctx: MethodContext) -> MethodOutcome:
     chip = Chip.program(ctx.teacher, ctx.device, hw.xbar, ctx.seed, "column", "", ctx.shape)
     counts = program_rvw(chip, ctx.rvw_loop, ctx.seed, hw.programming.stopping_rule())
     chip.use_backend(ctx.backend).calibrate(ctx.calibration)
-    prog = programming_time(counts, hw.programming, hw.xbar, hw.timing)
-    share = stuck_time_share(chip, counts, hw.programming, hw.xbar, hw.timing)
+    prog = programming_time(counts, hw)
+    share = stuck_time_share(chip, counts, hw)
     return MethodOutcome(chip, program_s=prog.total_s,
                          program_pj=programming_energy(prog, hw).total_pj,
                          pulses=prog.total_pulses,

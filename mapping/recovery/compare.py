@@ -6,8 +6,9 @@ works 1 and 2's software, one-shot, bias-only, kd, rsa, kd+rsa, osa, kd+osa, rvw
 :mod:`~xbar.mapping.recovery.correctnet`, :mod:`~xbar.mapping.recovery.lv2024`) on N chip
 instances (seeds): for each chip it builds a
 :class:`~xbar.mapping.recovery.registry.MethodContext` per method (with the shared one-shot
-chips of the teacher and the KD student where a method starts from them), runs each method and records its outcome (accuracy on the test set, programming and
-adaptation time and energy, SRAM words and area, inference energy, the method's own costs).
+chips of the teacher and the KD student where a method starts from them), runs each method
+and records its outcome (accuracy on the test set, programming and adaptation time and
+energy, SRAM words and area, inference energy, the method's own costs).
 
 Times come from the SimPy engine (:mod:`xbar.timing`). The headline:
 ``speedup = T_rvw / (T_one_shot + T_adapt(kd+rsa))``.
@@ -206,7 +207,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile,
     specs = layer_specs(teacher, shape)
     n_weights = sum(s.n_in * s.n_out for s in specs)
     results = {m: MethodResult(m) for m in methods}
-    t_one = one_shot_time(specs, hw.programming, xbar, hw.timing).total_s
+    t_one = one_shot_time(specs, hw).total_s
     e_one = one_shot_energy(specs, hw).total_pj
     kd_info: dict[str, Any] = {}
     wants_student = any(m.needs_student for m in chosen.values())
@@ -269,8 +270,8 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile,
     programming = hw.programming
     return {"methods": out, "speedup_rsa_vs_rvw": speedup,
             "speedup_definition": SPEEDUP_DEFINITION + " (kd+rsa; means over chips); "
-                                  + accounting_label(programming, xbar),
-            "speedup_accounting": accounting_label(programming, xbar),
+                                  + accounting_label(hw),
+            "speedup_accounting": accounting_label(hw),
             "n_weights": n_weights, "rram_cells": rram_cells, "kd": kd_info,
             "rvw_loop": rvw_loop.source if rvw_loop is not None else None,
             "rvw_stopping_rule": (programming.stopping_rule().label(rvw_loop)

@@ -15,7 +15,8 @@ before programming: reported as ``offline_train_s`` (host seconds), never added 
 time.
 
 Compensation (:mod:`xbar.mapping.recovery.techniques.compensation`): placed by the greedy
-sensitivity search on each chip, trained on that chip; its costs appear under ``comp_*`` (SRAM words,
+sensitivity search on each chip, trained on that chip; its costs appear under ``comp_*`` (SRAM
+words,
 digital MACs and their latency and energy per inference, SRAM area over the chip's); its
 on-chip training time and energy are the method's adaptation time and energy.
 

@@ -254,8 +254,7 @@ def run_chip_ft(ctx: MethodContext) -> MethodOutcome:
     serve_reads(chip, ctx.specs, len(calib), reads)
     hw, specs = ctx.hardware, ctx.specs
     zero = [0] * len(specs)
-    passes_s = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, cfg.steps,
-                               cfg.batch_size, zero).total_s
+    passes_s = adaptation_time(specs, hw, cfg.steps, cfg.batch_size, zero).total_s
     passes_pj = adaptation_energy(specs, hw, cfg.steps, cfg.batch_size, zero,
                                   layer_conductances(chip, specs), write=False).total_pj
     calib_s = forward_seconds(specs, hw, len(calib), cfg.batch_size)

@@ -7,7 +7,8 @@ and fractions; simulated / published for speedups). A figure this code cannot si
 keeps its row with ``simulated = None`` and a note saying why, so nothing is silently left out.
 
 Each work's settings and rows live in its module
-(:data:`xbar.mapping.recovery.registry.WORK_MODULES`): works 1 and 2 in :mod:`~xbar.mapping.recovery.charan2020` (with the speedup rows and, with
+(:data:`xbar.mapping.recovery.registry.WORK_MODULES`): works 1 and 2 in
+:mod:`~xbar.mapping.recovery.charan2020` (with the speedup rows and, with
 ``cifar``, the CIFAR-10 rows), work 3 in :mod:`~xbar.mapping.recovery.itt_rna`, work 4 in
 :mod:`~xbar.mapping.recovery.correctnet`, work 5 in :mod:`~xbar.mapping.recovery.lv2024`.
 

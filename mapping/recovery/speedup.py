@@ -60,7 +60,8 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
     array, write time) at the first rule and budget with the full-chip accounting's other
     settings (``accounting`` = ``"drivers"``, ``drivers`` set); means over chips. Each row
     carries the share of T_rvw and of the pulses that stuck cells take
-    (:func:`xbar.mapping.recovery.techniques.rvw.stuck_time_share`), the share of healthy cells the rule
+    (:func:`xbar.mapping.recovery.techniques.rvw.stuck_time_share`), the share of healthy cells the
+    rule
     leaves outside their verify window, and, with ``evaluate`` (a function of a programmed
     chip returning its accuracy; the chip is calibrated by the caller's function), R-V-W's
     accuracy under the rule.
@@ -107,15 +108,13 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
             drivers_per_array=d)), budgets[:1], rules[:1]))
     for label, d, hw, these, rule_set in variants:
         for t_ns in write_times_ns:
-            prog = hw.programming.replace(t_pulse_ns=t_ns)
-            t_one = one_shot_time(specs, prog, hw.xbar, hw.timing).total_s
+            at = hw.replace(programming=hw.programming.replace(t_pulse_ns=t_ns))
+            t_one = one_shot_time(specs, at).total_s
             for rule in rule_set:
-                shares = [stuck_time_share(chip, counts, prog, hw.xbar, hw.timing)
-                          for chip, counts in runs[rule]]
+                shares = [stuck_time_share(chip, counts, at) for chip, counts in runs[rule]]
                 t_rvw = float(np.mean([sh["t_rvw_s"] for sh in shares]))
                 for steps, batch in these:
-                    t_adapt = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, steps,
-                                              batch, words).total_s
+                    t_adapt = adaptation_time(specs, hw, steps, batch, words).total_s
                     rows.append({
                         "rule": rule, "accounting": label, "drivers": d or hw.xbar.array.cols,
                         "write_time_ns": t_ns, "steps": steps, "batch": batch,

@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from xbar.config import AdaptationConfig, TimingConfig, XbarConfig
-from xbar.timing.engine import CountingEnvironment, simulate
+from xbar.config import AdaptationConfig, HardwareConfig, TimingConfig, XbarConfig
+from xbar.timing.engine import CountingEnvironment, hardware_arg, simulate
 from xbar.timing.network import LayerSpec, ceil_div, check_chain
 from xbar.errors import ConfigError
 # The [adaptation] section is declared with the other timing sections (one root config).
@@ -166,32 +166,31 @@ def _positive_int(name: str, value: Any) -> None:
         raise ConfigError(f"{name} = {value!r} is invalid; allowed: an integer >= 1")
 
 
-def backward_cycles_per_layer(specs: Sequence[LayerSpec], xbar: XbarConfig,
-                              timing: TimingConfig, adapt: AdaptationConfig, batch: int
+def backward_cycles_per_layer(specs: Sequence[LayerSpec], hw: HardwareConfig, batch: int
                               ) -> list[int]:
     """D_l for every layer (0 for the first), per the module docstring."""
+    adapt = hw.adaptation
     if adapt.backward == "digital":
         d = [ceil_div(batch * s.n_in * s.n_out * s.positions, adapt.digital_macs_per_cycle)
              for s in specs]
     else:
         signed = [replace(s, signed_inputs=True) for s in specs]
-        per_layer = simulate(signed, xbar, timing, "layer", 1, timeline=False).layers
+        per_layer = simulate(signed, hw, "layer", 1, timeline=False).layers
         d = [int(np.ceil(adapt.backward_read_factor * batch * lt.cycles - 1e-9))
              for lt in per_layer]
     return [0] + d[1:]
 
 
-def adaptation_time(specs: Sequence[LayerSpec], xbar: XbarConfig | None = None,
-                    timing: TimingConfig | None = None, adapt: AdaptationConfig | None = None,
+def adaptation_time(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None,
                     steps: int = 100, batch: int = 16,
                     sram_words: Sequence[int] | None = None) -> AdaptationResult:
     """Time of ``steps`` adaptation steps of ``batch`` samples, from the SimPy engine.
 
     Args:
         specs: The network's weight layers in execution order.
-        xbar: Array and converter configuration.
-        timing: Inference timing (forward passes; the clock).
-        adapt: Adaptation parameters (default :class:`AdaptationConfig`).
+        hw: The hardware (default :class:`HardwareConfig`): arrays and converters
+            (``hw.xbar``), inference timing (forward passes; the clock: ``hw.timing``) and the
+            adaptation parameters (``hw.adaptation``).
         steps: Adaptation steps (>= 1).
         batch: Samples per step (>= 1).
         sram_words: SRAM words per layer, aligned with ``specs`` (see
@@ -204,9 +203,8 @@ def adaptation_time(specs: Sequence[LayerSpec], xbar: XbarConfig | None = None,
     t0 = time.perf_counter()
     specs = list(specs)
     check_chain(specs)
-    xbar = xbar or XbarConfig()
-    timing = timing or TimingConfig()
-    adapt = adapt or AdaptationConfig()
+    hw = hardware_arg(hw, "adaptation_time")
+    xbar, timing, adapt = hw.xbar, hw.timing, hw.adaptation
     _positive_int("steps", steps)
     _positive_int("batch", batch)
     words = sram_words_per_layer(specs, 0.05) if sram_words is None else list(sram_words)
@@ -219,9 +217,8 @@ def adaptation_time(specs: Sequence[LayerSpec], xbar: XbarConfig | None = None,
                              "an integer >= 0")
     words = [int(w) for w in words]
     n = len(specs)
-    fwd = simulate(specs, xbar, timing, adapt.forward_schedule, batch,
-                   timeline=False).makespan_cycles
-    prop = backward_cycles_per_layer(specs, xbar, timing, adapt, batch)
+    fwd = simulate(specs, hw, adapt.forward_schedule, batch, timeline=False).makespan_cycles
+    prop = backward_cycles_per_layer(specs, hw, batch)
     grad = [ceil_div(batch * s.positions * w, adapt.grad_macs_per_cycle)
             for s, w in zip(specs, words)]
     t_w = adapt.write_cycles(timing)

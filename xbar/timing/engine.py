@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from xbar.config import TimingConfig, XbarConfig
+from xbar.config import HardwareConfig, TimingConfig, XbarConfig
 from xbar.config.timing import SCHEDULES
 from xbar.errors import ConfigError
 from xbar.timing.closed_form import LayerPlan, plan_network
@@ -337,9 +337,20 @@ class _Run:
             raise RuntimeError("timing engine deadlock: not every inference completed")
 
 
-def simulate(layers: Sequence[LayerSpec], xbar: XbarConfig | None = None,
-             timing: TimingConfig | None = None, schedule: str = "layer", batch: int = 1,
-             timeline: bool = True) -> LatencyResult:
+def hardware_arg(hw: HardwareConfig | None, where: str) -> HardwareConfig:
+    """``hw``, or the default :class:`HardwareConfig` for None; anything else (e.g. an
+    ``XbarConfig`` where the whole hardware is meant) is refused naming ``where``."""
+    if hw is None:
+        return HardwareConfig()
+    if not isinstance(hw, HardwareConfig):
+        raise ConfigError(f"{where}: hw is a {type(hw).__name__}; allowed: a HardwareConfig "
+                          "(xbar.config.load_hardware(name), HardwareConfig.from_parts(xbar, "
+                          "timing=...)) or None for the defaults")
+    return hw
+
+
+def simulate(layers: Sequence[LayerSpec], hw: HardwareConfig | None = None,
+             schedule: str = "layer", batch: int = 1, timeline: bool = True) -> LatencyResult:
     """Simulate a mapped network at cycle level.
 
     One inference is run alone for the latency and the per-layer figures; when ``batch`` > 1
@@ -348,8 +359,8 @@ def simulate(layers: Sequence[LayerSpec], xbar: XbarConfig | None = None,
 
     Args:
         layers: The network's weight layers in execution order.
-        xbar: Array and converter configuration (default :class:`XbarConfig`).
-        timing: Timing parameters (default :class:`TimingConfig`).
+        hw: The hardware (default :class:`HardwareConfig`): its arrays and converters
+            (``hw.xbar``) and timing (``hw.timing``).
         schedule: ``"layer"`` or ``"pipelined"``.
         batch: Inferences in the throughput run (>= 1).
         timeline: Record every tile burst (for :func:`xbar.timing.gantt.plot_timeline`).
@@ -363,8 +374,8 @@ def simulate(layers: Sequence[LayerSpec], xbar: XbarConfig | None = None,
         raise ConfigError(f"batch = {batch!r} is invalid; allowed: an integer >= 1")
     layers = list(layers)
     check_chain(layers)
-    xbar = xbar or XbarConfig()
-    timing = timing or TimingConfig()
+    hw = hardware_arg(hw, "simulate")
+    xbar, timing = hw.xbar, hw.timing
     timing.check_layer_names(layers)
     plans = plan_network(layers, xbar, timing)
     t0 = time.perf_counter()

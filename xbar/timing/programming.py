@@ -52,8 +52,8 @@ from typing import Any
 import numpy as np
 import simpy
 
-from xbar.config import ProgrammingConfig, TimingConfig, XbarConfig
-from xbar.timing.engine import CountingEnvironment
+from xbar.config import HardwareConfig, ProgrammingConfig, TimingConfig, XbarConfig
+from xbar.timing.engine import CountingEnvironment, hardware_arg
 from xbar.timing.network import LayerSpec
 from xbar.errors import ConfigError
 from xbar.layout import weight_layout
@@ -342,25 +342,23 @@ def list_schedule_cycles(durations: Sequence[int], slots: int) -> int:
     return end
 
 
-def programming_time(layer_cells: Sequence[LayerCells], prog: ProgrammingConfig | None = None,
-                     xbar: XbarConfig | None = None, timing: TimingConfig | None = None,
+def programming_time(layer_cells: Sequence[LayerCells], hw: HardwareConfig | None = None,
                      method: str = "rvw") -> ProgrammingResult:
     """Time to program every cell of a network, from per-cell pulse and read counts.
 
     Args:
         layer_cells: One :class:`LayerCells` per weight matrix, in programming order.
-        prog: Programming parameters (default :class:`ProgrammingConfig`).
-        xbar: Array geometry and weight mapping the counts are laid out for.
-        timing: Supplies the clock (``clock_ghz``) that durations are rounded to.
+        hw: The hardware (default :class:`HardwareConfig`): its programming parameters
+            (``hw.programming``), the array geometry and weight mapping the counts are laid
+            out for (``hw.xbar``) and the clock durations are rounded to (``hw.timing``).
         method: Label stored in the result (``"rvw"``, ``"one-shot"``).
 
     Raises:
         ValueError: No layers, duplicate names, counts not laid out for ``xbar``, or more
             drivers than bit lines.
     """
-    prog = prog or ProgrammingConfig()
-    xbar = xbar or XbarConfig()
-    timing = timing or TimingConfig()
+    hw = hardware_arg(hw, "programming_time")
+    prog, xbar, timing = hw.programming, hw.xbar, hw.timing
     cells_list = list(layer_cells)
     if not cells_list:
         raise ConfigError("layer_cells is empty: pass one LayerCells per weight matrix")
@@ -414,10 +412,9 @@ def programming_time(layer_cells: Sequence[LayerCells], prog: ProgrammingConfig 
         timing=timing, array_layer=lay, array_start_cycles=starts, array_cycles=d_all)
 
 
-def one_shot_time(specs: Sequence[LayerSpec], prog: ProgrammingConfig | None = None,
-                  xbar: XbarConfig | None = None, timing: TimingConfig | None = None
+def one_shot_time(specs: Sequence[LayerSpec], hw: HardwareConfig | None = None
                   ) -> ProgrammingResult:
-    """Time to program every cell of the network with one pulse and no verify read."""
-    xbar = xbar or XbarConfig()
-    return programming_time(cells_one_shot(specs, xbar), prog, xbar, timing,
-                            method="one-shot")
+    """Time to program every cell of the network with one pulse and no verify read, on the
+    hardware ``hw`` (default :class:`HardwareConfig`)."""
+    hw = hardware_arg(hw, "one_shot_time")
+    return programming_time(cells_one_shot(specs, hw.xbar), hw, method="one-shot")

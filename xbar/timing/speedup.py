@@ -53,13 +53,15 @@ def rsa_speedup(rvw: ProgrammingResult, one_shot: ProgrammingResult,
                    definition=SPEEDUP_DEFINITION)
 
 
-def accounting_label(programming: Any, xbar: Any) -> str:
-    """The R-V-W accounting a speedup was computed under, in words: write drivers per array,
-    arrays programmed at once, how a verify read is sensed, and the write time per pulse.
+def accounting_label(hw: Any) -> str:
+    """The R-V-W accounting a speedup was computed under on the hardware ``hw`` (its
+    ``[programming]`` section), in words: write drivers per array, arrays programmed at once,
+    how a verify read is sensed, and the write time per pulse.
 
     ``full-chip`` and ``cell-by-cell`` name the two hardware presets
     (:data:`xbar.config.HARDWARE_PRESETS`); any other setting is described as it is.
     """
+    programming = hw.programming
     d = programming.drivers_per_array
     drivers = f"{d} write driver{'s' if d != 1 else ''} per array" if d else \
         "a write driver per bit line"

@@ -165,7 +165,7 @@ def rewrite_cost(rewrites: Sequence[Rewrite], hw: Any) -> tuple[float, float, in
     for r in rewrites:
         if r.pulses == 0:
             continue
-        prog = programming_time([r.cells], hw.programming, hw.xbar, hw.timing, "one-shot")
+        prog = programming_time([r.cells], hw, "one-shot")
         seconds += prog.total_s
         pj += programming_energy(prog, hw).total_pj
         pulses += prog.total_pulses
@@ -186,7 +186,6 @@ def forward_seconds(specs: Sequence[LayerSpec], hw: Any, images: int, batch: int
     seconds = 0.0
     for n, count in ((batch, full), (rest, 1 if rest else 0)):
         if count:
-            res = simulate(chain, hw.xbar, hw.timing, hw.adaptation.forward_schedule, n,
-                           timeline=False)
+            res = simulate(chain, hw, hw.adaptation.forward_schedule, n, timeline=False)
             seconds += count * res.makespan_cycles * 1e-9 / hw.timing.clock_ghz
     return seconds

@@ -16,7 +16,8 @@ Training (:func:`train_compensation`), chip in the loop: batches of training ima
 forward through the programmed chip (its conductances, faults, read noise, ADCs); only the
 compensation parameters get gradients, which reach layers before the last compensation
 through the analog layers' straight-through path (the programmed weights; see
-:meth:`xbar.mapping.analog_layers.AnalogLayer._mvm`, the path :mod:`xbar.mapping.recovery.techniques.sram`
+:meth:`xbar.mapping.analog_layers.AnalogLayer._mvm`, the path
+:mod:`xbar.mapping.recovery.techniques.sram`
 trains SRAM words through). Loss: ``alpha * T^2 * KL(teacher || chip) + (1 - alpha) * CE``.
 
 Placement (:func:`place_compensation`), a greedy sensitivity search: a layer's error
@@ -279,7 +280,7 @@ def compensation_costs(chip: Chip, specs: list[Any], hw: HardwareConfig,
     total_words = sum(words.values())
     per_layer = [words.get(s.name, 0) for s in specs]
     steps, batch = config.steps, config.batch_size
-    adapt_s = adaptation_time(specs, hw.xbar, tm, ad, steps, batch, per_layer).total_s
+    adapt_s = adaptation_time(specs, hw, steps, batch, per_layer).total_s
     g = conductance_sums(chip)
     base = adaptation_energy(specs, hw, steps, batch, [0] * len(specs),
                              [g.get(s.name, 0.0) for s in specs]).total_pj

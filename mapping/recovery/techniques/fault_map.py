@@ -5,7 +5,8 @@ draws, for mapped layer ``k``, the device-to-device standard normals and the uni
 (stuck-at faults) of its ``n_in x n_phys`` cell matrix from stream ``k`` of
 ``SeedSequence([seed, 0])``, in an order that does not depend on the weights
 (:meth:`xbar.devices.Device.draw`), then the cycle-to-cycle normals of that first write.
-:func:`xbar.mapping.cells.chip_cells` draws the same numbers, so physical row ``r`` of layer ``k`` has the same
+:func:`xbar.mapping.cells.chip_cells` draws the same numbers, so physical row ``r`` of layer ``k``
+has the same
 stuck state and the same device-to-device draw whatever is programmed onto it; every write
 adds a fresh cycle-to-cycle draw (``Device.c2c_fraction`` of the variance,
 :meth:`xbar.devices.Device.landed`). The DATE 2017 map presumes one constant theta per cell
@@ -106,8 +107,9 @@ def cost_of_test_pass(cells: list[LayerCellsDraw], hw: HardwareConfig) -> tuple[
         shape = (c.rows, layout.physical_columns(c.n_out))
         counts.append(LayerCells(c.name, c.rows, c.n_out, np.full(shape, TEST_PULSES, np.int64),
                                  np.full(shape, TEST_READS, np.int64)))
-    result = programming_time(counts, prog, hw.xbar, hw.timing, method="test")
-    energy = programming_energy(counts, hw.replace(programming=prog))
+    tester = hw.replace(programming=prog)
+    result = programming_time(counts, tester, method="test")
+    energy = programming_energy(counts, tester)
     return result.total_s, energy.total_pj
 
 

@@ -186,8 +186,7 @@ def retrain_on_chip(chip: Chip, dataset: Any, weights: list[np.ndarray],
         res.pulses += sum(int(c.pulses.sum()) for c in counts)
         res.reads += sum(int(c.reads.sum()) for c in counts)
         if any(c.pulses.any() for c in counts):
-            res.rewrite_s += programming_time(counts, prog, hw.xbar, hw.timing,
-                                              method="rewrite").total_s
+            res.rewrite_s += programming_time(counts, hw, method="rewrite").total_s
             res.rewrite_pj += programming_energy(counts, hw).total_pj
     res.pass_s, res.pass_pj = _pass_cost(chip, hw, specs, cfg)
     return res
@@ -197,8 +196,7 @@ def _pass_cost(chip: Chip, hw: Any, specs: list[Any], cfg: OnChipConfig
                ) -> tuple[float, float]:
     """Time (s) and energy (pJ) of the iterations' forward/backward passes and gradients."""
     n = len(specs)
-    t = adaptation_time(specs, hw.xbar, hw.timing, hw.adaptation, cfg.iterations,
-                        cfg.batch_size, [0] * n).total_s
+    t = adaptation_time(specs, hw, cfg.iterations, cfg.batch_size, [0] * n).total_s
     macs = [cfg.batch_size * s.positions * s.n_in * s.n_out for s in specs]
     cycles = sum(ceil_div(m, hw.adaptation.grad_macs_per_cycle) for m in macs)
     t += cfg.iterations * cycles * 1e-9 / hw.timing.clock_ghz

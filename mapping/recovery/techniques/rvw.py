@@ -27,10 +27,10 @@ from the fit.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
+from xbar.config import HardwareConfig
 from xbar.devices import Device, DeviceFile
 from xbar.devices.presets import WRITE_VERIFY_PRESETS
 from xbar.devices.write_verify import StoppingRule, WriteVerifyParams
@@ -148,18 +148,18 @@ def without_stuck(chip: Chip, counts: list[LayerCells]) -> list[LayerCells]:
     return out
 
 
-def stuck_time_share(chip: Chip, counts: list[LayerCells], programming: Any, xbar: Any,
-                     timing: Any) -> dict[str, float]:
+def stuck_time_share(chip: Chip, counts: list[LayerCells], hw: HardwareConfig
+                     ) -> dict[str, float]:
     """How much of R-V-W's cost the chip's stuck cells carry.
 
     Returns ``stuck_cells`` (fraction of cells stuck), ``stuck_pulse_share`` (their share of
     all pulses) and ``stuck_time_share`` = 1 - T(:func:`without_stuck`) / T_rvw, both times
-    from the programming engine under ``programming``'s accounting (under row-synchronous
+    from the programming engine under ``hw.programming``'s accounting (under row-synchronous
     timing a row waits for its slowest cell, so the time share exceeds the pulse share when
     stuck cells set the rows' pace).
     """
-    t_all = programming_time(counts, programming, xbar, timing).total_s
-    t_free = programming_time(without_stuck(chip, counts), programming, xbar, timing).total_s
+    t_all = programming_time(counts, hw).total_s
+    t_free = programming_time(without_stuck(chip, counts), hw).total_s
     n = sum(c.n_cells for c in counts)
     stuck = [layer.matrix.stuck != 0 for layer in chip.layers]
     pulses = sum(int(c.pulses.sum()) for c in counts)
