@@ -91,7 +91,7 @@ class MethodResult:
             "inference_energy_pj": _mean(self.inference_pj),
             "sram_area_fraction": self.sram_area_fraction,
             "backend": self.backend,  # where its chips ran (the resolved backend)
-            # a plug-in method's own costs (methods.MethodOutcome.costs), means over chips
+            # the method's own costs (registry.MethodOutcome.costs), means over chips
             **{name: _mean(values) for name, values in self.costs.items()},
         }
 

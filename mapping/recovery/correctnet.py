@@ -1,4 +1,5 @@
-"""Work 4's recovery methods (CorrectNet / CorrectNet+) as plug-ins of ``xbar compare``.
+"""Work 4 (CorrectNet / CorrectNet+): its methods in ``xbar compare`` and its rows in
+``xbar reproduce``.
 
 ======================  ==========================================================================
 lipschitz               the Lipschitz-regularised network programmed once (one pulse per cell)
@@ -16,8 +17,7 @@ time.
 
 Compensation (:mod:`xbar.mapping.recovery.techniques.compensation`): placed by the greedy
 sensitivity search on each chip, trained on that chip; its costs appear under ``comp_*`` (SRAM
-words,
-digital MACs and their latency and energy per inference, SRAM area over the chip's); its
+words, digital MACs and their latency and energy per inference, SRAM area over the chip's); its
 on-chip training time and energy are the method's adaptation time and energy.
 
 Its rows in ``xbar reproduce work4``: CorrectNet / CorrectNet+ (Eldebiky et al., DATE 2023,

@@ -61,8 +61,7 @@ def speedup_sensitivity(teacher: Any, shape: tuple[int, ...], device: Any, xbar:
     settings (``accounting`` = ``"drivers"``, ``drivers`` set); means over chips. Each row
     carries the share of T_rvw and of the pulses that stuck cells take
     (:func:`xbar.mapping.recovery.techniques.rvw.stuck_time_share`), the share of healthy cells the
-    rule
-    leaves outside their verify window, and, with ``evaluate`` (a function of a programmed
+    rule leaves outside their verify window, and, with ``evaluate`` (a function of a programmed
     chip returning its accuracy; the chip is calibrated by the caller's function), R-V-W's
     accuracy under the rule.
     """

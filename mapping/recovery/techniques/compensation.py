@@ -17,8 +17,8 @@ forward through the programmed chip (its conductances, faults, read noise, ADCs)
 compensation parameters get gradients, which reach layers before the last compensation
 through the analog layers' straight-through path (the programmed weights; see
 :meth:`xbar.mapping.analog_layers.AnalogLayer._mvm`, the path
-:mod:`xbar.mapping.recovery.techniques.sram`
-trains SRAM words through). Loss: ``alpha * T^2 * KL(teacher || chip) + (1 - alpha) * CE``.
+:mod:`xbar.mapping.recovery.techniques.sram` trains SRAM words through). Loss: ``alpha * T^2 *
+KL(teacher || chip) + (1 - alpha) * CE``.
 
 Placement (:func:`place_compensation`), a greedy sensitivity search: a layer's error
 contribution is measured on the chip as the drop in loss (on ``images`` training images) when

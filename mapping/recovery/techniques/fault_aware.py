@@ -1,8 +1,7 @@
 """Fault-aware mapping (DATE 2017, work 3): weight rows onto crossbar rows by bipartite matching.
 
 Given the chip's map (:mod:`xbar.mapping.recovery.techniques.fault_map`), each layer's input rows
-(the
-weight matrix's rows in the cell matrix: one word line each) are assigned to physical rows,
+(the weight matrix's rows in the cell matrix: one word line each) are assigned to physical rows,
 row tile by row tile, so that the expected column-output error is smallest. Putting logical
 row ``i`` on physical row ``j`` costs::
 

@@ -6,8 +6,8 @@ draws, for mapped layer ``k``, the device-to-device standard normals and the uni
 ``SeedSequence([seed, 0])``, in an order that does not depend on the weights
 (:meth:`xbar.devices.Device.draw`), then the cycle-to-cycle normals of that first write.
 :func:`xbar.mapping.cells.chip_cells` draws the same numbers, so physical row ``r`` of layer ``k``
-has the same
-stuck state and the same device-to-device draw whatever is programmed onto it; every write
+has the same stuck state and the same device-to-device draw whatever is programmed onto it; every
+write
 adds a fresh cycle-to-cycle draw (``Device.c2c_fraction`` of the variance,
 :meth:`xbar.devices.Device.landed`). The DATE 2017 map presumes one constant theta per cell
 (``w exp(theta)``): the test pass can know only the device-to-device part. Spare rows (the

@@ -4,8 +4,7 @@ The network trains on the host while every mapped weight passes, on every forwar
 what the tested chip would hold (:class:`MapForward`): the layout's rounding to levels, then
 each cell by the map (stuck cells at g_min / g_max, healthy cells at ``level * exp(theta)``,
 :func:`xbar.mapping.recovery.techniques.fault_aware.predicted_cells`), with the rows where
-fault-aware
-mapping put them; gradients pass straight through. On top of that (DATE 2017's steps):
+fault-aware mapping put them; gradients pass straight through. On top of that (DATE 2017's steps):
 
 * a weight with a stuck cell (either cell of its differential pair, or its one cell in the
   offset mapping) is *held*: set to the value its cells give and frozen;

@@ -13,8 +13,8 @@ each mapped layer n = 1, ..., L-1 in turn:
 2. **Trained off chip (host)**: a copy of layers n..L-1 (weights and digital biases) is
    fine-tuned on those measured inputs, with every not-yet-reprogrammed layer's weights
    passed through the device's programming model
-   (:class:`xbar.mapping.recovery.techniques.kd.DeviceNoise`,
-   fresh draws each step: variation-aware for the cells still to be written), and each
+   (:class:`xbar.mapping.recovery.techniques.kd.DeviceNoise`, fresh draws each step:
+   variation-aware for the cells still to be written), and each
    layer's weights kept inside the column range it was programmed with. The loss is the
    KD loss on the logits against the FP32 teacher's (``alpha * T^2 * KL + (1 - alpha) *
    CE``, ``alpha`` and ``T`` from the KD recipe) plus ``feature_weight`` times the mean
@@ -215,8 +215,8 @@ def progressive(ctx: Any, config: Any, start: nn.Module) -> dict[str, Any]:
 
     Returns a dict: ``chip`` (the fine-tuned chip), ``rewrites`` (one
     :class:`~xbar.mapping.recovery.techniques.chip_loop.Rewrite` per re-programmed layer),
-    ``measured``
-    (images run per stage, with the number of layers each ran through), ``calibrations``
+    ``measured`` (images run per stage, with the number of layers each ran through),
+    ``calibrations``
     (calibration passes over the whole chip), ``train_s`` (host wall time), ``losses``
     (first and last loss of each stage) and ``read_pulses`` (by layer).
     """

@@ -222,8 +222,7 @@ def distill(teacher: nn.Module, dataset: Dataset, device: Device, config: XbarCo
     ``regularizer``: None (the recipe as it always was), or a callable ``regularizer(student)``
     added to every draw's loss, e.g. a
     :class:`~xbar.mapping.recovery.techniques.lipschitz.LipschitzRegularizer` (it acts on the
-    student's
-    own weights, not the noisy ones the forward sees).
+    student's own weights, not the noisy ones the forward sees).
 
     ``backend``: where it trains (:func:`xbar.mapping.data.train.backend_device`: the GPU for
     ``"cuda"``); the programming draws then come from a generator on that device, so a GPU
