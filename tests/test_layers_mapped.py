@@ -372,3 +372,16 @@ def test_lipschitz_regulariser_sees_the_matrices_the_chip_holds():
         torch.testing.assert_close(got[name], want[name])
     got["3.l0_reverse.hh"].sum().backward()
     assert model[3].weight_hh_l0_reverse.grad.abs().sum() > 0
+
+
+def test_transformer_decoder_layer_runs_its_attention_through_the_mapped_form():
+    torch.manual_seed(8)
+    dec = nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0).eval()
+    mapped, _ = fold_batchnorm(dec)
+    tgt, memory = torch.randn(5, 2, 8), torch.randn(4, 2, 8)
+    mask = nn.Transformer.generate_square_subsequent_mask(5)
+    with torch.no_grad():
+        torch.testing.assert_close(mapped(tgt, memory, tgt_mask=mask),
+                                   dec(tgt, memory, tgt_mask=mask))
+    names = [n for n, m in mapped.named_modules() if isinstance(m, nn.Linear)]
+    assert "multihead_attn.k_proj" in names and "self_attn.q_proj" in names
