@@ -210,3 +210,23 @@ def test_a_device_file_as_hw_names_both_options(tmp_path, capsys) -> None:
     assert f"load_hardware(spec='{path}'): {path} is a device file (HDF5)" in line
     assert line.endswith("resolve_device(spec=...) reads it (options --hw for "
                          "load_hardware(spec), --device for resolve_device(spec))"), line
+
+
+def test_sweep_errors_name_the_options(tmp_path, capsys) -> None:
+    out = str(tmp_path / "s.h5")
+    assert main(["sweep", "--device", "radar-2bpc", "--param", "sigma", "--values", "0.1",
+                 "--out", out]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "does not read sigma" in line and line.endswith(
+        "pick another device (resolve_points(device=...)) or parameter "
+        "(resolve_points(name=...)) (options --device for resolve_points(device), --param "
+        "for resolve_points(name))"), line
+    assert main(["sweep", "--param", "sigma", "--values", "0.1,0.1", "--out", out]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.endswith("resolve_points(values=...) repeats 0.1; give each value once "
+                         "(option --values)"), line
+    assert main(["sweep", "--param", "sigma", "--values", "0.1", "--workers", "0",
+                 "--out", out]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.endswith("run_sweep(workers=0) is invalid; allowed: an integer >= 1 "
+                         "(option --workers)"), line

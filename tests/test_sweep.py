@@ -102,11 +102,14 @@ def test_bad_sweeps_are_refused_before_any_work(
     with pytest.raises(ValueError) as err:
         run_sweep(dataclasses.replace(TINY, param=param, values=values), out)
     assert says in str(err.value)
+    assert str(err.value).startswith("resolve_points("), err.value  # the argument, no flag
     assert not out.exists()
 
 
 def test_sweeping_a_field_the_device_ignores_is_refused() -> None:
-    with pytest.raises(ValueError, match="does not read sigma"):
+    with pytest.raises(ValueError, match=r"does not read sigma .*pick another device "
+                                         r"\(resolve_points\(device=...\)\) or parameter "
+                                         r"\(resolve_points\(name=...\)\)$"):
         plan_sweep(dataclasses.replace(TINY, device="radar-2bpc"))
 
 
@@ -115,7 +118,8 @@ def test_cli_error_names_the_valid_parameters(tmp_path: Path,
     out = tmp_path / "x.h5"
     assert main(["sweep", "--param", "levels", "--values", "4", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "unknown sweep parameter 'levels'" in err and "n_levels" in err
+    assert "resolve_points(name='levels'): unknown sweep parameter" in err and "n_levels" in err
+    assert err.strip().endswith("(sweep_params() gives their units and ranges) (option --param)")
     assert not out.exists()
 
 
@@ -166,7 +170,8 @@ def test_rerun_skips_and_other_config_is_refused(reference: SweepResults,
     out = tmp_path / "r.h5"
     with h5py.File(out, "w"):
         pass
-    with pytest.raises(ValueError, match="not an xbar-sim sweep results file"):
+    with pytest.raises(ValueError, match=r"not an xbar-sim sweep results file \(format None\); "
+                                         r"write the sweep elsewhere \(run_sweep\(out=...\)\)"):
         run_sweep(TINY, out)
     out.unlink()
     reference.save(out)

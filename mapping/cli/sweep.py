@@ -18,7 +18,12 @@ COMMANDS = {"sweep": "sweep one device/array parameter against the recovery meth
 FLAGS = {**COMPARE_FLAGS, "SweepSpec.batch": "--adapt-batch",
          "SweepSpec.sram_ratio": "--sram-ratio", "SweepSpec.kd_epochs": "--kd-epochs",
          "SweepSpec.steps": "--steps", "SweepSpec.chips": "--chips",
-         "SweepSpec.test_limit": "--test-limit", "SweepSpec.methods": "--methods"}
+         "SweepSpec.test_limit": "--test-limit", "SweepSpec.methods": "--methods",
+         "SweepSpec.data_dir": "--data-dir", "resolve_points(name)": "--param",
+         "resolve_points(values)": "--values", "resolve_points(device)": "--device",
+         "resolve_points(xbar)": "--hw", "run_sweep(out)": "--out",
+         "run_sweep(workers)": "--workers", "run_sweep(threads)": "--threads",
+         "run_sweep(scheduler)": "--scheduler"}
 """The option that sets each settings field, for errors that name the field."""
 
 

@@ -1,8 +1,8 @@
 """The least time and the memory a comparison needs, checked before any work.
 
-``xbar compare`` and ``xbar sweep`` bound their counts (``--chips``, ``--steps``,
-``--kd-epochs``, the swept values) with :func:`check_budget` (``xbar reproduce`` its chips
-and steps with :func:`min_seconds`): the results' memory
+:func:`~xbar.mapping.recovery.compare.compare`'s callers (``xbar compare``, a sweep) bound its
+counts (chips, adaptation steps, KD epochs, the swept values) with :func:`check_budget`
+(``xbar reproduce`` its chips and steps with :func:`min_seconds`): the results' memory
 against this machine's (:func:`xbar.resources.check_memory`) and a lower bound of the run time
 against :data:`xbar.resources.MAX_RUN_S` (:func:`xbar.resources.check_time`), each message
 holding the estimate. The time per unit is a floor, about 10 to 60 times below what the
@@ -51,24 +51,26 @@ def check_budget(settings: Any, bytes_per_point: int, request: str, values: int 
     Args:
         settings: The comparison (its chips, methods, adaptation steps and KD epochs).
         bytes_per_point: Memory held per (value, method, chip) point until the end.
-        request: The options as the user gave them, for the memory message (``"--chips
-            100000000"``).
+        request: What set the size, for the memory message (``"CompareSettings.chips =
+            100000000"``; a command gives its options).
         values: Swept values (a sweep runs ``settings`` at each).
 
     Raises:
-        ResourceError: Naming the counts and the estimate.
+        ResourceError: Naming the counts and the estimate; the time message names the
+            settings fields (``CompareSettings.chips = 100000000, AdaptConfig.steps = 300``).
     """
     n_points = values * len(settings.methods) * settings.chips
     check_memory(n_points * bytes_per_point, request,
                  f"{n_points:,} {'(value, method, chip)' if values > 1 else '(method, chip)'} "
                  f"points x about {bytes_per_point} bytes of results and task state")
-    counts = f"--chips {settings.chips}"
+    counts = f"CompareSettings.chips = {settings.chips}"
     if any(m in ADAPTING for m in settings.methods):
-        counts += f" --steps {settings.adapt.steps}"
+        counts += f", AdaptConfig.steps = {settings.adapt.steps}"
     if any(m.startswith("kd") for m in settings.methods):
-        counts += f" --kd-epochs {settings.kd.epochs}"
+        counts += f", KDConfig.epochs = {settings.kd.epochs}"
     if values > 1:
         counts += f" over {values} values"
     at_least, what = min_seconds(settings, values)
-    check_time(at_least, f"{counts} with --methods {','.join(settings.methods)}",
+    check_time(at_least, f"{counts} with CompareSettings.methods = "
+               f"{','.join(settings.methods)!r}",
                f"{what}, on one core")

@@ -10,8 +10,8 @@ its points (:meth:`Backend.student_ref`):
 * :class:`DaskBackend`: a ``distributed.Client`` on a scheduler address; threads per worker =
   its host's cores / worker processes on that host; the teacher is scattered once.
 
-:func:`make_backend` picks one from the command line's ``--scheduler``, ``--workers`` and
-``--threads``.
+:func:`make_backend` picks one from :func:`~xbar.mapping.sweep.run.run_sweep`'s ``scheduler``,
+``workers`` and ``threads`` (``xbar sweep --scheduler``, ``--workers``, ``--threads``).
 """
 
 from __future__ import annotations
@@ -158,21 +158,23 @@ class DaskBackend(Backend):
         try:
             from distributed import Client
         except ImportError:
-            raise ConfigError("--scheduler needs Dask's distributed package: pip install "
-                             "'xbar-sim[dask]' (on this machine and every worker)") from None
+            raise ConfigError(f"run_sweep(scheduler={address!r}) needs Dask's distributed "
+                              "package: pip install 'xbar-sim[dask]' (on this machine and "
+                              "every worker)") from None
         try:
             self.client = Client(address, timeout="20s")
         except (OSError, TimeoutError) as exc:
-            raise ConfigError(f"cannot reach the Dask scheduler at {address!r} ({exc}); start "
-                             "one with `dask scheduler` and pass the address it prints "
-                             "(tcp://HOST:8786)") from None
+            raise ConfigError(f"run_sweep(scheduler={address!r}): cannot reach the Dask "
+                              f"scheduler ({exc}); start one with `dask scheduler` and give "
+                              "the address it prints (tcp://HOST:8786)") from None
         try:
             self.client.wait_for_workers(1, timeout=60)
             cores = self.client.run(os.cpu_count)
         except Exception as exc:
             self.client.close()
-            raise ConfigError(f"the Dask cluster at {address!r} has no usable worker ({exc}); "
-                             "start workers with `dask worker ADDRESS --nthreads 1`") from None
+            raise ConfigError(f"run_sweep(scheduler={address!r}): the Dask cluster has no "
+                              f"usable worker ({exc}); start workers with `dask worker ADDRESS "
+                              "--nthreads 1`") from None
         info = self.client.scheduler_info()["workers"]
         per_host: dict[str, int] = {}
         for w in info.values():

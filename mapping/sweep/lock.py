@@ -58,7 +58,7 @@ def _alive(pid: int, host: str) -> bool | None:
 def _busy(out: Path, lock: Path, holder: tuple[int, str] | None) -> ConfigError:
     who = f"process {holder[0]} on {holder[1]}" if holder else "another process"
     return ConfigError(f"another sweep ({who}) is writing {out}: its lock file {lock} is held; "
-                       "wait for it to finish, or use another --out")
+                       "wait for it to finish, or write elsewhere (run_sweep(out=...))")
 
 
 def _own(lock: Path, fd: int) -> bool:

@@ -94,20 +94,21 @@ def _canonical(name: str, params: dict[str, SweepParam]) -> str:
     for section, _ in _HARDWARE_SECTIONS:  # XbarConfig.replace also takes adc_bits
         if name.startswith(section + "_") and f"{section}.{name[len(section) + 1:]}" in params:
             return f"{section}.{name[len(section) + 1:]}"
-    raise ConfigError(f"unknown sweep parameter {name!r}; valid names: {', '.join(params)} "
-                     "(`xbar sweep --list-params` shows units and ranges)")
+    raise ConfigError(f"resolve_points(name={name!r}): unknown sweep parameter; valid names: "
+                      f"{', '.join(params)} (sweep_params() gives their units and ranges)")
 
 
 def parse_values(text: str | list[Any] | tuple[Any, ...], param: SweepParam) -> tuple[Any, ...]:
     """``"0,0.1,0.2"`` (or a list) to typed values; refuses empties, duplicates, bad numbers."""
     raw = [v.strip() for v in text.split(",")] if isinstance(text, str) else list(text)
     if not raw or raw == [""]:
-        raise ConfigError(f"--values is empty; give comma-separated values of {param.name}, "
-                         "e.g. --values 0,0.1,0.2")
+        raise ConfigError(f"resolve_points(values={text!r}) is empty; give comma-separated "
+                          f"values of {param.name}, e.g. '0,0.1,0.2'")
     empty = [i for i, v in enumerate(raw, 1) if isinstance(v, str) and v == ""]
     if empty:
-        raise ConfigError(f"--values {text!r} has an empty entry (entry {empty[0]}); allowed: "
-                          f"comma-separated values of {param.name}, e.g. --values 0,0.1,0.2")
+        raise ConfigError(f"resolve_points(values={text!r}) has an empty entry (entry "
+                          f"{empty[0]}); allowed: comma-separated values of {param.name}, "
+                          "e.g. '0,0.1,0.2'")
     values: list[Any] = []
     for v in raw:
         try:
@@ -125,11 +126,12 @@ def parse_values(text: str | list[Any] | tuple[Any, ...], param: SweepParam) -> 
                 values.append(str(v))
         except (TypeError, ValueError):
             kind = "an integer" if param.type_name == "int" else "a finite number"
-            raise ConfigError(f"--values: {v!r} is not {kind}, as {param.name} needs "
-                             f"(allowed: {param.allowed})") from None
+            raise ConfigError(f"resolve_points(values=...): {v!r} is not {kind}, as "
+                              f"{param.name} needs (allowed: {param.allowed})") from None
     dup = sorted({str(v) for v in values if values.count(v) > 1})
     if dup:
-        raise ConfigError(f"--values repeats {', '.join(dup)}; give each value once")
+        raise ConfigError(f"resolve_points(values=...) repeats {', '.join(dup)}; give each "
+                          "value once")
     return tuple(values)
 
 
@@ -160,9 +162,10 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
     if needs and device.variation not in needs:
         raise ConfigError(f"device {device.name!r} has variation {device.variation!r}, which "
                          f"does not read {param.name} (only {' / '.join(needs)} do): sweeping it "
-                         "would change nothing; pick another --device or --param")
+                         "would change nothing; pick another device (resolve_points(device=...))"
+                         " or parameter (resolve_points(name=...))")
     if param.name != "array.weight_mapping":  # else each swept value is checked below
-        check_device_mapping(device, xbar, "the sweep's hardware (--hw)")
+        check_device_mapping(device, xbar, "the sweep's hardware (resolve_points(xbar=...))")
     points = []
     for v in parse_values(values, param):
         try:
@@ -176,7 +179,8 @@ def resolve_points(name: str, values: Any, device: Device, xbar: XbarConfig,
             check_device_mapping(point.device, point.xbar,
                                  f"the hardware at {param.name} = {v!r}")
         except ValueError as exc:
-            raise ConfigError(f"--values: {param.name} = {v!r} is refused: {exc}") from None
+            raise ConfigError(f"resolve_points(values=...): {param.name} = {v!r} is refused: "
+                              f"{exc}") from None
         points.append(point)
     return param, tuple(points)
 

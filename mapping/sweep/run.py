@@ -144,14 +144,16 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
 
     methods = tuple(m.strip() for m in spec.methods)
     if not methods or "" in methods:
-        raise ConfigError(f"--methods {','.join(spec.methods)!r} is empty or has an empty "
-                          f"entry; choose distinct methods from {', '.join(method_names())}")
+        raise ConfigError(f"SweepSpec.methods = {','.join(spec.methods)!r} is empty or has an "
+                          f"empty entry; choose distinct methods from "
+                          f"{', '.join(method_names())}")
     if len(set(methods)) != len(methods):
-        raise ConfigError(f"--methods repeats a method: {','.join(methods)}")
+        raise ConfigError(f"SweepSpec.methods = {','.join(methods)!r} repeats a method; "
+                          "give each once")
     if spec.test_limit is not None and (not isinstance(spec.test_limit, int)
                                         or spec.test_limit < 1):
-        raise ConfigError(f"--test-limit = {spec.test_limit!r} is invalid; allowed: an integer "
-                         ">= 1 (or leave it out for the whole test set)")
+        raise ConfigError(f"SweepSpec.test_limit = {spec.test_limit!r} is invalid; allowed: "
+                          "an integer >= 1 (or None for the whole test set)")
     settings = CompareSettings(sram_ratio=spec.sram_ratio, chips=spec.chips, seed=spec.seed,
                                methods=methods,
                                adapt=AdaptConfig(steps=spec.steps, batch_size=spec.batch),
@@ -163,8 +165,8 @@ def plan_sweep(spec: SweepSpec) -> SweepPlan:
     xbar = hw.xbar
     param, points = resolve_points(spec.param, spec.values, device, xbar, spec.sram_ratio)
     n_points = len(points) * len(methods) * spec.chips
-    check_budget(settings, _BYTES_PER_POINT, f"--chips {spec.chips} ({len(points)} values x "
-                 f"{len(methods)} methods x {spec.chips} chips = {n_points} points)",
+    check_budget(settings, _BYTES_PER_POINT, f"SweepSpec.chips = {spec.chips} ({len(points)} "
+                 f"values x {len(methods)} methods x {spec.chips} chips = {n_points} points)",
                  values=len(points))
     return SweepPlan(spec, param, points, device, xbar.to_dict(), hw.timing, hw.programming,
                      hw.adaptation, settings, device_file.write_verify)
@@ -264,9 +266,9 @@ def run_sweep(spec: SweepSpec | SweepPlan, out: str | Path, *, workers: int | No
 
     plan = spec if isinstance(spec, SweepPlan) else plan_sweep(spec)
     spec = plan.spec
-    for flag, v in (("--workers", workers), ("--threads", threads)):
+    for name, v in (("workers", workers), ("threads", threads)):
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ConfigError(f"{flag} = {v!r} is invalid; allowed: an integer >= 1")
+            raise ConfigError(f"run_sweep({name}={v!r}) is invalid; allowed: an integer >= 1")
     if scheduler is None:  # local workers: cuda without a GPU fails here, before any work
         from xbar.kernel_torch import resolve_backend
         resolve_backend(spec.backend)

@@ -213,12 +213,13 @@ class SweepResults:
         try:
             f = h5py.File(path, "r")
         except OSError as exc:
-            raise FileFormatError(f"{path}: not a readable HDF5 file ({exc}); delete it or pick "
-                             "another --out") from None
+            raise FileFormatError(f"{path}: not a readable HDF5 file ({exc}); delete it or "
+                                  "write the sweep elsewhere (run_sweep(out=...))") from None
         with f:
             if f.attrs.get("format") != FORMAT:
                 raise FileFormatError(f"{path} is not an xbar-sim sweep results file (format "
-                                 f"{f.attrs.get('format')!r}); pick another --out")
+                                      f"{f.attrs.get('format')!r}); write the sweep elsewhere "
+                                      "(run_sweep(out=...))")
             if int(f.attrs["format_version"]) > FORMAT_VERSION:
                 raise FileFormatError(f"{path} has sweep format version "
                                  f"{f.attrs['format_version']}, newer than this xbar-sim "
@@ -259,9 +260,10 @@ def open_results(path: str | Path, config: dict[str, Any], unit: str, target: st
         differ = sorted(k for k in set(old.config) | set(config)
                         if old.config.get(k) != config.get(k))
         raise FileFormatError(f"{path} holds a different sweep (configuration hash {old.hash}, "
-                         f"this command's is {config_hash(config)}; they differ in: "
+                         f"this sweep's is {config_hash(config)}; they differ in: "
                          f"{', '.join(differ)}). Its points cannot be mixed with this one's: "
-                         "pass another --out, or delete the file to start over")
+                         "write elsewhere (run_sweep(out=...)), or delete the file to start "
+                         "over")
     warnings = [f"{name} is {versions.get(name)} here but the file was started with "
                 f"{v}; finished points are kept" for name, v in old.versions.items()
                 if name in versions and versions[name] != v]

@@ -176,8 +176,8 @@ def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[An
         if ds.fingerprint != ctx.dataset_fingerprint:
             raise ConfigError(f"the {ctx.dataset} data on this worker differ from the sweep's "
                              f"(fingerprint {ds.fingerprint}, expected "
-                             f"{ctx.dataset_fingerprint}): point --data-dir or XBAR_DATA on "
-                             "every worker at the same files")
+                             f"{ctx.dataset_fingerprint}): give every worker the same files "
+                             "(SweepSpec.data_dir, or XBAR_DATA on the worker)")
         if ctx.test_limit is not None and ctx.test_limit < len(ds.y_test):
             n = ctx.test_limit
             ds = Dataset(ds.name, ds.x_train, ds.y_train, ds.x_test[:n], ds.y_test[:n],
