@@ -609,8 +609,11 @@ def test_reproduce_cifar_without_the_data_fails_before_the_first_work(
     rc, _, err = cli(capsys, "reproduce", "all", "--quick", "--cifar", "--data-dir",
                      str(tmp_path), "--out", str(tmp_path / "r.h5"))
     line = last_line(err)
-    assert rc == 2 and "--cifar needs the CIFAR-10 data (checked before any work runs): " \
-        f"CIFAR-10 not found under {tmp_path}" in line
+    assert rc == 2 and "ReproduceSettings.cifar needs the CIFAR-10 data (checked before any " \
+        f"work runs): CIFAR-10 not found under {tmp_path}" in line
+    assert "as find_cifar10(data_dir=...) or the XBAR_DATA environment variable." in line
+    assert line.endswith("(options --cifar for ReproduceSettings.cifar, --data-dir for "
+                         "find_cifar10(data_dir))"), line
     assert os.listdir(tmp_path) == []
 
 

@@ -230,3 +230,32 @@ def test_sweep_errors_name_the_options(tmp_path, capsys) -> None:
     line = capsys.readouterr().err.strip()
     assert line.endswith("run_sweep(workers=0) is invalid; allowed: an integer >= 1 "
                          "(option --workers)"), line
+
+
+def test_name_options_puts_the_option_in_a_report_line() -> None:
+    from xbar.mapping.cli.common import name_options
+    from xbar.mapping.cli.compare import FLAGS
+    from xbar.mapping.cli.reproduce import FLAGS as REPRODUCE_FLAGS
+
+    line = ("sparse words cannot undo errors spread over every weight (try a larger "
+            "CompareSettings.sram_ratio or AdaptConfig.steps).")
+    assert name_options(line, FLAGS) == ("sparse words cannot undo errors spread over every "
+                                         "weight (try a larger --sram-ratio or --steps).")
+    assert name_options("ArrayConfig.rows = 0", {"ArrayConfig.*": "--hw"}) == \
+        "ArrayConfig.rows = 0"
+    note = ("CIFAR-10 runs with ReproduceSettings.cifar (VGG-16 where ReproduceSettings.backend "
+            "is cuda, a width-reduced VGG-16 otherwise)")
+    assert name_options(note, REPRODUCE_FLAGS) == (
+        "CIFAR-10 runs with --cifar (VGG-16 where --backend is cuda, a width-reduced VGG-16 "
+        "otherwise)")
+
+
+def test_the_story_names_fields_the_command_names_options() -> None:
+    from xbar.mapping.recovery.compare import story
+
+    m = {"software": {"accuracy": 0.98}, "bias-only": {"accuracy": 0.90},
+         "rsa": {"accuracy": 0.89, "sram_fraction": 0.05}}
+    lines = story({"methods": m, "kd": {}})
+    said = [x for x in lines if "try a larger" in x]
+    assert said and all("CompareSettings.sram_ratio or AdaptConfig.steps" in x and "--" not in x
+                        for x in said), lines

@@ -257,6 +257,14 @@ def with_flags(message: str, flags: dict[str, str]) -> str:
     return f"{message} (options {', '.join(f'{f} for {n}' for f, n in found.items())})"
 
 
+def name_options(text: str, flags: dict[str, str]) -> str:
+    """A library's report line (not an error) as the command line says it: each settings
+    field an option sets (``CompareSettings.sram_ratio``, exact names in ``flags``) replaced
+    by that option (``--sram-ratio``)."""
+    return _PARAMETER.sub(lambda m: flags.get(f"{m[1]}.{m[2]}", m[0]) if m[1] else m[0],
+                          text)
+
+
 def hardware_spec(device: Any, hw: str | None) -> tuple[str | None, str]:
     """The ``--hw`` to use and a label for it, for ``--device`` ``device`` (a preset name or
     device file as given, or a resolved :class:`~xbar.devices.Device`).

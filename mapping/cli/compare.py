@@ -10,7 +10,7 @@ from pathlib import Path
 from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg,
                                      add_hw_arg, add_option_arg, check_image_output,
                                      check_output, count_arg, dumps_json, hardware_spec,
-                                     parse_methods, parse_options, seed_arg)
+                                     name_options, parse_methods, parse_options, seed_arg)
 from xbar.mapping.cli.lifetime import add_age_arg
 
 COMMANDS = {"compare": "compare recovery methods: accuracy and time",
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"method options: {' '.join(args.option)}")
     print(format_table(result))
     for line in result["story"]:
-        print(f"- {line}")
+        print(f"- {name_options(line, FLAGS)}")
     if result["kd"]:
         print(f"KD student trained off chip in {result['kd']['train_s']:.1f} s "
               f"({result['kd']['epochs']} epochs, T = {result['kd']['temperature']:g}); "

@@ -9,7 +9,7 @@ from typing import Any
 
 from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, check_output, count_arg,
-                                     dumps_json, seed_arg)
+                                     dumps_json, name_options, seed_arg)
 
 COMMANDS = {"reproduce": "each published figure of the works beside the simulated one"}
 QUICK_STEPS = 150
@@ -19,7 +19,7 @@ FLAGS = {"ReproduceSettings.chips": "--chips", "ReproduceSettings.steps": "--ste
          "ReproduceSettings.batch": "--adapt-batch", "ReproduceSettings.kd_epochs": "--kd-epochs",
          "ReproduceSettings.fractions": "--sram-ratio",
          "ReproduceSettings.cifar_test_limit": "--cifar-test-limit",
-         "ReproduceSettings.backend": "--backend"}
+         "ReproduceSettings.backend": "--backend", "ReproduceSettings.cifar": "--cifar"}
 """The option that sets each settings field, for errors that name the field."""
 
 
@@ -135,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"xbar reproduce {args.works}{' --quick' if args.quick else ''}: "
           f"{result['model']} on {result['dataset']}, FP32 {result['fp32_accuracy']:.2%}, "
           f"{result['chips']} chips, backend {result['backend']}, {result['wall_s']:.0f} s")
-    print(format_rows(result))
+    notes = [dict(r, note=name_options(r.get("note") or "", FLAGS)) for r in result["rows"]]
+    print(format_rows({**result, "rows": notes}))
     if args.out:
         print(f"wrote {args.out}")
     return 0

@@ -23,7 +23,8 @@ the per-cell pulse counts the write-verify loop produced on that chip) and adapt
 (steps x (forward + backward + SRAM writes)); KD runs off chip before programming and is
 reported, not added.
 
-Rows (:func:`rows_work1`, :func:`rows_work2`, and :func:`cifar_rows` with ``--cifar``):
+Rows (:func:`rows_work1`, :func:`rows_work2`, and :func:`cifar_rows` with
+``ReproduceSettings.cifar``):
 
 * work 1 (JxCDC 2020): the ``charan2020-jxcdc`` cell (16 levels, sigma 0.1 x level, 9.04 % SA0,
   1.75 % SA1) on the default hardware (differential pairs); KD student, then RSA and KD+RSA at
@@ -292,8 +293,8 @@ def rows_work1(s: ReproduceSettings, teacher: Any, say: Callable[[str], None],
                     f"window {100 * r['healthy_outside_window']:.2f} %"))
     if not s.cifar:
         rows.append(row(published("work1", "kd-rsa-cifar10"), None, None, "not run",
-                         "CIFAR-10 runs with --cifar (VGG-16 with --backend cuda, a "
-                         "width-reduced VGG-16 otherwise)"))
+                         "CIFAR-10 runs with ReproduceSettings.cifar (VGG-16 where "
+                         "ReproduceSettings.backend is cuda, a width-reduced VGG-16 otherwise)"))
     out["works"]["work1"] = {"base": base, "by_fraction": {str(k): v
                                                            for k, v in by_f.items()}}
     return rows
@@ -315,8 +316,8 @@ def rows_work2(s: ReproduceSettings, teacher: Any, say: Callable[[str], None],
                      m["one-shot"]["accuracy_std"], f"{dev_setting}, {where}"))
     if not s.cifar:
         rows.append(row(published("work2", "collapse-cifar10"), None, None, "not run",
-                         "CIFAR-10 runs with --cifar (VGG-16 with --backend cuda, a "
-                         "width-reduced VGG-16 otherwise)"))
+                         "CIFAR-10 runs with ReproduceSettings.cifar (VGG-16 where "
+                         "ReproduceSettings.backend is cuda, a width-reduced VGG-16 otherwise)"))
     need = needed_fraction(by_f, "kd+osa", fp32 - 0.01)
     f_at = need if need is not None else max(s.fractions)
     r = by_f[f_at]["methods"]["kd+osa"]

@@ -372,7 +372,7 @@ def story(result: dict[str, Any], margin: float = 0.005) -> list[str]:
             words = m[name].get("sram_fraction", 0.0)
             why.append(f"with {100 * words:.1f} % of weights in SRAM and this budget, sparse "
                        "words cannot undo errors spread over every weight (try a larger "
-                       "--sram-ratio or --steps)")
+                       "CompareSettings.sram_ratio or AdaptConfig.steps)")
         out.append(f"{label} does not beat the bias-only control here: {100 * acc(name):.2f} % "
                    f"against {100 * control:.2f} % ({100 * diff:+.2f} points)"
                    + (": " + "; ".join(why) if why else "") + ".")

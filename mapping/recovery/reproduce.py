@@ -147,8 +147,8 @@ def check_data(settings: ReproduceSettings) -> None:
         try:
             find_cifar10(settings.data_dir)
         except MissingFileError as exc:
-            raise MissingFileError(f"--cifar needs the CIFAR-10 data (checked before any work "
-                                   f"runs): {exc}") from None
+            raise MissingFileError(f"ReproduceSettings.cifar needs the CIFAR-10 data (checked "
+                                   f"before any work runs): {exc}") from None
 
 
 def reproduce(settings: ReproduceSettings,
