@@ -400,8 +400,9 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
 
 
 def plot_png(result: dict[str, Any]) -> bytes:
-    """Accuracy against log time per method (chip 0's schedule checks, refreshes marked
-    with vertical ticks; the ages' unrefreshed accuracy as points), as PNG bytes."""
+    """Accuracy against log time per method (chip 0's schedule checks as the chip lived
+    them, the look-aheads that a refresh made moot hollow, refreshes as dotted lines, each
+    method's threshold dashed; the ages' unrefreshed accuracy as crosses), as PNG bytes."""
     import io
 
     import matplotlib
@@ -410,11 +411,17 @@ def plot_png(result: dict[str, Any]) -> bytes:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i, (name, sch) in enumerate(result["schedule"].items()):
         color = f"C{i}"
-        checks = sorted(sch["per_chip"]["checks"][0])
-        # the schedule's checks in time order (times repeat around a refresh)
-        ts = [t for t, _ in checks]
-        ax.plot(ts, [100 * a for _, a in checks], ".-", color=color, lw=0.8, ms=3,
-                label=f"{name} ({sch['refreshes']:g} refreshes)")
+        checks = sch["per_chip"]["checks"][0]
+        # the chip as it lived: a check followed by an earlier one was a look-ahead the
+        # refresh before it made moot (drawn hollow)
+        moot = [i + 1 < len(checks) and checks[i + 1][0] < t
+                for i, (t, _) in enumerate(checks)]
+        lived = [c for c, m in zip(checks, moot) if not m]
+        ax.plot([t for t, _ in lived], [100 * a for _, a in lived], ".-", color=color,
+                lw=0.8, ms=3, label=f"{name} ({sch['refreshes']:g} refreshes)")
+        ax.plot([t for (t, _), m in zip(checks, moot) if m],
+                [100 * a for (_, a), m in zip(checks, moot) if m], "o", color=color, ms=4,
+                mfc="none")
         for t in sch["per_chip"]["times_s"][0]:
             ax.axvline(t, color=color, lw=0.6, ls=":")
         ax.plot(result["ages_s"], [100 * a for a in result["methods"][name]["accuracy"]],
@@ -424,8 +431,8 @@ def plot_png(result: dict[str, Any]) -> bytes:
     ax.set_xscale("log")
     ax.set_xlabel("time after programming (s)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{result['device']}: accuracy over the lifetime (x: no refresh; dotted: "
-                 "refreshes)", fontsize=9)
+    ax.set_title(f"{result['device']}: accuracy over the lifetime (x: at --ages without "
+                 "refresh; dotted: refreshes; dashed: thresholds)", fontsize=8)
     ax.legend(fontsize=8)
     buf = io.BytesIO()
     fig.tight_layout()
