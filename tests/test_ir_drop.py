@@ -272,3 +272,26 @@ def test_read_noise_model_against_monte_carlo_through_the_wires():
     small, large = ratio(32, 0.5), ratio(32, 6.4)
     assert 0.95 < small < 1.08, small
     assert large > small + 0.03, (small, large)
+
+
+@pytest.mark.parametrize("mapping", ["differential", "offset"])
+def test_torch_backend_reads_through_the_same_wires(mapping):
+    """The torch backend (and its ADC calibration) reads the same transfer matrices as the
+    Numba kernel: the ranges and outputs agree, noise off, to float32 rounding."""
+    rng = np.random.default_rng(10)
+    cfg = XbarConfig(ArrayConfig(rows=16, cols=8, weight_mapping=mapping,
+                                 wire_resistance_ohm=6.4, access_resistance_ohm=1500.0),
+                     DACConfig(input_bits=6), ADCConfig(bits=10))
+    w = rng.normal(size=(11, 37))
+    x = rng.uniform(0, 1, (20, 37)).astype(np.float32)
+    out = {}
+    for backend in ("cpu", "torch-cpu"):
+        m = AnalogMatrix.program(w, CELL, cfg, np.random.default_rng(11))
+        ranges = m.calibrate_adc(x, x_max=1.0, backend=backend)
+        out[backend] = (ranges, m.matmul(x, x_max=1.0, read_noise=False, backend=backend))
+    np.testing.assert_allclose(out["cpu"][0], out["torch-cpu"][0], rtol=1e-5)
+    scale = np.abs(out["cpu"][1]).max()
+    assert np.abs(out["cpu"][1] - out["torch-cpu"][1]).max() <= 2e-3 * scale
+    flat = cfg.replace(**{"array.wire_resistance_ohm": 0.0, "array.access_resistance_ohm": 0.0})
+    ideal = AnalogMatrix.program(w, CELL, flat, np.random.default_rng(11))
+    assert np.all(out["cpu"][0] < ideal.calibrate_adc(x, x_max=1.0) * 0.999)
