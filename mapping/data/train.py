@@ -81,10 +81,19 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
                          threads=None),
     "vgg16-narrow": TrainRecipe(epochs=10, batch_size=128, learning_rate=2e-3,
                                 weight_decay=5e-4, threads=None),
+    "resnet18-narrow": TrainRecipe(epochs=10, batch_size=128, learning_rate=2e-3,
+                                   weight_decay=5e-4, threads=None),
+    "mobilenetv2-narrow": TrainRecipe(epochs=10, batch_size=128, learning_rate=2e-3,
+                                      weight_decay=5e-4, threads=None),
+    "lstm-rows": TrainRecipe(epochs=5, batch_size=64, learning_rate=2e-3),
+    "transformer-patches": TrainRecipe(epochs=3, batch_size=64, learning_rate=1e-3),
 }
 """Default recipe per zoo model (digits-cnn: seconds; lenet5 on the 60,000 official MNIST
 training images: about a minute on one CPU thread, 99.19 % FP32 test accuracy with seed 0
-(the mlp: 98.47 %, 43 s); vgg16: hours on a CPU; no data augmentation for any)."""
+(the mlp: 98.47 %, 43 s); vgg16: hours on a CPU; no data augmentation for any).
+lstm-rows and transformer-patches train in about 2 and 4 minutes on one loaded core;
+resnet18-narrow and mobilenetv2-narrow take about 8 and 35 minutes per epoch there (their
+10 epochs are an overnight run on a CPU; a GPU makes them minutes)."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,10 @@ No dropout: it does nothing at inference and would only be one more layer to ski
   conv 3x3 layers, each followed by BatchNorm and ReLU, 5 max-pools (32 -> 1), then the
   classifier 512-512-10 (Linear, ReLU, Linear). BatchNorm is meant to be folded into the
   preceding convolution before mapping.
+* ``resnet18-narrow``, ``mobilenetv2-narrow`` (CIFAR-10), ``lstm-rows``,
+  ``transformer-patches`` (MNIST): residual, depthwise, recurrent and attention networks at
+  CPU-sized widths (:mod:`xbar.mapping.data.zoo_modern`, which states each width); they are
+  not flat chains and see signed inputs after their first layer.
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from torch import nn
+
 from xbar.errors import ConfigError
+from xbar.mapping.data.zoo_modern import (lstm_rows, mobilenetv2_narrow, resnet18_narrow,
+                                          transformer_patches)
 
 __all__ = ["MODELS", "DEFAULT_DATASET", "INPUT_SHAPES", "build_model",
            "lenet5", "mlp", "digits_cnn", "vgg16"]
@@ -96,6 +103,10 @@ MODELS: dict[str, Callable[[int], nn.Module]] = {
     "digits-cnn": digits_cnn,
     "vgg16": vgg16,
     "vgg16-narrow": vgg16_narrow,
+    "resnet18-narrow": resnet18_narrow,
+    "mobilenetv2-narrow": mobilenetv2_narrow,
+    "lstm-rows": lstm_rows,
+    "transformer-patches": transformer_patches,
 }
 """Registry: model name -> builder taking ``n_classes``."""
 
@@ -109,6 +120,10 @@ DEFAULT_DATASET: dict[str, str] = {
     "digits-cnn": "digits",
     "vgg16": "cifar10",
     "vgg16-narrow": "cifar10",
+    "resnet18-narrow": "cifar10",
+    "mobilenetv2-narrow": "cifar10",
+    "lstm-rows": "mnist",
+    "transformer-patches": "mnist",
 }
 """The data set each model is meant for (a name for :func:`xbar.mapping.data.datasets.load_dataset`)."""
 
@@ -118,6 +133,10 @@ INPUT_SHAPES: dict[str, tuple[int, int, int]] = {
     "digits-cnn": (1, 8, 8),
     "vgg16": (3, 32, 32),
     "vgg16-narrow": (3, 32, 32),
+    "resnet18-narrow": (3, 32, 32),
+    "mobilenetv2-narrow": (3, 32, 32),
+    "lstm-rows": (1, 28, 28),
+    "transformer-patches": (1, 28, 28),
 }
 """Input shape (C, H, W) each model expects."""
 
