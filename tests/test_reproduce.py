@@ -180,7 +180,10 @@ def test_story_says_when_the_proposed_method_loses_to_the_control() -> None:
     assert any(s.startswith("KD+RSA beats the bias-only control") for s in win)
     tie = story(_result(software=0.98, one_shot=0.3, bias_only=0.6, kd=0.3, kd_osa=0.602))
     line = next(s for s in tie if s.startswith("KD+OSA"))
-    assert "does not beat" in line and "--sram-ratio" in line
+    assert "does not beat" in line and "CompareSettings.sram_ratio" in line and "--" not in line
+    from xbar.mapping.cli.common import name_options
+    from xbar.mapping.cli.compare import FLAGS
+    assert "(try a larger --sram-ratio or --steps)" in name_options(line, FLAGS)  # the CLI's
     failed = _result(software=0.98, one_shot=0.3, kd=0.31)
     failed["kd"] = {"learned": False, "reason": "the student did not learn (numbers)"}
     assert any("failed to learn" in s for s in story(failed))
