@@ -154,6 +154,64 @@ def test_narrow_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping
     assert np.abs(fast).max() > 0
 
 
+@pytest.mark.parametrize("n_out,n_in,rows,bits,mapping", [
+    (150, 37, 16, 8, "differential"),  # 300 columns: blocks of 128, 128, 44; a partial group
+    (300, 40, 128, 16, "offset"),  # 16-bit codes; one tile of 40 rows; reference columns
+    (129, 64, 32, 8, "differential")])  # 258 columns: a last block of 2 columns
+def test_wide_table_path_equals_the_gemm_path(n_out, n_in, rows, bits, mapping, monkeypatch):
+    """1-bit reads of layers wider than 256 physical columns sum G rows from tables that each
+    work unit builds by blocks of columns: on integer conductances the outputs are the GEMM
+    path's bit for bit, read noise included."""
+    import xbar.analog
+    import xbar.kernel
+    from xbar.kernel_tables import BLOCK_COLS, block_reads
+
+    rng = np.random.default_rng(n_out)
+    cfg = XbarConfig(ArrayConfig(rows=rows, cols=32, weight_mapping=mapping),
+                     DACConfig(input_bits=bits, bits_per_read=1),
+                     ADCConfig(bits=8, range_mode="calibrated"))
+    m = AnalogMatrix.program(rng.normal(size=(n_out, n_in)), DYADIC.replace(read_noise=0.03),
+                             cfg, rng)
+    g_shape = m._kernel_tiles().shape
+    assert block_reads(1, bits, g_shape) and g_shape[2] > BLOCK_COLS
+    x = rng.uniform(-1, 1, (23, n_in)).astype(np.float32)
+    x[::4, 1::3] = 0
+    x[2] = 0
+    m.calibrate_adc(x[:10])
+    fast = m.matmul(x, rng=np.random.default_rng(5))
+    monkeypatch.setattr(xbar.kernel, "block_reads", lambda *args: False)
+    monkeypatch.setattr(xbar.kernel, "_mvm_chunk", xbar.kernel._mvm_chunk.py_func)
+    monkeypatch.setattr(xbar.analog, "mvm_kernel", xbar.kernel.mvm_kernel.py_func)
+    monkeypatch.setattr(xbar.analog, "mvm_kernel_serial", xbar.kernel.mvm_kernel.py_func)
+    gemm = m.matmul(x, rng=np.random.default_rng(5))
+    np.testing.assert_array_equal(fast, gemm)
+    assert np.abs(fast).max() > 0
+
+
+def test_block_tables_equal_the_kept_tables():
+    """A block of the per-work-unit tables is the kept tables' columns, bit for bit, on real
+    (inexact) conductances: the same sums in the same order, whole and partial groups."""
+    from xbar.kernel_tables import LANES, aligned_floats, block_table, lut_tables
+
+    rng = np.random.default_rng(3)
+    g = rng.uniform(0.5, 80.0, (2, 16, 53)).astype(np.float32)
+    g[1, 10:] = 0.0  # the last tile: 10 inputs used, 2.5 groups
+    kept = lut_tables(g, 26)
+    lanes = 64
+    for t, r_used in ((0, 16), (1, 10)):
+        for c0, bw in ((0, 32), (32, 32), (48, 16), (0, 64)):
+            tab = aligned_floats((r_used + 3) // 4 * 16 * bw)
+            block_table(g[t], r_used, c0, bw, tab)
+            w = min(bw, 53 - c0)
+            for grp in range((r_used + 3) // 4):
+                for e in range(16):
+                    got = tab[(grp * 16 + e) * bw:][:bw]
+                    want = kept[t, (grp * 16 + e) * lanes + c0:][:w]
+                    np.testing.assert_array_equal(got[:w], want)
+                    assert not got[w:].any()
+    assert tab.ctypes.data % (4 * LANES) == 0
+
+
 @pytest.mark.parametrize("n_out,n_in,k", [(6, 25, 1), (20, 70, 1), (6, 25, 2)])
 def test_serial_twin_equals_the_parallel_kernel(n_out, n_in, k, monkeypatch):
     """Calls of one work unit, or on one thread, run the kernel's serial twin: the same
@@ -200,6 +258,12 @@ def test_which_reads_use_tables():
     assert not table_reads(1, 17, (1, 25, 12))  # codes past 16 bits
     assert not table_reads(1, 8, (1, 128, 257))  # wider than 256 columns
     assert not table_reads(1, 8, (65, 128, 256))  # tables over 32 MB
+    from xbar.kernel_tables import block_reads
+
+    # 1-bit reads that kept tables leave out: tables built by each work unit
+    assert block_reads(1, 8, (1, 128, 257)) and block_reads(1, 8, (65, 128, 256))
+    assert not block_reads(1, 8, (1, 25, 12))  # kept tables
+    assert not block_reads(2, 8, (1, 128, 1024)) and not block_reads(1, 17, (1, 128, 1024))
 
 
 def test_noise_and_adc_loops_equal_one_draw_at_a_time():

@@ -49,7 +49,8 @@ from numba import njit, prange
 
 from xbar.errors import ConfigError
 from xbar.kernel_noise import PIECE, convert_run, ziggurat_edges
-from xbar.kernel_tables import (LANES, LUT_MAX_COLS, add_to_runs, lut_rows, lut_tables,
+from xbar.kernel_tables import (BLOCK_COLS, LANES, LUT_MAX_COLS, add_to_runs, aligned_floats,
+                                block_reads, lut_rows, lut_rows_blocked, lut_tables,
                                 table_reads)
 
 __all__ = ["mvm_kernel", "mvm_kernel_serial",
@@ -200,19 +201,24 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
     noise_scale = read_noise * v_unit if noisy else 0.0
     piece_rows = max(1, PIECE // n_phys)  # a run converts in pieces of whole rows
     lut = table_reads(k, input_bits, g_tiles.shape)
+    blocked = not lut and block_reads(k, input_bits, g_tiles.shape)  # tables built here
     n_groups = (rows + 3) // 4
-    spill = LUT_MAX_COLS if lut else 0  # the last row's vectors write past it
+    spill = LUT_MAX_COLS if lut or blocked else 0  # the last row's vectors write past it
     b0 = ch * chunk
     nb = min(chunk, n_batch - b0)
     codes = np.empty((nb, n_in), np.int32)
     pixels = np.empty(((b0 + nb - 1) // n_patch - b0 // n_patch + 1, x.shape[1]), np.int32)
-    a_buf = np.empty(0 if lut else n_slices * nb * rows, np.float32)
+    a_buf = np.empty(0 if lut or blocked else n_slices * nb * rows, np.float32)
     a2_buf = np.empty(n_slices * nb * rows, np.float32) if (noisy and k > 1) else a_buf
     cur = np.empty(n_slices * nb * n_phys + spill, np.float32)
     sq = np.empty(n_slices * nb * n_phys + spill, np.float32) if noisy else cur
     runs = np.empty((n_slices * nb, 4), np.int64)
-    packed = np.empty((n_groups, nb if lut else 0), np.uint64)
+    packed = np.empty((n_groups, nb if lut or blocked else 0), np.uint64)
     offs = np.empty((n_groups, nb if lut else 0), np.int32)
+    offs_s = np.empty((n_slices if blocked else 0, n_groups, nb), np.int32)
+    row_of = np.empty((n_slices if blocked else 0, nb), np.int64)
+    btab = aligned_floats(n_groups * 16 * BLOCK_COLS if blocked else 0)
+    btab2 = aligned_floats(n_groups * 16 * BLOCK_COLS if blocked and noisy else 0)
     hs = np.empty(piece_rows * n_phys, np.uint64)
     z = np.empty(piece_rows * n_phys, np.float64)
     slow = np.empty(piece_rows * n_phys, np.int64)
@@ -228,6 +234,12 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
                                            noisy, n_phys, cur, sq, runs, packed, offs)
                 if n_used == 0:
                     continue
+            elif blocked:
+                n_used, n_runs = lut_rows_blocked(codes, r0, r_used, n_slices, g_tiles[t],
+                                                  g2_tiles[t], noisy, cur, sq, runs, packed,
+                                                  offs_s, row_of, btab, btab2, BLOCK_COLS)
+                if n_used == 0:
+                    continue
             else:
                 a = a_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
                 n_used, n_runs = _slice_rows(codes, r0, k, n_slices, a, runs)
@@ -235,7 +247,7 @@ def _mvm_chunk(ch: int, x: np.ndarray, patch: np.ndarray, x_max: float, input_bi
                     continue
                 np.dot(a[:n_used], g_tiles[t, :r_used],
                        cur[:n_used * n_phys].reshape(n_used, n_phys))
-            if noisy and not lut:
+            if noisy and not lut and not blocked:
                 a2 = a
                 if k > 1:
                     a2 = a2_buf[:n_slices * nb * r_used].reshape(n_slices * nb, r_used)
