@@ -385,3 +385,23 @@ def test_transformer_decoder_layer_runs_its_attention_through_the_mapped_form():
                                    dec(tgt, memory, tgt_mask=mask))
     names = [n for n, m in mapped.named_modules() if isinstance(m, nn.Linear)]
     assert "multihead_attn.k_proj" in names and "self_attn.q_proj" in names
+
+
+def test_kd_weight_clip_measures_a_grouped_column_over_its_own_block():
+    """KD clips each column to K x its RMS weight; over the whole block-diagonal column the
+    zeros would pull the RMS down by sqrt(groups) and the clip would cut the real weights
+    (a depthwise network's KD student fell to chance before this was fixed)."""
+    from torch.nn.utils import parametrize
+
+    from xbar.mapping.recovery.techniques.kd import _clip_columns
+
+    torch.manual_seed(9)
+    (layer,) = [m for m in fold_batchnorm(nn.Conv2d(8, 8, 3, groups=8))[0].modules()
+                if isinstance(m, nn.Conv2d)]
+    parametrize.register_parametrization(layer, "weight", nn.Identity())
+    before = layer.parametrizations.weight.original.detach().clone()
+    _clip_columns([layer], 3.0)   # 9 weights per column: none exceeds 3 x their RMS
+    torch.testing.assert_close(layer.parametrizations.weight.original, before)
+    _clip_columns([layer], 1.0)   # at 1 x RMS the largest weight of each column is cut
+    after = layer.parametrizations.weight.original
+    assert (after.abs().amax((1, 2, 3)) < before.abs().amax((1, 2, 3))).all()

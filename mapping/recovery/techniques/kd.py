@@ -206,11 +206,20 @@ def _noisy_accuracy(model: nn.Module, noises: list[DeviceNoise], x: torch.Tensor
 
 
 def _clip_columns(layers: list[nn.Module], clip: float) -> None:
+    """Clip each output column's weights to ``clip`` x its RMS weight; the RMS of a masked
+    (block-diagonal, :mod:`xbar.mapping.conv_forms`) layer is over its own block, not the
+    zeros around it."""
     with torch.no_grad():
         for layer in layers:
             w = layer.parametrizations.weight.original
             flat = w.reshape(w.shape[0], -1)
-            bound = clip * flat.pow(2).mean(dim=1, keepdim=True).sqrt()
+            mask = getattr(layer, "mask", None)
+            if mask is None:
+                ms = flat.pow(2).mean(dim=1, keepdim=True)
+            else:
+                m = mask.reshape(mask.shape[0], -1)
+                ms = (flat.pow(2) * m).sum(1, keepdim=True) / m.sum(1, keepdim=True).clamp_min(1)
+            bound = clip * ms.sqrt()
             flat.copy_(torch.maximum(torch.minimum(flat, bound), -bound))
 
 
