@@ -418,7 +418,8 @@ def plot_png(result: dict[str, Any]) -> bytes:
                 for i, (t, _) in enumerate(checks)]
         lived = [c for c, m in zip(checks, moot) if not m]
         ax.plot([t for t, _ in lived], [100 * a for _, a in lived], ".-", color=color,
-                lw=0.8, ms=3, label=f"{name} ({sch['refreshes']:g} refreshes)")
+                lw=0.8, ms=3, label=f"{name} ({sch['refreshes']:g} refreshes"
+                + ("" if sch["complete"] else ", stopped at the cap") + ")")
         ax.plot([t for (t, _), m in zip(checks, moot) if m],
                 [100 * a for (_, a), m in zip(checks, moot) if m], "o", color=color, ms=4,
                 mfc="none")
