@@ -159,8 +159,7 @@ class Chip:
         for k, layer in enumerate(self.layers):
             m = layer.matrix
             m.age_to(t_s, relaxation_key(self.seed, k))
-            layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32,
-                                          device=layer.w_eff.device)
+            layer.refresh_weights()
         return self
 
     @property

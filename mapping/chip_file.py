@@ -255,7 +255,7 @@ def restore_layer(g: h5py.Group, layer: AnalogLayer, device: Device, where: str)
     if layer.bias is not None:
         layer.bias = torch.as_tensor(_array(g, "bias", where, (m.n_out,), "f"),
                                      dtype=layer.bias.dtype)
-    layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
+    layer.refresh_weights()
     if "col_gain" in g:
         layer.col_gain = torch.nn.Parameter(torch.as_tensor(
             _array(g, "col_gain", where, (m.n_out,), "f"), dtype=torch.float32),

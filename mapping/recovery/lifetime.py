@@ -42,12 +42,11 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-import torch
 from torch import nn
 
 from xbar.config import HardwareConfig
 from xbar.devices import DeviceFile
-from xbar.devices.write_verify import WriteVerifyParams, program_write_verify
+from xbar.devices.write_verify import WriteVerifyParams
 from xbar.errors import ConfigError
 from xbar.mapping.chip import Chip
 from xbar.mapping.data.base import Dataset
@@ -194,7 +193,7 @@ def _reprogram(chip: Chip, rng: np.random.Generator) -> None:
     for layer in chip.layers:
         m = layer.matrix
         m.write(m.target_levels, rng, cells=np.ones(m.target_levels.shape, bool))
-        layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
+        layer.refresh_weights()
 
 
 def _reverify(chip: Chip, loop: WriteVerifyParams, seed: int, stopping: Any,
@@ -209,14 +208,10 @@ def _reverify(chip: Chip, loop: WriteVerifyParams, seed: int, stopping: Any,
         out = ((m.g_us < lo[lv]) | (m.g_us > hi[lv])) & (m.stuck == 0) & ~skip
         pulses = np.zeros(lv.shape, np.int64)
         reads = np.ones(lv.shape, np.int64)
-        if out.any():
-            res = program_write_verify(loop, lv[out], seed=seed, cell_offset=offset)
-            g = m.g_us.copy()
-            g[out] = np.clip(res.g_us, m.device.g_min_us, m.device.g_max_us)
-            m.g_us = g     # the clock counts these cells rewritten now (CellClock.sync)
-            pulses[out] = res.pulses
-            reads[out] += res.reads
-            layer.w_eff = torch.as_tensor(m.effective_weights(), dtype=torch.float32)
+        if out.any():   # the rewritten cells' clocks restart now
+            pulses, more = m.write_verify(lv, loop, seed, cells=out, offset=offset)
+            reads += more
+            layer.refresh_weights()
         offset += lv.size
         counts.append(LayerCells(layer.layer_name, m.n_in, m.n_out, pulses, reads))
     return counts
