@@ -91,7 +91,8 @@ DEFAULT_RECIPES: dict[str, TrainRecipe] = {
 """Default recipe per zoo model (digits-cnn: seconds; lenet5 on the 60,000 official MNIST
 training images: about a minute on one CPU thread, 99.19 % FP32 test accuracy with seed 0
 (the mlp: 98.47 %, 43 s); vgg16: hours on a CPU; no data augmentation for any).
-lstm-rows and transformer-patches train in about 2 and 4 minutes on one loaded core;
+lstm-rows and transformer-patches train in about 3 minutes each on one loaded core (97.60 %
+and 91.62 % FP32 test accuracy with seed 0);
 resnet18-narrow and mobilenetv2-narrow take about 8 and 35 minutes per epoch there (their
 10 epochs are an overnight run on a CPU; a GPU makes them minutes)."""
 
