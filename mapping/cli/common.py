@@ -313,9 +313,9 @@ _TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 def add_option_arg(p: Any) -> None:
-    """``--option METHOD.FIELD=VALUE`` (repeatable): one setting of a plug-in method."""
+    """``--option METHOD.FIELD=VALUE`` (repeatable): one setting of a registered method's options."""
     p.add_argument("--option", action="append", default=[], metavar="METHOD.FIELD=VALUE",
-                   help="set one field of a plug-in method's options (works 3-5), e.g. "
+                   help="set one field of a method's options (the methods of works 3-5 have them), e.g. "
                         "fault-aware-map.spare_rows=4 or io-kd.correction=affine; FIELD may "
                         "name a nested field (fault-aware-train.train.epochs=3); a tuple "
                         "field takes comma-separated items; repeat for more fields")

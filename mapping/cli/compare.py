@@ -171,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     on_cpu = [m for m, v in result["methods"].items() if m != "software" and
               v["backend"] != backend]
     if on_cpu:
-        print(f"methods run on the cpu backend (works 3-5 plug-ins): {', '.join(on_cpu)}")
+        print(f"methods run on the cpu backend (those of works 3-5): {', '.join(on_cpu)}")
     if args.option:
         print(f"method options: {' '.join(args.option)}")
     print(format_table(result))
