@@ -209,7 +209,8 @@ def _reverify(chip: Chip, loop: WriteVerifyParams, seed: int, stopping: Any,
         pulses = np.zeros(lv.shape, np.int64)
         reads = np.ones(lv.shape, np.int64)
         if out.any():   # the rewritten cells' clocks restart now
-            pulses, more = m.write_verify(lv, loop, seed, cells=out, offset=offset)
+            pulses, more = m.write_verify(lv, loop, seed, cells=out, offset=offset,
+                                          stopping=stopping)
             reads += more
             layer.refresh_weights()
         offset += lv.size
@@ -259,7 +260,8 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
 
         def fresh(model: nn.Module) -> Chip:
             chip = Chip.program(model, dev, xbar, seed, "column", "", shape)
-            return chip.use_backend("cpu").calibrate(calib) or chip
+            chip.use_backend("cpu").calibrate(calib)
+            return chip
 
         for name in s.methods:
             say(f"chip {c + 1}/{s.chips}: {name} at programming")
