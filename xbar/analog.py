@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 _CHUNK_ELEMS = 1 << 26  # slice-row elements per kernel call (bounds per-call bookkeeping)
 _THREAD_CHUNK_BYTES = 1 << 20  # a thread's current block (slices x samples x columns)
+_WIDE_CHUNK_BYTES = 2 << 20  # over 256 columns: tables built per work unit (docs/speed.md)
 
 
 @dataclass
@@ -272,9 +273,10 @@ class AnalogMatrix(CellWrites):
 
     def _thread_chunk(self, g_tiles: np.ndarray, noisy: bool = False) -> int:
         """Samples per thread work unit: its currents (slices x samples x columns, and their
-        noise variances when noisy) ~1 MB."""
+        noise variances when noisy) ~1 MB, 2 MB for layers over 256 physical columns."""
         per_sample = self.config.dac.n_slices * g_tiles.shape[2] * 4 * (2 if noisy else 1)
-        return int(max(1, min(256, _THREAD_CHUNK_BYTES // per_sample)))
+        budget = _WIDE_CHUNK_BYTES if g_tiles.shape[2] > 256 else _THREAD_CHUNK_BYTES
+        return int(max(1, min(256, budget // per_sample)))
 
     def _chunks(self, n: int, per_item: int = 1) -> list[tuple[int, int]]:
         """Kernel calls over ``n`` items (vectors, or images of ``per_item`` patches)."""
