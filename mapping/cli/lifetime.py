@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     s, adapt, kd = LifetimeSettings(), AdaptConfig(), KDConfig()
     p = sub.add_parser(
-        "lifetime", help=COMMANDS["lifetime"],
+        "lifetime", help=COMMANDS["lifetime"], allow_abbrev=False,  # --age is not --ages
         description="Program (and adapt) each method's chip at time 0, let its cells relax "
                     "(the device's relax_* fields), and report each method's accuracy at "
                     "--ages without and right after a refresh (one-shot: re-program every "
