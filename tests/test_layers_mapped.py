@@ -405,3 +405,15 @@ def test_kd_weight_clip_measures_a_grouped_column_over_its_own_block():
     _clip_columns([layer], 1.0)   # at 1 x RMS the largest weight of each column is cut
     after = layer.parametrizations.weight.original
     assert (after.abs().amax((1, 2, 3)) < before.abs().amax((1, 2, 3))).all()
+
+
+@pytest.mark.parametrize("name", ["lstm", "transformer", "transposed"])
+def test_the_torch_backend_runs_the_new_layers(name):
+    """The torch code path (the one CUDA runs) on the CPU: the same near-software logits."""
+    model, shape = NETWORKS[name]
+    x = _inputs(shape, n=20)
+    chip = Chip.program(model, FINE, HI_RES, seed=0).use_backend("torch-cpu")
+    chip.calibrate(x)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    assert np.abs(chip.predict(x) - ref).max() < 2e-3 * np.abs(ref).max()
