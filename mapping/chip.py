@@ -35,6 +35,7 @@ HDF5 layout (``format = "xbar-sim chip"``, version 4, see ``chip_file.FORMAT_VER
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,7 +54,7 @@ from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX
 from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
 from xbar.config import XbarConfig
 from xbar.layout import check_device_mapping
-from xbar.errors import FileFormatError, MissingFileError, ModelError
+from xbar.errors import ConfigError, FileFormatError, MissingFileError, ModelError
 
 ADC_CALIBRATION_VECTORS = 4096  # input vectors per layer used to set ADC ranges
 
@@ -146,19 +147,26 @@ class Chip:
     def n_cells(self) -> int:
         return sum(layer.matrix.n_cells for layer in self.layers)
 
-    def age_to(self, t_s: float) -> "Chip":
+    def age_to(self, t_s: float, reads_per_s: float = 0.0) -> "Chip":
         """Show every layer's cells as they are ``t_s`` seconds after programming (the chip's
         clock; :mod:`xbar.devices.relaxation`): each cell relaxed from its last write, stuck
-        cells and SRAM words unchanged, DAC and ADC ranges as calibrated. Layer ``k``'s
-        relaxation draws come from ``SeedSequence([seed, 24, k])``
-        (:func:`xbar.devices.relaxation.relaxation_key`). A device without relaxation leaves
-        the chip bit for bit as it is. Returns the chip."""
+        cells and SRAM words unchanged, DAC and ADC ranges as calibrated. ``reads_per_s``:
+        reads of every cell per second of inference; with it the device's read disturb runs
+        on the same clock (each cell read ``reads_per_s x`` its age since its last write,
+        :meth:`xbar.analog.AnalogMatrix.age_to`). Layer ``k``'s relaxation draws come from
+        ``SeedSequence([seed, 24, k])`` (:func:`xbar.devices.relaxation.relaxation_key`). A
+        device without relaxation and without read disturb (or with no reads) leaves the chip
+        bit for bit as it is. Returns the chip."""
         from xbar.devices.relaxation import relaxation_key
-        if not self.device.has_relaxation():
+        reads = float(reads_per_s) > 0 and self.device.read_disturb_rate > 0
+        if not (self.device.has_relaxation() or reads):
+            if not (math.isfinite(float(reads_per_s)) and float(reads_per_s) >= 0):
+                raise ConfigError(f"reads_per_s = {reads_per_s!r} is invalid; allowed: a "
+                                  "finite number of reads per second >= 0")
             return self
         for k, layer in enumerate(self.layers):
             m = layer.matrix
-            m.age_to(t_s, relaxation_key(self.seed, k))
+            m.age_to(t_s, relaxation_key(self.seed, k), reads_per_s)
             layer.refresh_weights()
         return self
 

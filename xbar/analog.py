@@ -10,6 +10,8 @@ the idle cell of each differential pair.
 
 from __future__ import annotations
 
+import math
+
 import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -130,20 +132,33 @@ class AnalogMatrix(CellWrites):
                    g_scale=cells.g_scale, pos_cols=cm.pos_cols, neg_cols=cm.neg_cols,
                    tile_of_col=cm.array, d2d=cells.d2d)
 
-    def age_to(self, t_s: float, key: int = 0) -> None:
+    def age_to(self, t_s: float, key: int = 0, reads_per_s: float = 0.0) -> None:
         """Show the cells as they are ``t_s`` seconds after the one-shot programming (the
         chip's clock), by the device's relaxation (:mod:`xbar.devices.relaxation`): each cell
         aged from its last write. The first call starts the clock with the cells as they are
         now (written at time 0) and ``key`` (the relaxation draws' key); cells whose ``g_us``
-        was replaced since the clock last moved count as rewritten then. A device without
-        relaxation leaves ``g_us`` untouched (the same object)."""
-        if not self.device.has_relaxation():
+        was replaced since the clock last moved count as rewritten then. ``reads_per_s``
+        (reads of every cell per second of inference, >= 0): read disturb on the same clock,
+        ``reads_per_s x`` (age since the cell's last write) read pulses applied to the
+        relaxed conductance. Without relaxation and read disturb (or reads), ``g_us`` stays."""
+        rate = float(reads_per_s)
+        if not math.isfinite(rate) or rate < 0:
+            raise ConfigError(f"reads_per_s = {reads_per_s!r} is invalid; allowed: a finite "
+                              "number of reads per second >= 0")
+        reads = rate > 0 and self.device.read_disturb_rate > 0
+        if not (self.device.has_relaxation() or reads):
             return
         from xbar.devices.relaxation import CellClock
         if self.clock is None:
             self.clock = CellClock.start(self.g_us, key)
         self.clock.sync(self.g_us)
-        self.g_us = self.clock.at(self.device, t_s, self.stuck)
+        g = self.clock.at(self.device, t_s, self.stuck)
+        if reads:
+            from xbar.devices.read_disturb import disturbed
+            g = disturbed(self.device, g, rate * (self.clock.now_s - self.clock.written_s),
+                          self.stuck)
+            self.clock.shown = g   # what the clock shows: not a rewrite at the next sync
+        self.g_us = g
 
     @property
     def layout(self) -> WeightLayout:

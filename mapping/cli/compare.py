@@ -32,7 +32,8 @@ FLAGS = {"CompareSettings.sram_ratio": "--sram-ratio", "CompareSettings.chips": 
          "KDConfig.epochs": "--kd-epochs", "KDConfig.learning_rate": "--kd-lr",
          "KDConfig.temperature": "--kd-temperature", "KDConfig.alpha": "--kd-alpha",
          "KDConfig.noise_warmup": "--kd-noise-warmup", "KDConfig.draws": "--kd-draws",
-         "KDConfig.weight_clip": "--kd-weight-clip", "CompareSettings.age_s": "--age"}
+         "KDConfig.weight_clip": "--kd-weight-clip", "CompareSettings.age_s": "--age",
+         "CompareSettings.reads_per_s": "--reads-per-s"}
 """The option that sets each settings field (``xbar sweep`` shares them), for errors that
 name the field (:func:`xbar.mapping.cli.common.with_flags`)."""
 
@@ -137,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         kd=kd_config(epochs=args.kd_epochs, learning_rate=args.kd_lr, alpha=args.kd_alpha,
                      temperature=args.kd_temperature, noise_warmup=args.kd_noise_warmup,
                      weight_clip=args.kd_weight_clip, draws=args.kd_draws),
-        options=options, backend=backend, age_s=args.age)
+        options=options, backend=backend, age_s=args.age,
+        reads_per_s=args.reads_per_s)
     check_budget(settings, _BYTES_PER_CHIP_METHOD, f"--chips {args.chips}")
     device_file = resolve_device_file(args.device)  # with its write-verify loop, if any
     device = device_file.device

@@ -51,6 +51,16 @@ def add_age_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--age", type=age_arg, default=0.0, metavar="SECONDS",
                    help="evaluate this long after programming: the cells relax by the device's "
                         "relaxation fields (default 0: right after programming)")
+    add_reads_arg(p)
+
+
+def add_reads_arg(p: argparse.ArgumentParser) -> None:
+    """``--reads-per-s R``: reads of every cell per second of inference while the chip ages
+    (the device's read disturb on the aging clock)."""
+    p.add_argument("--reads-per-s", type=age_arg, default=0.0, metavar="R",
+                   help="reads of every cell per second of inference while the chip ages: "
+                        "the device's read disturb (read_disturb_rate) on the same clock as "
+                        "its relaxation (default 0: no disturb)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -105,6 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="adaptation batch (default %(default)s)")
     p.add_argument("--kd-epochs", type=count_arg, default=kd.epochs, metavar="N",
                    help="distillation epochs (default %(default)s)")
+    add_reads_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5",
                    help="write the results (and a -accuracy.png plot beside it) atomically")
@@ -165,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         ages_s=args.ages, methods=methods, horizon_s=args.horizon, tolerance=args.tolerance,
         chips=args.chips, seed=args.seed, checks_per_decade=args.checks_per_decade,
         max_refreshes=args.max_refreshes, test_limit=args.test_limit,
-        sram_ratio=args.sram_ratio,
+        sram_ratio=args.sram_ratio, reads_per_s=args.reads_per_s,
         adapt=AdaptConfig(steps=args.steps, batch_size=args.adapt_batch),
         kd=kd_config(epochs=args.kd_epochs))
     device_file = resolve_device_file(args.device)

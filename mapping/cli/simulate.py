@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     chip = Chip.program(teacher.model, device, config, args.seed, args.scale, teacher.label,
                         data.input_shape)
     chip.use_backend(backend).calibrate(calibration_inputs(data, seed=args.seed))
-    chip.age_to(args.age)   # calibrated at programming, then the cells relax
+    chip.age_to(args.age, args.reads_per_s)   # calibrated at programming, then it ages
     t1 = time.perf_counter()
     hardware = chip.evaluate(x_test, y_test, progress=progress_printer(
         "evaluating", not args.json))
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "hardware_accuracy": hardware, "n_tiles": chip.n_tiles, "n_cells": chip.n_cells,
         "device": device.name, "hardware_preset": args.hw_label, "seed": args.seed,
         "teacher_seed": args.teacher_seed, "age_s": args.age,
+        "reads_per_s": args.reads_per_s,
         "scale": args.scale, "program_s": t1 - t0, "evaluate_s": t2 - t1, "backend": backend,
         "device_parameters": device.to_dict(), "hardware": config.to_dict(),
         "layers": chip.describe(), "digital_layers": chip.digital_layers(),

@@ -124,6 +124,9 @@ class CompareSettings:
             and adapts its chip at time 0, then the cells relax by the device's relaxation
             (:meth:`xbar.mapping.chip.Chip.age_to`; SRAM words, biases and gains do not);
             0 (the default): right after programming, as before.
+        reads_per_s: Reads of every cell per second of inference while the chip ages: the
+            device's read disturb on the same clock as its relaxation (each cell read
+            ``reads_per_s x`` its age since its last write); 0 (the default): no disturb.
         options: Settings of methods that take options, by method name (each method's
             ``options_type``; a method not named here runs with its defaults).
         backend: Where chips run and KD and adaptation train (:data:`xbar.backends.BACKENDS`).
@@ -151,6 +154,10 @@ class CompareSettings:
                          doc="Seconds after programming the chips are evaluated at (the cells "
                              "relax by the device's relaxation; adaptation is done at "
                              "programming, SRAM words do not relax).")
+    reads_per_s: float = param(0.0, unit="reads/s", range=(0, 1e12),
+                               note="0: no read disturb while aging",
+                               doc="Reads of every cell per second of inference while the "
+                                   "chip ages (read disturb on the aging clock).")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -285,7 +292,7 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile,
                          "kd_epochs": settings.kd.epochs,
                          "kd_temperature": settings.kd.temperature,
                          "kd_alpha": settings.kd.alpha, "backend": backend,
-                         "age_s": settings.age_s},
+                         "age_s": settings.age_s, "reads_per_s": settings.reads_per_s},
             "one_shot_program_s": t_one}
 
 
@@ -319,9 +326,11 @@ def _record(r: MethodResult, out: MethodOutcome, ctx: MethodContext) -> Chip:
     r.inference_pj.append(inference_energy(specs, hw, layer_conductances(chip, specs),
                                            words).total_pj)
     r.backend = chip.backend
-    age = ctx.settings.age_s
-    if age > 0 and chip.device.has_relaxation():   # adapted at programming, then it ages; a
-        chip = copy.deepcopy(chip).age_to(age)     # copy: other methods start from this chip
+    age, reads = ctx.settings.age_s, ctx.settings.reads_per_s
+    disturbs = reads > 0 and chip.device.read_disturb_rate > 0
+    if age > 0 and (chip.device.has_relaxation() or disturbs):
+        # adapted at programming, then it ages; a copy: other methods start from this chip
+        chip = copy.deepcopy(chip).age_to(age, reads)
     return chip
 
 

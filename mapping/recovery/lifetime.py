@@ -90,6 +90,9 @@ class LifetimeSettings(Params):
         sram_ratio: Fraction of each layer's weights given an SRAM word (RSA, OSA).
         adapt: The adaptation budget (at programming and at every re-adaptation).
         kd: The distillation recipe.
+        reads_per_s: Reads of every cell per second of inference: the device's read
+            disturb on the same clock as its relaxation (each cell read ``reads_per_s x``
+            its age since its last write; a rewrite restarts its count); 0: none.
     """
 
     ages_s: tuple[float, ...] = param((1.0, 1e4, 1e8), kind=tuple, item=float, unit="s",
@@ -112,6 +115,10 @@ class LifetimeSettings(Params):
                               doc="Fraction of each layer's weights in SRAM.")
     adapt: AdaptConfig = AdaptConfig()
     kd: KDConfig = KDConfig()
+    reads_per_s: float = param(0.0, unit="reads/s", range=(0, 1e12),
+                               note="0: no read disturb while aging",
+                               doc="Reads of every cell per second of inference (read "
+                                   "disturb on the aging clock).")
 
     def __post_init__(self) -> None:
         validate(self)
@@ -229,8 +236,10 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
     ``.time_s``, ``.energy_pj`` (means over chips), with per-chip detail)."""
     say = progress or (lambda _: None)
     dev = device.device
-    if not dev.has_relaxation():
-        say(f"device {dev.name!r} does not relax: every age shows the programmed chip")
+    disturbs = settings.reads_per_s > 0 and dev.read_disturb_rate > 0
+    if not (dev.has_relaxation() or disturbs):
+        say(f"device {dev.name!r} does not relax and is not read-disturbed at "
+            f"{settings.reads_per_s:g} reads/s: every age shows the programmed chip")
     xbar, s = hw.xbar, settings
     shape = tuple(dataset.input_shape)
     specs = layer_specs(teacher, shape)
@@ -318,7 +327,7 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
             accs, refreshed, costs = [], [], []
             for age in s.ages_s:
                 say(f"chip {c + 1}/{s.chips}: {name} at {age:g} s")
-                aged = copy.deepcopy(programmed).age_to(age)
+                aged = copy.deepcopy(programmed).age_to(age, s.reads_per_s)
                 accs.append(evaluate(aged))
                 cost_s, cost_pj = do_refresh(aged, age)
                 refreshed.append(evaluate(aged))
@@ -333,10 +342,10 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
             n_refresh[0] = 100   # the schedule's refreshes draw their own streams
 
             def accuracy_at(t: float, ch: Chip = live) -> float:
-                return evaluate(ch.age_to(t))
+                return evaluate(ch.age_to(t, s.reads_per_s))
 
             def refresh(t: float, ch: Chip = live) -> None:
-                ch.age_to(t)
+                ch.age_to(t, s.reads_per_s)
                 dt, de = do_refresh(ch, t)
                 cost[0] += dt
                 cost[1] += de
