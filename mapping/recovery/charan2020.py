@@ -234,10 +234,7 @@ def rows_work1(s: ReproduceSettings, teacher: Any, say: Callable[[str], None],
 
     backend = resolve_backend(s.backend)
     ds = teacher.dataset
-    fp32 = teacher.software_accuracy
-    split = getattr(teacher.dataset, "note", "") or ""
-    where = f"{s.model} on {s.dataset}" + (f" ({split})" if split else "")
-    budget = f"{s.steps} steps x batch {s.batch}, {s.chips} chips"
+    fp32, where, budget = _setting(s, teacher)
     rows: list[dict[str, Any]] = []
     hw, base, by_f, dev_setting = _run_work(s, teacher, say, "charan2020-jxcdc",
                                             ("software", "one-shot", "kd", "rvw"),
@@ -300,14 +297,19 @@ def rows_work1(s: ReproduceSettings, teacher: Any, say: Callable[[str], None],
     return rows
 
 
+def _setting(s: ReproduceSettings, teacher: Any) -> tuple[float, str, str]:
+    """(our FP32 accuracy, where the rows ran: model, data set and its split, the budget)."""
+    split = getattr(teacher.dataset, "note", "") or ""
+    where = f"{s.model} on {s.dataset}" + (f" ({split})" if split else "")
+    return (teacher.software_accuracy, where,
+            f"{s.steps} steps x batch {s.batch}, {s.chips} chips")
+
+
 def rows_work2(s: ReproduceSettings, teacher: Any, say: Callable[[str], None],
                out: dict[str, Any]) -> list[dict[str, Any]]:
     """Work 2's rows (module docstring); the comparisons go to ``out["works"]["work2"]``."""
     ds = teacher.dataset
-    fp32 = teacher.software_accuracy
-    split = getattr(teacher.dataset, "note", "") or ""
-    where = f"{s.model} on {s.dataset}" + (f" ({split})" if split else "")
-    budget = f"{s.steps} steps x batch {s.batch}, {s.chips} chips"
+    fp32, where, budget = _setting(s, teacher)
     rows: list[dict[str, Any]] = []
     hw, base, by_f, dev_setting = _run_work(s, teacher, say, "charan2020-dac",
                                             ("software", "one-shot", "kd"), ("kd+osa",))
