@@ -22,9 +22,11 @@ uS) split into row tiles of ``rows`` word lines:
    the weight domain, as float32.
 
 The array read of step 3 is a BLAS GEMM on each tile's slice matrix, and one on the squares
-for noisy reads (``np.dot`` inside the kernel), except for 1-bit reads of layers up to 256
-physical columns (:func:`table_reads`), which sum the G rows of the driven word lines from
-tables of subset sums (:func:`~xbar.kernel_tables.lut_rows`; no BLAS call); steps 1, 2, 4
+for noisy reads (``np.dot`` inside the kernel), except for 1-bit reads, which sum the G rows
+of the driven word lines from tables of subset sums (no BLAS call): kept on the matrix for
+layers up to 256 physical columns (:func:`table_reads`, :func:`~xbar.kernel_tables.lut_rows`),
+built by each work unit in blocks of columns for wider ones (:func:`block_reads`,
+:func:`~xbar.kernel_tables.lut_rows_blocked`); steps 1, 2, 4
 and 5 are parallel loops, each thread owning whole batch rows (:func:`mvm_kernel_serial`: the
 same on the calling thread). A slice row whose inputs are all zero is skipped: it draws no
 current, so no noise (the variance is zero) and code 0, exactly what the full read gives.
@@ -35,8 +37,8 @@ how the batch is split into calls: bit for bit where the bit-line sums are exact
 else up to the GEMM's float32 rounding, which BLAS may order differently for a different
 number of rows (a rare one-LSB ADC flip; the kernel before issue 11 shared this). The tables
 sum in a fixed order (inputs in order within groups of 4, then the groups in order), the same
-for any batch split; they differ from a GEMM's order, so on inexact sums the two paths may
-differ by that float32 rounding too.
+for any batch split and both kinds of table; they differ from a GEMM's order, so on inexact
+sums the two paths may differ by that float32 rounding too.
 
 Where the time goes and what was measured: ``docs/speed.md``.
 """
@@ -286,9 +288,10 @@ def mvm_kernel(x: np.ndarray, patch: np.ndarray, x_max: float, input_bits: int,
     its chunk's bit-slice matrix (only the slice rows that drive a word line: an all-zero
     row reads zero current and converts to code 0), reads the array with one GEMM, and a
     second of the squares for noisy reads (``np.dot``: call this with BLAS limited to one
-    thread, see :func:`xbar.threads.single_threaded_blas`), or for 1-bit reads of narrow
-    tiles (:func:`table_reads`) sums each slice row from subset-sum tables (no BLAS, no
-    slice matrix; :func:`lut_rows`), then converts and accumulates
+    thread, see :func:`xbar.threads.single_threaded_blas`), or for 1-bit reads sums each
+    slice row from subset-sum tables (no BLAS, no slice matrix): kept ones for narrow tiles
+    (:func:`table_reads`, :func:`lut_rows`), else built by the work unit in column blocks
+    (:func:`block_reads`, :func:`lut_rows_blocked`), then converts and accumulates
     the currents (float64, per physical column) while they are in cache. Last, each output
     is ``(acc[pos] - acc[neg]) * to_weight`` as float32.
 

@@ -1,5 +1,6 @@
-"""Table reads for narrow bit-serial layers (:mod:`xbar.kernel`'s step 3 without BLAS): the
-G rows of a tile's driven word lines summed from tables of subset sums, in a fixed order.
+"""Table reads for 1-bit slices (:mod:`xbar.kernel`'s step 3 without BLAS): the G rows of a
+tile's driven word lines summed from tables of subset sums, in a fixed order; tables kept on
+the matrix for narrow layers, built by each work unit in column blocks for wide ones.
 Measured: ``docs/speed.md``.
 """
 
