@@ -1,6 +1,6 @@
 """RRAM cell physics and statistics: one cell, no networks.
 
-Imports no array model and nothing from :mod:`xbar.mapping` (tests/test_structure.py).
+Imports no array model and nothing from :mod:`xbar.mapping` (tests/project/test_structure.py).
 """
 
 from xbar.devices.cell import Device

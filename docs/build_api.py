@@ -9,7 +9,7 @@ Plain ``pdoc xbar`` would document only the names in ``xbar.__all__``: pdoc skip
 submodules a package's ``__all__`` leaves out. This lists every module of the three source
 folders (``xbar``, ``xbar.devices``, ``xbar.mapping``: setup.cfg's package_dir) and hands them
 all to pdoc, so a new module gets its page without editing anything. The test suite builds it
-into a temporary directory (tests/test_api_docs.py).
+into a temporary directory (tests/project/test_api_docs.py).
 """
 
 from __future__ import annotations

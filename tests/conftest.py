@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests live in folders that mirror the packages (tests/xbar, tests/devices,
+# tests/mapping/..., tests/project); their shared helpers (naive.py, this file) stay here.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def shared_data_dir() -> Path:

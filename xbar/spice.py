@@ -1,5 +1,5 @@
 """An array's read as a SPICE netlist, run in ngspice: the independent check of
-:mod:`xbar.ir_drop` (tests/test_ir_drop_spice.py, benchmarks/ir_drop_spice.py).
+:mod:`xbar.ir_drop` (tests/xbar/test_ir_drop_spice.py, benchmarks/ir_drop_spice.py).
 
 The netlist is the circuit :mod:`xbar.ir_drop` states, element by element: per word line a
 DC source ``V_i`` and its chain of wire resistors (driver end first), per bit line a 0 V

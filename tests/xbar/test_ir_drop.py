@@ -2,7 +2,7 @@
 (:mod:`xbar.ir_drop`), checked against hand solves, closed forms and its own exact per-read
 solve; 0 ohm leaves the ideal read bit for bit (the kernel digests of
 tests/test_kernel_regression.py pin today's kernel). The ngspice comparison is
-tests/test_ir_drop_spice.py."""
+tests/xbar/test_ir_drop_spice.py."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from xbar.timing.area import chip_area
 from xbar.timing.energy import inference_energy
 from xbar.timing.events import layer_events
 
-ISAAC_TOML = Path(__file__).resolve().parent.parent / "benchmarks" / "hardware" / "isaac.toml"
+ISAAC_TOML = Path(__file__).resolve().parents[3] / "benchmarks" / "hardware" / "isaac.toml"
 # 4 unsigned inputs, 3 outputs: one array (offset mapping: 3 weight columns + 1 reference).
 ONE = LayerSpec("fc", "linear", 4, 3, (4, 1, 1), (1, 1))
 

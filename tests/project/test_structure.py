@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = {"xbar": "xbar", "devices": "xbar.devices", "mapping": "xbar.mapping"}
 """Source folder -> the package it installs as (setup.cfg's package_dir)."""
 

@@ -84,7 +84,7 @@ def test_student_beats_one_shot_and_keeps_clean_accuracy(teacher, name: str, hw:
 
 def test_noise_ramp_scales_the_programming_error_and_is_exact_at_full_strength() -> None:
     """strength s returns w + s (programmed(w) - w) on the same draws; at 1 (the default,
-    what tests/test_kd_noise.py checks against the chip) the programmed weights themselves."""
+    what tests/mapping/recovery/test_kd_noise.py checks against the chip) the programmed weights themselves."""
     device = PRESETS["charan2020-jxcdc"]()
     w = torch.randn(6, 20)
     outs = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", ROOT / "CHANGELOG.md", *sorted((ROOT / "docs").glob("*.md"))]
 # [text](target) and ![alt](target), not inside code spans or fenced blocks
 _LINK = re.compile(r"!?\[[^\]\n]*\]\(([^)\s]+)\)")

@@ -27,7 +27,7 @@ from xbar.mapping.sweep.params import sweep_params
 from xbar.mapping.sweep.store import RESULT_METRICS, SweepResults
 from xbar.config import ADCConfig, ArrayConfig, DACConfig, HardwareConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 TINY = SweepSpec(param="sigma", values="0.1,0.3", model="digits-cnn", dataset="digits",
                  device="charan2020-jxcdc", methods=("one-shot", "kd"), chips=2, seed=3,
                  kd_epochs=1, steps=5)

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import shared_data_dir
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 RADAR_FILE = shared_data_dir() / "rram-radar" / "fppv-2bpc-chip1.tsv"
 
 

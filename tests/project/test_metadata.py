@@ -14,7 +14,7 @@ import yaml
 import xbar
 from xbar.files import package_version
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _setup_cfg() -> configparser.ConfigParser:
@@ -25,7 +25,7 @@ def _setup_cfg() -> configparser.ConfigParser:
 
 def test_version_is_written_once() -> None:
     """setup.cfg reads the version from ``xbar.__version__`` (the wheel's metadata then says
-    the same: tests/test_packaging.py); CITATION.cff repeats it, checked below."""
+    the same: tests/project/test_packaging.py); CITATION.cff repeats it, checked below."""
     assert _setup_cfg()["metadata"]["version"] == "attr: xbar.__version__"
     assert re.fullmatch(r"\d+\.\d+\.\d+([ab]|rc)?\d*(\.dev\d+)?", xbar.__version__), \
         xbar.__version__

@@ -239,7 +239,7 @@ def test_json_never_holds_bare_nan() -> None:
 
 
 def test_every_command_prints_json_through_the_nan_safe_encoder() -> None:
-    cli_dir = Path(__file__).resolve().parent.parent / "mapping" / "cli"
+    cli_dir = Path(__file__).resolve().parents[3] / "mapping" / "cli"
     for module in sorted(cli_dir.glob("*.py")):
         if module.name != "common.py":
             assert "json.dumps(" not in module.read_text(), module.name

@@ -21,7 +21,7 @@ from xbar.mapping.cli.main import main
 from xbar.params import ParamSpec, check_float, check_int, param_rows
 from xbar.timing import LayerSpec, simulate
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _write(tmp_path: Path, text: str, name: str = "hw.toml") -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MAIN_PAGES = ("xbar.html", "xbar/devices/cell.html", "xbar/devices/fit.html",
               "xbar/analog.html", "xbar/config.html", "xbar/timing/engine.html",
               "xbar/timing/energy.html", "xbar/mapping/chip.html",
