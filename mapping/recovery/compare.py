@@ -206,6 +206,10 @@ def compare(teacher: nn.Module, dataset: Dataset, device: Device | DeviceFile,
     device = device.device if isinstance(device, DeviceFile) else device
     xbar = hw.xbar
     check_device_mapping(device, xbar, "the hardware configuration")  # before any work
+    from xbar.mapping.data.workflow import check_output_width
+    check_output_width(teacher, dataset, "teacher", "compare(teacher=...):")
+    if student is not None:
+        check_output_width(student, dataset, "student", "compare(student=...):")
 
     say = progress or (lambda _: None)
     methods = settings.methods

@@ -231,3 +231,20 @@ def test_compare_json_schema_and_results_file(tmp_path, monkeypatch, capsys):
     assert "unknown method" in capsys.readouterr().err
     assert main(["compare", "--sram-ratio", "5", "--chips", "1"]) == 2
     assert "sram_ratio" in capsys.readouterr().err
+
+
+def test_compare_refuses_a_model_whose_outputs_are_not_the_classes() -> None:
+    """The Python API checks the output width before any work, as the CLI does at load: a
+    3-output network on the 10-class digits is refused by name, not scored or trained into
+    an IndexError inside the loss."""
+    import xbar
+    from torch import nn
+
+    from xbar.errors import ModelError
+
+    data = xbar.load_dataset("digits")
+    narrow = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    with pytest.raises(ModelError, match=r"compare\(teacher=...\): 'teacher' has 3 output"):
+        xbar.compare(narrow, data, xbar.preset("charan2020-jxcdc"),
+                     xbar.load_hardware("default"),
+                     xbar.CompareSettings(chips=1, methods=("one-shot", "kd")))
