@@ -17,14 +17,24 @@ the device) and the reference GEMM is torch's float32 ``X @ W.T`` on the same GP
     python benchmarks/kernel_speed.py [--repeats N] [--no-read-noise] [--out FILE.json]
                                       [--mode serial|multi|both] [--batches 1,64,1024]
                                       [--clock wall|process]
-                                      [--backend cpu|cuda|torch-cpu]
+                                      [--backend cpu|cuda|torch-cpu] [--baseline DIR]
+
+``--baseline DIR`` (CPU backend): DIR holds another version's ``kernel.py``,
+``kernel_noise.py`` and ``kernel_tables.py`` (for instance ``git show REV:xbar/kernel.py >
+DIR/kernel.py``, and the two others); every shape is then also timed with that kernel, right
+after this checkout's, in the same process against the same GEMM (the before/after protocol
+of docs/speed.md on a shared machine), and the share of outputs that differ is printed. The
+wrapper (``xbar/analog.py``: work units, kept plan) is this checkout's for both.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import importlib
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -65,7 +75,58 @@ def best_time(fn, repeats: int, budget_s: float = 0.0) -> float:
 
 
 MEDIANS: list[float] = []
+KERNEL_MODULES = ("kernel", "kernel_noise", "kernel_tables")
+
+
+def load_baseline(folder: str):
+    """The kernel module of another version (``folder``: its kernel.py, kernel_noise.py,
+    kernel_tables.py), imported as a package of its own beside this checkout's."""
+    texts = {}
+    for name in KERNEL_MODULES:
+        path = Path(folder) / f"{name}.py"
+        if not path.is_file():
+            sys.exit(f"kernel_speed.py: --baseline {folder}: no {name}.py there (it needs "
+                     f"{', '.join(n + '.py' for n in KERNEL_MODULES)})")
+        texts[name] = path.read_text()
+    pkg = "baseline_" + hashlib.sha256("".join(texts.values()).encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / "xbar_kernel_baselines"
+    (root / pkg).mkdir(parents=True, exist_ok=True)
+    (root / pkg / "__init__.py").write_text("")
+    for name, text in texts.items():
+        for dep in KERNEL_MODULES:
+            text = text.replace(f"from xbar.{dep} import", f"from {pkg}.{dep} import")
+        target = root / pkg / f"{name}.py"
+        if not target.is_file() or target.read_text() != text:
+            target.write_text(text)
+    sys.path.insert(0, str(root))
+    return importlib.import_module(f"{pkg}.kernel")
 SHORT_BUDGET_S = 0.25  # calls under 1e7 MACs: timed for at least this long
+
+
+def time_baseline(kernel_module, m: AnalogMatrix, x: np.ndarray, reps: int,
+                  budget: float) -> tuple[float, float, float]:
+    """Best and median time of ``m.matmul(x)`` with another version's kernel in place of
+    this checkout's (``xbar.analog``'s names swapped for the calls, warmed up as the main
+    loop does), and the share of outputs that differ from this checkout's for one noise
+    key."""
+    import xbar.analog as analog
+    names = ("mvm_kernel", "mvm_kernel_serial")
+    saved = [getattr(analog, n) for n in names]
+    ours = m.matmul(x, rng=np.random.default_rng(2), x_max=1.0)
+    try:
+        for n in names:
+            setattr(analog, n, getattr(kernel_module, n))
+        theirs = m.matmul(x, rng=np.random.default_rng(2), x_max=1.0)  # compiles
+        noise = np.random.default_rng(1)
+        t_warm = time.perf_counter()
+        while time.perf_counter() - t_warm < 0.3:
+            m.matmul(x, rng=noise, x_max=1.0)
+        t = best_time(lambda: m.matmul(x, rng=noise, x_max=1.0), reps, budget)
+        median = MEDIANS[-1]
+    finally:
+        for n, f in zip(names, saved):
+            setattr(analog, n, f)
+    return t, median, float(np.mean(ours != theirs))
 
 
 def main() -> None:
@@ -76,6 +137,9 @@ def main() -> None:
                     help="the same device with read_noise = 0 (no noise draws, no squares)")
     ap.add_argument("--backend", choices=("auto", "cpu", "cuda", "torch-cpu"), default="cpu",
                     help="cpu: the Numba kernel (default); cuda; torch-cpu; auto")
+    ap.add_argument("--baseline", metavar="DIR",
+                    help="time another version's kernel modules from DIR as well, alternating "
+                         "(CPU backend)")
     ap.add_argument("--mode", choices=("serial", "multi", "both"), default="both",
                     help="bit-serial reads, one multi-bit read, or both (default)")
     ap.add_argument("--batches", default=",".join(map(str, BATCHES)),
@@ -95,6 +159,11 @@ def main() -> None:
         sys.exit(f"kernel_speed.py: {exc}")  # exit status 1 with the message
     import torch
     cuda = backend == "cuda"
+    baseline = None
+    if args.baseline:
+        if backend != "cpu":
+            sys.exit(f"kernel_speed.py: --baseline needs --backend cpu, not {backend}")
+        baseline = load_baseline(args.baseline)
 
     def sync() -> None:
         if cuda:
@@ -147,6 +216,8 @@ def main() -> None:
             else:
                 t_kernel = best_time(lambda: m.matmul(x, rng=noise, x_max=1.0), reps, budget)
                 t_median = MEDIANS[-1]
+                if baseline is not None:  # the other kernel, right after, same inputs
+                    t_base, med_base, differ = time_baseline(baseline, m, x, reps, budget)
                 # One GEMM: the faster of BLAS on all cores and on one (on a busy machine a
                 # small multi-threaded GEMM can wait a whole time slice for its second core).
                 t_gemm = best_time(lambda: x @ w.T, max(5, reps))
@@ -160,6 +231,14 @@ def main() -> None:
             print(f"{mode:>6} {f'{n_out}x{n_in}':>17} {batch:>6} {t_kernel:>10.4g} "
                   f"{t_median:>10.4g} {t_gemm:>10.4g} "
                   f"{macs / t_kernel:>13.3g} {t_kernel / t_gemm:>8.1f}")
+            if baseline is not None:
+                rows[-1].update(baseline_s=t_base, baseline_median_s=med_base,
+                                baseline_ratio_to_gemm=t_base / t_gemm,
+                                outputs_differing=differ)
+                print(f"{'':>6} {'baseline':>17} {batch:>6} {t_base:>10.4g} "
+                      f"{med_base:>10.4g} {t_gemm:>10.4g} "
+                      f"{macs / t_base:>13.3g} {t_base / t_gemm:>8.1f}  outputs differing: "
+                      f"{100 * differ:.3g} %")
     big = max(batches)
     for mode in modes:  # time per MAC of each shape over that of the largest, at the top batch
         per_mac = {(r["n_out"], r["n_in"]): r["kernel_s"] / (r["n_out"] * r["n_in"])
