@@ -1,7 +1,7 @@
 """ADC calibration headroom (``[adc] calibration_headroom``): the calibrated full-scale
 current is the largest noise-free bit-line current on the calibration inputs times the
 headroom, on both backends; the default 1 leaves every result as it was (the kernel digests
-of tests/test_kernel_regression.py pin that)."""
+of tests/xbar/kernel/test_kernel_regression.py pin that)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """IR drop (issue 25): the array's wires and access transistors solved per read
 (:mod:`xbar.ir_drop`), checked against hand solves, closed forms and its own exact per-read
 solve; 0 ohm leaves the ideal read bit for bit (the kernel digests of
-tests/test_kernel_regression.py pin today's kernel). The ngspice comparison is
+tests/xbar/kernel/test_kernel_regression.py pin today's kernel). The ngspice comparison is
 tests/xbar/test_ir_drop_spice.py."""
 
 from __future__ import annotations

@@ -111,6 +111,7 @@ def test_parsed_options_are_the_defaults_with_the_fields_replaced() -> None:
     assert not any(method(n).options_type for n in DEFAULT_METHODS)
 
 
+@pytest.mark.slow  # 6-22 s on 2 cores (quick subset: -m "not slow")
 def test_a_valid_option_reaches_the_method(capsys: pytest.CaptureFixture[str]) -> None:
     """Spare rows are tested and programmed too: more read time and more write pulses."""
     def run(*options: str) -> dict:

@@ -137,6 +137,7 @@ def test_fresh_compensation_is_the_identity(digits) -> None:
         attach_compensation(chip, ["nope"])
 
 
+@pytest.mark.slow  # 6-22 s on 2 cores (quick subset: -m "not slow")
 def test_a_compensated_chip_is_not_saved_as_a_chip_file_it_cannot_load(digits, tmp_path) -> None:
     """Chip.load rebuilds the programmed network only: a chip with compensation layers used
     to be written, then refused on loading; now saving says why and writes nothing."""
@@ -150,6 +151,7 @@ def test_a_compensated_chip_is_not_saved_as_a_chip_file_it_cannot_load(digits, t
     assert not (tmp_path / "comp.h5").exists()
 
 
+@pytest.mark.slow  # 6-22 s on 2 cores (quick subset: -m "not slow")
 def test_compensation_trained_on_the_chip_recovers_accuracy(digits) -> None:
     ds, model, fp32 = digits
     chip = _chip(model, ds, 1.5)
@@ -175,6 +177,7 @@ def test_compensation_trained_on_the_chip_recovers_accuracy(digits) -> None:
     assert costs["adapt_s"] > 0 and costs["adapt_pj"] > 0 and costs["inference_pj"] > 0
 
 
+@pytest.mark.slow  # 6-22 s on 2 cores (quick subset: -m "not slow")
 def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
     from xbar.mapping.recovery.compare import CompareSettings, compare
     from xbar.mapping.recovery.techniques.sram import AdaptConfig
@@ -203,6 +206,7 @@ def test_methods_run_in_compare_and_refuse_bad_options(digits) -> None:
         CompensationConfig(layers=0)
 
 
+@pytest.mark.slow  # 6-22 s on 2 cores (quick subset: -m "not slow")
 def test_adc_search_over_level_counts(digits) -> None:
     ds, model, _ = digits
     config = ADCSearchConfig(chips=1, images=60, min_bits=6, max_drop=0.05, levels=(8.0, 4.0))
