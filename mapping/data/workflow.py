@@ -84,7 +84,7 @@ def check_output_width(model: nn.Module, dataset: Dataset, label: str,
 
     A network with another output count would be scored anyway (the argmax picks some
     output), silently wrong, and training against it fails inside the loss; this runs one
-    test image through it and names both counts.
+    training image through it and names both counts.
 
     Raises:
         ModelError: The output count differs from ``dataset.n_classes`` (or the model does
@@ -94,7 +94,9 @@ def check_output_width(model: nn.Module, dataset: Dataset, label: str,
 
     from xbar.mapping.data.train import check_logits, model_device
 
-    x = torch.as_tensor(dataset.x_test[:1], dtype=torch.float32)
+    # a training image: a shape check must not show the network a test image (the leakage
+    # test marks them)
+    x = torch.as_tensor(dataset.x_train[:1], dtype=torch.float32)
     was_training = model.training
     model.eval()
     try:
