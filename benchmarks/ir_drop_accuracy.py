@@ -17,7 +17,8 @@ docs/speed.md reports.
 
 Run single-threaded (NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1):
 
-    python benchmarks/ir_drop_accuracy.py [--images N] [--sizes 64 128 256 512]
+    python benchmarks/ir_drop_accuracy.py [--model NAME|FILE --dataset NAME] [--images N]
+        [--sizes 64 128 256 512]
         [--wires 0 0.6 1.8 6.4] [--access OHM] [--speed] [--out results/ir_drop_accuracy.json]
 """
 
@@ -70,12 +71,15 @@ def main() -> None:
     ap.add_argument("--speed", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="--speed: evaluations per chip")
     ap.add_argument("--data-dir")
+    ap.add_argument("--model", default="lenet5",
+                    help="zoo name or torch.save'd model file (default lenet5)")
+    ap.add_argument("--dataset", default="mnist", help="its data set (default mnist)")
     ap.add_argument("--out", default="results/ir_drop_accuracy.json")
     args = ap.parse_args()
     configure_threads()
     import torch
     torch.set_num_threads(1)
-    teacher = load_teacher("lenet5", "mnist", args.data_dir)
+    teacher = load_teacher(args.model, args.dataset, args.data_dir)
     data = teacher.dataset
     x, y = data.x_test[:args.images], data.y_test[:args.images]   # held-out images only
     device = resolve_device("charan2020-jxcdc")
@@ -108,7 +112,8 @@ def main() -> None:
         print(f"ratio with/without wires: evaluate {best[1.8] / best[0.0]:.2f}, program+"
               f"calibrate+evaluate {(program_s[1.8] + best[1.8]) / (program_s[0.0] + best[0.0]):.2f}")
     else:
-        print(f"LeNet-5, {len(x)} held-out MNIST test images, {device.name}, seed 0, access "
+        print(f"{teacher.label}, {len(x)} held-out {data.name} test images, {device.name}, "
+              f"seed 0, access "
               f"{args.access:g} ohm; teacher FP32 {100 * teacher.software_accuracy:.2f} %")
         print("| rows x cols | " + " | ".join(f"r = {r:g} ohm" for r in args.wires) + " |")
         print("|---|" + "---|" * len(args.wires))
