@@ -17,7 +17,7 @@ import pytest
 
 from xbar.mapping.data import mnist
 from xbar.mapping.data.base import Dataset, cache_dir
-from xbar.mapping.data.cifar import CIFAR10_CLASSES
+from xbar.mapping.data.cifar import CIFAR10_CLASSES, shuffled_test_order
 from xbar.mapping.data.datasets import DATASET_NAMES, load_dataset
 from xbar.mapping.data.mnist import parse_idx, read_idx
 
@@ -265,7 +265,9 @@ def test_cifar_jpeg_tar_and_its_cache(tmp_path: Path, isolated_cache: Path) -> N
     write_jpeg_tar(tar)
     ds = load_dataset("cifar10", data)
     assert ds.x_train.shape == (4, 3, 32, 32) and ds.x_test.shape == (2, 3, 32, 32)
-    assert ds.y_train.tolist() == [0, 0, 9, 9] and ds.y_test.tolist() == [0, 9]
+    # test images in the fixed shuffled order (sorted by class, then permuted)
+    assert ds.y_train.tolist() == [0, 0, 9, 9]
+    assert ds.y_test.tolist() == np.array([0, 9])[shuffled_test_order(2)].tolist()
     assert CIFAR10_CLASSES.index("truck") == 9
     mean_rgb = ds.x_train.mean(axis=(2, 3)) * 255
     np.testing.assert_allclose(mean_rgb[0], COLOURS["airplane"], atol=4)
@@ -291,3 +293,36 @@ def test_cifar_tar_with_wrong_image_size(tmp_path: Path) -> None:
 def test_missing_cifar_says_what_to_put_where(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="cifar-10-batches-py.*cifar10-jpeg.tar"):
         load_dataset("cifar10", tmp_path)
+
+
+def test_a_tars_test_images_come_shuffled_with_their_labels(tmp_path: Path,
+                                                             isolated_cache: Path) -> None:
+    """The folders give the test images sorted by class; the loader gives them in a fixed
+    shuffled order, so a prefix (--test-limit, a benchmark's first N images) holds every
+    class, not one: 3 classes x 20 test images, the first 15 hold all three; each image keeps
+    its label (its colour is its class's); the order is the same on every load."""
+    from PIL import Image
+
+    tar = tmp_path / "cifar10-jpeg.tar"
+    classes = ("truck", "airplane", "bird")
+    colours = {"truck": (200, 30, 30), "airplane": (30, 200, 30), "bird": (30, 30, 200)}
+    with tarfile.open(tar, "w") as t:
+        for split, n in (("test", 20), ("train", 1)):
+            for cls in classes:
+                for k in range(n):
+                    buf = io.BytesIO()
+                    Image.new("RGB", (32, 32), colours[cls]).save(buf, format="JPEG",
+                                                                   quality=95)
+                    info = tarfile.TarInfo(f"{split}/{cls}/{k:04d}.jpg")
+                    info.size = buf.tell()
+                    buf.seek(0)
+                    t.addfile(info, buf)
+    ds = load_dataset("cifar10", tmp_path)
+    assert len(set(ds.y_test[:15].tolist())) == 3
+    assert sorted(ds.y_test.tolist()) == sorted([CIFAR10_CLASSES.index(c) for c in classes
+                                                 for _ in range(20)])
+    mean = ds.x_test.mean(axis=(2, 3)) * 255
+    for img, label in zip(mean, ds.y_test):
+        np.testing.assert_allclose(img, colours[CIFAR10_CLASSES[label]], atol=4)
+    again = load_dataset("cifar10", tmp_path)
+    assert np.array_equal(again.y_test, ds.y_test) and np.array_equal(again.x_test, ds.x_test)
