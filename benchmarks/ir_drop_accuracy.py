@@ -74,6 +74,8 @@ def main() -> None:
     ap.add_argument("--model", default="lenet5",
                     help="zoo name or torch.save'd model file (default lenet5)")
     ap.add_argument("--dataset", default="mnist", help="its data set (default mnist)")
+    ap.add_argument("--device", default="charan2020-jxcdc",
+                    help="device preset or file (default charan2020-jxcdc)")
     ap.add_argument("--out", default="results/ir_drop_accuracy.json")
     args = ap.parse_args()
     configure_threads()
@@ -82,7 +84,7 @@ def main() -> None:
     teacher = load_teacher(args.model, args.dataset, args.data_dir)
     data = teacher.dataset
     x, y = data.x_test[:args.images], data.y_test[:args.images]   # held-out images only
-    device = resolve_device("charan2020-jxcdc")
+    device = resolve_device(args.device)
     rows = []
     if args.speed:
         run_one(teacher, device, x[:500], y[:500], 128, 0.0, args.access)   # warm-up, untimed
