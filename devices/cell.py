@@ -15,6 +15,8 @@ access transistor suppresses them).
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -298,6 +300,21 @@ class Device(CellProgramming):
         """True when written cells relax with time (a relaxation figure is nonzero)."""
         return bool(self.relax_mean_us_per_ln_t or self.relax_std_us_per_ln_t
                     or self.relax_std0_us)
+
+    def disturbed_by(self, reads_per_s: float) -> bool:
+        """True when reading every cell ``reads_per_s`` times a second moves it (read
+        disturb on, reads > 0). Raises ConfigError unless ``reads_per_s`` is a finite
+        number >= 0."""
+        rate = float(reads_per_s)
+        if not math.isfinite(rate) or rate < 0:
+            raise ConfigError(f"reads_per_s = {reads_per_s!r} is invalid; allowed: a finite "
+                              "number of reads per second >= 0")
+        return rate > 0 and self.read_disturb_rate > 0
+
+    def ages(self, reads_per_s: float = 0.0) -> bool:
+        """True when a programmed cell changes with time: it relaxes, or it is read
+        ``reads_per_s`` times a second and read disturb moves it."""
+        return self.disturbed_by(reads_per_s) or self.has_relaxation()
 
     def _zero_spread(self) -> bool:
         if self.variation in ("gaussian", "lognormal"):

@@ -35,7 +35,6 @@ HDF5 layout (``format = "xbar-sim chip"``, version 4, see ``chip_file.FORMAT_VER
 from __future__ import annotations
 
 import datetime as _dt
-import math
 from pathlib import Path
 from typing import Any, Callable
 
@@ -54,7 +53,7 @@ from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX
 from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
 from xbar.config import XbarConfig
 from xbar.layout import check_device_mapping
-from xbar.errors import ConfigError, FileFormatError, MissingFileError, ModelError
+from xbar.errors import FileFormatError, MissingFileError, ModelError
 
 ADC_CALIBRATION_VECTORS = 4096  # input vectors per layer used to set ADC ranges
 
@@ -158,11 +157,7 @@ class Chip:
         device without relaxation and without read disturb (or with no reads) leaves the chip
         bit for bit as it is. Returns the chip."""
         from xbar.devices.relaxation import relaxation_key
-        reads = float(reads_per_s) > 0 and self.device.read_disturb_rate > 0
-        if not (self.device.has_relaxation() or reads):
-            if not (math.isfinite(float(reads_per_s)) and float(reads_per_s) >= 0):
-                raise ConfigError(f"reads_per_s = {reads_per_s!r} is invalid; allowed: a "
-                                  "finite number of reads per second >= 0")
+        if not self.device.ages(reads_per_s):
             return self
         for k, layer in enumerate(self.layers):
             m = layer.matrix

@@ -10,7 +10,6 @@ the idle cell of each differential pair.
 
 from __future__ import annotations
 
-import math
 
 import contextlib
 from dataclasses import dataclass
@@ -141,12 +140,8 @@ class AnalogMatrix(CellWrites):
         (reads of every cell per second of inference, >= 0): read disturb on the same clock,
         ``reads_per_s x`` (age since the cell's last write) read pulses applied to the
         relaxed conductance. Without relaxation and read disturb (or reads), ``g_us`` stays."""
-        rate = float(reads_per_s)
-        if not math.isfinite(rate) or rate < 0:
-            raise ConfigError(f"reads_per_s = {reads_per_s!r} is invalid; allowed: a finite "
-                              "number of reads per second >= 0")
-        reads = rate > 0 and self.device.read_disturb_rate > 0
-        if not (self.device.has_relaxation() or reads):
+        reads = self.device.disturbed_by(reads_per_s)
+        if not (reads or self.device.has_relaxation()):
             return
         from xbar.devices.relaxation import CellClock
         if self.clock is None:
@@ -155,7 +150,8 @@ class AnalogMatrix(CellWrites):
         g = self.clock.at(self.device, t_s, self.stuck)
         if reads:
             from xbar.devices.read_disturb import disturbed
-            g = disturbed(self.device, g, rate * (self.clock.now_s - self.clock.written_s),
+            g = disturbed(self.device, g,
+                          float(reads_per_s) * (self.clock.now_s - self.clock.written_s),
                           self.stuck)
             self.clock.shown = g   # what the clock shows: not a rewrite at the next sync
         self.g_us = g

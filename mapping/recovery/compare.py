@@ -331,8 +331,7 @@ def _record(r: MethodResult, out: MethodOutcome, ctx: MethodContext) -> Chip:
                                            words).total_pj)
     r.backend = chip.backend
     age, reads = ctx.settings.age_s, ctx.settings.reads_per_s
-    disturbs = reads > 0 and chip.device.read_disturb_rate > 0
-    if age > 0 and (chip.device.has_relaxation() or disturbs):
+    if age > 0 and chip.device.ages(reads):
         # adapted at programming, then it ages; a copy: other methods start from this chip
         chip = copy.deepcopy(chip).age_to(age, reads)
     return chip

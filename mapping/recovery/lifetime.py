@@ -236,8 +236,7 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
     ``.time_s``, ``.energy_pj`` (means over chips), with per-chip detail)."""
     say = progress or (lambda _: None)
     dev = device.device
-    disturbs = settings.reads_per_s > 0 and dev.read_disturb_rate > 0
-    if not (dev.has_relaxation() or disturbs):
+    if not dev.ages(settings.reads_per_s):
         say(f"device {dev.name!r} does not relax and is not read-disturbed at "
             f"{settings.reads_per_s:g} reads/s: every age shows the programmed chip")
     xbar, s = hw.xbar, settings
@@ -280,13 +279,12 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
             given_up: list[np.ndarray] = []
             if name == "rvw":
                 chip = Chip.program(teacher, dev, xbar, seed, "column", "", shape)
-                counts0 = program_rvw(chip, loop, seed, stopping)
+                program_rvw(chip, loop, seed, stopping)   # the cells as R-V-W leaves them
                 chip.use_backend("cpu").calibrate(calib)
                 lo, hi = np.asarray(loop.window_lo_us), np.asarray(loop.window_hi_us)
                 given_up = [((lay.matrix.g_us < lo[lay.matrix.target_levels]) |
                              (lay.matrix.g_us > hi[lay.matrix.target_levels]))
                             for lay in chip.layers]
-                del counts0
             else:
                 chip = fresh(model)
                 if kind == "readapt":
