@@ -154,6 +154,23 @@ def add_device_arg(p: Any, default: str | None = None) -> None:
                         f"(default %(default)s{'' if default else ', for every command'})")
 
 
+def add_model_arg(p: Any, default: str | None = None, required: bool = False) -> None:
+    """``--model NAME|FILE``: a zoo model (every name of :data:`xbar.mapping.data.zoo.MODELS`,
+    listed in the help) or a whole module saved with ``torch.save``; without ``default`` the
+    zoo's :data:`~xbar.mapping.data.zoo.DEFAULT_MODEL` (``required`` for ``xbar latency``,
+    which has no default)."""
+    from xbar.mapping.data.zoo import DEFAULT_MODEL, MODELS
+
+    names = ", ".join(MODELS)
+    if required:
+        p.add_argument("--model", required=True, metavar="NAME|FILE",
+                       help=f"a zoo model ({names}) or a file holding a whole nn.Module saved "
+                            "with torch.save")
+        return
+    p.add_argument("--model", default=default or DEFAULT_MODEL, metavar="NAME|FILE",
+                   help=f"zoo model ({names}) or a torch.save'd module (default %(default)s)")
+
+
 def add_hw_arg(p: Any, default: str | None = None, implied: bool = True) -> None:
     """``--hw PRESET|FILE``: a hardware preset or TOML file, read by
     :func:`xbar.config.load_hardware` (every command that takes hardware takes both)."""

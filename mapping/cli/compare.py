@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg,
+from xbar.mapping.cli.common import (add_model_arg, add_backend_arg, add_deprecated, add_device_arg,
                                      add_hw_arg, add_option_arg, check_image_output,
                                      check_output, count_arg, dumps_json, hardware_spec,
                                      name_options, parse_methods, parse_options, seed_arg)
@@ -39,15 +39,12 @@ name the field (:func:`xbar.mapping.cli.common.with_flags`)."""
 
 
 def _add_common(p: argparse.ArgumentParser, demo: bool) -> None:
-    from xbar.mapping.data.zoo import DEFAULT_MODEL
     from xbar.mapping.recovery.compare import DEFAULT_METHODS, CompareSettings
     from xbar.mapping.recovery.registry import method_names
 
     s, d = CompareSettings(), DEMO if demo else {}
     kd, adapt = s.kd, s.adapt
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
-                   help="zoo model (lenet5, mlp, digits-cnn, vgg16) or a torch.save'd module "
-                        "(default %(default)s)")
+    add_model_arg(p)
     p.add_argument("--dataset", default=d.get("dataset"), metavar="NAME",
                    help="digits, mnist or cifar10 (default: "
                         + (d["dataset"] if demo else "the zoo model's own") + ")")

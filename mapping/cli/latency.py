@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xbar.errors import ConfigError, ModelError
-from xbar.mapping.cli.common import (add_hw_arg, check_image_output, check_output, count_arg,
+from xbar.mapping.cli.common import (add_model_arg, add_hw_arg, check_image_output, check_output, count_arg,
                                      dumps_json)
 
 if TYPE_CHECKING:
@@ -43,9 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "component), TOPS/W, power and chip area (docs/energy.md).",
         epilog="A model FILE is unpickled with torch.load(weights_only=False), which runs "
                "code from the file: only use files you trust.")
-    p.add_argument("--model", required=True, metavar="NAME|FILE",
-                   help="a zoo model name (lenet5, mlp, digits-cnn, vgg16) or a file holding a "
-                        "whole nn.Module saved with torch.save")
+    add_model_arg(p, required=True)
     p.add_argument("--input-shape", metavar="C,H,W",
                    help="input shape of one sample: 1 to 3 positive integers (required for a "
                         "model file; known for zoo models)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_device_arg, add_hw_arg, check_image_output,
+from xbar.mapping.cli.common import (add_model_arg, add_device_arg, add_hw_arg, check_image_output,
                                      check_output, count_arg, dumps_json, hardware_spec,
                                      parse_methods, seed_arg)
 
@@ -64,7 +64,6 @@ def add_reads_arg(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from xbar.mapping.data.zoo import DEFAULT_MODEL
     from xbar.mapping.recovery.lifetime import LIFETIME_METHODS, LifetimeSettings
     from xbar.mapping.recovery.techniques.kd import KDConfig
     from xbar.mapping.recovery.techniques.sram import AdaptConfig
@@ -80,8 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "stay within --tolerance of its accuracy at programming up to --horizon, "
                     "with their time and energy from the programming engine, the adaptation "
                     "model and the energy model.")
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
-                   help="zoo model or a torch.save'd module (default %(default)s)")
+    add_model_arg(p)
     p.add_argument("--dataset", metavar="NAME", help="default: the zoo model's own")
     p.add_argument("--data-dir", metavar="DIR", help="where the data set files are")
     add_device_arg(p)

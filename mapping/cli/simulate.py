@@ -6,7 +6,7 @@ import argparse
 import time
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_backend_arg, add_device_arg, add_hw_arg, check_output,
+from xbar.mapping.cli.common import (add_model_arg, add_backend_arg, add_device_arg, add_hw_arg, check_output,
                                      count_arg, dumps_json, hardware_spec, seed_arg)
 from xbar.mapping.cli.lifetime import add_age_arg
 
@@ -22,11 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "levels, programming variation, stuck-at faults, read noise, ADC).",
         epilog="A model FILE is a whole nn.Module saved with torch.save(model, FILE); loading "
                "it unpickles it, which runs code from the file: only use files you trust.")
-    from xbar.mapping.data.zoo import DEFAULT_MODEL
 
-    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
-                   help="zoo model (lenet5, mlp, digits-cnn, vgg16) or a torch.save'd module "
-                        "(default %(default)s)")
+    add_model_arg(p)
     p.add_argument("--dataset", metavar="NAME",
                    help="digits, mnist or cifar10 (default: the zoo model's own)")
     p.add_argument("--data-dir", metavar="DIR", help="where the data set files are "

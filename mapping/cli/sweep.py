@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg,
+from xbar.mapping.cli.common import (add_model_arg, add_backend_arg, add_deprecated, add_device_arg,
                                      add_hw_arg, add_option_arg, check_image_output,
                                      check_output, count_arg, dumps_json, hardware_spec,
                                      parse_methods, parse_options, seed_arg)
@@ -43,8 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print every sweepable parameter with its unit and allowed range")
     p.add_argument("--param", metavar="NAME", help="the parameter to sweep (--list-params)")
     p.add_argument("--values", metavar="V1,V2,...", help="comma-separated values")
-    p.add_argument("--model", default=SweepSpec.model, metavar="NAME|FILE",
-                   help="zoo model or a torch.save'd module (default %(default)s)")
+    add_model_arg(p, SweepSpec.model)
     p.add_argument("--dataset", metavar="NAME",
                    help="digits, mnist or cifar10 (default: the zoo model's own)")
     p.add_argument("--data-dir", metavar="DIR",
