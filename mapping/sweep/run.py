@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from xbar.devices import Device, DeviceFile, resolve_device_file
+from xbar.devices.presets import DEFAULT_DEVICE
+from xbar.mapping.data.zoo import DEFAULT_MODEL
 from xbar.mapping.recovery.techniques.sram import AdaptConfig
 from xbar.mapping.recovery.budget import check_budget
 from xbar.mapping.recovery.compare import CompareSettings
@@ -55,6 +57,11 @@ DEFAULT_METHODS = ("one-shot", "kd", "kd+rsa", "rvw")
 # the results arrays (and their copy in the file being written), its entry in the task list
 # and its submitted task (future and arguments), rounded up.
 _BYTES_PER_POINT = 1200
+
+
+SWEEP_KD_EPOCHS = 10
+"""KD epochs of a sweep point by default: a third of ``xbar compare``'s 30, since a sweep
+distils a student at every point of the grid."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,9 @@ class SweepSpec:
         sram_ratio: SRAM fraction of RSA/OSA (when not the swept parameter).
         steps: Adaptation steps of RSA/OSA/bias-only.
         batch: Adaptation batch size.
-        kd_epochs: Distillation epochs.
+        kd_epochs: Distillation epochs (default :data:`SWEEP_KD_EPOCHS`, fewer than
+            ``xbar compare``'s :attr:`KDConfig.epochs
+            <xbar.mapping.recovery.techniques.kd.KDConfig>`: a sweep distils at every point).
         test_limit: Evaluate on the first N test images only (None: all).
         options: Plug-in methods' settings by method name, as
             :attr:`CompareSettings.options <xbar.mapping.recovery.compare.CompareSettings>`
@@ -94,19 +103,19 @@ class SweepSpec:
 
     param: str
     values: str | tuple[Any, ...]
-    model: str = "digits-cnn"
+    model: str = DEFAULT_MODEL
     dataset: str | None = None
     data_dir: str | None = None
-    device: str | Device | DeviceFile = "charan2020-jxcdc"
+    device: str | Device | DeviceFile = DEFAULT_DEVICE
     hw: str | None = None
     methods: tuple[str, ...] = DEFAULT_METHODS
-    chips: int = 3
+    chips: int = CompareSettings.chips
     seed: int = 0
     teacher_seed: int = 0
-    sram_ratio: float = 0.05
-    steps: int = 200
-    batch: int = 32
-    kd_epochs: int = 10
+    sram_ratio: float = CompareSettings.sram_ratio
+    steps: int = AdaptConfig.steps
+    batch: int = AdaptConfig.batch_size
+    kd_epochs: int = SWEEP_KD_EPOCHS
     test_limit: int | None = None
     options: dict[str, Any] = field(default_factory=dict, compare=False)
     backend: str = "cpu"
@@ -333,5 +342,5 @@ def format_summary(run: SweepRun) -> str:
     return "\n".join(rows)
 
 
-__all__ = ["DEFAULT_METHODS", "SweepPlan", "SweepRun", "SweepSpec", "format_summary",
+__all__ = ["DEFAULT_METHODS", "SWEEP_KD_EPOCHS", "SweepPlan", "SweepRun", "SweepSpec", "format_summary",
            "plan_sweep", "run_sweep"]
