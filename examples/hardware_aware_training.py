@@ -1,7 +1,7 @@
 """Hardware-aware training in your own PyTorch loop, then programming the result onto chips.
 
 What it shows: a small CNN trained as usual on scikit-learn's 8x8 digits (bundled, offline);
-a copy fine-tuned through ``xbar.analog_model``, an ``nn.Module`` whose every Conv2d/Linear
+a copy fine-tuned through ``xbar.to_analog``, an ``nn.Module`` whose every Conv2d/Linear
 returns what a programmed chip computes (DAC, 8-level cells with programming variation and
 stuck-at faults, read noise, ADC) while the gradient is the float layer's (straight-through;
 the estimator is documented in ``xbar.mapping.trainable``); the same optimiser loop as plain
@@ -87,7 +87,7 @@ def main() -> None:
     # Hardware-aware fine-tuning: the same loop, on the analog model. Each training pass
     # programs a fresh chip (program_every=1) from the current weights, so the network
     # learns to tolerate any chip's errors, not one chip's.
-    analog = xbar.analog_model(plain, device, calibration=data.x_train[:256], seed=7,
+    analog = xbar.to_analog(plain, device, calibration=data.x_train[:256], seed=7,
                                program_every=1, chip_draws="fresh")
     train(analog, x, y, args.hwa_epochs, 3e-4, seed=1)
     tuned = analog.model   # BatchNorm folded, float weights: programs like any network

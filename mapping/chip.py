@@ -50,7 +50,7 @@ from xbar.mapping.cells import chip_cells
 from xbar.mapping.chip_file import (ANALOG_STATE, FORMAT, FORMAT_VERSION, MATRIX_ARRAYS,
                                     check_layer_groups, load_digital, open_chip_file,
                                     read_header, read_row_perm, restore_layer)
-from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, to_analog
+from xbar.mapping.convert import analog_layers, fold_batchnorm, mapped_layers, program_layers
 from xbar.config import XbarConfig
 from xbar.layout import check_device_mapping
 from xbar.errors import FileFormatError, MissingFileError, ModelError
@@ -98,7 +98,7 @@ class Chip:
         if n == 0:
             raise FileFormatError("the model has no Linear or Conv2d layer to map onto crossbars")
         rngs = np.random.default_rng(np.random.SeedSequence([seed, 0])).spawn(n)
-        module = to_analog(folded, device, config, rngs, scale)
+        module = program_layers(folded, device, config, rngs, scale)
         return cls(module, device, config, seed, scale, model_source, input_shape)
 
     @property

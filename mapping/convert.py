@@ -138,8 +138,8 @@ def mapped_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
 
 
-def to_analog(model: nn.Module, device: Device, config: XbarConfig,
-              rngs: Iterable[np.random.Generator], scale: str = "column") -> nn.Module:
+def program_layers(model: nn.Module, device: Device, config: XbarConfig,
+                   rngs: Iterable[np.random.Generator], scale: str = "column") -> nn.Module:
     """Replace every Linear/Conv2d of a (folded) model by a programmed analog layer.
 
     ``rngs`` gives one generator per mapped layer, in :func:`mapped_layers` order. A masked

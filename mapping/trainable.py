@@ -144,7 +144,9 @@ class AnalogModel(nn.Module):
         return self.model(x)
 
 
-def analog_model(model: nn.Module, device: Device, hw: HardwareConfig | XbarConfig | None = None,
-                 calibration: Any = None, **options: Any) -> AnalogModel:
-    """:class:`AnalogModel` (``options``: seed, program_every, chip_draws, scale)."""
+def to_analog(model: nn.Module, device: Device, hw: HardwareConfig | XbarConfig | None = None,
+              calibration: Any = None, **options: Any) -> AnalogModel:
+    """``model`` as a trainable :class:`AnalogModel` on ``device`` and ``hw`` (``options``:
+    seed, program_every, chip_draws, scale); the counterpart of aihwkit's
+    ``convert_to_analog``. ``xbar.analog_model`` is the same function (its earlier name)."""
     return AnalogModel(model, device, hw, calibration, **options)

@@ -45,8 +45,8 @@ _PUBLIC: dict[str, str] = {
     # analog model
     "AnalogMatrix": "xbar.analog", "weight_layout": "xbar.layout",
     # networks onto chips
-    "to_analog": "xbar.mapping.convert", "fold_batchnorm": "xbar.mapping.convert",
-    "AnalogModel": "xbar.mapping.trainable", "analog_model": "xbar.mapping.trainable",
+    "fold_batchnorm": "xbar.mapping.convert", "AnalogModel": "xbar.mapping.trainable",
+    "to_analog": "xbar.mapping.trainable", "analog_model": "xbar.mapping.trainable",
     "Chip": "xbar.mapping.chip", "layer_specs": "xbar.mapping.geometry",
     "load_dataset": "xbar.mapping.data.datasets", "build_model": "xbar.mapping.data.zoo",
     "train_model": "xbar.mapping.data.train", "evaluate": "xbar.mapping.data.train",
@@ -71,7 +71,7 @@ _PUBLIC: dict[str, str] = {
     "adaptation_energy": "xbar.timing.energy", "sram_area_fraction": "xbar.timing.area",
     "conductance_sums": "xbar.timing.energy",
 }
-_RENAMED = {"simulate_latency": "simulate"}
+_RENAMED = {"simulate_latency": "simulate", "analog_model": "to_analog"}
 
 __all__ = sorted(_PUBLIC)
 

@@ -7,10 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-from xbar.mapping.cli.common import (add_model_arg, add_backend_arg, add_deprecated, add_device_arg,
-                                     add_hw_arg, add_option_arg, check_image_output,
-                                     check_output, count_arg, dumps_json, hardware_spec,
-                                     name_options, parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg, add_hw_arg,
+                                     add_model_arg, check_image_output, check_output, count_arg,
+                                     dumps_json, hardware_spec, name_options, parse_methods,
+                                     seed_arg)
+from xbar.mapping.cli.options import add_option_arg, parse_options
 from xbar.mapping.cli.lifetime import add_age_arg
 
 COMMANDS = {"compare": "compare recovery methods: accuracy and time",

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xbar.errors import ConfigError, ModelError
-from xbar.mapping.cli.common import (add_model_arg, add_hw_arg, check_image_output, check_output, count_arg,
-                                     dumps_json)
+from xbar.mapping.cli.common import (add_hw_arg, add_model_arg, check_image_output, check_output,
+                                     count_arg, dumps_json)
 
 if TYPE_CHECKING:
     from xbar.config import TimingConfig, XbarConfig

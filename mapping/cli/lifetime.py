@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_model_arg, add_device_arg, add_hw_arg, check_image_output,
+from xbar.mapping.cli.common import (add_device_arg, add_hw_arg, add_model_arg, check_image_output,
                                      check_output, count_arg, dumps_json, hardware_spec,
                                      parse_methods, seed_arg)
 

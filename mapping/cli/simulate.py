@@ -6,8 +6,8 @@ import argparse
 import time
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_model_arg, add_backend_arg, add_device_arg, add_hw_arg, check_output,
-                                     count_arg, dumps_json, hardware_spec, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_device_arg, add_hw_arg, add_model_arg,
+                                     check_output, count_arg, dumps_json, hardware_spec, seed_arg)
 from xbar.mapping.cli.lifetime import add_age_arg
 
 COMMANDS = {"simulate": "accuracy of a network mapped onto RRAM crossbars"}

@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import (add_model_arg, add_backend_arg, add_deprecated, add_device_arg,
-                                     add_hw_arg, add_option_arg, check_image_output,
-                                     check_output, count_arg, dumps_json, hardware_spec,
-                                     parse_methods, parse_options, seed_arg)
+from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg, add_hw_arg,
+                                     add_model_arg, check_image_output, check_output, count_arg,
+                                     dumps_json, hardware_spec, parse_methods, seed_arg)
+from xbar.mapping.cli.options import add_option_arg, parse_options
 from xbar.mapping.cli.compare import FLAGS as COMPARE_FLAGS
 
 COMMANDS = {"sweep": "sweep one device/array parameter against the recovery methods"}

@@ -98,8 +98,9 @@ def test_training_through_the_chip_in_a_plain_loop_learns_and_programs():
     data = xbar.load_dataset("digits")
     torch.manual_seed(0)
     untrained = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
-    am = xbar.analog_model(untrained, NOISY, calibration=data.x_train[:200], seed=1,
-                           program_every=4)
+    am = xbar.to_analog(untrained, NOISY, xbar.HardwareConfig(),
+                        calibration=data.x_train[:200], seed=1, program_every=4)
+    assert xbar.analog_model is xbar.to_analog   # the earlier name, one function
     x, y = torch.as_tensor(data.x_train), torch.as_tensor(data.y_train)
     opt = torch.optim.Adam(am.parameters(), lr=3e-3)
     am.train()

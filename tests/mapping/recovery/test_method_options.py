@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from xbar.errors import ConfigError
-from xbar.mapping.cli.common import option_fields, parse_options
+from xbar.mapping.cli.options import option_fields, parse_options
 from xbar.mapping.cli.main import main
 from xbar.mapping.recovery.compare import DEFAULT_METHODS
 from xbar.mapping.recovery.lv2024 import ChipFTConfig, IOKDConfig, VATConfig
