@@ -116,7 +116,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_reads_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--out", metavar="FILE.h5",
-                   help="write the results (and a -accuracy.png plot beside it) atomically")
+                   help="write the results (and a -accuracy.png plot beside it) atomically; "
+                        "progress is kept in FILE.h5.partial/ meanwhile, and a rerun with the "
+                        "same inputs resumes from it")
     p.set_defaults(func=run, flags={"LifetimeSettings.tolerance": "--tolerance",
                                     "LifetimeSettings.chips": "--chips",
                                     "LifetimeSettings.horizon_s": "--horizon",
@@ -134,7 +136,7 @@ def save_lifetime(path: str | Path, result: dict[str, Any]) -> list[Path]:
     import numpy as np
 
     from xbar.files import stamp_hdf5, write_with_pngs
-    from xbar.mapping.recovery.lifetime import plot_png
+    from xbar.mapping.recovery.lifetime_plot import plot_png
 
     def write(tmp: str) -> None:
         with h5py.File(tmp, "w") as f:
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     from xbar.devices import resolve_device_file
     from xbar.mapping.data.workflow import load_teacher
     from xbar.mapping.recovery.lifetime import LIFETIME_METHODS, LifetimeSettings, lifetime
+    from xbar.mapping.recovery.lifetime_resume import LifetimeProgress, lifetime_fingerprint
     from xbar.mapping.recovery.techniques.kd import kd_config
     from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
@@ -181,13 +184,25 @@ def run(args: argparse.Namespace) -> int:
     args.hw, hw_label = hardware_spec(args.device, args.hw)
     hw = load_hardware(args.hw)
     teacher = load_teacher(args.model, args.dataset, args.data_dir, 0)
+    resume = None
+    if args.out:   # progress kept beside the results file: a rerun resumes
+        n_test = settings.test_limit or len(teacher.dataset.y_test)
+        resume = LifetimeProgress.beside(args.out, lifetime_fingerprint(
+            teacher.model, teacher.dataset, device_file, hw, settings, n_test))
+        if resume.units or (resume.folder / "student.pt").is_file():
+            print(f"resuming from {resume.folder}: {len(resume.units)} of "
+                  f"{settings.chips * len(settings.methods)} (chip, method) runs done",
+                  file=sys.stderr)
     tty = sys.stderr.isatty() and not args.json
     start = time.perf_counter()
     result = lifetime(teacher.model, teacher.dataset, device_file, hw, settings,
-                      progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
+                      progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None,
+                      resume=resume)
     result.update(model=teacher.label, dataset=teacher.dataset.name, hardware_preset=hw_label,
                   wall_s=time.perf_counter() - start)
     pngs = save_lifetime(args.out, result) if args.out else []
+    if resume is not None:
+        resume.remove()
     if args.json:
         print(dumps_json(result))
         return 0

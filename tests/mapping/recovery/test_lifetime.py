@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from xbar.mapping.recovery.lifetime import (LifetimeSettings, check_times, lifetime,
-                                            refresh_schedule)
+from xbar.mapping.recovery.lifetime import LifetimeSettings, lifetime
+from xbar.mapping.recovery.lifetime_chip import check_times, refresh_schedule
 
 
 def test_check_times_are_log_spaced_and_end_at_the_horizon() -> None:
