@@ -117,7 +117,10 @@ class KDConfig:
     Attributes:
         epochs: Passes over the training images (an integer >= 1).
         batch_size: Images per step (an integer >= 1).
-        learning_rate: Adam's initial rate, cosine-decayed to 0 over all steps (> 0).
+        learning_rate: Adam's initial rate, cosine-decayed to 0 over all steps (> 0). The
+            default 5e-3 suits the digits and MNIST networks; it drives a deep BN-folded
+            student (``resnet18-narrow`` on CIFAR-10) to chance, where 1e-3 works
+            (docs/layers.md, ``benchmarks/kd_recipe.py``).
         temperature: Softening temperature T of the distillation term (> 0; work 1 uses 2).
         alpha: Weight of the distillation term, in [0, 1]; 1 - alpha goes to the labels.
         noise_warmup: Fraction of the training steps, in [0, 1), over which the device noise
