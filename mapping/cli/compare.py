@@ -60,6 +60,9 @@ def _add_common(p: argparse.ArgumentParser, demo: bool) -> None:
                    help="chip instances (default %(default)s)")
     p.add_argument("--seed", type=seed_arg, default=s.seed,
                    help="chip c has seed SEED + c (0 to 2**32 - 1; default %(default)s)")
+    p.add_argument("--test-limit", type=count_arg, metavar="N",
+                   help="evaluate on the first N test images only (default: all; CIFAR-10's "
+                        "test order is a fixed shuffle, never sorted by class)")
     p.add_argument("--steps", type=count_arg, default=adapt.steps, metavar="N",
                    help="adaptation steps (default %(default)s)")
     p.add_argument("--adapt-batch", type=count_arg, default=adapt.batch_size, metavar="N",
@@ -147,19 +150,20 @@ def run(args: argparse.Namespace) -> int:
     hw = load_hardware(args.hw)
     xbar, timing, programming, adaptation = hw.xbar, hw.timing, hw.programming, hw.adaptation
     teacher = load_teacher(args.model, args.dataset, args.data_dir, 0, backend=backend)
+    dataset = teacher.dataset.first_test(args.test_limit)
     start = time.perf_counter()
     tty = sys.stderr.isatty() and not args.json
-    result = compare(teacher.model, teacher.dataset, device_file, hw, settings,
+    result = compare(teacher.model, dataset, device_file, hw, settings,
                      progress=(lambda s: print(f"  {s}", file=sys.stderr)) if tty else None)
-    result.update(model=teacher.label, dataset=teacher.dataset.name,
-                  dataset_note=teacher.dataset.note, device=device.name,
+    result.update(model=teacher.label, dataset=dataset.name, dataset_note=dataset.note,
+                  n_test=len(dataset.y_test), device=device.name,
                   hardware_preset=hw_label, options=options_json(options),
                   wall_s=time.perf_counter() - start)
     config = {"device": device.to_dict(), "hardware": xbar.to_dict(),
               "timing": timing.to_dict(), "programming": programming.to_dict(),
               "adaptation": adaptation.to_dict(), "energy": hw.energy.to_dict(),
               "area": hw.area.to_dict(), "settings": result["settings"],
-              "model": teacher.label, "dataset": teacher.dataset.name,
+              "model": teacher.label, "dataset": dataset.name, "n_test": len(dataset.y_test),
               "options": result["options"]}
     result["story"] = story(result)
     pngs = save_compare(args.out, result, config) if args.out else []
@@ -167,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
         print(dumps_json({**result, "time_s": {m: v["time_s"] for m, v in
                                                result["methods"].items()}}))
         return 0
-    print(f"{teacher.label} on {teacher.dataset.summary()}")
+    print(f"{teacher.label} on {dataset.summary()}")
     print(f"device {device.name}: {device.summary()}; {xbar.array.weight_mapping} mapping "
           f"(hardware {hw_label}); backend {backend}")
     on_cpu = [m for m, v in result["methods"].items() if m != "software" and

@@ -162,7 +162,6 @@ def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[An
     """The teacher and data set in this process, loaded once per sweep configuration."""
     import torch
 
-    from xbar.mapping.data.base import Dataset
     from xbar.mapping.data.datasets import load_dataset
 
     teacher = teacher if teacher is not None else _INSTALLED.get("teacher")
@@ -178,10 +177,7 @@ def _worker_state(ctx: SweepContext, teacher: TeacherPayload | None) -> tuple[An
                              f"(fingerprint {ds.fingerprint}, expected "
                              f"{ctx.dataset_fingerprint}): give every worker the same files "
                              "(SweepSpec.data_dir, or XBAR_DATA on the worker)")
-        if ctx.test_limit is not None and ctx.test_limit < len(ds.y_test):
-            n = ctx.test_limit
-            ds = Dataset(ds.name, ds.x_train, ds.y_train, ds.x_test[:n], ds.y_test[:n],
-                         ds.input_shape, ds.n_classes, f"{ds.note} First {n} test images.")
+        ds = ds.first_test(ctx.test_limit)
         _STATE.clear()  # one sweep's state per process
         _STATE[key] = (model.eval(), ds)
     return _STATE[key]

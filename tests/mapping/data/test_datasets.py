@@ -326,3 +326,30 @@ def test_a_tars_test_images_come_shuffled_with_their_labels(tmp_path: Path,
         np.testing.assert_allclose(img, colours[CIFAR10_CLASSES[label]], atol=4)
     again = load_dataset("cifar10", tmp_path)
     assert np.array_equal(again.y_test, ds.y_test) and np.array_equal(again.x_test, ds.x_test)
+
+
+def test_first_test_keeps_the_order_and_says_so() -> None:
+    from xbar.errors import DataError
+    from xbar.mapping.data.datasets import load_dataset
+
+    data = load_dataset("digits")
+    first = data.first_test(50)
+    assert len(first.y_test) == 50 and first.note.endswith("First 50 test images.")
+    assert (first.y_test == data.y_test[:50]).all() and first.x_train is data.x_train
+    assert data.first_test(None) is data and data.first_test(10**6) is data
+    with pytest.raises(DataError, match=r"first_test\(n=0\) is invalid"):
+        data.first_test(0)
+
+
+def test_compare_test_limit_evaluates_that_many_images(capsys) -> None:
+    import json
+
+    from xbar.mapping.cli.main import main
+
+    assert main(["compare", "--model", "digits-cnn", "--dataset", "digits", "--methods",
+                 "software,one-shot", "--chips", "1", "--test-limit", "40", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_test"] == 40 and out["dataset_note"].endswith("First 40 test images.")
+    for m in ("software", "one-shot"):   # a whole number of the 40 images
+        right = out["methods"][m]["accuracy"] * 40
+        assert abs(right - round(right)) < 1e-9
