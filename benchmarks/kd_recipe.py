@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 
 from xbar.config import load_hardware  # noqa: E402
 from xbar.devices import resolve_device_file  # noqa: E402
+from xbar.devices.presets import implied_hardware  # noqa: E402
 from xbar.mapping.data.workflow import load_teacher  # noqa: E402
 from xbar.mapping.recovery.techniques.kd import KDConfig, distill  # noqa: E402
 
@@ -53,7 +54,7 @@ def main() -> None:
                               x_test=data.x_test[:args.test_images],
                               y_test=data.y_test[:args.test_images])
     device = resolve_device_file(args.device).device
-    xbar = load_hardware(None).xbar
+    xbar = load_hardware(implied_hardware(device)).xbar   # the hardware compare would use
     for lr in args.lr:
         for clip in args.clip:
             kd = KDConfig(epochs=args.epochs, learning_rate=lr, weight_clip=clip or None)

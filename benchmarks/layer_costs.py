@@ -94,7 +94,10 @@ def network(name: str) -> None:
                if isinstance(m, nn.Conv2d) and m.groups > 1}
     total = energy.total_pj
     saved = 0.0
-    print(f"{name}: {total / 1e6:.1f} uJ per inference")
+    weights = sum(p.numel() for n, p in model.named_parameters()
+                  if n.endswith("weight") and p.dim() > 1)
+    print(f"{name}: {weights:,} weights (PyTorch), {energy.macs:,} MACs on the arrays per "
+          f"inference (zero blocks included), {total / 1e6:.1f} uJ per inference")
     print("| layer | groups | energy | of which ADC | conversions per vector (model) "
           "| weighted columns only | ADC energy then |")
     print("|---|---:|---:|---:|---:|---:|---:|")

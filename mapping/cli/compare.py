@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from xbar.errors import ConfigError
 from xbar.mapping.cli.common import (add_backend_arg, add_deprecated, add_device_arg, add_hw_arg,
                                      add_model_arg, check_image_output, check_output, count_arg,
                                      dumps_json, hardware_spec, name_options, parse_methods,
@@ -128,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
     from xbar.mapping.recovery.techniques.sram import AdaptConfig
 
     backend = resolve_backend(args.backend)  # before any work: cuda without a GPU fails here
+    if args.test_limit is not None and args.test_limit < 1:
+        raise ConfigError(f"--test-limit = {args.test_limit} is invalid; allowed: >= 1")
     methods = parse_methods(args.methods, method_names())
     options = parse_options(args.option, methods)
     if args.out:

@@ -189,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         n_test = settings.test_limit or len(teacher.dataset.y_test)
         resume = LifetimeProgress.beside(args.out, lifetime_fingerprint(
             teacher.model, teacher.dataset, device_file, hw, settings, n_test))
-        if resume.units or (resume.folder / "student.pt").is_file():
+        if resume.started:
             print(f"resuming from {resume.folder}: {len(resume.units)} of "
                   f"{settings.chips * len(settings.methods)} (chip, method) runs done",
                   file=sys.stderr)

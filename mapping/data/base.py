@@ -82,10 +82,12 @@ class Dataset:
         """This data set with only its first ``n`` test images (all for None or n >= their
         count); the note says so. The test order is the data set's own: MNIST's official
         file order, CIFAR-10's fixed shuffle (never sorted by class)."""
-        if n is None or n >= len(self.y_test):
+        if n is None:
             return self
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise DataError(f"first_test(n={n!r}) is invalid; allowed: an integer >= 1")
+        if n >= len(self.y_test):
+            return self
         return Dataset(self.name, self.x_train, self.y_train, self.x_test[:n], self.y_test[:n],
                        self.input_shape, self.n_classes, f"{self.note} First {n} test images.")
 

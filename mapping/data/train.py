@@ -94,8 +94,8 @@ training images: about a minute on one CPU thread, 99.19 % FP32 test accuracy wi
 lstm-rows and transformer-patches train in about 3 minutes each on one loaded core (97.60 %
 and 91.62 % FP32 test accuracy with seed 0);
 resnet18-narrow's 10 epochs took 455 s on 2 quiet cores (76.68 %), mobilenetv2-narrow's 4,835 s
-on 2 cores that other jobs shared for about half of it (75.00 %; one training step of it costs
-3.6x ResNet's on one thread): a GPU makes either minutes."""
+on 2 cores that other jobs shared for about half of it (75.00 %): a GPU makes either
+minutes."""
 
 
 @dataclass(frozen=True)

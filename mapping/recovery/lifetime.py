@@ -135,11 +135,7 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
         else:
             say(f"the device-aware student distilled by an earlier run ({resume.folder})")
     offsets = check_times(s.ages_s[0], s.horizon_s, s.checks_per_decade)
-    per: dict[str, dict[str, list[Any]]] = {
-        m: {k: [] for k in ("accuracy", "accuracy_refreshed", "at_programming", "refreshes",
-                            "time_s", "energy_pj", "times_s", "checks", "held", "complete",
-                            "extrapolated", "refresh_s", "refresh_pj", "age_refresh_s",
-                            "age_refresh_pj")} for m in s.methods}
+    per: dict[str, dict[str, list[Any]]] = {m: {} for m in s.methods}   # keys: chip_life's
 
     run = ChipLife(teacher, student, dataset, dev, hw, s, specs, shape, loop, stopping,
                x_test, y_test, t_one, e_one, offsets, say)
@@ -154,10 +150,11 @@ def lifetime(teacher: nn.Module, dataset: Dataset, device: DeviceFile, hw: Hardw
             else:
                 say(f"chip {c + 1}/{s.chips}: {name} finished by an earlier run")
             for k, v in unit.items():
+                rows = per[name].setdefault(k, [])
                 if k in ("refresh_s", "refresh_pj"):   # one entry per refresh
-                    per[name][k].extend(v)
+                    rows.extend(v)
                 else:
-                    per[name][k].append(v)
+                    rows.append(v)
 
     def mean(rows: list[Any]) -> list[float]:
         return [float(v) for v in np.mean(np.asarray(rows, dtype=float), axis=0)]

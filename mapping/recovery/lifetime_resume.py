@@ -99,6 +99,11 @@ class LifetimeProgress:
         out = Path(out)
         return cls(out.with_name(out.name + ".partial"), fingerprint)
 
+    @property
+    def started(self) -> bool:
+        """Whether an earlier run left anything to resume from (a unit or the student)."""
+        return bool(self.units) or (self.folder / "student.pt").is_file()
+
     def unit(self, key: str) -> dict[str, Any] | None:
         """A finished unit's values, or None."""
         return self.units.get(key)
